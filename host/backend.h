@@ -1,0 +1,42 @@
+/* backend.h — the table of ops every backend implements (DESIGN §5). The CPU backend
+ * (host/cpu/backend_cpu.c) is the reference; the CUDA backend (cuda/) implements the same
+ * set. Handles are opaque; a backend's state is made by create and freed by destroy. */
+#ifndef AM_BACKEND_H
+#define AM_BACKEND_H
+
+#include "attnmap.h"
+#include "cpu/agreement.h"
+#include "cpu/example_pass.h"
+
+typedef struct am_backend {
+  const char *name;
+  /* spec: what the user asked for ("cpu", "cuda", "cuda:1", "cuda:all"). Fills
+   * ctx->device_name. AM_STATUS_NO_DEVICE when the backend has no device here. */
+  am_status (*create)(am_ctx_t *ctx, const char *spec, void **state);
+  void (*destroy)(void *state);
+
+  /* The fused pass over a batch of examples: out[e] receives example e's outputs.
+   * On bad input: AM_STATUS_BAD_INPUT, *fault and *fault_example say where (the lowest
+   * failing example index, so that the report does not depend on thread timing). */
+  am_status (*example_pass)(void *state, const am_example_t *ex, int nex,
+                            const am_pass_options_t *opt, am_pass_output_t *out,
+                            am_fault_t *fault, int *fault_example);
+
+  /* Agreement of npairs vector pairs: pair p compares x[p] and y[p] of length m[p];
+   * out: [npairs, AM_METRIC_COUNT]. */
+  am_status (*agreement)(void *state, const float *const *x, const float *const *y,
+                         const int *m, int npairs, int k, double *out);
+} am_backend_t;
+
+extern const am_backend_t am_backend_cpu;
+#ifdef ATTNMAP_HAVE_CUDA
+extern const am_backend_t am_backend_cuda;
+#endif
+
+/* Chooses and creates the backend named by spec ("cpu", "cuda[:N|:all]", "auto"). */
+am_status am_backend_select(am_ctx_t *ctx, const char *spec);
+
+/* Online processors. */
+int am_cpu_core_count(void);
+
+#endif

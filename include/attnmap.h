@@ -1,0 +1,261 @@
+/* attnmap.h — the public API of attnmap, the only header a user includes.
+ *
+ * attnmap reads attention matrices, attention gradients and token saliency dumped from
+ * a transformer over a whole evaluation set, computes rollout, gradient-weighted rollout,
+ * per-head statistics, head importance and attention-vs-gradient agreement, and writes a
+ * run folder (examples.safetensors + summary.json). See docs/ and DESIGN.md.
+ *
+ * Ownership: an object made by am_X_create / am_X_open is freed by am_X_destroy /
+ * am_X_close, and destroy(NULL) does nothing. Pointers returned by accessors are borrowed:
+ * they stay valid until the owning object is closed. On failure, output parameters are
+ * set to NULL and the context keeps a one-line message (am_last_error).
+ * The library never prints and never exits. */
+#ifndef ATTNMAP_H
+#define ATTNMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AM_VERSION_MAJOR 0
+#define AM_VERSION_MINOR 1
+#define AM_VERSION_PATCH 0
+#define AM_VERSION_STRING "0.1.0"
+
+/* The library's version string, e.g. "0.1.0" (static). */
+const char *am_version(void);
+
+/* ---- status codes: one list, fixed numbers ------------------------------------- */
+#define AM_STATUS_LIST(X)                                                      \
+  X(OK, 0, "ok")                                                               \
+  X(INVALID_ARGUMENT, 1, "invalid argument")                                   \
+  X(BAD_INPUT, 2, "bad input")                                                 \
+  X(IO, 3, "input/output error")                                               \
+  X(OUT_OF_MEMORY, 4, "out of memory")                                         \
+  X(NO_DEVICE, 5, "no CUDA device")                                            \
+  X(DEVICE, 6, "device error")                                                 \
+  X(UNSUPPORTED, 7, "unsupported")                                             \
+  X(INTERNAL, 8, "internal error")
+
+typedef enum am_status {
+#define AM_STATUS_ENUM_(name, value, text) AM_STATUS_##name = value,
+  AM_STATUS_LIST(AM_STATUS_ENUM_)
+#undef AM_STATUS_ENUM_
+} am_status;
+
+/* Static name of a status ("bad input"); "unknown status" for other values. */
+const char *am_status_str(am_status status);
+
+/* ---- element types: names as safetensors spells them --------------------------- */
+#define AM_DTYPE_LIST(X)                                                       \
+  X(F32, 0, "F32", 4)                                                          \
+  X(F16, 1, "F16", 2)                                                          \
+  X(BF16, 2, "BF16", 2)                                                        \
+  X(F64, 3, "F64", 8)                                                          \
+  X(I8, 4, "I8", 1)                                                            \
+  X(I16, 5, "I16", 2)                                                          \
+  X(I32, 6, "I32", 4)                                                          \
+  X(I64, 7, "I64", 8)                                                          \
+  X(U8, 8, "U8", 1)                                                            \
+  X(U16, 9, "U16", 2)                                                          \
+  X(U32, 10, "U32", 4)                                                         \
+  X(U64, 11, "U64", 8)                                                         \
+  X(BOOL, 12, "BOOL", 1)                                                       \
+  X(F8_E4M3, 13, "F8_E4M3", 1)                                                 \
+  X(F8_E5M2, 14, "F8_E5M2", 1)
+
+typedef enum am_dtype {
+#define AM_DTYPE_ENUM_(name, value, text, size) AM_DTYPE_##name = value,
+  AM_DTYPE_LIST(AM_DTYPE_ENUM_)
+#undef AM_DTYPE_ENUM_
+      AM_DTYPE_COUNT
+} am_dtype;
+
+const char *am_dtype_name(am_dtype dtype); /* "F16"; NULL when unknown */
+size_t am_dtype_size(am_dtype dtype);      /* bytes per element; 0 when unknown */
+
+#define AM_MAX_DIMS 8
+
+/* A tensor view. data may be unaligned (safetensors offsets need not be multiples of 8)
+ * and is borrowed from whoever made the view; C order (row-major) always. */
+typedef struct am_tensor {
+  am_dtype dtype;
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+  const void *data;
+  size_t nbytes;
+} am_tensor_t;
+
+/* A tensor with a name, for the writers. */
+typedef struct am_named_tensor {
+  const char *name;
+  am_tensor_t tensor;
+} am_named_tensor_t;
+
+/* ---- context -------------------------------------------------------------------- */
+typedef struct am_ctx am_ctx_t;
+
+typedef struct am_ctx_options {
+  const char *backend; /* "cpu" (default), "cuda", "cuda:N", "cuda:all", "auto" */
+  int threads;         /* CPU threads; 0 = all cores */
+} am_ctx_options_t;
+
+/* opts may be NULL (defaults). A failure message for a context that could not be made
+ * goes to errbuf when it is not NULL. */
+am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errbuf,
+                        size_t errlen);
+void am_ctx_destroy(am_ctx_t *ctx);
+/* The message of the last failure on ctx (one line, names file, tensor and problem
+ * where they are known); "" when none. Borrowed; valid until the next call on ctx. */
+const char *am_last_error(const am_ctx_t *ctx);
+const char *am_ctx_backend_name(const am_ctx_t *ctx); /* "cpu", "cuda" */
+const char *am_ctx_device_name(const am_ctx_t *ctx);  /* CPU model or GPU name */
+int am_ctx_threads(const am_ctx_t *ctx);
+
+/* ---- tensor files (.safetensors, .npy) ------------------------------------------ */
+typedef struct am_file am_file_t;
+
+/* Maps a .safetensors file (checked as the reference implementation checks it, plus
+ * duplicate names rejected) or reads a .npy file (one tensor, named after the file). */
+am_status am_file_open(am_ctx_t *ctx, const char *path, am_file_t **out);
+void am_file_close(am_file_t *file);
+const char *am_file_path(const am_file_t *file);
+int am_file_tensor_count(const am_file_t *file);
+const char *am_file_tensor_name(const am_file_t *file, int i); /* borrowed */
+const am_tensor_t *am_file_tensor(const am_file_t *file, int i); /* borrowed */
+const am_tensor_t *am_file_find(const am_file_t *file, const char *name); /* NULL if absent */
+int am_file_metadata_count(const am_file_t *file);
+const char *am_file_metadata_key(const am_file_t *file, int i);
+const char *am_file_metadata(const am_file_t *file, const char *key); /* NULL if absent */
+
+/* Writes a .safetensors file (header padded to 8 bytes, tensors in the given order,
+ * metadata as key/value string pairs meta[2*i], meta[2*i+1]). Atomic: temp + rename. */
+am_status am_safetensors_write(am_ctx_t *ctx, const char *path,
+                               const am_named_tensor_t *tensors, int ntensors,
+                               const char *const *meta, int nmeta);
+/* Writes a .npy file (version 1.0, C order, little-endian) unless the header needs 2.0. */
+am_status am_npy_write(am_ctx_t *ctx, const char *path, const am_tensor_t *tensor);
+
+/* ---- datasets --------------------------------------------------------------------- */
+typedef struct am_dataset am_dataset_t;
+
+/* Which inputs a dataset holds (bits of am_dataset_info_t.roles). */
+enum {
+  AM_ROLE_ATTENTIONS = 1u << 0,
+  AM_ROLE_ATTENTION_GRADS = 1u << 1,
+  AM_ROLE_ATTENTION_MASK = 1u << 2,
+  AM_ROLE_SPECIAL_TOKENS_MASK = 1u << 3,
+  AM_ROLE_INPUT_IDS = 1u << 4,
+  AM_ROLE_SALIENCY = 1u << 5,
+  AM_ROLE_EMBEDS = 1u << 6, /* inputs_embeds and inputs_embeds_grads */
+  AM_ROLE_LABELS = 1u << 7,
+  AM_ROLE_PREDICTIONS = 1u << 8,
+  AM_ROLE_TOKENS = 1u << 9, /* __metadata__ attnmap.tokens */
+};
+
+typedef struct am_dataset_info {
+  int64_t examples;   /* N, over all shards */
+  int layers, heads;  /* L, H */
+  int max_tokens;     /* largest padded T over shards */
+  int shards;
+  unsigned roles;     /* AM_ROLE_* bits present in every shard */
+  am_dtype dtype;     /* of attentions (first shard) */
+  int saliency_count; /* precomputed saliency tensors */
+  const char *model;  /* __metadata__ "model" or NULL (borrowed) */
+  const char *grid;   /* __metadata__ "attnmap.grid" or NULL (borrowed) */
+} am_dataset_info_t;
+
+/* Opens a dataset: each path is a .safetensors file, a .npy file, or a directory of
+ * *.safetensors shards (name order) or of .npy files named after their roles.
+ * Every shard is checked against DESIGN §2 before anything is computed. */
+am_status am_dataset_open(am_ctx_t *ctx, const char *const *paths, int npaths,
+                          am_dataset_t **out);
+void am_dataset_close(am_dataset_t *ds);
+void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
+int am_dataset_shard_count(const am_dataset_t *ds);
+const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
+const char *am_dataset_saliency_name(const am_dataset_t *ds, int i); /* "ig", borrowed */
+
+/* Reads every attention row of the dataset and checks it: finite, non-negative, summing
+ * to 1 over the valid keys; gradients finite. AM_STATUS_BAD_INPUT names the first
+ * failure (file, tensor, example, layer, head, row). */
+am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds);
+
+/* ---- the analysis plan (DESIGN §3) ------------------------------------------------- */
+typedef enum am_fusion { AM_FUSION_MEAN = 0, AM_FUSION_MAX, AM_FUSION_MIN } am_fusion;
+typedef enum am_target {
+  AM_TARGET_CLS = 0, /* the first valid token */
+  AM_TARGET_LAST,    /* the last valid token */
+  AM_TARGET_INDEX,   /* plan.target_index-th valid token; negative counts from the end */
+  AM_TARGET_MEAN     /* the mean of all rows */
+} am_target;
+typedef enum am_normalize {
+  AM_NORMALIZE_NONE = 0,
+  AM_NORMALIZE_MAX,
+  AM_NORMALIZE_SUM,
+  AM_NORMALIZE_MINMAX
+} am_normalize;
+
+enum {
+  AM_METHOD_ATTENTION_LAST = 1u << 0,
+  AM_METHOD_ROLLOUT = 1u << 1,
+  AM_METHOD_GRAD_ROLLOUT = 1u << 2,
+  AM_METHOD_FLOW = 1u << 3,
+  AM_METHOD_HEAD_STATS = 1u << 4,
+  AM_METHOD_HEAD_IMPORTANCE = 1u << 5,
+  AM_METHOD_SALIENCY = 1u << 6,
+  AM_METHOD_AGREEMENT = 1u << 7,
+  AM_METHOD_DEFAULT = 0xF7u /* all but flow */
+};
+
+typedef struct am_plan {
+  unsigned methods;       /* AM_METHOD_* bits; methods whose inputs are missing are skipped
+                             unless asked for explicitly (am_plan.methods_explicit) */
+  int methods_explicit;   /* 1: a missing input for a listed method is an error */
+  am_fusion fusion;       /* head fusion of rollout */
+  am_target target;
+  int target_index;       /* with AM_TARGET_INDEX */
+  double discard;         /* discard ratio of rollout, [0,1) */
+  am_normalize normalize; /* readout normalisation of rollout and grad_rollout */
+  int topk;               /* k of jaccard / feature and rank agreement (default 5) */
+  int include_special;    /* 1: special tokens take part in agreement and rankings */
+  int all_rows;           /* 1: also write rollout.rows and grad_rollout.rows [N,T,T] */
+  int worst;              /* K examples where attention and gradients disagree most (20) */
+  const char *pairs;      /* "a~b,c~d" to narrow the agreement pairs; NULL = all */
+  int64_t chunk;          /* examples per chunk; 0 = chosen from a memory budget */
+  int histogram_bins;     /* bins of the agreement histograms (default 40) */
+} am_plan_t;
+
+/* Fills plan with the defaults (mean fusion, cls target, no discard, no normalisation,
+ * k = 5, all pairs, automatic chunk). */
+void am_plan_init(am_plan_t *plan);
+
+/* ---- runs --------------------------------------------------------------------------- */
+typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
+
+typedef struct am_run_options {
+  am_progress_fn progress; /* called after each chunk; may be NULL */
+  void *progress_user;
+  int force;               /* 1: replace an existing run folder */
+  int checksums;           /* 1 (default via am_run_options_init): CRC-32 of inputs */
+} am_run_options_t;
+
+void am_run_options_init(am_run_options_t *opts);
+
+/* Analyses the dataset and writes run_dir (examples.safetensors, summary.json)
+ * atomically: it is built under a temporary name and renamed when complete. */
+am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                         const char *run_dir, const am_run_options_t *opts);
+
+/* Combines run folders made with the same options, in the given order, into out_dir:
+ * examples concatenated, aggregates merged. */
+am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
+                       const char *out_dir, const am_run_options_t *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTNMAP_H */
