@@ -1,13 +1,352 @@
-/* STUB — replaced by the analysis work. */
+/* example_pass.c — the CPU reference of the per-example analyses (DESIGN §3): one read
+ * of each layer's attention (and gradient), from the top layer down, head by head and row
+ * by row, feeds attention rollout (rollout.c), gradient-weighted rollout
+ * (grad_rollout.c), the per-head statistics and head importance (head_stats.c) and the
+ * last layer's attention row. Every value read is checked first.
+ *
+ * Row form: with v = e_t (or the mean row 1/n) the layers are applied as they are read,
+ * v <- v A^_l from l = L-1 down to 0, which is e_t^T A^_{L-1} ... A^_0 in O(L H n^2);
+ * the whole matrices (*_ROWS) are P <- P A^_l with CBLAS sgemm. Scratch holds O(n^2)
+ * floats whatever L and H: the fused layer, its product and temporary, one row. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
 #include "cpu/example_pass.h"
-const char *am_stat_name(am_stat s) { static const char *n[] = {
-#define N_(name, text) text,
-AM_STAT_LIST(N_)
-#undef N_
-}; return n[s]; }
-double am_row_sum_tolerance(am_dtype dtype) { (void)dtype; return 1e-3; }
-void am_cpu_scratch_free(am_cpu_scratch_t *s) { free(s->buf); s->buf = NULL; s->cap = 0; }
-am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *opt, am_pass_output_t *out, am_cpu_scratch_t *scratch, am_fault_t *fault) { (void)ex; (void)opt; (void)out; (void)scratch; (void)fault; return AM_STATUS_UNSUPPORTED; }
-void am_cpu_normalize(float *v, int n, am_normalize how) { (void)v; (void)n; (void)how; }
-void am_cpu_saliency(const void *emb, am_dtype ed, const void *grad, am_dtype gd, int D, const int32_t *idx, int n, float *a, float *b, float *c) { (void)emb; (void)ed; (void)grad; (void)gd; (void)D; (void)idx; (void)n; (void)a; (void)b; (void)c; }
+#include "cpu/head_stats.h"
+#include "cpu/rollout.h"
+
+const char *am_stat_name(am_stat stat) {
+  static const char *const names[] = {
+#define AM_STAT_NAME_(name, text) text,
+      AM_STAT_LIST(AM_STAT_NAME_)
+#undef AM_STAT_NAME_
+  };
+  return (int)stat >= 0 && stat < AM_STAT_COUNT ? names[stat] : NULL;
+}
+
+/* Stored probabilities are rounded to nearest, each with a relative error of at most the
+ * unit roundoff u (F16 2^-11, BF16 2^-8), so a stored row of true sum 1 sums to within u
+ * (plus n * 2^-25 absolute for F16 values that underflow to subnormals or zero: 1.2e-4
+ * at n = 4096). We allow 4u + 1e-5 for the half types, headroom for a softmax computed in
+ * that type. F32/F64: a float softmax is exact to ~1e-6 at these lengths; 1e-4 still
+ * catches a wrong axis, logits or an unmasked padding, which miss by far more. */
+double am_row_sum_tolerance(am_dtype dtype) {
+  switch (dtype) {
+  case AM_DTYPE_F16:
+    return 4.0 * 0x1p-11 + 1e-5;
+  case AM_DTYPE_BF16:
+    return 4.0 * 0x1p-8 + 1e-5;
+  default:
+    return 1e-4;
+  }
+}
+
+void am_cpu_scratch_free(am_cpu_scratch_t *s) {
+  if (!s)
+    return;
+  free(s->buf);
+  s->buf = NULL;
+  s->cap = 0;
+}
+
+#define WANT_TARGET (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT)
+#define WANT_GRAD                                                                          \
+  (AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE)
+#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
+
+typedef struct pass {
+  const am_example_t *ex;
+  const am_pass_options_t *opt;
+  am_pass_output_t *out;
+  am_fault_t *fault;
+  unsigned want;
+  int n, contiguous; /* contiguous: idx[j] == idx[0] + j */
+  double tol;
+  float *arow, *grow; /* [n] one query row over the valid keys */
+  double *vr, *wr;    /* [n] rollout row and scratch, or NULL */
+  double *vg, *ug;    /* [n] grad rollout row and this layer's v A-, or NULL */
+  double *last;       /* [n] attention_last accumulator, or NULL */
+  float *fused;       /* [n,n] F(A_l), or NULL */
+  float *abar;        /* [n,n] sum_h max(0, G (.) A), or NULL */
+  float *pr, *tr;     /* [n,n] rollout product and temporary (ROLLOUT_ROWS) */
+  float *pg, *tg;     /* [n,n] grad rollout product and temporary */
+  am_grid_geom_t geo;
+} pass_t;
+
+static int valid_dtype(am_dtype d) {
+  return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
+}
+
+static am_status check_args(const am_example_t *ex, const am_pass_options_t *opt,
+                            const am_pass_output_t *out) {
+  if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
+      !valid_dtype(ex->dtype))
+    return AM_STATUS_INVALID_ARGUMENT;
+  unsigned w = opt->want;
+  if ((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
+      (w & AM_PASS_ROLLOUT && !out->rollout) ||
+      (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
+      (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
+      (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
+      (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
+      (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (ex->n == 0)
+    return AM_STATUS_OK;
+  if (!ex->att || !ex->idx || (w & WANT_GRAD && !ex->grad))
+    return AM_STATUS_INVALID_ARGUMENT;
+  for (int l = 0; l < ex->L; l++)
+    if (!ex->att[l] || (ex->grad && !ex->grad[l]))
+      return AM_STATUS_INVALID_ARGUMENT;
+  for (int j = 0; j < ex->n; j++)
+    if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
+      return AM_STATUS_INVALID_ARGUMENT;
+  if (w & WANT_TARGET && ex->target != AM_ROW_MEAN &&
+      (ex->target < 0 || ex->target >= ex->n))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (w & WANT_FUSED && !(opt->discard >= 0.0 && opt->discard < 1.0))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&
+      opt->fusion != AM_FUSION_MIN)
+    return AM_STATUS_INVALID_ARGUMENT;
+  return AM_STATUS_OK;
+}
+
+/* Carves the scratch: doubles first (malloc's alignment suits them), then floats. */
+static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
+  size_t n = (size_t)p->n, nn = n * n;
+  unsigned w = p->want;
+  size_t ntab = w & AM_PASS_HEAD_STATS ? am_grid_table_size(&p->opt->grid, p->n) : 0;
+  size_t nd = (w & AM_PASS_ROLLOUT ? 2 * n : 0) + (w & AM_PASS_GRAD_ROLLOUT ? 2 * n : 0) +
+              (w & AM_PASS_ATTENTION_LAST ? n : 0) + ntab;
+  size_t nmat = (w & WANT_FUSED ? 1 : 0) + (w & AM_PASS_ROLLOUT_ROWS ? 1 : 0) +
+                (w & AM_PASS_GRAD_ROLLOUT_ROWS ? 2 : 0);
+  size_t base = 2 * nd + 2 * n; /* floats */
+  if (nn / n != n || (nmat && nn > (SIZE_MAX / sizeof(float) - base) / nmat))
+    return AM_STATUS_OUT_OF_MEMORY;
+  size_t need = base + nmat * nn;
+  if (s->cap < need || !s->buf) {
+    free(s->buf);
+    s->buf = malloc(need * sizeof(float));
+    s->cap = s->buf ? need : 0;
+    if (!s->buf)
+      return AM_STATUS_OUT_OF_MEMORY;
+  }
+  double *d = (double *)(void *)s->buf;
+  float *f = s->buf + 2 * nd;
+#define TAKE_D(ptr, cond) (ptr = (cond) ? (d += n) - n : NULL)
+#define TAKE_F(ptr, cond, count) (ptr = (cond) ? (f += (count)) - (count) : NULL)
+  TAKE_D(p->vr, w & AM_PASS_ROLLOUT);
+  TAKE_D(p->wr, w & AM_PASS_ROLLOUT);
+  TAKE_D(p->vg, w & AM_PASS_GRAD_ROLLOUT);
+  TAKE_D(p->ug, w & AM_PASS_GRAD_ROLLOUT);
+  TAKE_D(p->last, w & AM_PASS_ATTENTION_LAST);
+  am_grid_geom_init(&p->geo, &p->opt->grid, p->n, d);
+  TAKE_F(p->arow, 1, n);
+  TAKE_F(p->grow, 1, n);
+  TAKE_F(p->fused, w & WANT_FUSED, nn);
+  TAKE_F(p->tr, w & AM_PASS_ROLLOUT_ROWS, nn);
+  TAKE_F(p->abar, w & AM_PASS_GRAD_ROLLOUT_ROWS, nn);
+  TAKE_F(p->tg, w & AM_PASS_GRAD_ROLLOUT_ROWS, nn);
+#undef TAKE_D
+#undef TAKE_F
+  p->pr = p->out->rollout_rows;
+  p->pg = p->out->grad_rollout_rows;
+  return AM_STATUS_OK;
+}
+
+/* Widens valid row i (padded position idx[i]) of head h of a [H,T,T] block, keeping the
+ * valid keys: dst[j] = block[h, idx[i], idx[j]]. */
+static void load_row(const pass_t *p, const void *block, int h, int i, float *dst) {
+  const am_example_t *ex = p->ex;
+  int64_t row = ((int64_t)h * ex->T + ex->idx[i]) * ex->T;
+  if (p->contiguous) {
+    am_widen(dst, block, ex->dtype, row + ex->idx[0], p->n);
+    return;
+  }
+  for (int j = 0; j < p->n; j++)
+    dst[j] = am_load_float(block, ex->dtype, row + ex->idx[j]);
+}
+
+static am_status fail(pass_t *p, am_fault_kind kind, int l, int h, int i, double value) {
+  p->fault->kind = kind;
+  p->fault->layer = l;
+  p->fault->head = h;
+  p->fault->row = i;
+  p->fault->value = value;
+  return AM_STATUS_BAD_INPUT;
+}
+
+/* Checks the row just loaded: weights finite and >= 0, then their sum within tolerance
+ * of 1; gradients finite. The first bad value in key order is reported. */
+static am_status check_row(pass_t *p, int l, int h, int i, int with_grad) {
+  double sum = 0.0;
+  for (int j = 0; j < p->n; j++) {
+    float x = p->arow[j];
+    if (!isfinite(x))
+      return fail(p, AM_FAULT_ATT_NOT_FINITE, l, h, i, x);
+    if (x < 0.0f)
+      return fail(p, AM_FAULT_ATT_NEGATIVE, l, h, i, x);
+    sum += x;
+  }
+  if (fabs(sum - 1.0) > p->tol)
+    return fail(p, AM_FAULT_ATT_ROW_SUM, l, h, i, sum);
+  if (with_grad)
+    for (int j = 0; j < p->n; j++)
+      if (!isfinite(p->grow[j]))
+        return fail(p, AM_FAULT_GRAD_NOT_FINITE, l, h, i, p->grow[j]);
+  return AM_STATUS_OK;
+}
+
+/* Hands valid row i of head h of layer l to every analysis that wants it. */
+static void use_row(pass_t *p, int l, int h, int i, double acc[AM_STAT_COUNT],
+                    double *importance) {
+  const float *a = p->arow, *g = p->grow;
+  int n = p->n;
+  if (p->want & AM_PASS_HEAD_STATS)
+    am_head_stats_row(a, n, i, &p->geo, acc);
+  if (p->want & AM_PASS_HEAD_IMPORTANCE)
+    *importance += am_head_importance_row(a, g, n);
+  if (p->last && l == p->ex->L - 1 && (p->ex->target == AM_ROW_MEAN || p->ex->target == i))
+    for (int j = 0; j < n; j++)
+      p->last[j] += a[j];
+  if (p->fused)
+    am_rollout_fuse_row(p->fused + (size_t)i * n, a, n, h, p->opt->fusion);
+  if (p->vg || p->abar)
+    am_grad_rollout_row(a, g, n, p->vg ? p->vg[i] : 0.0, p->ug,
+                        p->abar ? p->abar + (size_t)i * n : NULL);
+}
+
+/* Reads layer l (every head, every valid row) once, checking and using each row. */
+static am_status read_layer(pass_t *p, int l) {
+  const am_example_t *ex = p->ex;
+  int L = ex->L, H = ex->H, n = p->n;
+  const void *att = ex->att[l], *grad = ex->grad ? ex->grad[l] : NULL;
+  if (p->abar)
+    memset(p->abar, 0, (size_t)n * n * sizeof *p->abar);
+  for (int h = 0; h < H; h++) {
+    double acc[AM_STAT_COUNT] = {0}, importance = 0.0;
+    for (int i = 0; i < n; i++) {
+      load_row(p, att, h, i, p->arow);
+      if (grad)
+        load_row(p, grad, h, i, p->grow);
+      am_status st = check_row(p, l, h, i, grad != NULL);
+      if (st != AM_STATUS_OK)
+        return st;
+      use_row(p, l, h, i, acc, &importance);
+    }
+    if (p->want & AM_PASS_HEAD_STATS)
+      am_head_stats_store(acc, n, &p->geo, p->out->head_stats, L, H, l, h);
+    if (p->want & AM_PASS_HEAD_IMPORTANCE)
+      p->out->head_importance[(size_t)l * H + h] = (float)importance;
+  }
+  return AM_STATUS_OK;
+}
+
+/* Applies layer l, now fully read, to the rollout rows and products. */
+static void finish_layer(pass_t *p, int l) {
+  int n = p->n, H = p->ex->H, first = l == p->ex->L - 1;
+  if (p->fused) {
+    am_rollout_fuse_finish(p->fused, n, H, p->opt->fusion);
+    am_rollout_discard(p->fused, n, p->opt->discard);
+    if (p->vr)
+      am_rollout_step(p->fused, n, p->vr, p->wr);
+    if (p->tr) {
+      am_rollout_hat(p->fused, n);
+      am_rows_mul(&p->pr, &p->tr, p->fused, n, first);
+    }
+  }
+  if (p->vg)
+    am_grad_rollout_step(p->vg, p->ug, n, H);
+  if (p->abar) {
+    am_grad_rollout_hat(p->abar, n, H);
+    am_rows_mul(&p->pg, &p->tg, p->abar, n, first);
+  }
+}
+
+/* Starts a row vector at e_t, or at the mean row (1/n each). */
+static void start_row(double *v, int n, int target) {
+  for (int j = 0; j < n; j++)
+    v[j] = target == AM_ROW_MEAN ? 1.0 / n : (j == target);
+}
+
+static void write_outputs(pass_t *p) {
+  am_pass_output_t *out = p->out;
+  int n = p->n;
+  size_t bytes = (size_t)n * n * sizeof(float);
+  if (p->last) {
+    double div = (double)p->ex->H * (p->ex->target == AM_ROW_MEAN ? n : 1);
+    for (int j = 0; j < n; j++)
+      out->attention_last[j] = (float)(p->last[j] / div);
+  }
+  if (p->vr) {
+    for (int j = 0; j < n; j++)
+      out->rollout[j] = (float)p->vr[j];
+    am_cpu_normalize(out->rollout, n, p->opt->normalize);
+  }
+  if (p->vg) {
+    for (int j = 0; j < n; j++)
+      out->grad_rollout[j] = (float)p->vg[j];
+    am_cpu_normalize(out->grad_rollout, n, p->opt->normalize);
+  }
+  if (p->tr && p->pr != out->rollout_rows)
+    memcpy(out->rollout_rows, p->pr, bytes);
+  if (p->tg && p->pg != out->grad_rollout_rows)
+    memcpy(out->grad_rollout_rows, p->pg, bytes);
+}
+
+/* n == 0: no map to write; statistics of no rows are undefined, importance sums to 0. */
+static void write_empty(const am_example_t *ex, unsigned want, am_pass_output_t *out) {
+  size_t lh = (size_t)ex->L * ex->H;
+  if (want & AM_PASS_HEAD_STATS)
+    for (size_t k = 0; k < AM_STAT_COUNT * lh; k++)
+      out->head_stats[k] = NAN;
+  if (want & AM_PASS_HEAD_IMPORTANCE)
+    for (size_t k = 0; k < lh; k++)
+      out->head_importance[k] = 0.0f;
+}
+
+am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *opt,
+                              am_pass_output_t *out, am_cpu_scratch_t *scratch,
+                              am_fault_t *fault) {
+  am_fault_t unused;
+  if (!fault)
+    fault = &unused;
+  memset(fault, 0, sizeof *fault);
+  am_status st = check_args(ex, opt, out);
+  if (st != AM_STATUS_OK || !scratch)
+    return st != AM_STATUS_OK ? st : AM_STATUS_INVALID_ARGUMENT;
+  if (ex->n == 0) {
+    write_empty(ex, opt->want, out);
+    return AM_STATUS_OK;
+  }
+  pass_t p = {.ex = ex,
+              .opt = opt,
+              .out = out,
+              .fault = fault,
+              .want = opt->want,
+              .n = ex->n,
+              .tol = am_row_sum_tolerance(ex->dtype)};
+  p.contiguous = ex->idx[ex->n - 1] - ex->idx[0] == ex->n - 1;
+  st = plan_scratch(&p, scratch);
+  if (st != AM_STATUS_OK)
+    return st;
+  if (p.vr)
+    start_row(p.vr, p.n, ex->target);
+  if (p.vg) {
+    start_row(p.vg, p.n, ex->target);
+    memset(p.ug, 0, (size_t)p.n * sizeof *p.ug);
+  }
+  if (p.last)
+    memset(p.last, 0, (size_t)p.n * sizeof *p.last);
+  for (int l = ex->L - 1; l >= 0; l--) {
+    st = read_layer(&p, l);
+    if (st != AM_STATUS_OK)
+      return st;
+    finish_layer(&p, l);
+  }
+  write_outputs(&p);
+  return AM_STATUS_OK;
+}

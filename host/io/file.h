@@ -58,4 +58,62 @@ int64_t am_tensor_byte_size(am_dtype dtype, int ndim, const int64_t *shape);
 /* Number of elements (product of shape); -1 on overflow. */
 int64_t am_tensor_elements(const am_tensor_t *t);
 
+/* ---- internal helpers (added with the I/O layer) --------------------------------- */
+
+/* The safetensors dtype with this name ("F32"); AM_DTYPE_COUNT when unknown. */
+am_dtype am_dtype_from_name(const char *name);
+
+/* An empty file object for path with room for ntensors tensors (names NULL, tensors
+ * zeroed) and no metadata; NULL when out of memory. Freed by am_file_close. */
+am_file_t *am_file_alloc(const char *path, int ntensors);
+
+/* host/io/posix.c — the system calls of the I/O layer.
+ * Maps the whole regular file at path read-only (an empty file gives *map NULL and
+ * *size 0). AM_STATUS_BAD_INPUT "PATH: cannot open: strerror" and the like. */
+am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size);
+/* Writes all n bytes of buf at offset, retrying after EINTR and short writes;
+ * AM_STATUS_IO naming path and strerror (ENOSPC, EFBIG, ...) on failure. */
+am_status am_io_pwrite_all(am_ctx_t *ctx, int fd, const char *path, const void *buf,
+                           size_t n, uint64_t offset);
+/* "PATH.tmp.<pid>" (malloc'd, the caller frees); NULL when out of memory. */
+char *am_io_temp_path(const char *path);
+/* Renames the complete file tmp onto path and syncs the directory; on failure tmp is
+ * unlinked and AM_STATUS_IO names both paths. */
+am_status am_io_commit(am_ctx_t *ctx, const char *tmp, const char *path);
+
+/* host/io/safetensors_header.c — the JSON header of a safetensors file, parsed and
+ * checked entry by entry (layout checks are the reader's). */
+typedef struct am_st_entry {
+  char *name;
+  am_dtype dtype;
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+  uint64_t begin, end; /* data_offsets, relative to the end of the header */
+} am_st_entry_t;
+
+typedef struct am_st_header {
+  int nentries;
+  am_st_entry_t *entries; /* in header order */
+  int nmeta;
+  char **meta_keys; /* [nmeta], in header order */
+  char **meta_values;
+} am_st_header_t;
+
+/* text: the len header bytes (not NUL-terminated). On failure *out is empty. */
+am_status am_st_header_parse(am_ctx_t *ctx, const char *path, const char *text, size_t len,
+                             am_st_header_t *out);
+void am_st_header_free(am_st_header_t *h);
+
+/* host/io/npy_header.c — the Python-literal dict of a .npy header. */
+typedef struct am_npy_header {
+  am_dtype dtype;
+  int swap;    /* 1: elements are big-endian and must be byte-swapped */
+  int fortran; /* fortran_order */
+  int ndim;
+  int64_t shape[AM_MAX_DIMS];
+} am_npy_header_t;
+
+am_status am_npy_header_parse(am_ctx_t *ctx, const char *path, const char *text, size_t len,
+                              am_npy_header_t *out);
+
 #endif

@@ -1,0 +1,33 @@
+/* head_stats.h — per-head statistics of attention rows and head importance (DESIGN §3),
+ * accumulated row by row over the valid queries of one head; internal to the CPU
+ * reference (example_pass.c). */
+#ifndef AM_CPU_HEAD_STATS_H
+#define AM_CPU_HEAD_STATS_H
+
+#include <stddef.h>
+
+#include "cpu/example_pass.h"
+
+/* The patch geometry used by the distance statistic. */
+typedef struct am_grid_geom {
+  int active; /* 1 when the grid matches n (prefix + rows*cols == n) */
+  int prefix, rows, cols;
+  const double *dist; /* [rows,cols]: dist[dr*cols+dc] = sqrt(dr^2 + dc^2) */
+} am_grid_geom_t;
+
+/* Doubles of table that am_grid_geom_init needs for n valid tokens (0 without a grid). */
+size_t am_grid_table_size(const am_grid_t *grid, int n);
+/* table: am_grid_table_size(grid, n) doubles (unused when the grid is not active). */
+void am_grid_geom_init(am_grid_geom_t *geo, const am_grid_t *grid, int n, double *table);
+
+/* Adds the statistics of query row i (a: [n] weights over the valid keys) to acc. */
+void am_head_stats_row(const float *a, int n, int i, const am_grid_geom_t *geo,
+                       double acc[AM_STAT_COUNT]);
+/* Writes the row averages of acc as layer l, head h of stats [AM_STAT_COUNT,L,H]. */
+void am_head_stats_store(const double acc[AM_STAT_COUNT], int n, const am_grid_geom_t *geo,
+                         float *stats, int L, int H, int l, int h);
+
+/* |sum_j a_j g_j| of one query row: its term of head importance (Michel et al. 2019). */
+double am_head_importance_row(const float *a, const float *g, int n);
+
+#endif

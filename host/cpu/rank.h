@@ -1,0 +1,25 @@
+/* rank.h — ranking helpers behind the agreement metrics (agreement.c): a stable sort that
+ * carries an index, average ranks with ties (scipy.stats.rankdata 'average') and Kendall's
+ * tau-b in O(m log m) (scipy.stats.kendalltau, variant 'b'). Scratch is caller-owned
+ * doubles so that nothing here allocates; indices are stored as doubles (exact below
+ * 2^53). Inputs must be free of NaN: the caller checks. */
+#ifndef AM_CPU_RANK_H
+#define AM_CPU_RANK_H
+
+/* Stable ascending sort of key[0..m), applying the same permutation to idx[0..m).
+ * tmp: 2m doubles. Equal keys keep their input order. */
+void am_rank_sort(double *key, double *idx, int m, double *tmp);
+
+/* rank[i]: 1-based rank of v[i], ties given the mean of the ranks they span.
+ * work: 4m doubles. */
+void am_rank_average(const float *v, int m, double *rank, double *work);
+
+/* Kendall's tau-b of x and y, clipped to [-1, 1]; NaN when m < 2 or either vector is
+ * constant. work: 5m doubles. */
+double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work);
+
+/* idx[0..m): positions ordered by |v| descending, equal |v| by ascending position.
+ * work: 3m doubles. */
+void am_rank_order_abs_desc(const float *v, int m, double *idx, double *work);
+
+#endif

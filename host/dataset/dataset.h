@@ -1,0 +1,71 @@
+/* dataset.h — the insides of am_dataset_t: shards, the tensors found in each by role,
+ * and the view of one example that the backends read (DESIGN §2). */
+#ifndef AM_DATASET_DATASET_H
+#define AM_DATASET_DATASET_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "attnmap.h"
+#include "cpu/example_pass.h"
+
+/* Where a tensor came from, for messages. */
+typedef struct am_source {
+  const char *path; /* borrowed from the shard's file */
+  const char *name; /* tensor name */
+} am_source_t;
+
+/* Attentions or their gradients: stacked [L,B,H,T,T] or per layer L x [B,H,T,T]. */
+typedef struct am_layers {
+  const am_tensor_t **layer; /* [L]: for stacked input every entry is the stacked tensor */
+  am_source_t *source;       /* [L] */
+  int stacked;
+} am_layers_t;
+
+typedef struct am_shard {
+  char *path;          /* the .safetensors file, or the directory of .npy files */
+  am_file_t **files;   /* the files it was read from */
+  int nfiles;
+  int64_t B;           /* examples */
+  int T;               /* padded length */
+  int64_t first;       /* global index of its first example */
+  am_layers_t att, grad; /* grad.layer == NULL when absent */
+  const am_tensor_t *mask, *special, *ids, *labels, *predictions, *embeds, *embeds_grads;
+  am_source_t mask_src, special_src, embeds_src;
+  const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
+  json_t *tokens;  /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
+  json_t *ex_ids;  /* attnmap.ids parsed: array of B strings, or NULL */
+  uint64_t bytes;  /* file sizes */
+} am_shard_t;
+
+struct am_dataset {
+  am_shard_t *shards;
+  int nshards;
+  int64_t N;
+  int L, H, Tmax;
+  am_dtype dtype;
+  unsigned roles;
+  char **saliency_names; /* [nsaliency]: "given" for a bare `saliency`, else the suffix */
+  int nsaliency;
+  int embed_dim;
+  char *model, *grid;
+  am_grid_t grid_parsed;
+};
+
+/* The data of layer l of example b (shard row) of a layer set; NULL if absent. */
+const void *am_layers_example(const am_layers_t *ls, const am_shard_t *sh, int H, int l,
+                              int64_t b);
+
+/* Valid positions of shard row b into idx (capacity sh->T); returns their count. */
+int am_shard_valid_positions(const am_shard_t *sh, int64_t b, int32_t *idx);
+
+/* 1 if position p of row b is a special token. */
+int am_shard_is_special(const am_shard_t *sh, int64_t b, int p);
+
+/* Token string of position p of row b (borrowed), or NULL. n: valid tokens of the row. */
+const char *am_shard_token(const am_shard_t *sh, int64_t b, int p, int valid_rank, int n);
+
+/* Parses "14x14+1" / "14x14". Returns 0 on success. */
+int am_grid_parse(const char *text, am_grid_t *grid);
+
+#endif

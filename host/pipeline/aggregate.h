@@ -1,0 +1,83 @@
+/* aggregate.h — dataset aggregates (DESIGN §4) kept in mergeable form: counts, sums,
+ * Welford moments and fixed-bin histograms. Examples are added one at a time in input
+ * order, so the numbers do not depend on the chunk size or the thread count. */
+#ifndef AM_PIPELINE_AGGREGATE_H
+#define AM_PIPELINE_AGGREGATE_H
+
+#include <jansson.h>
+
+#include "pipeline/chunk.h"
+
+typedef struct am_welford {
+  double n, mean, m2;
+} am_welford_t;
+
+void am_welford_add(am_welford_t *w, double x); /* NaN is not counted */
+void am_welford_merge(am_welford_t *into, const am_welford_t *other);
+
+typedef struct am_class_agg {
+  int64_t cls;
+  int64_t count, correct;
+  am_welford_t *agree; /* [npairs, METRIC] */
+} am_class_agg_t;
+
+typedef struct am_token_agg {
+  int64_t id;
+  int64_t count;
+  double *sum;   /* [nmaps] */
+  char *text;    /* token string or NULL */
+} am_token_agg_t;
+
+typedef struct am_worst {
+  int64_t index;
+  double score;
+} am_worst_t;
+
+typedef struct am_aggregates {
+  int L, H, T, nmaps, npairs, bins, worst_cap;
+  int64_t examples, tokens;
+  am_welford_t *head;      /* [(STAT+1), L, H]: statistics, then importance */
+  double *importance_sum;  /* [L, H] */
+  int64_t *pos_count;      /* [T] by valid-token position */
+  double *pos_sum;         /* [nmaps, T] */
+  am_welford_t *agree;     /* [npairs, METRIC] */
+  int64_t *hist;           /* [npairs, METRIC, bins] */
+  int64_t *nan_count;      /* [npairs, METRIC] */
+  double *agree_min, *agree_max; /* [npairs, METRIC] */
+  am_class_agg_t *labels, *preds; /* sorted by class */
+  int nlabels, npreds;
+  am_token_agg_t *tokens_tab; /* open addressing, cap a power of 2 */
+  int64_t tokens_cap, tokens_used;
+  am_worst_t *worst;  /* sorted: lowest score first, then lower index */
+  int nworst;
+  int64_t misclassified;
+  int64_t *mis_index; /* first AM_MISCLASSIFIED_KEEP */
+  int nmis;
+} am_aggregates_t;
+
+#define AM_MISCLASSIFIED_KEEP 200
+
+am_status am_agg_init(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay);
+void am_agg_free(am_aggregates_t *a);
+
+/* Adds the chunk's examples in order. ds gives input_ids and token strings. */
+am_status am_agg_add_chunk(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c);
+
+/* Histogram range of a metric. */
+void am_metric_range(int metric, double *lo, double *hi);
+
+/* The aggregates as JSON (raw mergeable state plus derived means, std, quantiles). */
+json_t *am_agg_to_json(const am_aggregates_t *a, const am_layout_t *lay);
+
+/* Reads the raw state written by am_agg_to_json into a (initialised for lay) and adds
+ * it, with example indices shifted by offset. */
+am_status am_agg_merge_json(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay,
+                            const json_t *j, int64_t offset, const char *path);
+
+/* Pieces shared with the JSON reader (aggregate.c). */
+am_class_agg_t *am_agg_class(am_aggregates_t *a, am_class_agg_t **tab, int *n, int64_t cls);
+am_token_agg_t *am_agg_token(am_aggregates_t *a, int64_t id);
+void am_agg_offer_worst(am_aggregates_t *a, int64_t index, double score);
+void am_agg_add_metric(am_aggregates_t *a, size_t pm, double v);
+
+#endif

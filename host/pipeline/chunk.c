@@ -1,0 +1,272 @@
+/* chunk.c — loads a chunk of examples (views into the mapped shard, no copies) and runs
+ * every requested analysis on it: the backend's fused pass, saliency and agreement. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "core/ctx.h"
+#include "core/half.h"
+#include "pipeline/chunk.h"
+
+#define MAX3(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
+
+am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, int cap,
+                         int Tcap) {
+  memset(c, 0, sizeof *c);
+  c->lay = lay;
+  c->cap = cap;
+  c->Tcap = Tcap;
+  size_t C = (size_t)cap, T = (size_t)Tcap, L = (size_t)lay->L, LH = L * (size_t)lay->H;
+  size_t P = (size_t)lay->npairs, Tout = (size_t)lay->T;
+  int rows = (lay->pass.want & (AM_PASS_ROLLOUT_ROWS | AM_PASS_GRAD_ROLLOUT_ROWS)) != 0;
+  c->ex = calloc(C, sizeof *c->ex);
+  c->att_ptrs = calloc(C * L, sizeof *c->att_ptrs);
+  c->grad_ptrs = calloc(C * L, sizeof *c->grad_ptrs);
+  c->idx = calloc(C * T, sizeof *c->idx);
+  c->n = calloc(C, sizeof *c->n);
+  c->out = calloc(C, sizeof *c->out);
+  c->maps = calloc((size_t)(lay->nmaps ? lay->nmaps : 1) * C * T, sizeof *c->maps);
+  c->rows_rollout = rows ? calloc(C * T * T, sizeof(float)) : NULL;
+  c->rows_grad = rows ? calloc(C * T * T, sizeof(float)) : NULL;
+  c->stats = calloc(C * AM_STAT_COUNT * LH, sizeof *c->stats);
+  c->importance = calloc(C * LH, sizeof *c->importance);
+  c->agree = calloc(C * (P ? P : 1) * AM_METRIC_COUNT, sizeof *c->agree);
+  c->agree_x = calloc(C * (P ? P : 1) * T, sizeof *c->agree_x);
+  c->agree_y = calloc(C * (P ? P : 1) * T, sizeof *c->agree_y);
+  c->agree_m = calloc(C * (P ? P : 1), sizeof *c->agree_m);
+  c->labels = calloc(C, sizeof *c->labels);
+  c->predictions = calloc(C, sizeof *c->predictions);
+  c->mask_out = calloc(C * Tout, 1);
+  c->padded = calloc(C * MAX3(Tout, LH, P + 1), sizeof *c->padded);
+  c->padded_rows = rows ? calloc(C * Tout * Tout, sizeof(float)) : NULL;
+  if (!c->ex || !c->att_ptrs || !c->grad_ptrs || !c->idx || !c->n || !c->out || !c->maps ||
+      (rows && (!c->rows_rollout || !c->rows_grad || !c->padded_rows)) || !c->stats ||
+      !c->importance || !c->agree || !c->agree_x || !c->agree_y || !c->agree_m ||
+      !c->labels || !c->predictions || !c->mask_out || !c->padded) {
+    am_chunk_free(c);
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY,
+                   "out of memory for a chunk of %d examples of %d tokens (try --chunk)", cap,
+                   Tcap);
+  }
+  return AM_STATUS_OK;
+}
+
+void am_chunk_free(am_chunk_t *c) {
+  free(c->ex);
+  free(c->att_ptrs);
+  free(c->grad_ptrs);
+  free(c->idx);
+  free(c->n);
+  free(c->out);
+  free(c->maps);
+  free(c->rows_rollout);
+  free(c->rows_grad);
+  free(c->stats);
+  free(c->importance);
+  free(c->agree);
+  free(c->agree_x);
+  free(c->agree_y);
+  free(c->agree_m);
+  free(c->labels);
+  free(c->predictions);
+  free(c->mask_out);
+  free(c->padded);
+  free(c->padded_rows);
+  memset(c, 0, sizeof *c);
+}
+
+static int map_index(const am_layout_t *lay, am_map_kind kind, int sub) {
+  for (int m = 0; m < lay->nmaps; m++)
+    if (lay->maps[m].kind == kind && lay->maps[m].sub == sub)
+      return m;
+  return -1;
+}
+
+static void bind_outputs(am_chunk_t *c, int e) {
+  const am_layout_t *lay = c->lay;
+  am_pass_output_t *o = &c->out[e];
+  size_t T = (size_t)c->Tcap, LH = (size_t)lay->L * (size_t)lay->H;
+  int m;
+  memset(o, 0, sizeof *o);
+  if ((m = map_index(lay, AM_MAP_ATTENTION_LAST, 0)) >= 0)
+    o->attention_last = am_chunk_map(c, m, e);
+  if ((m = map_index(lay, AM_MAP_ROLLOUT, 0)) >= 0)
+    o->rollout = am_chunk_map(c, m, e);
+  if ((m = map_index(lay, AM_MAP_GRAD_ROLLOUT, 0)) >= 0)
+    o->grad_rollout = am_chunk_map(c, m, e);
+  if (c->rows_rollout)
+    o->rollout_rows = c->rows_rollout + (size_t)e * T * T;
+  if (c->rows_grad)
+    o->grad_rollout_rows = c->rows_grad + (size_t)e * T * T;
+  o->head_stats = c->stats + (size_t)e * AM_STAT_COUNT * LH;
+  o->head_importance = c->importance + (size_t)e * LH;
+}
+
+am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, int shard,
+                        int64_t row0, int nex) {
+  const am_layout_t *lay = c->lay;
+  const am_shard_t *sh = &ds->shards[shard];
+  c->sh = sh;
+  c->row0 = row0;
+  c->global0 = sh->first + row0;
+  c->nex = nex;
+  int L = lay->L;
+  for (int e = 0; e < nex; e++) {
+    int64_t b = row0 + e;
+    int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
+    int n = am_shard_valid_positions(sh, b, idx);
+    c->n[e] = n;
+    for (int l = 0; l < L; l++) {
+      c->att_ptrs[(size_t)e * L + l] = am_layers_example(&sh->att, sh, lay->H, l, b);
+      c->grad_ptrs[(size_t)e * L + l] = am_layers_example(&sh->grad, sh, lay->H, l, b);
+    }
+    int target = n > 0 ? am_layout_target(lay, n) : 0;
+    if (target == -2)
+      return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                     "%s: tensor attention_mask: example %lld has %d valid tokens, so "
+                     "--target %d is out of range",
+                     sh->path, (long long)(c->global0 + e), n, lay->plan.target_index);
+    c->ex[e] = (am_example_t){.L = L,
+                              .H = lay->H,
+                              .T = sh->T,
+                              .n = n,
+                              .dtype = ds->dtype,
+                              .att = c->att_ptrs + (size_t)e * L,
+                              .grad = sh->grad.layer ? c->grad_ptrs + (size_t)e * L : NULL,
+                              .idx = idx,
+                              .target = target};
+    c->labels[e] = sh->labels ? (int32_t)am_load_int(sh->labels->data, sh->labels->dtype, b)
+                              : 0;
+    c->predictions[e] = sh->predictions ? (int32_t)am_load_int(sh->predictions->data,
+                                                               sh->predictions->dtype, b)
+                                        : 0;
+    bind_outputs(c, e);
+  }
+  return AM_STATUS_OK;
+}
+
+static const char *fault_text(am_fault_kind k) {
+  switch (k) {
+  case AM_FAULT_ATT_NOT_FINITE:
+    return "attention weight is not finite";
+  case AM_FAULT_ATT_NEGATIVE:
+    return "attention weight is negative";
+  case AM_FAULT_ATT_ROW_SUM:
+    return "attention row does not sum to 1 over the valid keys";
+  case AM_FAULT_GRAD_NOT_FINITE:
+    return "gradient is not finite";
+  case AM_FAULT_NONE:
+    break;
+  }
+  return "bad value";
+}
+
+static am_status report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault_t *f,
+                              int e) {
+  const am_shard_t *sh = c->sh;
+  const am_layers_t *ls = f->kind == AM_FAULT_GRAD_NOT_FINITE ? &sh->grad : &sh->att;
+  int l = f->layer >= 0 && f->layer < c->lay->L ? f->layer : 0;
+  int row = f->row >= 0 && f->row < c->n[e] ? c->idx[(size_t)e * (size_t)c->Tcap + f->row]
+                                            : f->row;
+  return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                 "%s: tensor %s: example %lld, layer %d, head %d, query position %d: %s "
+                 "(value %g)",
+                 ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e), f->layer,
+                 f->head, row, fault_text(f->kind), f->value);
+}
+
+static void compute_saliency(am_chunk_t *c, const am_dataset_t *ds) {
+  const am_layout_t *lay = c->lay;
+  const am_shard_t *sh = c->sh;
+  for (int m = 0; m < lay->nmaps; m++) {
+    if (lay->maps[m].kind != AM_MAP_SALIENCY_GIVEN)
+      continue;
+    const am_tensor_t *t = sh->saliency[lay->maps[m].sub];
+    for (int e = 0; e < c->nex; e++) {
+      const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
+      float *dst = am_chunk_map(c, m, e);
+      for (int i = 0; i < c->n[e]; i++)
+        dst[i] = am_load_float(t->data, t->dtype, (c->row0 + e) * sh->T + idx[i]);
+    }
+  }
+  if (!lay->derived_saliency)
+    return;
+  int m0 = map_index(lay, AM_MAP_SALIENCY_DERIVED, 0);
+  size_t D = (size_t)ds->embed_dim;
+  size_t es = am_dtype_size(sh->embeds->dtype), gs = am_dtype_size(sh->embeds_grads->dtype);
+  for (int e = 0; e < c->nex; e++) {
+    size_t off = (size_t)(c->row0 + e) * (size_t)sh->T * D;
+    am_cpu_saliency((const unsigned char *)sh->embeds->data + off * es, sh->embeds->dtype,
+                    (const unsigned char *)sh->embeds_grads->data + off * gs,
+                    sh->embeds_grads->dtype, (int)D, c->idx + (size_t)e * (size_t)c->Tcap,
+                    c->n[e], am_chunk_map(c, m0, e), am_chunk_map(c, m0 + 1, e),
+                    am_chunk_map(c, m0 + 2, e));
+  }
+}
+
+/* Gathers the compared tokens (valid, non-special unless asked) of every pair. */
+static void gather_pairs(am_chunk_t *c) {
+  const am_layout_t *lay = c->lay;
+  size_t P = (size_t)lay->npairs, T = (size_t)c->Tcap;
+  for (int e = 0; e < c->nex; e++) {
+    const int32_t *idx = c->idx + (size_t)e * T;
+    for (size_t p = 0; p < P; p++) {
+      size_t slot = (size_t)e * P + p;
+      const float *a = am_chunk_map(c, lay->pair_a[p], e);
+      const float *b = am_chunk_map(c, lay->pair_b[p], e);
+      int m = 0;
+      for (int i = 0; i < c->n[e]; i++) {
+        if (!lay->plan.include_special && am_shard_is_special(c->sh, c->row0 + e, idx[i]))
+          continue;
+        c->agree_x[slot * T + (size_t)m] = a[i];
+        c->agree_y[slot * T + (size_t)m] = b[i];
+        m++;
+      }
+      c->agree_m[slot] = m;
+    }
+  }
+}
+
+static am_status compute_agreement(am_ctx_t *ctx, am_chunk_t *c) {
+  size_t P = (size_t)c->lay->npairs, T = (size_t)c->Tcap, npairs = (size_t)c->nex * P;
+  if (npairs == 0)
+    return AM_STATUS_OK;
+  gather_pairs(c);
+  const float **x = malloc(npairs * sizeof *x);
+  const float **y = malloc(npairs * sizeof *y);
+  am_status st = AM_STATUS_OK;
+  if (!x || !y) {
+    st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  for (size_t s = 0; s < npairs; s++) {
+    x[s] = c->agree_x + s * T;
+    y[s] = c->agree_y + s * T;
+  }
+  st = ctx->backend->agreement(ctx->backend_state, x, y, c->agree_m, (int)npairs,
+                               c->lay->plan.topk, c->agree);
+  if (st != AM_STATUS_OK)
+    st = am_fail(ctx, st, "agreement: %s", am_status_str(st));
+done:
+  free(x);
+  free(y);
+  return st;
+}
+
+am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
+  am_fault_t fault = {0};
+  int bad = -1;
+  size_t T = (size_t)c->Tcap;
+  for (int m = 0; m < c->lay->nmaps; m++)
+    for (int e = 0; e < c->nex; e++)
+      memset(am_chunk_map(c, m, e), 0, T * sizeof(float));
+  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex, &c->lay->pass,
+                                            c->out, &fault, &bad);
+  if (st == AM_STATUS_BAD_INPUT && bad >= 0)
+    return report_fault(ctx, c, &fault, bad);
+  if (st != AM_STATUS_OK)
+    return am_fail(ctx, st, "%s: analysis failed: %s", c->sh->path, am_status_str(st));
+  compute_saliency(c, ds);
+  return compute_agreement(ctx, c);
+}

@@ -1,0 +1,58 @@
+/* chunk.h — a chunk of consecutive examples of one shard: the views the backend reads,
+ * and every per-example result, first compact (valid-token order) then padded to the
+ * run's T for writing. Buffers are sized once for the largest chunk and reused. */
+#ifndef AM_PIPELINE_CHUNK_H
+#define AM_PIPELINE_CHUNK_H
+
+#include "pipeline/layout.h"
+
+typedef struct am_chunk {
+  const am_layout_t *lay;
+  int cap;               /* examples the buffers hold */
+  int Tcap;              /* padded length the buffers hold */
+  const am_shard_t *sh;
+  int64_t row0;          /* first shard row */
+  int64_t global0;       /* first global example index */
+  int nex;
+  am_example_t *ex;      /* [cap] */
+  const void **att_ptrs; /* [cap*L] */
+  const void **grad_ptrs;
+  int32_t *idx;          /* [cap*Tcap] valid positions */
+  int *n;                /* [cap] valid tokens */
+  /* compact results */
+  am_pass_output_t *out; /* [cap] */
+  float *maps;           /* [nmaps, cap, Tcap] valid-token order */
+  float *rows_rollout, *rows_grad; /* [cap, Tcap, Tcap] */
+  float *stats;          /* [cap, STAT, L, H] */
+  float *importance;     /* [cap, L, H] */
+  double *agree;         /* [cap, npairs, METRIC] */
+  float *agree_x, *agree_y; /* [cap*npairs, Tcap] gathered compared tokens */
+  int *agree_m;             /* [cap*npairs] */
+  int32_t *labels, *predictions; /* [cap] */
+  /* padded results for writing, [*, Tout] */
+  uint8_t *mask_out;
+  float *padded;         /* [cap, Tout] scratch for one map at a time */
+  float *padded_rows;    /* [cap, Tout, Tout] when all_rows */
+} am_chunk_t;
+
+am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, int cap,
+                         int Tcap);
+void am_chunk_free(am_chunk_t *c);
+
+/* Loads the views of rows [row0, row0+nex) of shard sh and checks targets. */
+am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, int shard,
+                        int64_t row0, int nex);
+
+/* Runs the backend pass, saliency and agreement on the loaded chunk. Bad input comes
+ * back as AM_STATUS_BAD_INPUT naming file, tensor, example, layer, head and row. */
+am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds);
+
+/* Map m of example e in valid-token order. */
+static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
+  return c->maps + ((size_t)m * (size_t)c->cap + (size_t)e) * (size_t)c->Tcap;
+}
+
+/* Writes the chunk's rows into examples.safetensors. */
+am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w);
+
+#endif

@@ -1,0 +1,215 @@
+/* layout.c — resolves a plan against a dataset (see layout.h) and sets the plan's
+ * defaults. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ctx.h"
+#include "pipeline/layout.h"
+
+void am_plan_init(am_plan_t *plan) {
+  memset(plan, 0, sizeof *plan);
+  plan->methods = AM_METHOD_DEFAULT;
+  plan->fusion = AM_FUSION_MEAN;
+  plan->target = AM_TARGET_CLS;
+  plan->normalize = AM_NORMALIZE_NONE;
+  plan->topk = 5;
+  plan->worst = 20;
+  plan->histogram_bins = 40;
+}
+
+void am_run_options_init(am_run_options_t *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->checksums = 1;
+}
+
+static void add_map(am_layout_t *lay, am_map_kind kind, int sub, int attention,
+                    const char *name) {
+  am_map_t *m = &lay->maps[lay->nmaps++];
+  m->kind = kind;
+  m->sub = sub;
+  m->is_attention = attention;
+  size_t k = strlen(name) < sizeof m->name ? strlen(name) : sizeof m->name - 1;
+  memcpy(m->name, name, k);
+  m->name[k] = '\0';
+}
+
+static int find_map(const am_layout_t *lay, const char *name, size_t len) {
+  for (int i = 0; i < lay->nmaps; i++)
+    if (strlen(lay->maps[i].name) == len && strncmp(lay->maps[i].name, name, len) == 0)
+      return i;
+  return -1;
+}
+
+static void add_pair(am_layout_t *lay, int a, int b) {
+  lay->pair_a[lay->npairs] = a;
+  lay->pair_b[lay->npairs] = b;
+  char name[sizeof lay->pair_names[0]];
+  snprintf(name, sizeof name, "%s~%s", lay->maps[a].name, lay->maps[b].name);
+  memcpy(lay->pair_names[lay->npairs], name, sizeof name);
+  lay->npairs++;
+}
+
+/* "a~b,c~d" → pairs; every map named must exist. */
+static am_status parse_pairs(am_ctx_t *ctx, am_layout_t *lay, const char *text) {
+  const char *p = text;
+  while (*p) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *tilde = memchr(p, '~', len);
+    int a = tilde ? find_map(lay, p, (size_t)(tilde - p)) : -1;
+    int b = tilde ? find_map(lay, tilde + 1, len - (size_t)(tilde + 1 - p)) : -1;
+    if (a < 0 || b < 0 || a == b)
+      return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                     "--pairs: '%.*s' is not MAP~MAP of two different maps this run makes",
+                     (int)len, p);
+    if (lay->npairs >= AM_MAX_PAIRS)
+      return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "--pairs: too many pairs");
+    add_pair(lay, a, b);
+    p += len + (comma ? 1 : 0);
+  }
+  return AM_STATUS_OK;
+}
+
+static am_status need(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan,
+                      unsigned method, unsigned role, const char *what, const char *missing) {
+  if ((plan->methods & method) && plan->methods_explicit && !(ds->roles & role))
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: needed by %s but not found",
+                   ds->shards[0].path, missing, what);
+  return AM_STATUS_OK;
+}
+
+static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan) {
+  if (!(plan->discard >= 0.0 && plan->discard < 1.0))
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "--discard must be in [0,1), got %g",
+                   plan->discard);
+  if (plan->topk < 1 || plan->worst < 0 || plan->histogram_bins < 1 ||
+      plan->histogram_bins > 100000 || plan->chunk < 0)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                   "--topk, --worst, histogram bins and --chunk must be positive");
+  if (plan->methods & AM_METHOD_FLOW)
+    return am_fail(ctx, AM_STATUS_UNSUPPORTED,
+                   "--methods flow: attention flow is not implemented yet");
+  am_status st;
+  if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
+                 "grad_rollout", "attention_grads")) ||
+      (st = need(ctx, ds, plan, AM_METHOD_HEAD_IMPORTANCE, AM_ROLE_ATTENTION_GRADS,
+                 "head importance", "attention_grads")) ||
+      (st = need(ctx, ds, plan, AM_METHOD_SALIENCY, AM_ROLE_EMBEDS | AM_ROLE_SALIENCY,
+                 "saliency", "inputs_embeds_grads")))
+    return st;
+  return AM_STATUS_OK;
+}
+
+static void build_maps(const am_dataset_t *ds, am_layout_t *lay) {
+  unsigned m = lay->plan.methods;
+  int grads = (ds->roles & AM_ROLE_ATTENTION_GRADS) != 0;
+  if (m & AM_METHOD_ATTENTION_LAST)
+    add_map(lay, AM_MAP_ATTENTION_LAST, 0, 1, "attention_last");
+  if (m & AM_METHOD_ROLLOUT)
+    add_map(lay, AM_MAP_ROLLOUT, 0, 1, "rollout");
+  if ((m & AM_METHOD_GRAD_ROLLOUT) && grads)
+    add_map(lay, AM_MAP_GRAD_ROLLOUT, 0, 0, "grad_rollout");
+  if (m & AM_METHOD_SALIENCY) {
+    for (int i = 0; i < ds->nsaliency && lay->nmaps < AM_MAX_MAPS - 3; i++) {
+      char name[80];
+      snprintf(name, sizeof name, "saliency.%s", ds->saliency_names[i]);
+      add_map(lay, AM_MAP_SALIENCY_GIVEN, i, 0, name);
+    }
+    if (ds->roles & AM_ROLE_EMBEDS) {
+      lay->derived_saliency = 1;
+      add_map(lay, AM_MAP_SALIENCY_DERIVED, 0, 0, "saliency.grad_l2");
+      add_map(lay, AM_MAP_SALIENCY_DERIVED, 1, 0, "saliency.grad_x_input");
+      add_map(lay, AM_MAP_SALIENCY_DERIVED, 2, 0, "saliency.abs_grad_x_input");
+    }
+  }
+  lay->head_stats = (m & AM_METHOD_HEAD_STATS) != 0;
+  lay->head_importance = (m & AM_METHOD_HEAD_IMPORTANCE) && grads;
+  lay->pass.want = (lay->head_stats ? AM_PASS_HEAD_STATS : 0) |
+                   (lay->head_importance ? AM_PASS_HEAD_IMPORTANCE : 0);
+  for (int i = 0; i < lay->nmaps; i++) {
+    am_map_kind k = lay->maps[i].kind;
+    lay->pass.want |= k == AM_MAP_ATTENTION_LAST ? AM_PASS_ATTENTION_LAST
+                      : k == AM_MAP_ROLLOUT      ? AM_PASS_ROLLOUT
+                      : k == AM_MAP_GRAD_ROLLOUT ? AM_PASS_GRAD_ROLLOUT
+                                                 : 0;
+  }
+  if (lay->plan.all_rows) {
+    lay->pass.want |= (m & AM_METHOD_ROLLOUT) ? AM_PASS_ROLLOUT_ROWS : 0;
+    lay->pass.want |= ((m & AM_METHOD_GRAD_ROLLOUT) && grads) ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
+  }
+}
+
+/* The pair ranked for disagreement: the first attention-side map against the first
+ * gradient-side map (rollout~saliency.X preferred by map order). */
+static void choose_worst_pair(am_layout_t *lay) {
+  lay->worst_pair = -1;
+  for (int p = 0; p < lay->npairs; p++) {
+    int a = lay->pair_a[p], b = lay->pair_b[p];
+    if (lay->maps[a].is_attention != lay->maps[b].is_attention) {
+      int att = lay->maps[a].is_attention ? a : b;
+      if (lay->worst_pair < 0 || (lay->maps[att].kind == AM_MAP_ROLLOUT &&
+                                  lay->maps[lay->pair_a[lay->worst_pair]].kind !=
+                                      AM_MAP_ROLLOUT))
+        lay->worst_pair = p;
+    }
+  }
+}
+
+am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan,
+                          am_layout_t *lay) {
+  memset(lay, 0, sizeof *lay);
+  am_status st = check_plan(ctx, ds, plan);
+  if (st != AM_STATUS_OK)
+    return st;
+  lay->plan = *plan;
+  lay->plan.pairs = NULL; /* borrowed string: not kept */
+  lay->N = ds->N;
+  lay->L = ds->L;
+  lay->H = ds->H;
+  lay->T = ds->Tmax;
+  lay->pass.fusion = plan->fusion;
+  lay->pass.discard = plan->discard;
+  lay->pass.normalize = plan->normalize;
+  lay->pass.grid = ds->grid ? ds->grid_parsed : (am_grid_t){0, 0, 0};
+  lay->has_labels = (ds->roles & AM_ROLE_LABELS) != 0;
+  lay->has_predictions = (ds->roles & AM_ROLE_PREDICTIONS) != 0;
+  build_maps(ds, lay);
+  if (plan->methods & AM_METHOD_AGREEMENT) {
+    if (plan->pairs && *plan->pairs) {
+      if ((st = parse_pairs(ctx, lay, plan->pairs)) != AM_STATUS_OK)
+        return st;
+    } else {
+      for (int a = 0; a < lay->nmaps; a++)
+        for (int b = a + 1; b < lay->nmaps; b++)
+          add_pair(lay, a, b);
+    }
+  }
+  choose_worst_pair(lay);
+  return am_layout_specs(ctx, lay);
+}
+
+void am_layout_metric_name(const am_layout_t *lay, int metric, char *buf, size_t len) {
+  const char *name = am_metric_name((am_metric)metric);
+  const char *at = strstr(name, "@k");
+  if (at)
+    snprintf(buf, len, "%.*s@%d", (int)(at - name), name, lay->plan.topk);
+  else
+    snprintf(buf, len, "%s", name);
+}
+
+int am_layout_target(const am_layout_t *lay, int n) {
+  switch (lay->plan.target) {
+  case AM_TARGET_CLS:
+    return 0;
+  case AM_TARGET_LAST:
+    return n - 1;
+  case AM_TARGET_MEAN:
+    return AM_ROW_MEAN;
+  case AM_TARGET_INDEX: {
+    int t = lay->plan.target_index < 0 ? n + lay->plan.target_index : lay->plan.target_index;
+    return (t >= 0 && t < n) ? t : -2;
+  }
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* layout.h — a plan resolved against a dataset: which maps, statistics and agreement
+ * pairs a run produces, and the tensors of examples.safetensors that hold them. */
+#ifndef AM_PIPELINE_LAYOUT_H
+#define AM_PIPELINE_LAYOUT_H
+
+#include "attnmap.h"
+#include "cpu/agreement.h"
+#include "cpu/example_pass.h"
+#include "dataset/dataset.h"
+#include "io/file.h"
+
+#define AM_MAX_MAPS 32
+#define AM_MAX_PAIRS (AM_MAX_MAPS * (AM_MAX_MAPS - 1) / 2)
+
+typedef enum am_map_kind {
+  AM_MAP_ATTENTION_LAST,
+  AM_MAP_ROLLOUT,
+  AM_MAP_GRAD_ROLLOUT,
+  AM_MAP_SALIENCY_GIVEN,   /* a precomputed saliency tensor (sub = its index) */
+  AM_MAP_SALIENCY_DERIVED, /* from embedding gradients (sub = 0 l2, 1 gxi, 2 abs gxi) */
+} am_map_kind;
+
+typedef struct am_map {
+  am_map_kind kind;
+  int sub;
+  int is_attention; /* attention-side map (for "attention vs gradients") */
+  char name[80];    /* "rollout", "saliency.ig" */
+} am_map_t;
+
+typedef struct am_layout {
+  int64_t N;
+  int L, H, T; /* T: the largest padded length (outputs' T) */
+  am_plan_t plan;
+  am_pass_options_t pass;
+  int target; /* AM_ROW_MEAN or a fixed valid-token index (resolved per example) */
+  int nmaps;
+  am_map_t maps[AM_MAX_MAPS];
+  int npairs;
+  int pair_a[AM_MAX_PAIRS], pair_b[AM_MAX_PAIRS];
+  char pair_names[AM_MAX_PAIRS][164];
+  int head_stats, head_importance, derived_saliency, has_labels, has_predictions;
+  int worst_pair; /* pair ranked for "attention and gradients disagree most", or -1 */
+  /* examples.safetensors */
+  int nspecs;
+  am_tensor_spec_t specs[16 + AM_MAX_MAPS + AM_STAT_COUNT + AM_METRIC_COUNT];
+  char spec_names[16 + AM_MAX_MAPS + AM_STAT_COUNT + AM_METRIC_COUNT][96];
+  int spec_mask, spec_lengths, spec_map0, spec_rows_rollout, spec_rows_grad;
+  int spec_stat0, spec_importance, spec_metric0, spec_labels, spec_predictions;
+} am_layout_t;
+
+/* Resolves plan against ds. Errors: a method asked for explicitly whose inputs are
+ * missing, a pair naming an unknown map, bad option values. */
+am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan,
+                          am_layout_t *lay);
+
+/* The metric's output name with k filled in ("jaccard@5"). */
+void am_layout_metric_name(const am_layout_t *lay, int metric, char *buf, size_t len);
+
+/* Valid-token index of the target for an example with n valid tokens; AM_ROW_MEAN;
+ * or -2 when a fixed index is out of range. */
+int am_layout_target(const am_layout_t *lay, int n);
+
+
+
+/* Fills lay->specs: the tensors of examples.safetensors (examples_file.c). */
+am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay);
+#endif

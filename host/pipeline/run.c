@@ -1,0 +1,159 @@
+/* run.c — `attnmap analyze`: reads the dataset chunk by chunk (each chunk's attentions
+ * cross memory once, in the backend's fused pass), writes examples.safetensors row by row
+ * and aggregates in input order, then publishes the run folder whole (DESIGN §4, §5). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/ctx.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/run_dir.h"
+#include "pipeline/summary.h"
+
+/* Attention bytes one chunk may span when --chunk is not given. */
+#define AM_CHUNK_BUDGET_BYTES (256ull << 20)
+#define AM_CHUNK_MAX 1024
+
+static int choose_chunk(const am_dataset_t *ds, const am_layout_t *lay) {
+  if (lay->plan.chunk > 0)
+    return lay->plan.chunk > AM_CHUNK_MAX * 64 ? AM_CHUNK_MAX * 64 : (int)lay->plan.chunk;
+  uint64_t T = (uint64_t)ds->Tmax;
+  uint64_t per = (uint64_t)ds->L * (uint64_t)ds->H * T * T * am_dtype_size(ds->dtype);
+  per *= (ds->roles & AM_ROLE_ATTENTION_GRADS) ? 2 : 1;
+  if (lay->plan.all_rows)
+    per += 2 * T * T * 4;
+  uint64_t n = per ? AM_CHUNK_BUDGET_BYTES / per : AM_CHUNK_MAX;
+  return n < 1 ? 1 : (n > AM_CHUNK_MAX ? AM_CHUNK_MAX : (int)n);
+}
+
+static json_t *metadata_pairs(const am_layout_t *lay) {
+  json_t *pairs = json_array();
+  for (int p = 0; p < lay->npairs; p++)
+    json_array_append_new(pairs, json_string(lay->pair_names[p]));
+  return pairs;
+}
+
+/* Tells the kernel that a finished chunk's input pages may go (bounded resident memory). */
+static void release_pages(const am_chunk_t *c) {
+  long page = 4096;
+  for (int l = 0; l < c->lay->L; l++) {
+    const am_layers_t *sets[2] = {&c->sh->att, &c->sh->grad};
+    for (int s = 0; s < 2; s++) {
+      if (!sets[s]->layer || c->nex == 0)
+        continue;
+      uintptr_t lo = (uintptr_t)c->ex[0].att[l];
+      if (s == 1)
+        lo = (uintptr_t)c->ex[0].grad[l];
+      size_t bytes = (size_t)c->nex * (size_t)c->lay->H * (size_t)c->sh->T *
+                     (size_t)c->sh->T * am_dtype_size(sets[s]->layer[l]->dtype);
+      uintptr_t start = (lo + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+      uintptr_t end = (lo + bytes) & ~(uintptr_t)(page - 1);
+      if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+  }
+}
+
+typedef struct run_state {
+  am_layout_t lay;
+  am_aggregates_t agg;
+  am_chunk_t chunk;
+  am_st_writer_t *writer;
+  char tmp[4096];
+} run_state_t;
+
+static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
+                             const am_run_options_t *opts) {
+  int cap = choose_chunk(ds, &r->lay);
+  am_status st = am_chunk_alloc(ctx, &r->chunk, &r->lay, cap, ds->Tmax);
+  int64_t done = 0;
+  for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
+    for (int64_t row = 0; row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
+      int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
+      st = am_chunk_load(ctx, &r->chunk, ds, s, row, nex);
+      if (st == AM_STATUS_OK)
+        st = am_chunk_compute(ctx, &r->chunk, ds);
+      if (st == AM_STATUS_OK)
+        st = am_chunk_write(ctx, &r->chunk, r->writer);
+      if (st == AM_STATUS_OK)
+        st = am_agg_add_chunk(ctx, &r->agg, &r->chunk);
+      if (st == AM_STATUS_OK)
+        release_pages(&r->chunk);
+      done += nex;
+      if (st == AM_STATUS_OK && opts && opts->progress)
+        opts->progress(opts->progress_user, done, ds->N);
+    }
+  return st;
+}
+
+static am_status open_writer(am_ctx_t *ctx, run_state_t *r, const am_dataset_t *ds) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", r->tmp);
+  json_t *pairs = metadata_pairs(&r->lay);
+  char *pairs_text = json_dumps(pairs, JSON_COMPACT);
+  json_decref(pairs);
+  const char *meta[] = {"attnmap.pairs", pairs_text ? pairs_text : "[]", "attnmap.version",
+                        am_version(), "model", ds->model ? ds->model : ""};
+  am_status st = am_st_writer_open(ctx, path, r->lay.specs, r->lay.nspecs, meta,
+                                   ds->model ? 3 : 2, &r->writer);
+  free(pairs_text);
+  return st;
+}
+
+am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                         const char *run_dir, const am_run_options_t *opts) {
+  am_clear_error(ctx);
+  double t0 = am_now_seconds();
+  am_timings_t times = {0};
+  int force = opts ? opts->force : 0;
+  run_state_t *r = calloc(1, sizeof *r);
+  json_t *inputs = NULL, *doc = NULL;
+  int began = 0;
+  am_status st = r ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (st == AM_STATUS_OK)
+    st = am_layout_build(ctx, ds, plan, &r->lay);
+  if (st == AM_STATUS_OK)
+    st = am_run_dir_check(ctx, run_dir, force);
+  if (st == AM_STATUS_OK)
+    st = am_agg_init(ctx, &r->agg, &r->lay);
+  if (st == AM_STATUS_OK && (st = am_run_dir_begin(ctx, run_dir, r->tmp, sizeof r->tmp)) ==
+                                AM_STATUS_OK)
+    began = 1;
+  if (st == AM_STATUS_OK)
+    st = open_writer(ctx, r, ds);
+  if (st == AM_STATUS_OK)
+    st = analyze_all(ctx, r, ds, opts);
+  times.analyze_s = am_now_seconds() - t0;
+  if (st == AM_STATUS_OK) {
+    st = am_st_writer_close(r->writer, 0);
+    r->writer = NULL;
+  }
+  double tc = am_now_seconds();
+  if (st == AM_STATUS_OK)
+    st = am_inputs_json(ctx, ds, opts ? opts->checksums : 1, &inputs);
+  times.checksum_s = am_now_seconds() - tc;
+  times.total_s = am_now_seconds() - t0;
+  if (st == AM_STATUS_OK) {
+    doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, &times);
+    inputs = NULL;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", r->tmp);
+    st = doc ? am_write_json(ctx, path, doc)
+             : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+  }
+  if (st == AM_STATUS_OK)
+    st = am_run_dir_publish(ctx, r->tmp, run_dir, force);
+  if (r) {
+    am_st_writer_close(r->writer, 1);
+    if (st != AM_STATUS_OK && began)
+      am_rmtree(r->tmp);
+    am_chunk_free(&r->chunk);
+    am_agg_free(&r->agg);
+  }
+  json_decref(inputs);
+  json_decref(doc);
+  free(r);
+  return st;
+}

@@ -1,0 +1,25 @@
+/* summary.h — composing RUN/summary.json: provenance, dataset, layout, aggregates. */
+#ifndef AM_PIPELINE_SUMMARY_H
+#define AM_PIPELINE_SUMMARY_H
+
+#include <jansson.h>
+
+#include "pipeline/aggregate.h"
+
+typedef struct am_timings {
+  double checksum_s, analyze_s, total_s;
+} am_timings_t;
+
+/* The plan as JSON (every option that changes a number). */
+json_t *am_plan_to_json(const am_layout_t *lay);
+
+/* inputs: array of {path, bytes, crc32} (borrowed reference stolen by the result). */
+json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay,
+                         const am_aggregates_t *agg, json_t *inputs, const am_timings_t *t);
+
+/* {path, bytes, crc32} for every file of every shard; crc32 only when checksums. */
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums, json_t **out);
+
+double am_now_seconds(void);
+
+#endif
