@@ -177,6 +177,8 @@ void am_dataset_close(am_dataset_t *ds);
 void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
 int am_dataset_shard_count(const am_dataset_t *ds);
 const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
+int am_dataset_shard_file_count(const am_dataset_t *ds, int shard);
+const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard, int i); /* borrowed */
 const char *am_dataset_saliency_name(const am_dataset_t *ds, int i); /* "ig", borrowed */
 
 /* Reads every attention row of the dataset and checks it: finite, non-negative, summing

@@ -1,4 +1,44 @@
-/* STUB */
+/* main.c — the attnmap command: dispatches to analyze, inspect, merge. */
 #include <stdio.h>
-#include "attnmap.h"
-int main(void) { printf("attnmap %s\n", am_version()); return 0; }
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: attnmap COMMAND [OPTIONS]\n"
+          "\n"
+          "commands:\n"
+          "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
+          "  inspect FILE...             list tensors, roles and check attention rows\n"
+          "  merge RUN... -o RUN         combine run folders made with the same options\n"
+          "\n"
+          "  attnmap COMMAND --help      options of a command\n"
+          "  attnmap --version           version\n"
+          "\n"
+          "exit codes: 0 success, 1 internal or device failure, 2 bad usage or bad input\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return AM_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    return AM_EXIT_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("attnmap %s\n", am_version());
+    return AM_EXIT_OK;
+  }
+  if (strcmp(cmd, "analyze") == 0)
+    return am_cli_analyze(argc - 1, argv + 1);
+  if (strcmp(cmd, "inspect") == 0)
+    return am_cli_inspect(argc - 1, argv + 1);
+  if (strcmp(cmd, "merge") == 0)
+    return am_cli_merge(argc - 1, argv + 1);
+  fprintf(stderr, "attnmap: unknown command '%s' (try attnmap --help)\n", cmd);
+  return AM_EXIT_USAGE;
+}

@@ -297,6 +297,12 @@ int am_dataset_shard_count(const am_dataset_t *ds) { return ds->nshards; }
 const char *am_dataset_shard_path(const am_dataset_t *ds, int i) {
   return ds->shards[i].path;
 }
+int am_dataset_shard_file_count(const am_dataset_t *ds, int shard) {
+  return ds->shards[shard].nfiles;
+}
+const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard, int i) {
+  return ds->shards[shard].files[i];
+}
 const char *am_dataset_saliency_name(const am_dataset_t *ds, int i) {
   return ds->saliency_names[i];
 }

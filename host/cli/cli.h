@@ -1,0 +1,34 @@
+/* cli.h — what the subcommands of the attnmap CLI share. */
+#ifndef AM_CLI_CLI_H
+#define AM_CLI_CLI_H
+
+#include "attnmap.h"
+
+/* Exit codes (DESIGN §6). */
+#define AM_EXIT_OK 0
+#define AM_EXIT_FAILURE 1
+#define AM_EXIT_USAGE 2
+
+int am_cli_analyze(int argc, char **argv);
+int am_cli_inspect(int argc, char **argv);
+int am_cli_merge(int argc, char **argv);
+
+/* Prints "attnmap: MESSAGE" and returns the exit code for status. */
+int am_cli_fail(am_ctx_t *ctx, am_status status);
+/* Prints "attnmap CMD: MESSAGE" for a usage error and returns AM_EXIT_USAGE. */
+int am_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Makes a context or prints why not; returns NULL on failure (*code set). */
+am_ctx_t *am_cli_context(const char *backend, int threads, int *code);
+
+/* Progress on a terminal: a line rewritten in place; nothing in pipes or with quiet. */
+typedef struct am_progress {
+  int enabled;
+  double start;
+  const char *what;
+} am_progress_t;
+void am_progress_init(am_progress_t *p, const char *what, int quiet);
+void am_progress_update(void *user, int64_t done, int64_t total);
+void am_progress_end(am_progress_t *p);
+
+#endif

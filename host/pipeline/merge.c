@@ -1,0 +1,249 @@
+/* merge.c — `attnmap merge RUN... -o OUT`: run folders made with the same options are
+ * combined in the given order: examples concatenated (rows re-padded to the largest T),
+ * aggregates merged from their raw state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ctx.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/run_dir.h"
+#include "pipeline/summary.h"
+
+typedef struct merge_input {
+  json_t *summary;
+  am_file_t *examples;
+  int64_t N;
+  int T;
+} merge_input_t;
+
+static am_status load_input(am_ctx_t *ctx, const char *run, merge_input_t *in) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/summary.json", run);
+  json_error_t err;
+  in->summary = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+  if (!in->summary)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot read: %s", path, err.text);
+  const json_t *ds = json_object_get(in->summary, "dataset");
+  in->N = json_integer_value(json_object_get(ds, "examples"));
+  in->T = (int)json_integer_value(json_object_get(ds, "max_tokens"));
+  snprintf(path, sizeof path, "%s/examples.safetensors", run);
+  return am_file_open(ctx, path, &in->examples);
+}
+
+static const json_t *options_of(const merge_input_t *in) {
+  return json_object_get(json_object_get(in->summary, "provenance"), "options");
+}
+
+/* Rebuilds the layout a run was made with from its summary.json. */
+static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, int T,
+                             am_layout_t *lay, const char *run) {
+  const json_t *opt = options_of(in), *ds = json_object_get(in->summary, "dataset");
+  const json_t *maps = json_object_get(opt, "maps"), *pairs = json_object_get(opt, "pairs");
+  if (!json_is_array(maps) || !json_is_array(pairs) || json_array_size(maps) > AM_MAX_MAPS ||
+      json_array_size(pairs) > AM_MAX_PAIRS)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: no options.maps/pairs", run);
+  memset(lay, 0, sizeof *lay);
+  am_plan_init(&lay->plan);
+  lay->N = N;
+  lay->T = T;
+  lay->L = (int)json_integer_value(json_object_get(ds, "layers"));
+  lay->H = (int)json_integer_value(json_object_get(ds, "heads"));
+  lay->plan.topk = (int)json_integer_value(json_object_get(opt, "topk"));
+  lay->plan.worst = (int)json_integer_value(json_object_get(opt, "worst"));
+  lay->plan.histogram_bins = (int)json_integer_value(json_object_get(opt, "histogram_bins"));
+  lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
+  lay->head_importance = json_is_true(json_object_get(opt, "head_importance"));
+  lay->nmaps = (int)json_array_size(maps);
+  for (int m = 0; m < lay->nmaps; m++)
+    snprintf(lay->maps[m].name, sizeof lay->maps[m].name, "%s",
+             json_string_value(json_array_get(maps, (size_t)m)));
+  lay->npairs = (int)json_array_size(pairs);
+  const char *worst = json_string_value(
+      json_object_get(json_object_get(in->summary, "disagreement"), "pair"));
+  lay->worst_pair = -1;
+  for (int p = 0; p < lay->npairs; p++) {
+    snprintf(lay->pair_names[p], sizeof lay->pair_names[p], "%s",
+             json_string_value(json_array_get(pairs, (size_t)p)));
+    if (worst && strcmp(worst, lay->pair_names[p]) == 0)
+      lay->worst_pair = p;
+  }
+  if (lay->L < 1 || lay->H < 1 || lay->plan.histogram_bins < 1 || lay->plan.topk < 1)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: bad dataset or options", run);
+  return AM_STATUS_OK;
+}
+
+/* Options that change numbers must agree; the chunk size does not matter. */
+static int same_options(const json_t *a, const json_t *b) {
+  json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+  json_object_del(x, "chunk");
+  json_object_del(y, "chunk");
+  int same = json_equal(x, y);
+  json_decref(x);
+  json_decref(y);
+  return same;
+}
+
+/* A tensor's dims after the first are token positions unless it is per head or pair. */
+static int has_token_dims(const char *name) {
+  return strncmp(name, "head.", 5) != 0 && strncmp(name, "agreement.", 10) != 0;
+}
+
+static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const char *name,
+                             const merge_input_t *in, int n, int T) {
+  uint64_t row0 = 0;
+  for (int r = 0; r < n; r++) {
+    const am_tensor_t *t = am_file_find(in[r].examples, name);
+    if (!t)
+      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing",
+                     am_file_path(in[r].examples), name);
+    size_t es = am_dtype_size(t->dtype);
+    int pad = has_token_dims(name) && t->ndim >= 2 && t->shape[1] != T;
+    size_t in_row = es, out_row = es;
+    for (int d = 1; d < t->ndim; d++) {
+      in_row *= (size_t)t->shape[d];
+      out_row *= pad ? (size_t)T : (size_t)t->shape[d];
+    }
+    unsigned char *buf = calloc(1, out_row ? out_row : 1);
+    if (!buf)
+      return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    am_status st = AM_STATUS_OK;
+    for (int64_t i = 0; i < t->shape[0] && st == AM_STATUS_OK; i++) {
+      const unsigned char *src = (const unsigned char *)t->data + (size_t)i * in_row;
+      if (!pad) {
+        memcpy(buf, src, in_row);
+      } else if (t->ndim == 2) {
+        memcpy(buf, src, in_row);
+      } else { /* [N,t,t] → [N,T,T] */
+        size_t tt = (size_t)t->shape[1];
+        for (size_t q = 0; q < tt; q++)
+          memcpy(buf + q * (size_t)T * es, src + q * tt * es, tt * es);
+      }
+      st = am_st_writer_put(w, index, (row0 + (uint64_t)i) * out_row, buf, out_row);
+    }
+    free(buf);
+    if (st != AM_STATUS_OK)
+      return st;
+    row0 += (uint64_t)t->shape[0];
+  }
+  return AM_STATUS_OK;
+}
+
+static am_status write_examples(am_ctx_t *ctx, const char *dir, const merge_input_t *in,
+                                int n, int64_t N, int T) {
+  const am_file_t *first = in[0].examples;
+  int nt = am_file_tensor_count(first);
+  am_tensor_spec_t *specs = calloc((size_t)nt, sizeof *specs);
+  if (!specs)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  for (int i = 0; i < nt; i++) {
+    const am_tensor_t *t = am_file_tensor(first, i);
+    const char *name = am_file_tensor_name(first, i);
+    specs[i] = (am_tensor_spec_t){.name = name, .dtype = t->dtype, .ndim = t->ndim};
+    for (int d = 0; d < t->ndim; d++)
+      specs[i].shape[d] = d == 0 ? N : (has_token_dims(name) ? T : t->shape[d]);
+  }
+  const char *meta[6];
+  int nmeta = 0;
+  for (int i = 0; i < am_file_metadata_count(first) && nmeta < 3; i++) {
+    meta[2 * nmeta] = am_file_metadata_key(first, i);
+    meta[2 * nmeta + 1] = am_file_metadata(first, meta[2 * nmeta]);
+    nmeta++;
+  }
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  am_st_writer_t *w = NULL;
+  am_status st = am_st_writer_open(ctx, path, specs, nt, meta, nmeta, &w);
+  for (int i = 0; i < nt && st == AM_STATUS_OK; i++)
+    st = copy_tensor(ctx, w, i, specs[i].name, in, n, T);
+  am_status cs = am_st_writer_close(w, st != AM_STATUS_OK);
+  free(specs);
+  return st != AM_STATUS_OK ? st : cs;
+}
+
+static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
+                              const char *const *runs, const am_aggregates_t *agg,
+                              const am_layout_t *lay) {
+  json_t *doc = am_agg_to_json(agg, lay);
+  json_t *prov = json_deep_copy(json_object_get(in[0].summary, "provenance"));
+  json_t *ds = json_deep_copy(json_object_get(in[0].summary, "dataset"));
+  json_t *inputs = json_array(), *from = json_array();
+  int shards = 0;
+  for (int r = 0; r < n; r++) {
+    json_array_extend(inputs, json_object_get(json_object_get(in[r].summary, "provenance"),
+                                              "inputs"));
+    json_array_append_new(from, json_string(runs[r]));
+    shards += (int)json_integer_value(
+        json_object_get(json_object_get(in[r].summary, "dataset"), "shards"));
+  }
+  json_object_set_new(prov, "inputs", inputs);
+  json_object_set_new(prov, "merged_from", from);
+  json_object_set_new(prov, "backend", json_string(am_ctx_backend_name(ctx)));
+  json_object_set_new(ds, "examples", json_integer(lay->N));
+  json_object_set_new(ds, "max_tokens", json_integer(lay->T));
+  json_object_set_new(ds, "shards", json_integer(shards));
+  json_object_set_new(doc, "provenance", prov);
+  json_object_set_new(doc, "dataset", ds);
+  return doc;
+}
+
+am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns, const char *out_dir,
+                       const am_run_options_t *opts) {
+  am_clear_error(ctx);
+  int force = opts ? opts->force : 0;
+  merge_input_t *in = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *in);
+  am_layout_t *lay = calloc(1, sizeof *lay);
+  am_aggregates_t agg;
+  memset(&agg, 0, sizeof agg);
+  json_t *doc = NULL;
+  char tmp[4096] = "";
+  int64_t N = 0;
+  int T = 0, began = 0;
+  am_status st = (in && lay) ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
+  if (st == AM_STATUS_OK && nruns < 1)
+    st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "merge: no run folders given");
+  for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
+    st = load_input(ctx, runs[r], &in[r]);
+    if (st == AM_STATUS_OK && r > 0 && !same_options(options_of(&in[0]), options_of(&in[r])))
+      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: options differ from %s's; runs made with different "
+                   "options cannot be merged",
+                   runs[r], runs[0]);
+    N += in[r].N;
+    T = in[r].T > T ? in[r].T : T;
+  }
+  if (st == AM_STATUS_OK)
+    st = layout_from(ctx, &in[0], N, T, lay, runs[0]);
+  if (st == AM_STATUS_OK)
+    st = am_run_dir_check(ctx, out_dir, force);
+  if (st == AM_STATUS_OK)
+    st = am_agg_init(ctx, &agg, lay);
+  int64_t offset = 0;
+  for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
+    st = am_agg_merge_json(ctx, &agg, lay, in[r].summary, offset, runs[r]);
+    offset += in[r].N;
+  }
+  if (st == AM_STATUS_OK && (st = am_run_dir_begin(ctx, out_dir, tmp, sizeof tmp)) == 0)
+    began = 1;
+  if (st == AM_STATUS_OK)
+    st = write_examples(ctx, tmp, in, nruns, N, T);
+  if (st == AM_STATUS_OK) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", tmp);
+    doc = merged_summary(ctx, in, nruns, runs, &agg, lay);
+    st = am_write_json(ctx, path, doc);
+  }
+  if (st == AM_STATUS_OK)
+    st = am_run_dir_publish(ctx, tmp, out_dir, force);
+  if (st != AM_STATUS_OK && began)
+    am_rmtree(tmp);
+  for (int r = 0; in && r < nruns; r++) {
+    json_decref(in[r].summary);
+    am_file_close(in[r].examples);
+  }
+  json_decref(doc);
+  am_agg_free(&agg);
+  free(lay);
+  free(in);
+  return st;
+}
