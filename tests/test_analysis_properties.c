@@ -95,11 +95,12 @@ static void run(const input_t *in, const am_pass_options_t *opt, am_cpu_scratch_
     att[l] = (const unsigned char *)in->att + l * layer;
     grad[l] = in->grad ? (const unsigned char *)in->grad + l * layer : NULL;
   }
-  am_example_t ex = {.L = in->L, .H = in->H, .T = in->T, .n = in->n, .dtype = in->dtype,
-                     .att = att, .grad = in->grad ? grad : NULL, .idx = in->idx,
-                     .target = in->target};
-  am_pass_output_t out = {r->last, r->rollout, r->grad, r->rrows, r->grows, r->stats,
-                          r->importance};
+  /* L, H, T, n, dtype, att, grad, idx, target */
+  am_example_t ex = {
+      in->L,   in->H,     in->T, in->n, in->dtype, att, in->grad ? grad : NULL,
+      in->idx, in->target};
+  am_pass_output_t out = {r->last,  r->rollout, r->grad,      r->rrows,
+                          r->grows, r->stats,   r->importance};
   am_cpu_scratch_t own = {0};
   r->st = am_cpu_example_pass(&ex, opt, &out, scratch ? scratch : &own, &r->fault);
   am_cpu_scratch_free(&own);
@@ -110,16 +111,17 @@ static am_pass_options_t options(unsigned want, am_fusion fusion, double discard
   return opt;
 }
 
-/* |a - b| <= atol + rtol |b| for count values, else a failure naming what and seed. */
+/* |a - b| <= atol + rtol |b| for count values, else a failure naming what and seed;
+ * returns the largest error / bound. */
 static double expect_near(const float *a, const float *b, int count, double rtol,
                           double atol, const char *what, uint64_t seed) {
   double worst = 0.0;
   for (int k = 0; k < count; k++) {
-    double err = fabs((double)a[k] - (double)b[k]);
-    if (err / (atol + rtol * fabs((double)b[k])) > worst)
-      worst = err / (atol + rtol * fabs((double)b[k]));
-    cr_expect(err <= atol + rtol * fabs((double)b[k]),
-              "%s[%d]: %.9g vs %.9g (seed %llu)", what, k, a[k], b[k],
+    double err = fabs((double)a[k] - (double)b[k]),
+           bound = atol + rtol * fabs((double)b[k]);
+    if (bound > 0.0 && err / bound > worst)
+      worst = err / bound;
+    cr_expect(err <= bound, "%s[%d]: %.9g vs %.9g (seed %llu)", what, k, a[k], b[k],
               (unsigned long long)seed);
   }
   return worst;
@@ -128,21 +130,22 @@ static double expect_near(const float *a, const float *b, int count, double rtol
 /* Compares every output of two passes over n valid tokens of L x H heads. */
 static double expect_same(const result_t *a, const result_t *b, int L, int H, int n,
                           double rtol, double atol, uint64_t seed) {
-  double w = 0.0, x;
-  x = expect_near(a->last, b->last, n, rtol, atol, "attention_last", seed);
-  w = fmax(w, x);
-  x = expect_near(a->rollout, b->rollout, n, rtol, atol, "rollout", seed);
-  w = fmax(w, x);
-  x = expect_near(a->grad, b->grad, n, rtol, atol, "grad_rollout", seed);
-  w = fmax(w, x);
-  x = expect_near(a->rrows, b->rrows, n * n, rtol, atol, "rollout_rows", seed);
-  w = fmax(w, x);
-  x = expect_near(a->grows, b->grows, n * n, rtol, atol, "grad_rollout_rows", seed);
-  w = fmax(w, x);
-  x = expect_near(a->stats, b->stats, AM_STAT_COUNT * L * H, rtol, atol, "head_stats", seed);
-  w = fmax(w, x);
-  x = expect_near(a->importance, b->importance, L * H, rtol, atol, "importance", seed);
-  return fmax(w, x);
+  const struct {
+    const float *x, *y;
+    int count;
+    const char *what;
+  } outs[7] = {{a->last, b->last, n, "attention_last"},
+               {a->rollout, b->rollout, n, "rollout"},
+               {a->grad, b->grad, n, "grad_rollout"},
+               {a->rrows, b->rrows, n * n, "rollout_rows"},
+               {a->grows, b->grows, n * n, "grad_rollout_rows"},
+               {a->stats, b->stats, AM_STAT_COUNT * L * H, "head_stats"},
+               {a->importance, b->importance, L * H, "head_importance"}};
+  double worst = 0.0;
+  for (int k = 0; k < 7; k++)
+    worst = fmax(worst, expect_near(outs[k].x, outs[k].y, outs[k].count, rtol, atol,
+                                    outs[k].what, seed));
+  return worst;
 }
 
 /* A seeded example: valid [L,H,n,n] attention and gradients, and the unpadded input. */
@@ -219,7 +222,8 @@ Test(properties, entropy_between_zero_and_log_n) {
     cr_assert_eq(r.st, AM_STATUS_OK);
     int lh = s.L * s.H;
     for (int x = 0; x < lh; x++) {
-      float e = r.stats[AM_STAT_ENTROPY * lh + x], en = r.stats[AM_STAT_ENTROPY_NORM * lh + x];
+      float e = r.stats[AM_STAT_ENTROPY * lh + x],
+            en = r.stats[AM_STAT_ENTROPY_NORM * lh + x];
       cr_expect(e >= 0.0f && e <= logf(11.0f) + 1e-6f, "entropy %.9g (sharpness %g)", e,
                 sharpness[k]);
       cr_expect(en >= 0.0f && en <= 1.0f + 1e-6f, "entropy_norm %.9g", en);
@@ -231,36 +235,50 @@ Test(properties, entropy_between_zero_and_log_n) {
   }
 }
 
-/* Runs the sample embedded with `left` and `right` padding (or at the positions `holes`),
- * padded entries NaN, and compares with the unpadded run. */
+/* Runs sample s stored as dtype at a byte offset (odd: unaligned), its valid tokens at
+ * positions idx of T (idx NULL: unpadded, T = n), the padding NaN. */
+static void run_stored(const sample_t *s, am_dtype dtype, size_t offset, int T,
+                       const int32_t *idx, int target, const am_pass_options_t *opt,
+                       result_t *r) {
+  int32_t own[MAXN];
+  if (!idx) {
+    for (int j = 0; j < s->n; j++)
+      own[j] = j;
+    idx = own, T = s->n;
+  }
+  size_t count = (size_t)s->L * s->H * T * T, size = am_dtype_size(dtype);
+  float *f32 = malloc(count * sizeof(float));
+  unsigned char *att = malloc(count * size + offset), *grad = malloc(count * size + offset);
+  cr_assert(f32 && att && grad);
+  embed(s->att, s->L, s->H, s->n, T, idx, NAN, f32);
+  store_as(f32, count, dtype, att + offset);
+  embed(s->grad, s->L, s->H, s->n, T, idx, NAN, f32);
+  store_as(f32, count, dtype, grad + offset);
+  input_t in = {s->L, s->H, T, s->n, target, dtype, att + offset, grad + offset, idx};
+  run(&in, opt, NULL, r);
+  free(f32), free(att), free(grad);
+}
+
+/* The sample with `left` and `right` padding (or at the positions `holes` of T) gives the
+ * same results as unpadded. */
 static void check_padding(const sample_t *s, int left, int right, const int32_t *holes,
-                          int T_holes, uint64_t seed) {
-  int n = s->n, T = holes ? T_holes : left + n + right;
+                          int T, uint64_t seed) {
   int32_t idx[MAXN];
-  for (int j = 0; j < n; j++)
+  for (int j = 0; j < s->n; j++)
     idx[j] = holes ? holes[j] : left + j;
-  size_t count = (size_t)s->L * s->H * T * T;
-  float *att = malloc(count * sizeof(float)), *grad = malloc(count * sizeof(float));
-  cr_assert(att && grad);
-  embed(s->att, s->L, s->H, n, T, idx, NAN, att);
-  embed(s->grad, s->L, s->H, n, T, idx, NAN, grad);
   static const int targets[3] = {0, 3, AM_ROW_MEAN};
   for (int t = 0; t < 3; t++) {
-    input_t base = s->in, padded = {s->L, s->H, T, n, targets[t], AM_DTYPE_F32, att, grad,
-                                    idx};
-    base.target = targets[t];
     am_pass_options_t opt = options(ALL_PASSES, AM_FUSION_MAX, 0.3);
     opt.normalize = AM_NORMALIZE_MINMAX;
     result_t a, b;
-    run(&padded, &opt, NULL, &a);
-    run(&base, &opt, NULL, &b);
+    run_stored(s, AM_DTYPE_F32, 0, holes ? T : left + s->n + right, idx, targets[t], &opt,
+               &a);
+    run_stored(s, AM_DTYPE_F32, 0, 0, NULL, targets[t], &opt, &b);
     cr_assert_eq(a.st, AM_STATUS_OK, "left %d right %d: status %d fault %d", left, right,
                  a.st, a.fault.kind);
     /* the same arithmetic on the same values: equal up to BLAS rounding */
-    expect_same(&a, &b, s->L, s->H, n, 1e-6, 1e-9, seed);
+    expect_same(&a, &b, s->L, s->H, s->n, 1e-6, 1e-9, seed);
   }
-  free(att);
-  free(grad);
 }
 
 Test(properties, padding_left_right_both_or_holes_changes_nothing) {
@@ -274,34 +292,16 @@ Test(properties, padding_left_right_both_or_holes_changes_nothing) {
   sample_free(&s);
 }
 
-/* Runs the sample stored as dtype (at a byte offset, to be unaligned) into r. */
-static void run_as(const sample_t *s, am_dtype dtype, size_t offset, int target,
-                   const am_pass_options_t *opt, result_t *r) {
-  size_t count = (size_t)s->L * s->H * s->n * s->n, size = am_dtype_size(dtype);
-  unsigned char *att = malloc(count * size + offset), *grad = malloc(count * size + offset);
-  cr_assert(att && grad);
-  store_as(s->att, count, dtype, att + offset);
-  store_as(s->grad, count, dtype, grad + offset);
-  input_t in = s->in;
-  in.dtype = dtype;
-  in.att = att + offset;
-  in.grad = grad + offset;
-  in.target = target;
-  run(&in, opt, NULL, r);
-  free(att);
-  free(grad);
-}
-
 Test(properties, half_and_double_storage_agree_with_f32) {
   for (uint64_t seed = 31; seed <= 33; seed++) {
     sample_t s;
     sample_make(&s, seed, 3, 2, 7, 3.0);
     am_pass_options_t opt = options(ALL_PASSES, AM_FUSION_MEAN, 0.0);
     result_t f32, f16, bf16, f64;
-    run_as(&s, AM_DTYPE_F32, 0, 0, &opt, &f32);
-    run_as(&s, AM_DTYPE_F16, 0, 0, &opt, &f16);
-    run_as(&s, AM_DTYPE_BF16, 0, 0, &opt, &bf16);
-    run_as(&s, AM_DTYPE_F64, 0, 0, &opt, &f64);
+    run_stored(&s, AM_DTYPE_F32, 0, 0, NULL, 0, &opt, &f32);
+    run_stored(&s, AM_DTYPE_F16, 0, 0, NULL, 0, &opt, &f16);
+    run_stored(&s, AM_DTYPE_BF16, 0, 0, NULL, 0, &opt, &bf16);
+    run_stored(&s, AM_DTYPE_F64, 0, 0, NULL, 0, &opt, &f64);
     cr_assert_eq(f16.st, AM_STATUS_OK, "F16 fault %d row sum %.9g", f16.fault.kind,
                  f16.fault.value);
     cr_assert_eq(bf16.st, AM_STATUS_OK, "BF16 fault %d row sum %.9g", bf16.fault.kind,
@@ -324,8 +324,8 @@ Test(properties, unaligned_data_gives_the_same_results) {
   static const am_dtype dtypes[3] = {AM_DTYPE_F32, AM_DTYPE_F16, AM_DTYPE_F64};
   for (int k = 0; k < 3; k++) {
     result_t aligned, odd;
-    run_as(&s, dtypes[k], 0, 2, &opt, &aligned);
-    run_as(&s, dtypes[k], 1, 2, &opt, &odd);
+    run_stored(&s, dtypes[k], 0, 0, NULL, 2, &opt, &aligned);
+    run_stored(&s, dtypes[k], 1, 0, NULL, 2, &opt, &odd);
     cr_assert_eq(odd.st, AM_STATUS_OK);
     expect_same(&odd, &aligned, s.L, s.H, s.n, 0.0, 0.0, 41);
   }
@@ -341,22 +341,9 @@ static void run_poked(poke_fn poke, am_dtype dtype, unsigned want, result_t *r) 
   sample_t s;
   sample_make(&s, 51, 3, 2, 5, 3.0);
   poke(&s);
-  int n = s.n, T = n + 3;
-  int32_t idx[MAXN];
-  for (int j = 0; j < n; j++)
-    idx[j] = 1 + j;
-  size_t count = (size_t)s.L * s.H * T * T, size = am_dtype_size(dtype);
-  float *att = malloc(count * sizeof(float)), *grad = malloc(count * sizeof(float));
-  unsigned char *att_d = malloc(count * size), *grad_d = malloc(count * size);
-  cr_assert(att && grad && att_d && grad_d);
-  embed(s.att, s.L, s.H, n, T, idx, NAN, att);
-  embed(s.grad, s.L, s.H, n, T, idx, NAN, grad);
-  store_as(att, count, dtype, att_d);
-  store_as(grad, count, dtype, grad_d);
-  input_t in = {s.L, s.H, T, n, 0, dtype, att_d, grad_d, idx};
+  static const int32_t idx[5] = {1, 2, 3, 4, 5};
   am_pass_options_t opt = options(want, AM_FUSION_MEAN, 0.0);
-  run(&in, &opt, NULL, r);
-  free(att), free(grad), free(att_d), free(grad_d);
+  run_stored(&s, dtype, 0, 8, idx, 0, &opt, r);
   sample_free(&s);
 }
 
@@ -381,9 +368,7 @@ static void poke_two(sample_t *s) {
   *at(s, s->att, 0, 0, 0, 0) = NAN;
   *at(s, s->att, 2, 1, 4, 4) = -1.0f;
 }
-static void poke_sum_by(sample_t *s, float excess) {
-  *at(s, s->att, 1, 0, 1, 1) += excess;
-}
+static void poke_sum_by(sample_t *s, float excess) { *at(s, s->att, 1, 0, 1, 1) += excess; }
 static void poke_f32_ok(sample_t *s) { poke_sum_by(s, 5e-5f); }
 static void poke_f32_bad(sample_t *s) { poke_sum_by(s, 2e-4f); }
 static void poke_f16_ok(sample_t *s) { poke_sum_by(s, 1e-3f); }

@@ -51,6 +51,24 @@ static const char *tmp_path(const char *name) {
   return p;
 }
 
+/* Open descriptors plus mappings of test files: what a leaking error path leaves. */
+static int open_resources(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    n += e->d_name[0] != '.';
+  if (d)
+    closedir(d);
+  FILE *m = fopen("/proc/self/maps", "r");
+  char line[1024];
+  while (m && fgets(line, sizeof line, m))
+    n += strstr(line, "/attnmap-") != NULL || strstr(line, "/fixtures/io/") != NULL;
+  if (m)
+    fclose(m);
+  return n;
+}
+
 static void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);
@@ -89,6 +107,7 @@ static const char *make_npy(const char *name, int major, const char *dict,
 }
 
 static void expect_bad(const char *label, const char *path, const char *phrase) {
+  int before = open_resources();
   am_file_t *f = (am_file_t *)0x1;
   am_status st = am_file_open(ctx, path, &f);
   const char *msg = am_last_error(ctx);
@@ -99,6 +118,7 @@ static void expect_bad(const char *label, const char *path, const char *phrase) 
   cr_expect_not_null(strstr(msg, phrase), "%s: message lacks \"%s\": %s", label, phrase,
                      msg);
   am_file_close(st == AM_STATUS_OK ? f : NULL);
+  cr_expect_eq(open_resources(), before, "%s: a descriptor or mapping leaked", label);
 }
 
 #define D(descr, fortran, shape)                                                           \
@@ -180,6 +200,7 @@ static void expect_f32(const am_tensor_t *t, int i, float want) {
 
 /* Values restate fixtures/make_io_fixtures.py. */
 Test(npy, numpy_fixtures_c_order) {
+  int resources = open_resources();
   am_file_t *f;
   open_ok(FIX "npy_c.npy", &f); /* np.arange(12, dtype=np.float32).reshape(3, 4) */
   const am_tensor_t *t = am_file_tensor(f, 0);
@@ -213,9 +234,11 @@ Test(npy, numpy_fixtures_c_order) {
   t = am_file_tensor(f, 0);
   cr_expect(t->ndim == 2 && t->shape[0] == 0 && t->shape[1] == 3 && t->nbytes == 0);
   am_file_close(f);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 Test(npy, numpy_fixtures_converted_and_versions) {
+  int resources = open_resources();
   am_file_t *f;
   open_ok(FIX "npy_fortran.npy", &f); /* asfortranarray(arange(24, f8).reshape(2, 3, 4)) */
   const am_tensor_t *t = am_file_tensor(f, 0);
@@ -251,6 +274,7 @@ Test(npy, numpy_fixtures_converted_and_versions) {
   cr_expect_eq(am_file_tensor(f, 0)->dtype, AM_DTYPE_U16);
   cr_expect_eq(memcmp(am_file_tensor(f, 0)->data, u16, 8), 0);
   am_file_close(f);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 /* Hand-made variants numpy also reads: '=' and missing byte orders, Python 2 'L' dims,
@@ -280,6 +304,7 @@ Test(npy, header_variants) {
 }
 
 Test(npy, round_trip_every_dtype) {
+  int resources = open_resources();
   for (int d = 0; d < AM_DTYPE_COUNT; d++) {
     am_tensor_t t = {.dtype = (am_dtype)d, .ndim = 3, .shape = {2, 1, 3}};
     unsigned char buf[48];
@@ -309,6 +334,7 @@ Test(npy, round_trip_every_dtype) {
     cr_expect_eq(((const unsigned char *)r->data - (unsigned char *)f->map) % 64, 0);
     am_file_close(f);
   }
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 /* attnmap writes the bytes numpy.save writes (header included). */
@@ -339,6 +365,7 @@ Test(npy, same_bytes_as_numpy) {
 }
 
 Test(npy, writer_errors) {
+  int resources = open_resources();
   float x[2] = {1, 2};
   am_tensor_t t = {.dtype = AM_DTYPE_F32, .ndim = 1, .shape = {3}, .data = x, .nbytes = 8};
   const char *path = tmp_path("w.npy");
@@ -357,4 +384,5 @@ Test(npy, writer_errors) {
   open_ok(plain, &f);
   cr_expect_str_eq(am_file_tensor_name(f, 0), "plain");
   am_file_close(f);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }

@@ -51,6 +51,24 @@ static const char *tmp_path(const char *name) {
   return p;
 }
 
+/* Open descriptors plus mappings of test files: what a leaking error path leaves. */
+static int open_resources(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    n += e->d_name[0] != '.';
+  if (d)
+    closedir(d);
+  FILE *m = fopen("/proc/self/maps", "r");
+  char line[1024];
+  while (m && fgets(line, sizeof line, m))
+    n += strstr(line, "/attnmap-") != NULL || strstr(line, "/fixtures/io/") != NULL;
+  if (m)
+    fclose(m);
+  return n;
+}
+
 static void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);
@@ -88,6 +106,7 @@ static const char *make_st(const char *name, const char *header, size_t hlen,
 
 static void expect_bad(const char *label, const char *path, const char *phrase,
                        const char *tensor) {
+  int before = open_resources();
   am_file_t *f = (am_file_t *)0x1;
   am_status st = am_file_open(ctx, path, &f);
   const char *msg = am_last_error(ctx);
@@ -102,6 +121,7 @@ static void expect_bad(const char *label, const char *path, const char *phrase,
   cr_expect_null(strchr(msg, '\n'), "%s: message is not one line", label);
   cr_log_info("%s: %s", label, msg);
   am_file_close(st == AM_STATUS_OK ? f : NULL);
+  cr_expect_eq(open_resources(), before, "%s: a descriptor or mapping leaked", label);
 }
 
 #define E(name, dtype, shape, b, e)                                                        \
@@ -225,6 +245,7 @@ static void fill_pattern(unsigned char *p, size_t n, int seed) {
 }
 
 Test(safetensors, round_trip_every_dtype) {
+  int resources = open_resources();
   am_named_tensor_t t[AM_DTYPE_COUNT];
   unsigned char *buf[AM_DTYPE_COUNT];
   char names[AM_DTYPE_COUNT][32];
@@ -270,6 +291,7 @@ Test(safetensors, round_trip_every_dtype) {
       ((const unsigned char *)am_file_tensor(f, 0)->data - (unsigned char *)f->map) % 8, 0);
   am_file_close(f);
   am_file_close(NULL);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 Test(safetensors, zero_size_and_scalar) {
@@ -347,6 +369,7 @@ Test(safetensors, streaming_writer_any_order) {
 }
 
 Test(safetensors, writer_rejects_bad_tensors) {
+  int resources = open_resources();
   float x[2] = {0};
   const char *path = tmp_path("bad.safetensors");
   am_named_tensor_t dup[] = {
@@ -375,9 +398,11 @@ Test(safetensors, writer_rejects_bad_tensors) {
   cr_expect_eq(count_files(), 0, "a failed write left a file behind");
   cr_expect_eq(am_tensor_byte_size(AM_DTYPE_F32, 2, (int64_t[]){-1, 2}), -1);
   cr_expect_eq(am_tensor_byte_size(AM_DTYPE_F32, 2, (int64_t[]){1ll << 62, 0}), 0);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 Test(safetensors, write_errors_name_the_path) {
+  int resources = open_resources();
   float x[2] = {1, 2};
   am_named_tensor_t t[] = {
       {"a", {.dtype = AM_DTYPE_F32, .ndim = 1, .shape = {2}, .data = x, .nbytes = 8}}};
@@ -385,17 +410,20 @@ Test(safetensors, write_errors_name_the_path) {
   cr_expect_eq(am_safetensors_write(ctx, path, t, 1, NULL, 0), AM_STATUS_IO);
   cr_expect_not_null(strstr(am_last_error(ctx), path), "%s", am_last_error(ctx));
   if (access("/dev/full", W_OK) != 0)
-    return;
+    goto done;
   am_st_writer_t *w = NULL;
   am_tensor_spec_t spec = {"a", AM_DTYPE_F32, 1, {2}};
   cr_expect_eq(am_st_writer_open(ctx, "/dev/full", &spec, 1, NULL, 0, &w), AM_STATUS_IO);
   cr_expect_null(w);
   cr_expect_not_null(strstr(am_last_error(ctx), "/dev/full: cannot write: No space left"),
                      "%s", am_last_error(ctx));
+done:
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 /* Written by the Python safetensors package (fixtures/make_io_fixtures.py). */
 Test(safetensors, python_fixtures) {
+  int resources = open_resources();
   am_file_t *f = NULL;
   cr_assert_eq(am_file_open(ctx, FIX "st_mixed.safetensors", &f), AM_STATUS_OK, "%s",
                am_last_error(ctx));
@@ -439,6 +467,7 @@ Test(safetensors, python_fixtures) {
   t = am_file_find(f, "empty"); /* np.zeros((0, 3)) */
   cr_assert(t && t->ndim == 2 && t->shape[0] == 0 && t->nbytes == 0);
   am_file_close(f);
+  cr_expect_eq(open_resources(), resources, "a descriptor or mapping leaked");
 }
 
 /* One tensor with metadata: attnmap's writer produces the reference writer's bytes. */

@@ -38,6 +38,11 @@ am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t
     n--;
   snprintf(tmp, len, "%.*s.tmp-%ld", (int)n, run_dir, (long)getpid());
   am_rmtree(tmp);
+  for (char *slash = strchr(tmp + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0'; /* make missing parents, like mkdir -p */
+    mkdir(tmp, 0777);
+    *slash = '/';
+  }
   if (mkdir(tmp, 0777) != 0)
     return am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
   return AM_STATUS_OK;
