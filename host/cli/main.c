@@ -33,6 +33,11 @@ int main(int argc, char **argv) {
     printf("attnmap %s\n", am_version());
     return AM_EXIT_OK;
   }
+  for (int i = 1; i < argc; i++) /* --version works after any command too */
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("attnmap %s\n", am_version());
+      return AM_EXIT_OK;
+    }
   if (strcmp(cmd, "analyze") == 0)
     return am_cli_analyze(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0)

@@ -114,6 +114,23 @@ static am_status check_args(const am_example_t *ex, const am_pass_options_t *opt
   return AM_STATUS_OK;
 }
 
+/* The next `count` elements at *cursor when `wanted`, else NULL. */
+static double *take_d(double **cursor, size_t count, unsigned wanted) {
+  if (!wanted)
+    return NULL;
+  double *at = *cursor;
+  *cursor += count;
+  return at;
+}
+
+static float *take_f(float **cursor, size_t count, unsigned wanted) {
+  if (!wanted)
+    return NULL;
+  float *at = *cursor;
+  *cursor += count;
+  return at;
+}
+
 /* Carves the scratch: doubles first (malloc's alignment suits them), then floats. */
 static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   size_t n = (size_t)p->n, nn = n * n;
@@ -136,22 +153,18 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   }
   double *d = (double *)(void *)s->buf;
   float *f = s->buf + 2 * nd;
-#define TAKE_D(ptr, cond) (ptr = (cond) ? (d += n) - n : NULL)
-#define TAKE_F(ptr, cond, count) (ptr = (cond) ? (f += (count)) - (count) : NULL)
-  TAKE_D(p->vr, w & AM_PASS_ROLLOUT);
-  TAKE_D(p->wr, w & AM_PASS_ROLLOUT);
-  TAKE_D(p->vg, w & AM_PASS_GRAD_ROLLOUT);
-  TAKE_D(p->ug, w & AM_PASS_GRAD_ROLLOUT);
-  TAKE_D(p->last, w & AM_PASS_ATTENTION_LAST);
+  p->vr = take_d(&d, n, w & AM_PASS_ROLLOUT);
+  p->wr = take_d(&d, n, w & AM_PASS_ROLLOUT);
+  p->vg = take_d(&d, n, w & AM_PASS_GRAD_ROLLOUT);
+  p->ug = take_d(&d, n, w & AM_PASS_GRAD_ROLLOUT);
+  p->last = take_d(&d, n, w & AM_PASS_ATTENTION_LAST);
   am_grid_geom_init(&p->geo, &p->opt->grid, p->n, d);
-  TAKE_F(p->arow, 1, n);
-  TAKE_F(p->grow, 1, n);
-  TAKE_F(p->fused, w & WANT_FUSED, nn);
-  TAKE_F(p->tr, w & AM_PASS_ROLLOUT_ROWS, nn);
-  TAKE_F(p->abar, w & AM_PASS_GRAD_ROLLOUT_ROWS, nn);
-  TAKE_F(p->tg, w & AM_PASS_GRAD_ROLLOUT_ROWS, nn);
-#undef TAKE_D
-#undef TAKE_F
+  p->arow = take_f(&f, n, 1);
+  p->grow = take_f(&f, n, 1);
+  p->fused = take_f(&f, nn, w & WANT_FUSED);
+  p->tr = take_f(&f, nn, w & AM_PASS_ROLLOUT_ROWS);
+  p->abar = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);
+  p->tg = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);
   p->pr = p->out->rollout_rows;
   p->pg = p->out->grad_rollout_rows;
   return AM_STATUS_OK;

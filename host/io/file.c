@@ -22,7 +22,7 @@ static int has_suffix(const char *s, const char *suffix) {
 
 /* 1: npy magic, 0: not npy, -1: unreadable (the reader then reports why). */
 static int sniff_npy(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (fd < 0)
     return -1;
   char magic[6];

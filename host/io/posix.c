@@ -17,7 +17,7 @@ am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size) {
   am_status st = AM_STATUS_OK;
   *map = NULL;
   *size = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (fd < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
   struct stat sb;

@@ -176,33 +176,54 @@ static am_status report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault
                  f->head, row, fault_text(f->kind), f->value);
 }
 
-static void compute_saliency(am_chunk_t *c, const am_dataset_t *ds) {
+/* Precomputed saliency copied in valid-token order; NaN or infinity is bad input. */
+static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
+  const am_shard_t *sh = c->sh;
+  const am_tensor_t *t = sh->saliency[c->lay->maps[m].sub];
+  for (int e = 0; e < c->nex; e++) {
+    const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
+    float *dst = am_chunk_map(c, m, e);
+    for (int i = 0; i < c->n[e]; i++) {
+      dst[i] = am_load_float(t->data, t->dtype, (c->row0 + e) * sh->T + idx[i]);
+      if (!isfinite(dst[i]))
+        return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                       "%s: tensor %s: example %lld, position %d: value is not finite",
+                       sh->path, c->lay->maps[m].name, (long long)(c->row0 + e), idx[i]);
+    }
+  }
+  return AM_STATUS_OK;
+}
+
+static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
   const am_layout_t *lay = c->lay;
   const am_shard_t *sh = c->sh;
   for (int m = 0; m < lay->nmaps; m++) {
-    if (lay->maps[m].kind != AM_MAP_SALIENCY_GIVEN)
-      continue;
-    const am_tensor_t *t = sh->saliency[lay->maps[m].sub];
-    for (int e = 0; e < c->nex; e++) {
-      const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
-      float *dst = am_chunk_map(c, m, e);
-      for (int i = 0; i < c->n[e]; i++)
-        dst[i] = am_load_float(t->data, t->dtype, (c->row0 + e) * sh->T + idx[i]);
-    }
+    am_status st = lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN ? copy_given_saliency(ctx, c, m)
+                                                               : AM_STATUS_OK;
+    if (st != AM_STATUS_OK)
+      return st;
   }
   if (!lay->derived_saliency)
-    return;
+    return AM_STATUS_OK;
   int m0 = map_index(lay, AM_MAP_SALIENCY_DERIVED, 0);
   size_t D = (size_t)ds->embed_dim;
   size_t es = am_dtype_size(sh->embeds->dtype), gs = am_dtype_size(sh->embeds_grads->dtype);
   for (int e = 0; e < c->nex; e++) {
     size_t off = (size_t)(c->row0 + e) * (size_t)sh->T * D;
+    float *l2 = am_chunk_map(c, m0, e);
     am_cpu_saliency((const unsigned char *)sh->embeds->data + off * es, sh->embeds->dtype,
                     (const unsigned char *)sh->embeds_grads->data + off * gs,
                     sh->embeds_grads->dtype, (int)D, c->idx + (size_t)e * (size_t)c->Tcap,
-                    c->n[e], am_chunk_map(c, m0, e), am_chunk_map(c, m0 + 1, e),
-                    am_chunk_map(c, m0 + 2, e));
+                    c->n[e], l2, am_chunk_map(c, m0 + 1, e), am_chunk_map(c, m0 + 2, e));
+    for (int i = 0; i < c->n[e]; i++)
+      if (!isfinite(l2[i]) || !isfinite(am_chunk_map(c, m0 + 1, e)[i]))
+        return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                       "%s: tensor inputs_embeds/inputs_embeds_grads: example %lld, position "
+                       "%d: a value is not finite",
+                       sh->embeds_src.path, (long long)(c->row0 + e),
+                       c->idx[(size_t)e * (size_t)c->Tcap + i]);
   }
+  return AM_STATUS_OK;
 }
 
 /* Gathers the compared tokens (valid, non-special unless asked) of every pair. */
@@ -267,6 +288,6 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
     return report_fault(ctx, c, &fault, bad);
   if (st != AM_STATUS_OK)
     return am_fail(ctx, st, "%s: analysis failed: %s", c->sh->path, am_status_str(st));
-  compute_saliency(c, ds);
-  return compute_agreement(ctx, c);
+  st = compute_saliency(ctx, c, ds);
+  return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
 }
