@@ -1,5 +1,6 @@
 /* backend_cpu.c — the CPU reference backend: OpenMP threads across the examples of a
  * batch, each running the plain per-example reference (example_pass.c, agreement.c). */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ static am_status cpu_create(am_ctx_t *ctx, const char *spec, void **state) {
   if (!s)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   s->threads = ctx->threads;
+  /* Parallelism is across examples (OpenMP); a BLAS call inside one example stays on its
+   * thread instead of spawning more. */
+  openblas_set_num_threads(1);
   read_cpu_model(ctx->device_name, sizeof ctx->device_name);
   *state = s;
   return AM_STATUS_OK;
