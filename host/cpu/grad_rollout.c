@@ -10,15 +10,17 @@
 
 void am_grad_rollout_row(const float *a, const float *g, int n, double vi, double *u,
                          float *abar_row) {
-  for (int j = 0; j < n; j++) {
-    double t = (double)g[j] * (double)a[j];
-    if (t <= 0.0)
-      continue;
-    if (u)
-      u[j] += vi * t;
-    if (abar_row)
-      abar_row[j] += (float)t;
-  }
+  /* branch-free clamps: the sign of g is random, a branch on it mispredicts half the time */
+  if (u && vi != 0.0)
+    for (int j = 0; j < n; j++) {
+      double t = (double)g[j] * (double)a[j];
+      u[j] += vi * (t > 0.0 ? t : 0.0);
+    }
+  if (abar_row)
+    for (int j = 0; j < n; j++) {
+      float t = g[j] * a[j];
+      abar_row[j] += t > 0.0f ? t : 0.0f;
+    }
 }
 
 void am_grad_rollout_step(double *v, double *u, int n, int H) {

@@ -61,13 +61,13 @@ static double grid_distance(const float *a, int i, const am_grid_geom_t *g) {
 
 void am_head_stats_row(const float *a, int n, int i, const am_grid_geom_t *geo,
                        double acc[AM_STAT_COUNT]) {
-  double ent = 0.0, conf = 0.0;
+  double ent = 0.0;
+  float conf = 0.0f;
   for (int j = 0; j < n; j++) {
-    double x = a[j];
-    if (x > 0.0)
-      ent -= x * log(x);
-    if (x > conf)
-      conf = x;
+    float x = a[j];
+    if (x > 0.0f) /* 0 ln 0 = 0; logf: a float's log is exact to an ulp of the float */
+      ent -= (double)x * logf(x);
+    conf = x > conf ? x : conf;
   }
   acc[AM_STAT_ENTROPY] += ent;
   acc[AM_STAT_CONFIDENCE] += conf;

@@ -19,7 +19,9 @@ static uint64_t next_u64(uint64_t *s) { /* splitmix64 */
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) / 9007199254740992.0; }
+static double uniform(uint64_t *s) {
+  return (double)(next_u64(s) >> 11) / 9007199254740992.0;
+}
 static double gauss(uint64_t *s) {
   double u = uniform(s) + 1e-300, v = uniform(s);
   return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
@@ -32,7 +34,8 @@ static float junk(uint64_t k) {
 }
 
 static size_t at5(const dsb_spec_t *p, int l, int b, int h, int i, int j) {
-  return ((((size_t)l * (size_t)p->B + (size_t)b) * (size_t)p->H + (size_t)h) * (size_t)p->T +
+  return ((((size_t)l * (size_t)p->B + (size_t)b) * (size_t)p->H + (size_t)h) *
+              (size_t)p->T +
           (size_t)i) *
              (size_t)p->T +
          (size_t)j;
@@ -49,7 +52,8 @@ float *dsb_grad(dsb_t *ds, int l, int b, int h, int i, int j) {
 static void fill_example(dsb_t *ds, int b) {
   const dsb_spec_t *p = &ds->spec;
   int n = ds->len[b], s = ds->start[b], T = p->T, D = p->embed_dim;
-  uint64_t rng = p->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(p->first + b) * 0xD1B54A32D192ED03ull;
+  uint64_t rng =
+      p->seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(p->first + b) * 0xD1B54A32D192ED03ull;
   double logit[64];
   for (int i = 0; i < n; i++)
     ds->mask[(size_t)b * T + (size_t)(s + i)] = 1;
@@ -58,7 +62,8 @@ static void fill_example(dsb_t *ds, int b) {
       for (int i = 0; i < n; i++) {
         double mx = -1e300, sum = 0;
         for (int j = 0; j < n; j++) {
-          logit[j] = (1.0 + h) * (gauss(&rng) * 0.7 + (j == 0 ? 1.5 : 0) + (i == j ? 1.0 : 0));
+          logit[j] =
+              (1.0 + h) * (gauss(&rng) * 0.7 + (j == 0 ? 1.5 : 0) + (i == j ? 1.0 : 0));
           mx = logit[j] > mx ? logit[j] : mx;
         }
         for (int j = 0; j < n; j++)
@@ -180,8 +185,8 @@ void dsb_free(dsb_t *ds) {
   free(ds);
 }
 
-static int add(dsb_t *ds, int n, const char *name, am_dtype dtype, const void *data, int ndim,
-               const int64_t *shape) {
+static int add(dsb_t *ds, int n, const char *name, am_dtype dtype, const void *data,
+               int ndim, const int64_t *shape) {
   snprintf(ds->names[n], sizeof ds->names[n], "%s", name);
   am_named_tensor_t *t = &ds->list[n];
   t->name = ds->names[n];
@@ -299,8 +304,8 @@ int dsb_make(const dsb_spec_t *spec, const char *path) {
   return rc;
 }
 
-int dsb_write_raw(const char *path, uint64_t declared, const void *header, size_t header_len,
-                  const void *data, size_t ndata) {
+int dsb_write_raw(const char *path, uint64_t declared, const void *header,
+                  size_t header_len, const void *data, size_t ndata) {
   unsigned char len[8];
   for (int i = 0; i < 8; i++)
     len[i] = (unsigned char)(declared >> (8 * i));

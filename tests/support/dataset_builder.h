@@ -36,14 +36,14 @@ typedef struct dsb_spec {
  * that a test may edit before writing. Cells outside these buffers are not written. */
 typedef struct dsb {
   dsb_spec_t spec;
-  int *len;        /* [B] */
-  int *start;      /* [B] first valid position */
-  float *att;      /* [L,B,H,T,T] */
-  float *grad;     /* [L,B,H,T,T] or NULL */
-  int64_t *mask;   /* [B,T] */
-  int64_t *special, *ids; /* [B,T] or NULL */
-  float *sal;      /* [B,T] or NULL */
-  float *emb, *egrad; /* [B,T,D] or NULL */
+  int *len;                /* [B] */
+  int *start;              /* [B] first valid position */
+  float *att;              /* [L,B,H,T,T] */
+  float *grad;             /* [L,B,H,T,T] or NULL */
+  int64_t *mask;           /* [B,T] */
+  int64_t *special, *ids;  /* [B,T] or NULL */
+  float *sal;              /* [B,T] or NULL */
+  float *emb, *egrad;      /* [B,T,D] or NULL */
   int64_t *labels, *preds; /* [B] or NULL */
   /* dsb_tensors' output (owned; rebuilt by each call) */
   am_named_tensor_t list[64];
@@ -79,8 +79,8 @@ int dsb_make(const dsb_spec_t *spec, const char *path);
 
 /* Raw safetensors bytes: the 8-byte little-endian length `declared`, then header_len bytes
  * of header, then ndata bytes of data. 0 on success. */
-int dsb_write_raw(const char *path, uint64_t declared, const void *header, size_t header_len,
-                  const void *data, size_t ndata);
+int dsb_write_raw(const char *path, uint64_t declared, const void *header,
+                  size_t header_len, const void *data, size_t ndata);
 /* A header given as a C string with its true length and `ndata` zero bytes of data. */
 int dsb_write_header(const char *path, const char *header, size_t ndata);
 int dsb_write_bytes(const char *path, const void *bytes, size_t n);

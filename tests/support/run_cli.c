@@ -63,7 +63,8 @@ static int open_pty(int *master, char *name, size_t len) {
   *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (*master < 0)
     return -1;
-  if (grantpt(*master) != 0 || unlockpt(*master) != 0 || ptsname_r(*master, name, len) != 0) {
+  if (grantpt(*master) != 0 || unlockpt(*master) != 0 ||
+      ptsname_r(*master, name, len) != 0) {
     close(*master);
     *master = -1;
     return -1;
@@ -75,7 +76,8 @@ static void collect(cli_result_t *r, pid_t pid, int out_fd, int err_fd, double t
   buffer_t out = {0}, err = {0};
   double deadline = now() + timeout;
   while (out_fd >= 0 || err_fd >= 0) {
-    struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN},
+                          {.fd = err_fd, .events = POLLIN}};
     double left = deadline - now();
     if (left <= 0) {
       kill(pid, SIGKILL);

@@ -16,8 +16,8 @@ typedef struct cli_result {
 } cli_result_t;
 
 typedef struct cli_options {
-  double timeout_s; /* 0: 60 seconds */
-  int stderr_tty;   /* 1: the child's stderr is a pseudo-terminal */
+  double timeout_s;   /* 0: 60 seconds */
+  int stderr_tty;     /* 1: the child's stderr is a pseudo-terminal */
   const char *binary; /* NULL: ATTNMAP_CLI */
 } cli_options_t;
 

@@ -1,0 +1,461 @@
+/* test_cli_errors.c — bad input and bad usage through the CLI (DESIGN §2, §6): every
+ * malformed file or dataset, made here under a fresh temp folder, must make
+ * `attnmap analyze BAD -o RUN` (and `attnmap inspect BAD`) exit 2 with exactly one line
+ * on stderr that names the file, the tensor where one is concerned, and the problem; and
+ * no run folder (nor a RUN.tmp-* leftover) may appear. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/dataset_builder.h"
+#include "support/run_cli.h"
+
+static char dir[128];
+static char paths[8][512];
+static int next_path;
+
+static void setup(void) { cr_assert_eq(dsb_tempdir(dir, sizeof dir, "clierr"), 0); }
+static void teardown(void) { dsb_rmtree(dir); }
+
+TestSuite(cli_errors, .init = setup, .fini = teardown, .timeout = 60);
+
+static const char *P(const char *name) {
+  char *p = paths[next_path++ % 8];
+  return dsb_join(p, sizeof paths[0], dir, name);
+}
+
+/* The one-line contract of DESIGN §6 for a finished CLI run. */
+static void check_failure(const cli_result_t *r, const char *path, const char *tensor,
+                          const char *phrase) {
+  cr_log_info("exit %d, stderr: %s", r->exit_code, r->err);
+  cr_assert_eq(r->signal, 0, "killed by signal %d; stderr: %s", r->signal, r->err);
+  cr_assert(!r->timed_out, "timed out");
+  cr_expect_eq(r->exit_code, 2, "exit %d, stderr: %s", r->exit_code, r->err);
+  cr_expect_eq(cli_count_lines(r->err), 1, "stderr is not one line: [%s]", r->err);
+  cr_expect(r->err_len > 0 && r->err[r->err_len - 1] == '\n', "no newline: [%s]", r->err);
+  if (path)
+    cr_expect(strstr(r->err, path) != NULL, "no path %s in: %s", path, r->err);
+  if (tensor)
+    cr_expect(strstr(r->err, tensor) != NULL, "no tensor %s in: %s", tensor, r->err);
+  if (phrase)
+    cr_expect(strstr(r->err, phrase) != NULL, "no '%s' in: %s", phrase, r->err);
+}
+
+static void check_no_run(const char *run) {
+  cr_expect(!dsb_exists(run), "%s exists after a failure", run);
+  cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0, "%s.tmp-* left behind", run);
+}
+
+/* attnmap analyze INPUT -o RUN [OPT [VAL]]: fails as promised, writes nothing. */
+static void analyze_fails(const char *input, const char *path, const char *tensor,
+                          const char *phrase, const char *opt, const char *val) {
+  const char *run = P("run");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", input, "-o", run, opt, val, NULL), 0);
+  check_failure(&r, path, tensor, phrase);
+  check_no_run(run);
+  cli_result_free(&r);
+}
+
+static void inspect_fails(const char *input, const char *path, const char *tensor,
+                          const char *phrase) {
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "inspect", input, NULL), 0);
+  check_failure(&r, path, tensor, phrase);
+  cli_result_free(&r);
+}
+
+static void both_fail(const char *input, const char *tensor, const char *phrase) {
+  analyze_fails(input, input, tensor, phrase, NULL, NULL);
+  inspect_fails(input, input, tensor, phrase);
+}
+
+/* A small valid dataset: L=2, H=2, B=3, T=6, valid lengths 6, 4, 5 (right padding). */
+static const int lengths[3] = {6, 4, 5};
+static dsb_t *base(int grads) {
+  dsb_spec_t s = {.L = 2,
+                  .H = 2,
+                  .B = 3,
+                  .T = 6,
+                  .dtype = AM_DTYPE_F32,
+                  .lengths = lengths,
+                  .grads = grads,
+                  .seed = 7};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  return ds;
+}
+
+static const char *write_base_with(dsb_t *ds, const char *name) {
+  const char *path = P(name);
+  cr_assert_eq(dsb_write(ds, path), 0);
+  dsb_free(ds);
+  return path;
+}
+
+/* ---- the control: the base dataset is fine ------------------------------------------ */
+Test(cli_errors, control_valid_dataset_succeeds) {
+  const char *ds = write_base_with(base(1), "ok.safetensors"), *run = P("run");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", run, "--quiet", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect(dsb_exists(run));
+  cli_result_free(&r);
+}
+
+/* ---- the file format ------------------------------------------------------------------
+ */
+Test(cli_errors, header_length_truncated) {
+  const char *p = P("short.safetensors");
+  cr_assert_eq(dsb_write_bytes(p, "\x10\x00\x00\x00\x00", 5), 0);
+  both_fail(p, NULL, "truncated");
+}
+
+Test(cli_errors, empty_file) {
+  const char *p = P("empty.safetensors");
+  cr_assert_eq(dsb_write_bytes(p, "", 0), 0);
+  analyze_fails(p, p, NULL, "truncated", NULL, NULL);
+}
+
+Test(cli_errors, header_length_beyond_file) {
+  const char *p = P("beyond.safetensors");
+  cr_assert_eq(dsb_write_raw(p, 1000, "{}      ", 8, NULL, 0), 0);
+  both_fail(p, NULL, "header length 1000");
+}
+
+Test(cli_errors, header_length_over_limit) {
+  const char *p = P("huge.safetensors");
+  cr_assert_eq(dsb_write_raw(p, 100000001ull, "{}      ", 8, NULL, 0), 0);
+  both_fail(p, NULL, "exceeds the limit");
+}
+
+Test(cli_errors, truncated_data) {
+  const char *p = write_base_with(base(0), "cut.safetensors");
+  struct stat sb;
+  cr_assert_eq(stat(p, &sb), 0);
+  cr_assert_eq(truncate(p, sb.st_size - 4), 0);
+  /* attention_mask is written last, so its bytes are the ones cut off */
+  both_fail(p, "attention_mask", "out of bounds");
+}
+
+Test(cli_errors, offsets_out_of_bounds) {
+  const char *p = P("oob.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
+                                "\"data_offsets\":[0,4]},\"attention_mask\":{\"dtype\":"
+                                "\"I64\",\"shape\":[1,1],\"data_offsets\":[4,400]}}",
+                                12),
+               0);
+  analyze_fails(p, p, "attention_mask", "out of bounds", NULL, NULL);
+}
+
+Test(cli_errors, overlapping_offsets) {
+  const char *p = P("overlap.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
+                                "\"data_offsets\":[0,4]},\"attention_mask\":{\"dtype\":"
+                                "\"U8\",\"shape\":[1,4],\"data_offsets\":[2,6]}}",
+                                6),
+               0);
+  analyze_fails(p, p, "attention_mask", "overlap", NULL, NULL);
+}
+
+Test(cli_errors, unknown_dtype) {
+  const char *p = P("dtype.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F31\",\"shape\":[1,1,1,1,1],"
+                                "\"data_offsets\":[0,4]}}",
+                                4),
+               0);
+  both_fail(p, "attentions", "unknown dtype");
+}
+
+Test(cli_errors, shape_product_overflow) {
+  const char *p = P("overflow.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
+                                "4294967296,4,1,1],\"data_offsets\":[0,4]}}",
+                                4),
+               0);
+  analyze_fails(p, p, "attentions", "overflow", NULL, NULL);
+}
+
+Test(cli_errors, trailing_bytes) {
+  const char *p = P("trailing.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
+                                "\"data_offsets\":[0,4]}}",
+                                12),
+               0);
+  analyze_fails(p, p, NULL, "trailing bytes", NULL, NULL);
+}
+
+Test(cli_errors, header_not_utf8) {
+  const char *p = P("utf8.safetensors");
+  cr_assert_eq(
+      dsb_write_header(p,
+                       "{\"attent\xff\xfeions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,"
+                       "1],\"data_offsets\":[0,4]}}",
+                       4),
+      0);
+  both_fail(p, NULL, "UTF-8");
+}
+
+Test(cli_errors, header_invalid_json) {
+  const char *p = P("json.safetensors");
+  cr_assert_eq(dsb_write_header(p, "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,", 0),
+               0);
+  analyze_fails(p, p, NULL, "not valid JSON", NULL, NULL);
+}
+
+Test(cli_errors, duplicate_tensor_names) {
+  const char *p = P("dup.safetensors");
+  cr_assert_eq(dsb_write_header(p,
+                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
+                                "\"data_offsets\":[0,4]},\"attentions\":{\"dtype\":\"F32\","
+                                "\"shape\":[1,1,1,1,1],\"data_offsets\":[4,8]}}",
+                                8),
+               0);
+  both_fail(p, "attentions", "duplicate");
+}
+
+/* ---- values ------------------------------------------------------------------------- */
+Test(cli_errors, nan_in_attention) {
+  dsb_t *ds = base(0);
+  *dsb_att(ds, 1, 1, 0, 2, 1) = NAN;
+  const char *p = write_base_with(ds, "nan.safetensors");
+  analyze_fails(p, p, "attentions", "not finite", NULL, NULL);
+  inspect_fails(p, p, "example 1", "not finite");
+}
+
+Test(cli_errors, nan_in_attention_f16) {
+  dsb_spec_t s = {
+      .L = 2, .H = 2, .B = 3, .T = 6, .dtype = AM_DTYPE_F16, .lengths = lengths, .seed = 7};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  *dsb_att(ds, 0, 2, 1, 4, 0) = NAN;
+  const char *p = write_base_with(ds, "nan16.safetensors");
+  analyze_fails(p, p, "attentions", "not finite", NULL, NULL);
+}
+
+Test(cli_errors, negative_attention_weight) {
+  dsb_t *ds = base(0);
+  float *a = dsb_att(ds, 0, 0, 1, 3, 0); /* row sum kept at 1: only the sign is wrong */
+  float w = a[2];
+  a[2] = -0.25f;
+  a[1] += w + 0.25f;
+  const char *p = write_base_with(ds, "neg.safetensors");
+  both_fail(p, "attentions", "negative");
+}
+
+Test(cli_errors, row_not_summing_to_one) {
+  dsb_t *ds = base(0);
+  float *a = dsb_att(ds, 1, 2, 0, 0, 0);
+  for (int j = 0; j < 5; j++)
+    a[j] *= 0.9f;
+  const char *p = write_base_with(ds, "sum.safetensors");
+  both_fail(p, "attentions", "does not sum to 1");
+}
+
+Test(cli_errors, nan_in_attention_grads) {
+  dsb_t *ds = base(1);
+  *dsb_grad(ds, 1, 0, 1, 5, 5) = NAN;
+  const char *p = write_base_with(ds, "gnan.safetensors");
+  both_fail(p, "attention_grads", "not finite");
+}
+
+/* ---- shapes and roles ------------------------------------------------------------------
+ */
+Test(cli_errors, mask_length_differs_from_attention) {
+  dsb_t *ds = base(0);
+  int n = dsb_tensors(ds), m = dsb_find(ds, n, "attention_mask");
+  int64_t wide[3 * 7] = {0};
+  for (int i = 0; i < 3 * 7; i++)
+    wide[i] = 1;
+  am_tensor_t *t = &ds->list[m].tensor;
+  t->shape[1] = 7;
+  t->data = wide;
+  t->nbytes = sizeof wide;
+  const char *p = P("maskT.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  analyze_fails(p, p, "attention_mask", "expected shape", NULL, NULL);
+}
+
+Test(cli_errors, mask_value_two) {
+  dsb_t *ds = base(0);
+  ds->mask[1 * 6 + 2] = 2;
+  const char *p = write_base_with(ds, "mask2.safetensors");
+  both_fail(p, "attention_mask", "not 0 or 1");
+}
+
+Test(cli_errors, layers_with_different_heads) {
+  dsb_spec_t s2 = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
+  dsb_spec_t s3 = s2;
+  s3.H = 3;
+  dsb_t *a = dsb_build(&s2), *b = dsb_build(&s3);
+  cr_assert(a && b);
+  int n = dsb_tensors(a), nb = dsb_tensors(b);
+  a->list[dsb_find(a, n, "attentions.1")].tensor =
+      b->list[dsb_find(b, nb, "attentions.1")].tensor;
+  const char *p = P("heads.safetensors");
+  cr_assert_eq(dsb_write_list(p, a->list, n, NULL, 0), 0);
+  dsb_free(a);
+  dsb_free(b);
+  analyze_fails(p, p, "attentions.1", "differs from layer 0", NULL, NULL);
+}
+
+Test(cli_errors, missing_attentions) {
+  dsb_t *ds = base(1);
+  int n = dsb_tensors(ds);
+  n = dsb_remove(ds, n, dsb_find(ds, n, "attentions"));
+  const char *p = P("noatt.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  both_fail(p, "attentions", "not found");
+}
+
+Test(cli_errors, gap_in_layer_numbering) {
+  dsb_spec_t s = {.L = 3, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  int n = dsb_tensors(ds);
+  n = dsb_remove(ds, n, dsb_find(ds, n, "attentions.1"));
+  const char *p = P("gap.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  analyze_fails(p, p, "attentions", "without gaps", NULL, NULL);
+}
+
+Test(cli_errors, grads_shape_differs_from_attentions) {
+  dsb_t *a = base(1);
+  dsb_spec_t s3 = a->spec;
+  s3.H = 3;
+  dsb_t *b = dsb_build(&s3);
+  cr_assert_not_null(b);
+  int n = dsb_tensors(a), nb = dsb_tensors(b);
+  a->list[dsb_find(a, n, "attention_grads")].tensor =
+      b->list[dsb_find(b, nb, "attention_grads")].tensor;
+  const char *p = P("gshape.safetensors");
+  cr_assert_eq(dsb_write_list(p, a->list, n, NULL, 0), 0);
+  dsb_free(a);
+  dsb_free(b);
+  both_fail(p, "attention_grads", "do not match");
+}
+
+Test(cli_errors, shards_with_different_layers) {
+  char shards[512], a[600], b[600];
+  dsb_join(shards, sizeof shards, dir, "shards");
+  cr_assert_eq(mkdir(shards, 0777), 0);
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths};
+  cr_assert_eq(dsb_make(&s, dsb_join(a, sizeof a, shards, "a.safetensors")), 0);
+  s.L = 3;
+  s.first = 3;
+  cr_assert_eq(dsb_make(&s, dsb_join(b, sizeof b, shards, "b.safetensors")), 0);
+  analyze_fails(shards, b, "attentions", "layers", NULL, NULL);
+  inspect_fails(shards, b, "attentions", "layers");
+}
+
+Test(cli_errors, embeds_without_their_grads) {
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .embed_dim = 4};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  int n = dsb_tensors(ds);
+  n = dsb_remove(ds, n, dsb_find(ds, n, "inputs_embeds_grads"));
+  const char *p = P("emb.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  both_fail(p, "inputs_embeds", "without");
+}
+
+Test(cli_errors, mask_of_float_dtype) {
+  dsb_t *ds = base(0);
+  int n = dsb_tensors(ds), m = dsb_find(ds, n, "attention_mask");
+  float fmask[18];
+  for (int i = 0; i < 18; i++)
+    fmask[i] = (float)ds->mask[i];
+  am_tensor_t *t = &ds->list[m].tensor;
+  t->dtype = AM_DTYPE_F32;
+  t->data = fmask;
+  t->nbytes = sizeof fmask;
+  const char *p = P("fmask.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  analyze_fails(p, p, "attention_mask", "dtype F32", NULL, NULL);
+}
+
+/* ---- options against the data ----------------------------------------------------------
+ */
+Test(cli_errors, target_index_beyond_a_short_example) {
+  /* example 1 has 4 valid tokens: index 4 exists in examples 0 and 2 but not there */
+  const char *p = write_base_with(base(1), "target.safetensors");
+  analyze_fails(p, p, "attention_mask", "out of range", "--target", "4");
+  analyze_fails(p, p, "example 1", "--target 4", "--target", "4");
+}
+
+/* ---- usage -------------------------------------------------------------------------- */
+Test(cli_errors, unknown_option) {
+  const char *p = write_base_with(base(0), "ok.safetensors"), *run = P("run");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--bogus", NULL), 0);
+  check_failure(&r, NULL, "--bogus", "unknown option");
+  check_no_run(run);
+  cli_result_free(&r);
+}
+
+Test(cli_errors, missing_output_option) {
+  const char *p = write_base_with(base(0), "ok.safetensors");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, NULL), 0);
+  check_failure(&r, NULL, NULL, "-o RUN is required");
+  cli_result_free(&r);
+}
+
+Test(cli_errors, discard_out_of_range) {
+  const char *p = write_base_with(base(0), "ok.safetensors");
+  analyze_fails(p, NULL, "--discard", "[0,1)", "--discard", "1.5");
+}
+
+Test(cli_errors, unknown_command_and_inspect_without_path) {
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyse", NULL), 0);
+  check_failure(&r, NULL, NULL, "unknown command");
+  cli_result_free(&r);
+  cr_assert_eq(cli_run(&r, NULL, "inspect", NULL), 0);
+  check_failure(&r, NULL, NULL, "no PATH");
+  cli_result_free(&r);
+}
+
+Test(cli_errors, missing_dataset_path) {
+  const char *p = P("does-not-exist.safetensors");
+  both_fail(p, NULL, "no such file");
+}
+
+Test(cli_errors, existing_output_without_force) {
+  const char *p = write_base_with(base(0), "ok.safetensors"), *run = P("run");
+  char keep[600];
+  cr_assert_eq(mkdir(run, 0777), 0);
+  cr_assert_eq(dsb_write_bytes(dsb_join(keep, sizeof keep, run, "keep.txt"), "old run", 7),
+               0);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, NULL), 0);
+  check_failure(&r, run, NULL, "already exists");
+  cli_result_free(&r);
+  size_t len = 0;
+  char *text = dsb_read_file(keep, &len);
+  cr_expect(text && len == 7 && memcmp(text, "old run", 7) == 0, "the old run was changed");
+  free(text);
+  char other[600];
+  cr_expect(!dsb_exists(dsb_join(other, sizeof other, run, "examples.safetensors")));
+  cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0);
+  /* --force replaces it */
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--force", "-q", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect(dsb_exists(other) && !dsb_exists(keep));
+  cr_expect_eq(dsb_count_prefixed(run, ".tmp-") + dsb_count_prefixed(run, ".old-"), 0);
+  cli_result_free(&r);
+}

@@ -1,0 +1,551 @@
+/* test_run.c — the run folder end to end through the public API (DESIGN §4): the tensors
+ * and metadata of examples.safetensors and the provenance of summary.json; results that do
+ * not depend on padding side and amount, chunk size, thread count, or on running shards
+ * separately and merging; padding and fully masked examples; and what the CLI prints. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "support/dataset_builder.h"
+#include "support/run_cli.h"
+
+static char dir[128];
+static char paths[16][512];
+static int next_path;
+
+static void setup(void) { cr_assert_eq(dsb_tempdir(dir, sizeof dir, "run"), 0); }
+static void teardown(void) { dsb_rmtree(dir); }
+
+TestSuite(run, .init = setup, .fini = teardown, .timeout = 120);
+
+static const char *P(const char *name) {
+  char *p = paths[next_path++ % 16];
+  return dsb_join(p, sizeof paths[0], dir, name);
+}
+
+static const char *stat_names[] = {"entropy",  "entropy_norm", "confidence",
+                                   "to_first", "to_last",      "to_self",
+                                   "to_prev",  "to_next",      "distance"};
+static const char *metric_names[] = {"spearman",         "kendall",   "pearson",
+                                     "cosine",           "jaccard@5", "feature_agreement@5",
+                                     "rank_agreement@5", "jsd",       "tvd"};
+static const char *map_names[] = {"attention_last",
+                                  "rollout",
+                                  "grad_rollout",
+                                  "saliency.ig",
+                                  "saliency.grad_l2",
+                                  "saliency.grad_x_input",
+                                  "saliency.abs_grad_x_input"};
+#define NMAPS 7
+#define NPAIRS (NMAPS * (NMAPS - 1) / 2)
+
+/* ---- helpers ------------------------------------------------------------------------ */
+static am_ctx_t *make_ctx(int threads) {
+  am_ctx_options_t o = {.backend = "cpu", .threads = threads};
+  am_ctx_t *ctx = NULL;
+  char err[512] = "";
+  cr_assert_eq(am_ctx_create(&o, &ctx, err, sizeof err), AM_STATUS_OK, "%s", err);
+  return ctx;
+}
+
+/* Analyses the dataset at paths into run with the plan's chunk and the thread count. */
+static void analyze(const char *const *inputs, int n, const char *run, int64_t chunk,
+                    int threads) {
+  am_ctx_t *ctx = make_ctx(threads);
+  am_dataset_t *ds = NULL;
+  am_status st = am_dataset_open(ctx, inputs, n, &ds);
+  cr_assert_eq(st, AM_STATUS_OK, "open: %s", am_last_error(ctx));
+  am_plan_t plan;
+  am_plan_init(&plan);
+  plan.chunk = chunk;
+  am_run_options_t opts;
+  am_run_options_init(&opts);
+  st = am_run_analyze(ctx, ds, &plan, run, &opts);
+  cr_assert_eq(st, AM_STATUS_OK, "analyze: %s", am_last_error(ctx));
+  am_dataset_close(ds);
+  am_ctx_destroy(ctx);
+}
+
+static void analyze1(const char *input, const char *run) { analyze(&input, 1, run, 0, 0); }
+
+static am_file_t *open_examples(am_ctx_t *ctx, const char *run) {
+  char path[600];
+  am_file_t *f = NULL;
+  cr_assert_eq(
+      am_file_open(ctx, dsb_join(path, sizeof path, run, "examples.safetensors"), &f),
+      AM_STATUS_OK, "%s", am_last_error(ctx));
+  return f;
+}
+
+static json_t *load_summary(const char *run) {
+  char path[600];
+  json_error_t err;
+  json_t *doc = json_load_file(dsb_join(path, sizeof path, run, "summary.json"), 0, &err);
+  cr_assert_not_null(doc, "summary.json: %s", err.text);
+  return doc;
+}
+
+static const am_tensor_t *need(const am_file_t *f, const char *name, am_dtype dtype,
+                               int ndim, int64_t d0, int64_t d1, int64_t d2) {
+  const am_tensor_t *t = am_file_find(f, name);
+  cr_assert_not_null(t, "tensor %s missing", name);
+  cr_expect_eq(t->dtype, dtype, "%s: dtype %s", name, am_dtype_name(t->dtype));
+  cr_assert_eq(t->ndim, ndim, "%s: ndim %d", name, t->ndim);
+  int64_t want[3] = {d0, d1, d2};
+  for (int d = 0; d < ndim; d++)
+    cr_assert_eq(t->shape[d], want[d], "%s: shape[%d] = %lld", name, d,
+                 (long long)t->shape[d]);
+  return t;
+}
+
+/* Element i of an F32 tensor (the data need not be aligned). */
+static float f32(const am_tensor_t *t, size_t i) {
+  float v;
+  memcpy(&v, (const char *)t->data + 4 * i, 4);
+  return v;
+}
+static int32_t i32(const am_tensor_t *t, size_t i) {
+  int32_t v;
+  memcpy(&v, (const char *)t->data + 4 * i, 4);
+  return v;
+}
+static uint8_t u8(const am_tensor_t *t, size_t i) { return ((const uint8_t *)t->data)[i]; }
+
+/* Equal, both NaN, or within 1e-6 (relative above 1). */
+static int close6(float a, float b) {
+  if (isnan(a) || isnan(b))
+    return isnan(a) && isnan(b);
+  double scale = fmax(1.0, fmax(fabs(a), fabs(b)));
+  return fabs((double)a - (double)b) <= 1e-6 * scale;
+}
+
+/* ---- (a) the run folder -------------------------------------------------------------- */
+static const int lens_a[5] = {8, 5, 3, 8, 2};
+static dsb_spec_t full_spec(int B, int T, const int *lengths) {
+  return (dsb_spec_t){.L = 2,
+                      .H = 3,
+                      .B = B,
+                      .T = T,
+                      .dtype = AM_DTYPE_F32,
+                      .lengths = lengths,
+                      .grads = 1,
+                      .saliency = 1,
+                      .embed_dim = 3,
+                      .labels = 1,
+                      .special = 1,
+                      .seed = 11};
+}
+
+Test(run, folder_has_every_tensor_and_the_provenance) {
+  dsb_spec_t s = full_spec(5, 8, lens_a);
+  const char *ds = P("ds.safetensors"), *run = P("run");
+  cr_assert_eq(dsb_make(&s, ds), 0);
+  analyze1(ds, run);
+  am_ctx_t *ctx = make_ctx(1);
+  am_file_t *f = open_examples(ctx, run);
+  need(f, "mask", AM_DTYPE_U8, 2, 5, 8, 0);
+  need(f, "lengths", AM_DTYPE_I32, 1, 5, 0, 0);
+  for (int m = 0; m < NMAPS; m++)
+    need(f, map_names[m], AM_DTYPE_F32, 2, 5, 8, 0);
+  char name[64];
+  for (int k = 0; k < 9; k++) {
+    snprintf(name, sizeof name, "head.%s", stat_names[k]);
+    need(f, name, AM_DTYPE_F32, 3, 5, 2, 3);
+    snprintf(name, sizeof name, "agreement.%s", metric_names[k]);
+    need(f, name, AM_DTYPE_F32, 2, 5, NPAIRS, 0);
+  }
+  need(f, "head.importance", AM_DTYPE_F32, 3, 5, 2, 3);
+  const char *pairs_text = am_file_metadata(f, "attnmap.pairs");
+  cr_assert_not_null(pairs_text);
+  json_t *pairs = json_loads(pairs_text, 0, NULL);
+  cr_assert(json_is_array(pairs) && json_array_size(pairs) == NPAIRS, "pairs: %s",
+            pairs_text);
+  for (size_t p = 0; p < NPAIRS; p++) {
+    const char *pn = json_string_value(json_array_get(pairs, p));
+    const char *tilde = pn ? strchr(pn, '~') : NULL;
+    cr_assert_not_null(tilde, "pair %zu", p);
+    int a = 0, b = 0;
+    for (int m = 0; m < NMAPS; m++) {
+      a += strlen(map_names[m]) == (size_t)(tilde - pn) &&
+           !strncmp(pn, map_names[m], (size_t)(tilde - pn));
+      b += strcmp(tilde + 1, map_names[m]) == 0;
+    }
+    cr_expect(a == 1 && b == 1, "pair %s does not name two maps", pn);
+  }
+  json_decref(pairs);
+  am_file_close(f);
+  am_ctx_destroy(ctx);
+
+  json_t *doc = load_summary(run);
+  json_t *prov = json_object_get(doc, "provenance");
+  cr_assert(json_is_object(prov));
+  cr_expect_str_eq(json_string_value(json_object_get(prov, "version")), am_version());
+  cr_expect_str_eq(json_string_value(json_object_get(prov, "backend")), "cpu");
+  cr_expect(json_is_object(json_object_get(prov, "options")));
+  json_t *timings = json_object_get(prov, "timings");
+  cr_expect(json_is_number(json_object_get(timings, "total_s")));
+  json_t *inputs = json_object_get(prov, "inputs");
+  cr_assert(json_is_array(inputs) && json_array_size(inputs) == 1);
+  json_t *in = json_array_get(inputs, 0);
+  size_t len = 0;
+  char *bytes = dsb_read_file(ds, &len);
+  cr_assert_not_null(bytes);
+  char crc[16];
+  snprintf(crc, sizeof crc, "%08lx", crc32(0L, (const Bytef *)bytes, (uInt)len));
+  free(bytes);
+  cr_expect_str_eq(json_string_value(json_object_get(in, "path")), ds);
+  cr_expect_eq(json_integer_value(json_object_get(in, "bytes")), (json_int_t)len);
+  cr_expect_str_eq(json_string_value(json_object_get(in, "crc32")), crc);
+  json_decref(doc);
+}
+
+/* ---- (e) masks, lengths and padding ---------------------------------------------------
+ */
+/* Padded positions hold 0 in every map, lengths are the mask sums, and the mask is the
+ * input's attention_mask (0 beyond the input's T). */
+static void check_masking(const char *run, const dsb_t *in) {
+  am_ctx_t *ctx = make_ctx(1);
+  am_file_t *f = open_examples(ctx, run);
+  const am_tensor_t *mask = am_file_find(f, "mask"), *lengths = am_file_find(f, "lengths");
+  cr_assert(mask && lengths);
+  int64_t N = mask->shape[0], T = mask->shape[1];
+  for (int64_t b = 0; b < N; b++) {
+    int sum = 0;
+    for (int64_t p = 0; p < T; p++) {
+      int want = p < in->spec.T ? (int)in->mask[b * in->spec.T + p] : 0;
+      cr_expect_eq(u8(mask, (size_t)(b * T + p)), want, "mask[%lld,%lld]", (long long)b,
+                   (long long)p);
+      sum += u8(mask, (size_t)(b * T + p));
+    }
+    cr_expect_eq(i32(lengths, (size_t)b), sum, "lengths[%lld]", (long long)b);
+    cr_expect_eq(sum, in->len[b]);
+  }
+  for (int i = 0; i < am_file_tensor_count(f); i++) {
+    const am_tensor_t *t = am_file_tensor(f, i);
+    const char *name = am_file_tensor_name(f, i);
+    if (t->dtype != AM_DTYPE_F32 || t->ndim != 2 || t->shape[1] != T ||
+        !strncmp(name, "agreement.", 10))
+      continue;
+    for (int64_t k = 0; k < N * T; k++)
+      if (!u8(mask, (size_t)k))
+        cr_expect_eq(f32(t, (size_t)k), 0.0f, "%s[%lld] is padding", name, (long long)k);
+  }
+  am_file_close(f);
+  am_ctx_destroy(ctx);
+}
+
+Test(run, padded_positions_are_zero_and_lengths_match_the_mask) {
+  dsb_spec_t s = full_spec(5, 8, lens_a);
+  s.pad_junk = 1;
+  const char *right = P("r.safetensors"), *left = P("l.safetensors");
+  dsb_t *r = dsb_build(&s);
+  s.left_pad = 1;
+  dsb_t *l = dsb_build(&s);
+  cr_assert(r && l);
+  cr_assert_eq(dsb_write(r, right), 0);
+  cr_assert_eq(dsb_write(l, left), 0);
+  analyze1(right, P("run-r"));
+  analyze1(left, P("run-l"));
+  check_masking(P("run-r"), r);
+  check_masking(P("run-l"), l);
+  dsb_free(r);
+  dsb_free(l);
+}
+
+/* ---- (b) padding invariance --------------------------------------------------------- */
+Test(run, results_do_not_depend_on_padding_side_or_amount) {
+  static const int lens[6] = {10, 7, 4, 1, 6, 9};
+  dsb_spec_t s = full_spec(6, 10, lens);
+  const char *right = P("right.safetensors"), *left = P("left.safetensors");
+  cr_assert_eq(dsb_make(&s, right), 0);
+  s.T = 13; /* more padding, on the other side, and junk in it */
+  s.left_pad = 1;
+  s.pad_junk = 1;
+  cr_assert_eq(dsb_make(&s, left), 0);
+  const char *rr = P("run-right"), *rl = P("run-left");
+  analyze1(right, rr);
+  analyze1(left, rl);
+  am_ctx_t *ctx = make_ctx(1);
+  am_file_t *a = open_examples(ctx, rr), *b = open_examples(ctx, rl);
+  cr_assert_eq(am_file_tensor_count(a), am_file_tensor_count(b));
+  const am_tensor_t *ma = am_file_find(a, "mask"), *mb = am_file_find(b, "mask");
+  cr_assert(ma && mb && ma->shape[1] == 10 && mb->shape[1] == 13);
+  int compared = 0;
+  for (int i = 0; i < am_file_tensor_count(a); i++) {
+    const char *name = am_file_tensor_name(a, i);
+    const am_tensor_t *ta = am_file_tensor(a, i), *tb = am_file_find(b, name);
+    cr_assert_not_null(tb, "%s missing in the left-padded run", name);
+    if (ta->dtype != AM_DTYPE_F32)
+      continue;
+    if (ta->ndim == 2 && ta->shape[1] == 10 && strncmp(name, "agreement.", 10) != 0) {
+      for (int e = 0; e < 6; e++) { /* valid positions, in order */
+        int pa = 0, pb = 0;
+        for (int k = 0; k < lens[e]; k++, pa++, pb++) {
+          while (!u8(ma, (size_t)(e * 10 + pa)))
+            pa++;
+          while (!u8(mb, (size_t)(e * 13 + pb)))
+            pb++;
+          float x = f32(ta, (size_t)(e * 10 + pa)), y = f32(tb, (size_t)(e * 13 + pb));
+          cr_expect(close6(x, y), "%s example %d token %d: %.9g vs %.9g", name, e, k, x, y);
+        }
+      }
+    } else {
+      cr_assert_eq(ta->nbytes, tb->nbytes, "%s", name);
+      for (size_t k = 0; k < ta->nbytes / 4; k++)
+        cr_expect(close6(f32(ta, k), f32(tb, k)), "%s[%zu]: %.9g vs %.9g", name, k,
+                  f32(ta, k), f32(tb, k));
+    }
+    compared++;
+  }
+  cr_expect_eq(compared, NMAPS + 10 + 9, "maps, head tensors and agreement compared");
+  am_file_close(a);
+  am_file_close(b);
+  am_ctx_destroy(ctx);
+}
+
+/* ---- (c) chunk size and threads ---------------------------------------------------- */
+static const int lens_sa[7] = {9, 4, 7, 1, 9, 6, 3}, lens_sb[5] = {12, 2, 8, 11, 5};
+
+/* shards/a.safetensors (7 examples, T=9) and shards/b.safetensors (5, T=12, left pad). */
+static const char *make_shards(char *a, char *b, size_t len) {
+  const char *shards = P("shards");
+  cr_assert_eq(mkdir(shards, 0777), 0);
+  dsb_spec_t s = full_spec(7, 9, lens_sa);
+  cr_assert_eq(dsb_make(&s, dsb_join(a, len, shards, "a.safetensors")), 0);
+  s = full_spec(5, 12, lens_sb);
+  s.first = 7;
+  s.left_pad = 1;
+  cr_assert_eq(dsb_make(&s, dsb_join(b, len, shards, "b.safetensors")), 0);
+  return shards;
+}
+
+static char *read_in(const char *run, const char *name, size_t *len) {
+  char path[600];
+  char *text = dsb_read_file(dsb_join(path, sizeof path, run, name), len);
+  cr_assert_not_null(text, "%s", path);
+  return text;
+}
+
+static json_t *summary_without_provenance(const char *run) {
+  json_t *doc = load_summary(run);
+  json_object_del(doc, "provenance");
+  return doc;
+}
+
+Test(run, results_do_not_depend_on_chunk_size_or_threads) {
+  char a[600], b[600];
+  const char *shards = make_shards(a, b, sizeof a);
+  const char *base = P("run-base");
+  analyze(&shards, 1, base, 0, 1);
+  size_t base_len = 0;
+  char *base_bytes = read_in(base, "examples.safetensors", &base_len);
+  json_t *base_doc = summary_without_provenance(base);
+  static const struct {
+    int64_t chunk;
+    int threads;
+  } cases[] = {{1, 1}, {3, 1}, {0, 2}, {1, 2}, {3, 2}, {5, 2}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char name[32];
+    snprintf(name, sizeof name, "run-%zu", c);
+    const char *run = P(name);
+    analyze(&shards, 1, run, cases[c].chunk, cases[c].threads);
+    size_t len = 0;
+    char *bytes = read_in(run, "examples.safetensors", &len);
+    cr_expect(len == base_len && memcmp(bytes, base_bytes, len) == 0,
+              "--chunk %lld --threads %d: examples.safetensors differs",
+              (long long)cases[c].chunk, cases[c].threads);
+    free(bytes);
+    json_t *doc = summary_without_provenance(run);
+    cr_expect(json_equal(doc, base_doc), "--chunk %lld --threads %d: summary.json differs",
+              (long long)cases[c].chunk, cases[c].threads);
+    json_decref(doc);
+  }
+  free(base_bytes);
+  json_decref(base_doc);
+}
+
+/* ---- (d) merge ------------------------------------------------------------------------
+ */
+/* Numbers within `rel` relative; everything else equal. where: the first difference. */
+static int json_close(const json_t *x, const json_t *y, double rel, char *where,
+                      size_t len) {
+  if (json_is_number(x) && json_is_number(y)) {
+    if (json_is_integer(x) && json_is_integer(y) &&
+        json_integer_value(x) != json_integer_value(y))
+      return snprintf(where, len, "%lld vs %lld", (long long)json_integer_value(x),
+                      (long long)json_integer_value(y)),
+             0;
+    double u = json_number_value(x), v = json_number_value(y);
+    if (fabs(u - v) <= rel * fmax(fabs(u), fabs(v)))
+      return 1;
+    return snprintf(where, len, "%.17g vs %.17g", u, v), 0;
+  }
+  if (json_is_object(x) && json_is_object(y)) {
+    if (json_object_size(x) != json_object_size(y))
+      return snprintf(where, len, "object sizes differ"), 0;
+    const char *key;
+    json_t *vx;
+    json_object_foreach((json_t *)x, key, vx) {
+      char inner[512] = "";
+      if (!json_close(vx, json_object_get(y, key), rel, inner, sizeof inner))
+        return snprintf(where, len, "/%s%s", key, inner), 0;
+    }
+    return 1;
+  }
+  if (json_is_array(x) && json_is_array(y)) {
+    if (json_array_size(x) != json_array_size(y))
+      return snprintf(where, len, " array sizes differ"), 0;
+    for (size_t i = 0; i < json_array_size(x); i++) {
+      char inner[512] = "";
+      if (!json_close(json_array_get(x, i), json_array_get(y, i), rel, inner, sizeof inner))
+        return snprintf(where, len, "[%zu]%s", i, inner), 0;
+    }
+    return 1;
+  }
+  if (json_equal(x, y))
+    return 1;
+  return snprintf(where, len, " differs"), 0;
+}
+
+Test(run, merging_shard_runs_equals_one_run_over_both) {
+  char a[600], b[600];
+  const char *shards = make_shards(a, b, sizeof a);
+  const char *all = P("run-all"), *ra = P("run-a"), *rb = P("run-b"), *merged = P("merged");
+  analyze(&shards, 1, all, 0, 0);
+  analyze1(a, ra);
+  analyze1(b, rb);
+  am_ctx_t *ctx = make_ctx(1);
+  const char *runs[2] = {ra, rb};
+  am_run_options_t opts;
+  am_run_options_init(&opts);
+  cr_assert_eq(am_run_merge(ctx, runs, 2, merged, &opts), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  am_file_t *x = open_examples(ctx, all), *y = open_examples(ctx, merged);
+  cr_assert_eq(am_file_tensor_count(x), am_file_tensor_count(y));
+  for (int i = 0; i < am_file_tensor_count(x); i++) {
+    const char *name = am_file_tensor_name(x, i);
+    const am_tensor_t *tx = am_file_tensor(x, i), *ty = am_file_find(y, name);
+    cr_assert_not_null(ty, "%s missing after merge", name);
+    cr_expect_eq(tx->dtype, ty->dtype, "%s", name);
+    cr_expect_eq(tx->ndim, ty->ndim, "%s", name);
+    cr_expect(tx->nbytes == ty->nbytes && memcmp(tx->data, ty->data, tx->nbytes) == 0,
+              "%s differs after merge", name);
+  }
+  cr_expect_str_eq(am_file_metadata(y, "attnmap.pairs"),
+                   am_file_metadata(x, "attnmap.pairs"));
+  am_file_close(x);
+  am_file_close(y);
+  am_ctx_destroy(ctx);
+  /* Moments are merged with Chan et al.'s pairwise Welford update, which rounds
+   * differently from adding the same examples one at a time; sums of different
+   * association differ in the last bits too. 1e-12 relative is ~4500 ulps: far below
+   * any real difference, far above rounding. */
+  json_t *one = summary_without_provenance(all), *two = summary_without_provenance(merged);
+  char where[1024] = "";
+  cr_expect(json_close(one, two, 1e-12, where, sizeof where), "summary differs at %s",
+            where);
+  json_decref(one);
+  json_decref(two);
+}
+
+/* ---- (f) a fully masked example --------------------------------------------------------
+ */
+Test(run, fully_masked_example_gives_zeros_and_nan_agreement) {
+  static const int lens[3] = {5, 0, 3};
+  dsb_spec_t s = {.L = 2,
+                  .H = 2,
+                  .B = 3,
+                  .T = 6,
+                  .lengths = lens,
+                  .grads = 1,
+                  .saliency = 1,
+                  .embed_dim = 2,
+                  .pad_junk = 1,
+                  .seed = 5};
+  const char *ds = P("masked.safetensors"), *run = P("run");
+  cr_assert_eq(dsb_make(&s, ds), 0);
+  analyze1(ds, run);
+  am_ctx_t *ctx = make_ctx(1);
+  am_file_t *f = open_examples(ctx, run);
+  const am_tensor_t *lengths = am_file_find(f, "lengths"), *mask = am_file_find(f, "mask");
+  cr_assert(lengths && mask);
+  cr_expect_eq(i32(lengths, 1), 0);
+  int agreements = 0, finite0 = 0;
+  for (int i = 0; i < am_file_tensor_count(f); i++) {
+    const am_tensor_t *t = am_file_tensor(f, i);
+    const char *name = am_file_tensor_name(f, i);
+    if (!strcmp(name, "mask"))
+      for (int p = 0; p < 6; p++)
+        cr_expect_eq(u8(t, 6 + (size_t)p), 0);
+    if (!strncmp(name, "agreement.", 10)) {
+      int64_t P_ = t->shape[1];
+      for (int64_t p = 0; p < P_; p++) {
+        cr_expect(isnan(f32(t, (size_t)(P_ + p))), "%s[1,%lld] = %g, not NaN", name,
+                  (long long)p, f32(t, (size_t)(P_ + p)));
+        finite0 += isfinite(f32(t, (size_t)p));
+      }
+      agreements++;
+    } else if (t->dtype == AM_DTYPE_F32 && t->ndim == 2 && t->shape[1] == 6) {
+      for (int p = 0; p < 6; p++)
+        cr_expect_eq(f32(t, 6 + (size_t)p), 0.0f, "%s[1,%d]", name, p);
+    }
+  }
+  cr_expect_eq(agreements, 9);
+  cr_expect_gt(finite0, 0, "example 0 has defined agreement values");
+  am_file_close(f);
+  am_ctx_destroy(ctx);
+  json_decref(load_summary(run));
+}
+
+/* ---- (g) what the CLI prints ------------------------------------------------------------
+ */
+static const char *small_dataset(void) {
+  static const int lens[4] = {6, 3, 5, 6};
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 4, .T = 6, .lengths = lens, .grads = 1, .seed = 3};
+  const char *ds = P("small.safetensors");
+  cr_assert_eq(dsb_make(&s, ds), 0);
+  return ds;
+}
+
+Test(run, cli_prints_no_progress_into_a_pipe_and_nothing_with_quiet) {
+  const char *ds = small_dataset(), *run = P("run"), *quiet = P("run-quiet");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", run, "--chunk", "1", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect_eq(r.out_len, 0, "stdout: %s", r.out);
+  cr_expect(strchr(r.err, '\r') == NULL && strstr(r.err, "examples/s") == NULL,
+            "progress in a pipe: %s", r.err);
+  cr_expect_leq(cli_count_lines(r.err), 1, "stderr: %s", r.err);
+  cli_result_free(&r);
+  cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", quiet, "--quiet", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect_eq(r.out_len + r.err_len, 0, "--quiet printed: [%s] [%s]", r.out, r.err);
+  cr_expect(dsb_exists(quiet));
+  cli_result_free(&r);
+  const char *merged = P("merged");
+  cr_assert_eq(cli_run(&r, NULL, "merge", run, quiet, "-o", merged, "--quiet", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect_eq(r.out_len + r.err_len, 0, "merge --quiet printed: [%s] [%s]", r.out, r.err);
+  cli_result_free(&r);
+}
+
+Test(run, cli_shows_progress_on_a_terminal_unless_quiet) {
+  const char *ds = small_dataset(), *run = P("run"), *quiet = P("run-quiet");
+  cli_options_t tty = {.stderr_tty = 1};
+  cli_result_t r;
+  if (cli_run(&r, &tty, "analyze", ds, "-o", run, "--chunk", "1", NULL) != 0)
+    cr_skip_test("no pseudo-terminal here");
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect(strstr(r.err, "examples") != NULL && strchr(r.err, '\r') != NULL,
+            "no progress on a terminal: [%s]", r.err);
+  cli_result_free(&r);
+  cr_assert_eq(cli_run(&r, &tty, "analyze", ds, "-o", quiet, "-q", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cr_expect_eq(r.out_len + r.err_len, 0, "--quiet printed on a terminal: [%s]", r.err);
+  cli_result_free(&r);
+}
