@@ -229,6 +229,8 @@ typedef struct am_plan {
   const char *pairs;      /* "a~b,c~d" to narrow the agreement pairs; NULL = all */
   int64_t chunk;          /* examples per chunk; 0 = chosen from a memory budget */
   int histogram_bins;     /* bins of the agreement histograms (default 40) */
+  double row_tolerance;   /* |row sum - 1| allowed; 0 = by dtype (F16/F32/F64 ~2e-3,
+                             BF16 ~1.6e-2) */
 } am_plan_t;
 
 /* Fills plan with the defaults (mean fusion, cls target, no discard, no normalisation,

@@ -369,8 +369,8 @@ static void poke_two(sample_t *s) {
   *at(s, s->att, 2, 1, 4, 4) = -1.0f;
 }
 static void poke_sum_by(sample_t *s, float excess) { *at(s, s->att, 1, 0, 1, 1) += excess; }
-static void poke_f32_ok(sample_t *s) { poke_sum_by(s, 5e-5f); }
-static void poke_f32_bad(sample_t *s) { poke_sum_by(s, 2e-4f); }
+static void poke_f32_ok(sample_t *s) { poke_sum_by(s, 1e-3f); }
+static void poke_f32_bad(sample_t *s) { poke_sum_by(s, 3e-3f); }
 static void poke_f16_ok(sample_t *s) { poke_sum_by(s, 1e-3f); }
 static void poke_f16_bad(sample_t *s) { poke_sum_by(s, 3e-3f); }
 

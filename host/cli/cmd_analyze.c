@@ -29,6 +29,8 @@ static void usage(FILE *out) {
           "  --all-rows              also write rollout.rows and grad_rollout.rows [N,T,T]\n"
           "  --worst K               examples where attention and gradients disagree most (20)\n"
           "  --bins N                bins of the agreement histograms (40)\n"
+          "  --row-tolerance X       allowed |row sum - 1| of attentions (default by dtype:\n"
+          "                          ~2e-3 for F32/F16, ~1.6e-2 for BF16)\n"
           "  --backend B             cpu (default), cuda, cuda:N, cuda:all, auto\n"
           "  --chunk N               examples per chunk (default: from a 256 MiB budget)\n"
           "  --threads N             CPU threads (default: all cores)\n"
@@ -78,7 +80,7 @@ static int parse_methods(const char *s, unsigned *out) {
 enum {
   OPT_TARGET = 256, OPT_FUSION, OPT_DISCARD, OPT_NORMALIZE, OPT_TOPK, OPT_SPECIAL,
   OPT_METHODS, OPT_PAIRS, OPT_ALL_ROWS, OPT_WORST, OPT_BINS, OPT_BACKEND, OPT_CHUNK,
-  OPT_THREADS, OPT_FORCE, OPT_NO_CHECKSUM
+  OPT_THREADS, OPT_FORCE, OPT_NO_CHECKSUM, OPT_ROW_TOL
 };
 
 static const struct option options[] = {
@@ -91,6 +93,7 @@ static const struct option options[] = {
     {"bins", required_argument, 0, OPT_BINS},   {"backend", required_argument, 0, OPT_BACKEND},
     {"chunk", required_argument, 0, OPT_CHUNK}, {"threads", required_argument, 0, OPT_THREADS},
     {"force", no_argument, 0, OPT_FORCE},       {"no-checksum", no_argument, 0, OPT_NO_CHECKSUM},
+    {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
     {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -158,6 +161,12 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
     a->plan.methods_explicit = 1;
     return 0;
   case OPT_PAIRS: a->plan.pairs = arg; return 0;
+  case OPT_ROW_TOL:
+    errno = 0;
+    a->plan.row_tolerance = strtod(arg, &end);
+    if (errno || end == arg || *end || !(a->plan.row_tolerance > 0 && a->plan.row_tolerance <= 1))
+      return am_cli_usage_error("analyze", "--row-tolerance '%s': expected a number in (0,1]", arg);
+    return 0;
   case OPT_ALL_ROWS: a->plan.all_rows = 1; return 0;
   case OPT_BACKEND: a->backend = arg; return 0;
   case OPT_FORCE: a->run.force = 1; return 0;

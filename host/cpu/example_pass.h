@@ -65,6 +65,7 @@ typedef struct am_pass_options {
   double discard;         /* [0,1) */
   am_normalize normalize; /* applied to the rollout and grad_rollout rows (not *_ROWS) */
   am_grid_t grid;         /* for the distance statistic */
+  double row_tolerance;   /* |row sum - 1| allowed; 0 = am_row_sum_tolerance(dtype) */
 } am_pass_options_t;
 
 /* Outputs in valid-token order; a pointer is used only when its bit is wanted. */

@@ -10,7 +10,7 @@
 
 void am_grad_rollout_row(const float *a, const float *g, int n, double vi, double *u,
                          float *abar_row) {
-  /* branch-free clamps: the sign of g is random, a branch on it mispredicts half the time */
+  /* branch-free clamps: the sign of g is random, so a branch on it would mispredict */
   if (u && vi != 0.0)
     for (int j = 0; j < n; j++) {
       double t = (double)g[j] * (double)a[j];

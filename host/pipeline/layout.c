@@ -84,9 +84,10 @@ static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "--discard must be in [0,1), got %g",
                    plan->discard);
   if (plan->topk < 1 || plan->worst < 0 || plan->histogram_bins < 1 ||
-      plan->histogram_bins > 100000 || plan->chunk < 0)
+      plan->histogram_bins > 100000 || plan->chunk < 0 || !(plan->row_tolerance >= 0) ||
+      plan->row_tolerance > 1)
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "--topk, --worst, histogram bins and --chunk must be positive");
+                   "--topk, --worst, histogram bins and --chunk must be positive, --row-tolerance in [0,1]");
   if (plan->methods & AM_METHOD_FLOW)
     return am_fail(ctx, AM_STATUS_UNSUPPORTED,
                    "--methods flow: attention flow is not implemented yet");
@@ -171,6 +172,7 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
   lay->pass.fusion = plan->fusion;
   lay->pass.discard = plan->discard;
   lay->pass.normalize = plan->normalize;
+  lay->pass.row_tolerance = plan->row_tolerance;
   lay->pass.grid = ds->grid ? ds->grid_parsed : (am_grid_t){0, 0, 0};
   lay->has_labels = (ds->roles & AM_ROLE_LABELS) != 0;
   lay->has_predictions = (ds->roles & AM_ROLE_PREDICTIONS) != 0;
