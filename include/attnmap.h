@@ -156,6 +156,9 @@ enum {
   AM_ROLE_TOKENS = 1u << 9, /* __metadata__ attnmap.tokens */
 };
 
+/* The input name of a role bit ("attention_grads"); NULL for anything but one bit. */
+const char *am_role_name(unsigned role);
+
 typedef struct am_dataset_info {
   int64_t examples;   /* N, over all shards */
   int layers, heads;  /* L, H */

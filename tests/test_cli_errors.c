@@ -4,6 +4,7 @@
  * on stderr that names the file, the tensor where one is concerned, and the problem; and
  * no run folder (nor a RUN.tmp-* leftover) may appear. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,6 @@ static const char *P(const char *name) {
 /* The one-line contract of DESIGN §6 for a finished CLI run. */
 static void check_failure(const cli_result_t *r, const char *path, const char *tensor,
                           const char *phrase) {
-  cr_log_info("exit %d, stderr: %s", r->exit_code, r->err);
   cr_assert_eq(r->signal, 0, "killed by signal %d; stderr: %s", r->signal, r->err);
   cr_assert(!r->timed_out, "timed out");
   cr_expect_eq(r->exit_code, 2, "exit %d, stderr: %s", r->exit_code, r->err);
@@ -77,14 +77,8 @@ static void both_fail(const char *input, const char *tensor, const char *phrase)
 /* A small valid dataset: L=2, H=2, B=3, T=6, valid lengths 6, 4, 5 (right padding). */
 static const int lengths[3] = {6, 4, 5};
 static dsb_t *base(int grads) {
-  dsb_spec_t s = {.L = 2,
-                  .H = 2,
-                  .B = 3,
-                  .T = 6,
-                  .dtype = AM_DTYPE_F32,
-                  .lengths = lengths,
-                  .grads = grads,
-                  .seed = 7};
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .seed = 7};
+  s.grads = grads;
   dsb_t *ds = dsb_build(&s);
   cr_assert_not_null(ds);
   return ds;
@@ -97,7 +91,7 @@ static const char *write_base_with(dsb_t *ds, const char *name) {
   return path;
 }
 
-/* ---- the control: the base dataset is fine ------------------------------------------ */
+/* ---- the control: the base dataset is fine --------------------------------------- */
 Test(cli_errors, control_valid_dataset_succeeds) {
   const char *ds = write_base_with(base(1), "ok.safetensors"), *run = P("run");
   cli_result_t r;
@@ -107,8 +101,23 @@ Test(cli_errors, control_valid_dataset_succeeds) {
   cli_result_free(&r);
 }
 
-/* ---- the file format ------------------------------------------------------------------
- */
+/* ---- the file format ---------------------------------------------------------- */
+/* One header entry: "NAME":{"dtype":"DT","shape":[SHAPE],"data_offsets":[B,E]} */
+#define E(name, dt, shape, b, e)                                                           \
+  "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":[" shape "],\"data_offsets\":[" #b "," #e  \
+  "]}"
+#define ATT4 E("attentions", "F32", "1,1,1,1,1", 0, 4)
+
+/* A safetensors file with this header and ndata zero bytes of data fails as promised. */
+static void header_fails(const char *file, const char *header, size_t ndata,
+                         const char *tensor, const char *phrase, int inspect) {
+  const char *p = P(file);
+  cr_assert_eq(dsb_write_header(p, header, ndata), 0);
+  analyze_fails(p, p, tensor, phrase, NULL, NULL);
+  if (inspect)
+    inspect_fails(p, p, tensor, phrase);
+}
+
 Test(cli_errors, header_length_truncated) {
   const char *p = P("short.safetensors");
   cr_assert_eq(dsb_write_bytes(p, "\x10\x00\x00\x00\x00", 5), 0);
@@ -143,87 +152,50 @@ Test(cli_errors, truncated_data) {
 }
 
 Test(cli_errors, offsets_out_of_bounds) {
-  const char *p = P("oob.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
-                                "\"data_offsets\":[0,4]},\"attention_mask\":{\"dtype\":"
-                                "\"I64\",\"shape\":[1,1],\"data_offsets\":[4,400]}}",
-                                12),
-               0);
-  analyze_fails(p, p, "attention_mask", "out of bounds", NULL, NULL);
+  header_fails("oob.safetensors",
+               "{" ATT4 "," E("attention_mask", "I64", "1,1", 4, 400) "}", 12,
+               "attention_mask", "out of bounds", 0);
 }
 
 Test(cli_errors, overlapping_offsets) {
-  const char *p = P("overlap.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
-                                "\"data_offsets\":[0,4]},\"attention_mask\":{\"dtype\":"
-                                "\"U8\",\"shape\":[1,4],\"data_offsets\":[2,6]}}",
-                                6),
-               0);
-  analyze_fails(p, p, "attention_mask", "overlap", NULL, NULL);
+  header_fails("overlap.safetensors",
+               "{" ATT4 "," E("attention_mask", "U8", "1,4", 2, 6) "}", 6, "attention_mask",
+               "overlap", 0);
 }
 
 Test(cli_errors, unknown_dtype) {
-  const char *p = P("dtype.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F31\",\"shape\":[1,1,1,1,1],"
-                                "\"data_offsets\":[0,4]}}",
-                                4),
-               0);
-  both_fail(p, "attentions", "unknown dtype");
+  header_fails("dtype.safetensors", "{" E("attentions", "F31", "1,1,1,1,1", 0, 4) "}", 4,
+               "attentions", "unknown dtype", 1);
 }
 
 Test(cli_errors, shape_product_overflow) {
-  const char *p = P("overflow.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
-                                "4294967296,4,1,1],\"data_offsets\":[0,4]}}",
-                                4),
-               0);
-  analyze_fails(p, p, "attentions", "overflow", NULL, NULL);
+  header_fails("overflow.safetensors",
+               "{" E("attentions", "F32", "4294967296,4294967296,4,1,1", 0, 4) "}", 4,
+               "attentions", "overflow", 0);
 }
 
 Test(cli_errors, trailing_bytes) {
-  const char *p = P("trailing.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
-                                "\"data_offsets\":[0,4]}}",
-                                12),
-               0);
-  analyze_fails(p, p, NULL, "trailing bytes", NULL, NULL);
+  header_fails("trailing.safetensors", "{" ATT4 "}", 12, NULL, "trailing bytes", 0);
 }
 
 Test(cli_errors, header_not_utf8) {
-  const char *p = P("utf8.safetensors");
-  cr_assert_eq(
-      dsb_write_header(p,
-                       "{\"attent\xff\xfeions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,"
-                       "1],\"data_offsets\":[0,4]}}",
-                       4),
-      0);
-  both_fail(p, NULL, "UTF-8");
+  header_fails("utf8.safetensors",
+               "{" E("atten\xff\xfetions", "F32", "1,1,1,1,1", 0, 4) "}", 4, NULL, "UTF-8",
+               1);
 }
 
 Test(cli_errors, header_invalid_json) {
-  const char *p = P("json.safetensors");
-  cr_assert_eq(dsb_write_header(p, "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,", 0),
-               0);
-  analyze_fails(p, p, NULL, "not valid JSON", NULL, NULL);
+  header_fails("json.safetensors", "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,", 0,
+               NULL, "not valid JSON", 0);
 }
 
 Test(cli_errors, duplicate_tensor_names) {
-  const char *p = P("dup.safetensors");
-  cr_assert_eq(dsb_write_header(p,
-                                "{\"attentions\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
-                                "\"data_offsets\":[0,4]},\"attentions\":{\"dtype\":\"F32\","
-                                "\"shape\":[1,1,1,1,1],\"data_offsets\":[4,8]}}",
-                                8),
-               0);
-  both_fail(p, "attentions", "duplicate");
+  header_fails("dup.safetensors",
+               "{" ATT4 "," E("attentions", "F32", "1,1,1,1,1", 4, 8) "}", 8, "attentions",
+               "duplicate", 1);
 }
 
-/* ---- values ------------------------------------------------------------------------- */
+/* ---- values --------------------------------------------------------------------- */
 Test(cli_errors, nan_in_attention) {
   dsb_t *ds = base(0);
   *dsb_att(ds, 1, 1, 0, 2, 1) = NAN;
@@ -268,8 +240,39 @@ Test(cli_errors, nan_in_attention_grads) {
   both_fail(p, "attention_grads", "not finite");
 }
 
-/* ---- shapes and roles ------------------------------------------------------------------
- */
+Test(cli_errors, infinity_in_saliency) {
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .saliency = 1};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  ds->sal[2 * 6 + 3] = INFINITY;
+  const char *p = write_base_with(ds, "salinf.safetensors");
+  analyze_fails(p, p, "tensor saliency.ig:", "not finite", NULL, NULL);
+}
+
+/* The message names the tensor as the file names it: `saliency`, not the map's name. */
+Test(cli_errors, nan_in_bare_saliency) {
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .saliency = 1};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  ds->sal[1] = NAN;
+  int n = dsb_tensors(ds);
+  snprintf(ds->names[dsb_find(ds, n, "saliency.ig")], sizeof ds->names[0], "saliency");
+  const char *p = P("sal.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  analyze_fails(p, p, "tensor saliency:", "not finite", NULL, NULL);
+}
+
+Test(cli_errors, nan_in_embedding_grads) {
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .embed_dim = 3};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  ds->egrad[(1 * 6 + 2) * 3 + 1] = NAN;
+  const char *p = write_base_with(ds, "egrad.safetensors");
+  analyze_fails(p, p, "inputs_embeds_grads", "not finite", NULL, NULL);
+}
+
+/* ---- shapes and roles ----------------------------------------------------------- */
 Test(cli_errors, mask_length_differs_from_attention) {
   dsb_t *ds = base(0);
   int n = dsb_tensors(ds), m = dsb_find(ds, n, "attention_mask");
@@ -388,8 +391,77 @@ Test(cli_errors, mask_of_float_dtype) {
   analyze_fails(p, p, "attention_mask", "dtype F32", NULL, NULL);
 }
 
-/* ---- options against the data ----------------------------------------------------------
- */
+/* attentions.01 and attentions.1 both parse as layer 1: two tensors, "0..1", no layer 0. */
+Test(cli_errors, two_names_for_one_layer) {
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  int n = dsb_tensors(ds);
+  snprintf(ds->names[dsb_find(ds, n, "attentions.0")], sizeof ds->names[0],
+           "attentions.01");
+  const char *p = P("layer01.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  both_fail(p, "attentions", NULL);
+}
+
+Test(cli_errors, zero_heads) {
+  dsb_t *ds = base(0);
+  int n = dsb_tensors(ds);
+  am_tensor_t *t = &ds->list[dsb_find(ds, n, "attentions")].tensor;
+  t->shape[2] = 0;
+  t->nbytes = 0;
+  const char *p = P("h0.safetensors");
+  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
+  dsb_free(ds);
+  both_fail(p, "tensor attentions", NULL);
+}
+
+/* Every per-example message counts examples the same way: the same row of the second
+ * shard is "example K" whether its mask, its attention or the --target is at fault. */
+static long example_in(const char *err) {
+  const char *at = strstr(err, "example ");
+  return at ? strtol(at + 8, NULL, 10) : -1;
+}
+
+static long shard_failure(const char *name, int fault, const char *target) {
+  static const int full[3] = {6, 6, 6};
+  char shards[512], a[600], b[600];
+  dsb_join(shards, sizeof shards, dir, name);
+  cr_assert_eq(mkdir(shards, 0777), 0);
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = full};
+  cr_assert_eq(dsb_make(&s, dsb_join(a, sizeof a, shards, "a.safetensors")), 0);
+  s.lengths = lengths;
+  s.first = 3;
+  dsb_t *ds = dsb_build(&s);
+  cr_assert_not_null(ds);
+  if (fault == 1)
+    *dsb_att(ds, 1, 1, 0, 3, 2) = NAN;
+  if (fault == 2)
+    ds->mask[1 * 6 + 5] = 3;
+  cr_assert_eq(dsb_write(ds, dsb_join(b, sizeof b, shards, "b.safetensors")), 0);
+  dsb_free(ds);
+  cli_result_t r;
+  const char *run = P("run");
+  cr_assert_eq(cli_run(&r, NULL, "analyze", shards, "-o", run, target ? "--target" : NULL,
+                       target, NULL),
+               0);
+  check_failure(&r, b, NULL, "example");
+  check_no_run(run);
+  long k = example_in(r.err);
+  cli_result_free(&r);
+  return k;
+}
+
+Test(cli_errors, example_numbers_agree_across_checks) {
+  long nan = shard_failure("nan", 1, NULL), mask = shard_failure("mask", 2, NULL);
+  long target = shard_failure("target", 0, "4");
+  cr_expect_eq(nan, mask, "attention check says example %ld, mask check %ld", nan, mask);
+  cr_expect_eq(target, nan, "--target check says example %ld, attention check %ld", target,
+               nan);
+}
+
+/* ---- options against the data --------------------------------------------------- */
 Test(cli_errors, target_index_beyond_a_short_example) {
   /* example 1 has 4 valid tokens: index 4 exists in examples 0 and 2 but not there */
   const char *p = write_base_with(base(1), "target.safetensors");
@@ -397,7 +469,7 @@ Test(cli_errors, target_index_beyond_a_short_example) {
   analyze_fails(p, p, "example 1", "--target 4", "--target", "4");
 }
 
-/* ---- usage -------------------------------------------------------------------------- */
+/* ---- usage ----------------------------------------------------------------------- */
 Test(cli_errors, unknown_option) {
   const char *p = write_base_with(base(0), "ok.safetensors"), *run = P("run");
   cli_result_t r;
@@ -458,4 +530,57 @@ Test(cli_errors, existing_output_without_force) {
   cr_expect(dsb_exists(other) && !dsb_exists(keep));
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-") + dsb_count_prefixed(run, ".old-"), 0);
   cli_result_free(&r);
+}
+
+/* ---- merge ------------------------------------------------------------------------ */
+static const char *analyzed(const char *name, int H, int T) {
+  dsb_spec_t s = {.L = 2, .H = H, .B = 3, .T = T, .lengths = lengths, .grads = 1};
+  char file[64];
+  snprintf(file, sizeof file, "%s.safetensors", name);
+  const char *p = P(file), *run = P(name);
+  cr_assert_eq(dsb_make(&s, p), 0);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "-q", NULL), 0);
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  return run;
+}
+
+/* attnmap merge A B -o OUT fails naming `path`, never the temporary output. */
+static void merge_fails(const char *a, const char *b, const char *path,
+                        const char *phrase) {
+  const char *out = P("merged");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "merge", a, b, "-o", out, NULL), 0);
+  check_failure(&r, path, NULL, phrase);
+  cr_expect(strstr(r.err, ".tmp-") == NULL, "names the temporary output: %s", r.err);
+  check_no_run(out);
+  cli_result_free(&r);
+}
+
+Test(cli_errors, merge_of_a_missing_run) {
+  const char *a = analyzed("a", 2, 6), *missing = P("missing");
+  merge_fails(a, missing, missing, "cannot read");
+}
+
+/* Runs of models with different heads cannot be concatenated, in either order. */
+Test(cli_errors, merge_of_runs_with_different_heads) {
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
+  snprintf(b, sizeof b, "%s", analyzed("b", 3, 6));
+  merge_fails(a, b, b, "heads");
+  merge_fails(b, a, a, "heads");
+}
+
+/* A run folder edited by hand: summary.json says 2 tokens, examples.safetensors has 6. */
+Test(cli_errors, merge_of_a_run_whose_summary_disagrees_with_its_examples) {
+  char a[512], b[512], sj[600];
+  snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
+  snprintf(b, sizeof b, "%s", analyzed("b", 2, 6));
+  json_t *doc = json_load_file(dsb_join(sj, sizeof sj, b, "summary.json"), 0, NULL);
+  cr_assert_not_null(doc);
+  json_object_set_new(json_object_get(doc, "dataset"), "max_tokens", json_integer(2));
+  cr_assert_eq(json_dump_file(doc, sj, JSON_INDENT(1)), 0);
+  json_decref(doc);
+  merge_fails(a, b, b, NULL);
 }

@@ -14,75 +14,14 @@
 
 #include "core/ctx.h"
 #include "io/file.h"
+#include "support/scratch_dir.h"
 
 #define FIX ATTNMAP_FIXTURES "/io/"
 
-static am_ctx_t *ctx;
-static char dir[64];
-static char pathbuf[4][256];
-static int pathnext;
-
-static void setup(void) {
-  cr_assert_eq(am_ctx_create(NULL, &ctx, NULL, 0), AM_STATUS_OK);
-  snprintf(dir, sizeof dir, "/tmp/attnmap-npy-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void) {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)))
-    if (e->d_name[0] != '.') {
-      char p[512];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      unlink(p);
-    }
-  if (d)
-    closedir(d);
-  rmdir(dir);
-  am_ctx_destroy(ctx);
-}
+static void setup(void) { scratch_setup("npy"); }
+static void teardown(void) { scratch_teardown(); }
 
 TestSuite(npy, .init = setup, .fini = teardown);
-
-static const char *tmp_path(const char *name) {
-  char *p = pathbuf[pathnext++ % 4];
-  snprintf(p, sizeof pathbuf[0], "%s/%s", dir, name);
-  return p;
-}
-
-/* Open descriptors plus mappings of test files: what a leaking error path leaves. */
-static int open_resources(void) {
-  int n = 0;
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  while (d && (e = readdir(d)))
-    n += e->d_name[0] != '.';
-  if (d)
-    closedir(d);
-  FILE *m = fopen("/proc/self/maps", "r");
-  char line[1024];
-  while (m && fgets(line, sizeof line, m))
-    n += strstr(line, "/attnmap-") != NULL || strstr(line, "/fixtures/io/") != NULL;
-  if (m)
-    fclose(m);
-  return n;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  cr_assert_eq(fwrite(data, 1, n, f), n);
-  fclose(f);
-}
-
-static size_t read_file(const char *path, unsigned char *buf, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  size_t n = fread(buf, 1, cap, f);
-  fclose(f);
-  return n;
-}
 
 /* A .npy file: magic, version major.0, the dict padded with spaces and '\n' to a multiple
  * of 64 (hlen_override, when not 0, replaces the length field), then ndata bytes. */

@@ -32,19 +32,15 @@ static void print_tensors(const am_file_t *f) {
 }
 
 static void print_roles(const am_dataset_t *ds) {
-  static const char *names[] = {"attentions",    "attention_grads",     "attention_mask",
-                                "special_tokens_mask", "input_ids",   "saliency",
-                                "inputs_embeds", "labels",            "predictions",
-                                "attnmap.tokens"};
   am_dataset_info_t info;
   am_dataset_get_info(ds, &info);
   printf("dataset: %lld examples in %d shard(s), L=%d H=%d T<=%d, %s\n",
          (long long)info.examples, info.shards, info.layers, info.heads, info.max_tokens,
          am_dtype_name(info.dtype));
   printf("roles:");
-  for (int i = 0; i < 10; i++)
-    if (info.roles & (1u << i))
-      printf(" %s", names[i]);
+  for (unsigned bit = 1; am_role_name(bit); bit <<= 1)
+    if (info.roles & bit)
+      printf(" %s", am_role_name(bit));
   printf("\n");
   for (int i = 0; i < info.saliency_count; i++)
     printf("saliency: %s\n", am_dataset_saliency_name(ds, i));

@@ -159,15 +159,15 @@ static unsigned shard_roles(const am_shard_t *sh) {
   return r;
 }
 
-static const char *role_name(unsigned bit) {
-  static const char *names[] = {"attentions",   "attention_grads",     "attention_mask",
-                                "special_tokens_mask", "input_ids",   "saliency",
-                                "inputs_embeds", "labels",            "predictions",
+const char *am_role_name(unsigned role) {
+  static const char *names[] = {"attentions",    "attention_grads", "attention_mask",
+                                "special_tokens_mask", "input_ids", "saliency",
+                                "inputs_embeds", "labels",          "predictions",
                                 "attnmap.tokens"};
-  for (int i = 0; i < 10; i++)
-    if (bit == (1u << i))
+  for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (role == (1u << i))
       return names[i];
-  return "?";
+  return NULL;
 }
 
 /* Checks shard s against the first shard and binds its saliency tensors. */
@@ -198,7 +198,7 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
     if (diff) {
       unsigned bit = diff & -diff;
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: %s here but %s in %s",
-                     sh->path, role_name(bit),
+                     sh->path, am_role_name(bit),
                      (shard_roles(sh) & bit) ? "present" : "missing",
                      (shard_roles(sh) & bit) ? "missing" : "present", ds->shards[0].path);
     }

@@ -104,14 +104,10 @@ am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums, j
 }
 
 static json_t *dataset_json(const am_dataset_t *ds) {
-  static const char *role_names[] = {"attentions",    "attention_grads",     "attention_mask",
-                                     "special_tokens_mask", "input_ids",   "saliency",
-                                     "inputs_embeds", "labels",            "predictions",
-                                     "attnmap.tokens"};
   json_t *roles = json_array();
-  for (int i = 0; i < 10; i++)
-    if (ds->roles & (1u << i))
-      json_array_append_new(roles, json_string(role_names[i]));
+  for (unsigned bit = 1; am_role_name(bit); bit <<= 1)
+    if (ds->roles & bit)
+      json_array_append_new(roles, json_string(am_role_name(bit)));
   return json_pack("{s:I,s:i,s:i,s:i,s:i,s:s,s:o,s:o,s:o}", "examples", (json_int_t)ds->N,
                    "layers", ds->L, "heads", ds->H, "max_tokens", ds->Tmax, "shards",
                    ds->nshards, "dtype", am_dtype_name(ds->dtype), "model",

@@ -96,10 +96,11 @@ static void fill_example(dsb_t *ds, int b) {
   }
 }
 
-/* Padded cells (a padded query or key) get junk; valid cells are left alone. */
+/* Padded cells (a padded query or key) get junk (NaN with pad_junk 2); valid cells are
+ * left alone. */
 static void fill_padding(dsb_t *ds, int b) {
   const dsb_spec_t *p = &ds->spec;
-  int T = p->T, D = p->embed_dim;
+  int T = p->T, D = p->embed_dim, nan_pad = p->pad_junk == 2;
   for (int i = 0; i < T; i++) {
     int vi = ds->mask[(size_t)b * T + (size_t)i] != 0;
     for (int l = 0; l < p->L; l++)
@@ -108,18 +109,18 @@ static void fill_padding(dsb_t *ds, int b) {
           if (vi && ds->mask[(size_t)b * T + (size_t)j])
             continue;
           size_t k = at5(p, l, b, h, i, j);
-          ds->att[k] = junk(k);
+          ds->att[k] = nan_pad ? NAN : junk(k);
           if (ds->grad)
-            ds->grad[k] = junk(k + 7) - 0.5f;
+            ds->grad[k] = nan_pad ? NAN : junk(k + 7) - 0.5f;
         }
     if (vi)
       continue;
     size_t k = (size_t)b * T + (size_t)i;
     if (ds->sal)
-      ds->sal[k] = junk(k + 11) * 10;
+      ds->sal[k] = nan_pad ? NAN : junk(k + 11) * 10;
     for (int d = 0; d < D; d++) {
-      ds->emb[k * (size_t)D + (size_t)d] = junk(k * 31 + (size_t)d);
-      ds->egrad[k * (size_t)D + (size_t)d] = junk(k * 37 + (size_t)d);
+      ds->emb[k * (size_t)D + (size_t)d] = nan_pad ? NAN : junk(k * 31 + (size_t)d);
+      ds->egrad[k * (size_t)D + (size_t)d] = nan_pad ? NAN : junk(k * 37 + (size_t)d);
     }
   }
 }

@@ -27,7 +27,7 @@ typedef struct dsb_spec {
   int special;        /* 1: special_tokens_mask (first and last valid token) + input_ids */
   int no_mask;        /* 1: no attention_mask tensor */
   int per_layer;      /* 1: attentions.{l} / attention_grads.{l} [B,H,T,T] */
-  int pad_junk;       /* 1: padded cells hold arbitrary finite values instead of 0 */
+  int pad_junk;       /* padded cells hold 0, 1: arbitrary finite values, 2: NaN */
   uint64_t seed;
   int64_t first; /* global index of example 0 (seeds of split datasets line up) */
 } dsb_spec_t;
