@@ -46,7 +46,8 @@ static double read_bandwidth(size_t bytes, int repeats) {
   return sink > -1 ? best : 0;
 }
 
-static void fill_softmax(void *dst, am_dtype dt, int L, int B, int H, int T, uint32_t seed) {
+static void fill_softmax(void *dst, am_dtype dt, int L, int B, int H, int T,
+                         uint32_t seed) {
   float *row = malloc((size_t)T * sizeof *row);
   size_t k = 0;
   for (long r = 0; r < (long)L * B * H * T; r++) {
@@ -72,11 +73,13 @@ static void fill_softmax(void *dst, am_dtype dt, int L, int B, int H, int T, uin
 static void run(am_ctx_t *ctx, am_dtype dt, int N, int L, int H, int T, int repeats,
                 double floor_gbs) {
   size_t es = am_dtype_size(dt), per_layer = (size_t)N * H * T * T;
-  void *att = malloc((size_t)L * per_layer * es), *grad = malloc((size_t)L * per_layer * es);
+  void *att = malloc((size_t)L * per_layer * es),
+       *grad = malloc((size_t)L * per_layer * es);
   fill_softmax(att, dt, L, N, H, T, 1);
   fill_softmax(grad, dt, L, N, H, T, 2); /* any finite values serve as gradients */
   am_example_t *ex = calloc((size_t)N, sizeof *ex);
-  const void **ap = calloc((size_t)N * L, sizeof *ap), **gp = calloc((size_t)N * L, sizeof *gp);
+  const void **ap = calloc((size_t)N * L, sizeof *ap),
+             **gp = calloc((size_t)N * L, sizeof *gp);
   int32_t *idx = malloc((size_t)T * sizeof *idx);
   for (int i = 0; i < T; i++)
     idx[i] = i;
@@ -89,8 +92,11 @@ static void run(am_ctx_t *ctx, am_dtype dt, int N, int L, int H, int T, int repe
       gp[e * L + l] = (char *)grad + ((size_t)l * N + e) * H * T * T * es;
     }
     ex[e] = (am_example_t){L, H, T, T, dt, ap + e * L, gp + e * L, idx, 0};
-    out[e] = (am_pass_output_t){maps + (size_t)e * 3 * T, maps + (size_t)e * 3 * T + T,
-                                maps + (size_t)e * 3 * T + 2 * T, NULL, NULL,
+    out[e] = (am_pass_output_t){maps + (size_t)e * 3 * T,
+                                maps + (size_t)e * 3 * T + T,
+                                maps + (size_t)e * 3 * T + 2 * T,
+                                NULL,
+                                NULL,
                                 stats + (size_t)e * (AM_STAT_COUNT + 1) * L * H,
                                 stats + (size_t)e * (AM_STAT_COUNT + 1) * L * H +
                                     AM_STAT_COUNT * L * H};
@@ -102,11 +108,13 @@ static void run(am_ctx_t *ctx, am_dtype dt, int N, int L, int H, int T, int repe
   am_fault_t fault;
   int bad = -1;
   /* check once: the grads here are not gradients but rows still sum to 1 */
-  am_status st = ctx->backend->example_pass(ctx->backend_state, ex, N, &opt, out, &fault, &bad);
+  am_status st =
+      ctx->backend->example_pass(ctx->backend_state, ex, N, &opt, out, &fault, &bad);
   double rs = 0;
   for (int i = 0; i < T; i++)
     rs += maps[T + i];
-  printf("check: status %s, rollout row 0 sums to %.6f (expect 1)\n", am_status_str(st), rs);
+  printf("check: status %s, rollout row 0 sums to %.6f (expect 1)\n", am_status_str(st),
+         rs);
   for (int r = 0; r < repeats; r++) {
     double t0 = now();
     ctx->backend->example_pass(ctx->backend_state, ex, N, &opt, out, &fault, &bad);
@@ -116,27 +124,43 @@ static void run(am_ctx_t *ctx, am_dtype dt, int N, int L, int H, int T, int repe
   double med = times[repeats / 2], bytes = 2.0 * (double)L * (double)per_layer * (double)es;
   printf("%-4s L=%d H=%d T=%d N=%d threads=%d: median %.4f s  %.1f examples/s  %.2f GB/s  "
          "(%.0f%% of the %.2f GB/s read floor)\n",
-         am_dtype_name(dt), L, H, T, N, am_ctx_threads(ctx), med, N / med, bytes / med / 1e9,
-         100.0 * bytes / med / 1e9 / floor_gbs, floor_gbs);
+         am_dtype_name(dt), L, H, T, N, am_ctx_threads(ctx), med, N / med,
+         bytes / med / 1e9, 100.0 * bytes / med / 1e9 / floor_gbs, floor_gbs);
   free(att), free(grad), free(ex), free(ap), free(gp), free(idx), free(out), free(maps);
   free(stats), free(times);
 }
 
 int main(int argc, char **argv) {
   int N = 32, L = 12, H = 12, T = 128, repeats = 5, threads = 0, c;
-  static const struct option opts[] = {{"examples", 1, 0, 'n'}, {"tokens", 1, 0, 'T'},
-                                       {"layers", 1, 0, 'L'},   {"heads", 1, 0, 'H'},
-                                       {"repeats", 1, 0, 'r'},  {"threads", 1, 0, 't'},
+  static const struct option opts[] = {{"examples", 1, 0, 'n'},
+                                       {"tokens", 1, 0, 'T'},
+                                       {"layers", 1, 0, 'L'},
+                                       {"heads", 1, 0, 'H'},
+                                       {"repeats", 1, 0, 'r'},
+                                       {"threads", 1, 0, 't'},
                                        {0, 0, 0, 0}};
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-    case 'n': N = atoi(optarg); break;
-    case 'T': T = atoi(optarg); break;
-    case 'L': L = atoi(optarg); break;
-    case 'H': H = atoi(optarg); break;
-    case 'r': repeats = atoi(optarg); break;
-    case 't': threads = atoi(optarg); break;
-    default: return 2;
+    case 'n':
+      N = atoi(optarg);
+      break;
+    case 'T':
+      T = atoi(optarg);
+      break;
+    case 'L':
+      L = atoi(optarg);
+      break;
+    case 'H':
+      H = atoi(optarg);
+      break;
+    case 'r':
+      repeats = atoi(optarg);
+      break;
+    case 't':
+      threads = atoi(optarg);
+      break;
+    default:
+      return 2;
     }
   }
   if (N < 1 || T < 1 || L < 1 || H < 1 || repeats < 1)

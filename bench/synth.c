@@ -73,8 +73,8 @@ static int write_shard(const synth_opts_t *o, int shard, int B, const char *path
   float *sal = calloc((size_t)B * T, 4), *emb = calloc((size_t)B * T * D, 4),
         *egrad = calloc((size_t)B * T * D, 4), *head = malloc(per / H * sizeof(float));
   int rc = 1;
-  if (!att || (o->grads && !grad) || !mask || !special || !ids || !labels || !preds || !sal ||
-      !emb || !egrad || !head)
+  if (!att || (o->grads && !grad) || !mask || !special || !ids || !labels || !preds ||
+      !sal || !emb || !egrad || !head)
     goto done;
   for (int b = 0; b < B; b++) {
     int n = o->min_tokens + (int)(uniform() * (T - o->min_tokens + 1));
@@ -82,7 +82,8 @@ static int write_shard(const synth_opts_t *o, int shard, int B, const char *path
     int s = o->left_pad ? T - n : 0;
     for (int p = s; p < s + n; p++) {
       mask[(size_t)b * T + p] = 1;
-      ids[(size_t)b * T + p] = p == s ? 101 : (p == s + n - 1 ? 102 : 1000 + (int)(uniform() * 500));
+      ids[(size_t)b * T + p] =
+          p == s ? 101 : (p == s + n - 1 ? 102 : 1000 + (int)(uniform() * 500));
       special[(size_t)b * T + p] = (p == s || p == s + n - 1);
       sal[(size_t)b * T + p] = (float)normal();
       for (int d = 0; d < D; d++) {
@@ -105,17 +106,17 @@ static int write_shard(const synth_opts_t *o, int shard, int B, const char *path
   }
   am_named_tensor_t t[12];
   int nt = 0;
-#define ADD(nm, dt, data_, nd, ...)                                                     \
-  do {                                                                                 \
-    int64_t sh_[] = {__VA_ARGS__};                                                     \
-    t[nt].name = nm;                                                                   \
-    t[nt].tensor = (am_tensor_t){.dtype = dt, .ndim = nd, .data = data_};              \
-    memcpy(t[nt].tensor.shape, sh_, sizeof sh_);                                       \
-    size_t c_ = am_dtype_size(dt);                                                     \
-    for (int d_ = 0; d_ < nd; d_++)                                                    \
-      c_ *= (size_t)sh_[d_];                                                           \
-    t[nt].tensor.nbytes = c_;                                                          \
-    nt++;                                                                              \
+#define ADD(nm, dt, data_, nd, ...)                                                        \
+  do {                                                                                     \
+    int64_t sh_[] = {__VA_ARGS__};                                                         \
+    t[nt].name = nm;                                                                       \
+    t[nt].tensor = (am_tensor_t){.dtype = dt, .ndim = nd, .data = data_};                  \
+    memcpy(t[nt].tensor.shape, sh_, sizeof sh_);                                           \
+    size_t c_ = am_dtype_size(dt);                                                         \
+    for (int d_ = 0; d_ < nd; d_++)                                                        \
+      c_ *= (size_t)sh_[d_];                                                               \
+    t[nt].tensor.nbytes = c_;                                                              \
+    nt++;                                                                                  \
   } while (0)
   ADD("attentions", o->dtype, att, 5, L, B, H, T, T);
   if (grad)
@@ -147,45 +148,83 @@ done:
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: synth -o DIR [--examples N] [--layers L] [--heads H] [--tokens T]\n"
-                  "  [--min-tokens N] [--shards S] [--dtype f32|f16|bf16] [--embed-dim D]\n"
-                  "  [--no-grads] [--left-pad] [--classes C] [--seed S]\n");
+  fprintf(stderr,
+          "usage: synth -o DIR [--examples N] [--layers L] [--heads H] [--tokens T]\n"
+          "  [--min-tokens N] [--shards S] [--dtype f32|f16|bf16] [--embed-dim D]\n"
+          "  [--no-grads] [--left-pad] [--classes C] [--seed S]\n");
 }
 
 int main(int argc, char **argv) {
-  synth_opts_t o = {.examples = 64, .layers = 4, .heads = 4, .tokens = 24, .shards = 1,
-                    .embed_dim = 8, .min_tokens = 4, .classes = 2, .dtype = AM_DTYPE_F16,
-                    .grads = 1, .seed = 1};
-  static const struct option opts[] = {
-      {"examples", 1, 0, 'n'}, {"layers", 1, 0, 'L'}, {"heads", 1, 0, 'H'},
-      {"tokens", 1, 0, 'T'},   {"min-tokens", 1, 0, 'm'}, {"shards", 1, 0, 's'},
-      {"dtype", 1, 0, 'd'},    {"embed-dim", 1, 0, 'D'}, {"no-grads", 0, 0, 'g'},
-      {"left-pad", 0, 0, 'l'}, {"classes", 1, 0, 'c'}, {"seed", 1, 0, 'S'},
-      {"output", 1, 0, 'o'},   {0, 0, 0, 0}};
+  synth_opts_t o = {.examples = 64,
+                    .layers = 4,
+                    .heads = 4,
+                    .tokens = 24,
+                    .shards = 1,
+                    .embed_dim = 8,
+                    .min_tokens = 4,
+                    .classes = 2,
+                    .dtype = AM_DTYPE_F16,
+                    .grads = 1,
+                    .seed = 1};
+  static const struct option opts[] = {{"examples", 1, 0, 'n'},   {"layers", 1, 0, 'L'},
+                                       {"heads", 1, 0, 'H'},      {"tokens", 1, 0, 'T'},
+                                       {"min-tokens", 1, 0, 'm'}, {"shards", 1, 0, 's'},
+                                       {"dtype", 1, 0, 'd'},      {"embed-dim", 1, 0, 'D'},
+                                       {"no-grads", 0, 0, 'g'},   {"left-pad", 0, 0, 'l'},
+                                       {"classes", 1, 0, 'c'},    {"seed", 1, 0, 'S'},
+                                       {"output", 1, 0, 'o'},     {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
     switch (c) {
-    case 'n': o.examples = atoi(optarg); break;
-    case 'L': o.layers = atoi(optarg); break;
-    case 'H': o.heads = atoi(optarg); break;
-    case 'T': o.tokens = atoi(optarg); break;
-    case 'm': o.min_tokens = atoi(optarg); break;
-    case 's': o.shards = atoi(optarg); break;
-    case 'D': o.embed_dim = atoi(optarg); break;
-    case 'g': o.grads = 0; break;
-    case 'l': o.left_pad = 1; break;
-    case 'c': o.classes = atoi(optarg); break;
-    case 'S': o.seed = strtoull(optarg, NULL, 10); break;
-    case 'o': o.out = optarg; break;
-    case 'd':
-      o.dtype = !strcmp(optarg, "f32") ? AM_DTYPE_F32 : !strcmp(optarg, "bf16") ? AM_DTYPE_BF16
-                                                                                : AM_DTYPE_F16;
+    case 'n':
+      o.examples = atoi(optarg);
       break;
-    default: usage(); return 2;
+    case 'L':
+      o.layers = atoi(optarg);
+      break;
+    case 'H':
+      o.heads = atoi(optarg);
+      break;
+    case 'T':
+      o.tokens = atoi(optarg);
+      break;
+    case 'm':
+      o.min_tokens = atoi(optarg);
+      break;
+    case 's':
+      o.shards = atoi(optarg);
+      break;
+    case 'D':
+      o.embed_dim = atoi(optarg);
+      break;
+    case 'g':
+      o.grads = 0;
+      break;
+    case 'l':
+      o.left_pad = 1;
+      break;
+    case 'c':
+      o.classes = atoi(optarg);
+      break;
+    case 'S':
+      o.seed = strtoull(optarg, NULL, 10);
+      break;
+    case 'o':
+      o.out = optarg;
+      break;
+    case 'd':
+      o.dtype = !strcmp(optarg, "f32")    ? AM_DTYPE_F32
+                : !strcmp(optarg, "bf16") ? AM_DTYPE_BF16
+                                          : AM_DTYPE_F16;
+      break;
+    default:
+      usage();
+      return 2;
     }
   }
   if (!o.out || o.examples < 1 || o.layers < 1 || o.heads < 1 || o.tokens < 1 ||
-      o.tokens > 4096 || o.shards < 1 || o.min_tokens < 1 || o.classes < 1 || o.embed_dim < 0) {
+      o.tokens > 4096 || o.shards < 1 || o.min_tokens < 1 || o.classes < 1 ||
+      o.embed_dim < 0) {
     usage();
     return 2;
   }

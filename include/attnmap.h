@@ -29,15 +29,15 @@ extern "C" {
 const char *am_version(void);
 
 /* ---- status codes: one list, fixed numbers ------------------------------------- */
-#define AM_STATUS_LIST(X)                                                      \
-  X(OK, 0, "ok")                                                               \
-  X(INVALID_ARGUMENT, 1, "invalid argument")                                   \
-  X(BAD_INPUT, 2, "bad input")                                                 \
-  X(IO, 3, "input/output error")                                               \
-  X(OUT_OF_MEMORY, 4, "out of memory")                                         \
-  X(NO_DEVICE, 5, "no CUDA device")                                            \
-  X(DEVICE, 6, "device error")                                                 \
-  X(UNSUPPORTED, 7, "unsupported")                                             \
+#define AM_STATUS_LIST(X)                                                                  \
+  X(OK, 0, "ok")                                                                           \
+  X(INVALID_ARGUMENT, 1, "invalid argument")                                               \
+  X(BAD_INPUT, 2, "bad input")                                                             \
+  X(IO, 3, "input/output error")                                                           \
+  X(OUT_OF_MEMORY, 4, "out of memory")                                                     \
+  X(NO_DEVICE, 5, "no CUDA device")                                                        \
+  X(DEVICE, 6, "device error")                                                             \
+  X(UNSUPPORTED, 7, "unsupported")                                                         \
   X(INTERNAL, 8, "internal error")
 
 typedef enum am_status {
@@ -50,21 +50,21 @@ typedef enum am_status {
 const char *am_status_str(am_status status);
 
 /* ---- element types: names as safetensors spells them --------------------------- */
-#define AM_DTYPE_LIST(X)                                                       \
-  X(F32, 0, "F32", 4)                                                          \
-  X(F16, 1, "F16", 2)                                                          \
-  X(BF16, 2, "BF16", 2)                                                        \
-  X(F64, 3, "F64", 8)                                                          \
-  X(I8, 4, "I8", 1)                                                            \
-  X(I16, 5, "I16", 2)                                                          \
-  X(I32, 6, "I32", 4)                                                          \
-  X(I64, 7, "I64", 8)                                                          \
-  X(U8, 8, "U8", 1)                                                            \
-  X(U16, 9, "U16", 2)                                                          \
-  X(U32, 10, "U32", 4)                                                         \
-  X(U64, 11, "U64", 8)                                                         \
-  X(BOOL, 12, "BOOL", 1)                                                       \
-  X(F8_E4M3, 13, "F8_E4M3", 1)                                                 \
+#define AM_DTYPE_LIST(X)                                                                   \
+  X(F32, 0, "F32", 4)                                                                      \
+  X(F16, 1, "F16", 2)                                                                      \
+  X(BF16, 2, "BF16", 2)                                                                    \
+  X(F64, 3, "F64", 8)                                                                      \
+  X(I8, 4, "I8", 1)                                                                        \
+  X(I16, 5, "I16", 2)                                                                      \
+  X(I32, 6, "I32", 4)                                                                      \
+  X(I64, 7, "I64", 8)                                                                      \
+  X(U8, 8, "U8", 1)                                                                        \
+  X(U16, 9, "U16", 2)                                                                      \
+  X(U32, 10, "U32", 4)                                                                     \
+  X(U64, 11, "U64", 8)                                                                     \
+  X(BOOL, 12, "BOOL", 1)                                                                   \
+  X(F8_E4M3, 13, "F8_E4M3", 1)                                                             \
   X(F8_E5M2, 14, "F8_E5M2", 1)
 
 typedef enum am_dtype {
@@ -124,9 +124,10 @@ am_status am_file_open(am_ctx_t *ctx, const char *path, am_file_t **out);
 void am_file_close(am_file_t *file);
 const char *am_file_path(const am_file_t *file);
 int am_file_tensor_count(const am_file_t *file);
-const char *am_file_tensor_name(const am_file_t *file, int i); /* borrowed */
+const char *am_file_tensor_name(const am_file_t *file, int i);   /* borrowed */
 const am_tensor_t *am_file_tensor(const am_file_t *file, int i); /* borrowed */
-const am_tensor_t *am_file_find(const am_file_t *file, const char *name); /* NULL if absent */
+const am_tensor_t *am_file_find(const am_file_t *file,
+                                const char *name); /* NULL if absent */
 int am_file_metadata_count(const am_file_t *file);
 const char *am_file_metadata_key(const am_file_t *file, int i);
 const char *am_file_metadata(const am_file_t *file, const char *key); /* NULL if absent */
@@ -160,9 +161,9 @@ enum {
 const char *am_role_name(unsigned role);
 
 typedef struct am_dataset_info {
-  int64_t examples;   /* N, over all shards */
-  int layers, heads;  /* L, H */
-  int max_tokens;     /* largest padded T over shards */
+  int64_t examples;  /* N, over all shards */
+  int layers, heads; /* L, H */
+  int max_tokens;    /* largest padded T over shards */
   int shards;
   unsigned roles;     /* AM_ROLE_* bits present in every shard */
   am_dtype dtype;     /* of attentions (first shard) */
@@ -181,7 +182,8 @@ void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
 int am_dataset_shard_count(const am_dataset_t *ds);
 const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
 int am_dataset_shard_file_count(const am_dataset_t *ds, int shard);
-const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard, int i); /* borrowed */
+const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard,
+                                       int i);                       /* borrowed */
 const char *am_dataset_saliency_name(const am_dataset_t *ds, int i); /* "ig", borrowed */
 
 /* Reads every attention row of the dataset and checks it: finite, non-negative, summing
@@ -217,10 +219,10 @@ enum {
 };
 
 typedef struct am_plan {
-  unsigned methods;       /* AM_METHOD_* bits; methods whose inputs are missing are skipped
-                             unless asked for explicitly (am_plan.methods_explicit) */
-  int methods_explicit;   /* 1: a missing input for a listed method is an error */
-  am_fusion fusion;       /* head fusion of rollout */
+  unsigned methods;     /* AM_METHOD_* bits; methods whose inputs are missing are skipped
+                           unless asked for explicitly (am_plan.methods_explicit) */
+  int methods_explicit; /* 1: a missing input for a listed method is an error */
+  am_fusion fusion;     /* head fusion of rollout */
   am_target target;
   int target_index;       /* with AM_TARGET_INDEX */
   double discard;         /* discard ratio of rollout, [0,1) */
@@ -246,8 +248,8 @@ typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
 typedef struct am_run_options {
   am_progress_fn progress; /* called after each chunk; may be NULL */
   void *progress_user;
-  int force;               /* 1: replace an existing run folder */
-  int checksums;           /* 1 (default via am_run_options_init): CRC-32 of inputs */
+  int force;     /* 1: replace an existing run folder */
+  int checksums; /* 1 (default via am_run_options_init): CRC-32 of inputs */
 } am_run_options_t;
 
 void am_run_options_init(am_run_options_t *opts);

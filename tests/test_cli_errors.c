@@ -2,7 +2,7 @@
  * malformed file or dataset, made here under a fresh temp folder, must make
  * `attnmap analyze BAD -o RUN` (and `attnmap inspect BAD`) exit 2 with exactly one line
  * on stderr that names the file, the tensor where one is concerned, and the problem; and
- * no run folder (nor a RUN.tmp-* leftover) may appear. */
+ * no run folder (nor a RUN.tmp-* leftover) may appear. `attnmap merge` likewise. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -15,18 +15,17 @@
 #include "support/dataset_builder.h"
 #include "support/run_cli.h"
 
-static char dir[128];
+static char work[128]; /* this test's temporary folder */
 static char paths[8][512];
 static int next_path;
 
-static void setup(void) { cr_assert_eq(dsb_tempdir(dir, sizeof dir, "clierr"), 0); }
-static void teardown(void) { dsb_rmtree(dir); }
+static void setup(void) { cr_assert_eq(dsb_tempdir(work, sizeof work, "clierr"), 0); }
+static void teardown(void) { dsb_rmtree(work); }
 
 TestSuite(cli_errors, .init = setup, .fini = teardown, .timeout = 60);
 
 static const char *P(const char *name) {
-  char *p = paths[next_path++ % 8];
-  return dsb_join(p, sizeof paths[0], dir, name);
+  return dsb_join(paths[next_path++ % 8], sizeof paths[0], work, name);
 }
 
 /* The one-line contract of DESIGN §6 for a finished CLI run. */
@@ -50,15 +49,19 @@ static void check_no_run(const char *run) {
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0, "%s.tmp-* left behind", run);
 }
 
-/* attnmap analyze INPUT -o RUN [OPT [VAL]]: fails as promised, writes nothing. */
-static void analyze_fails(const char *input, const char *path, const char *tensor,
-                          const char *phrase, const char *opt, const char *val) {
+/* attnmap analyze INPUT -o RUN [OPT VAL]: fails naming `path`, writes nothing. */
+static void analyze_fails_at(const char *input, const char *path, const char *tensor,
+                             const char *phrase, const char *opt, const char *val) {
   const char *run = P("run");
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", input, "-o", run, opt, val, NULL), 0);
   check_failure(&r, path, tensor, phrase);
   check_no_run(run);
   cli_result_free(&r);
+}
+
+static void analyze_fails(const char *input, const char *tensor, const char *phrase) {
+  analyze_fails_at(input, input, tensor, phrase, NULL, NULL);
 }
 
 static void inspect_fails(const char *input, const char *path, const char *tensor,
@@ -70,30 +73,35 @@ static void inspect_fails(const char *input, const char *path, const char *tenso
 }
 
 static void both_fail(const char *input, const char *tensor, const char *phrase) {
-  analyze_fails(input, input, tensor, phrase, NULL, NULL);
+  analyze_fails(input, tensor, phrase);
   inspect_fails(input, input, tensor, phrase);
 }
 
-/* A small valid dataset: L=2, H=2, B=3, T=6, valid lengths 6, 4, 5 (right padding). */
+/* The base dataset: L=2, H=2, B=3, T=6, valid lengths 6, 4, 5 (right padding), F32. */
 static const int lengths[3] = {6, 4, 5};
-static dsb_t *base(int grads) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .seed = 7};
-  s.grads = grads;
+static dsb_spec_t spec(void) {
+  return (dsb_spec_t){.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .seed = 7};
+}
+static dsb_t *build(dsb_spec_t s) {
   dsb_t *ds = dsb_build(&s);
   cr_assert_not_null(ds);
   return ds;
 }
-
-static const char *write_base_with(dsb_t *ds, const char *name) {
-  const char *path = P(name);
-  cr_assert_eq(dsb_write(ds, path), 0);
+static dsb_t *base(int grads) {
+  dsb_spec_t s = spec();
+  s.grads = grads;
+  return build(s);
+}
+/* Writes ds (its edited tensor list of n when n > 0) to work/NAME and frees it. */
+static const char *save(dsb_t *ds, int n, const char *name) {
+  const char *p = P(name);
+  cr_assert_eq(n > 0 ? dsb_write_list(p, ds->list, n, NULL, 0) : dsb_write(ds, p), 0);
   dsb_free(ds);
-  return path;
+  return p;
 }
 
-/* ---- the control: the base dataset is fine --------------------------------------- */
 Test(cli_errors, control_valid_dataset_succeeds) {
-  const char *ds = write_base_with(base(1), "ok.safetensors"), *run = P("run");
+  const char *ds = save(base(1), 0, "ok.safetensors"), *run = P("run");
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", run, "--quiet", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
@@ -113,7 +121,7 @@ static void header_fails(const char *file, const char *header, size_t ndata,
                          const char *tensor, const char *phrase, int inspect) {
   const char *p = P(file);
   cr_assert_eq(dsb_write_header(p, header, ndata), 0);
-  analyze_fails(p, p, tensor, phrase, NULL, NULL);
+  analyze_fails(p, tensor, phrase);
   if (inspect)
     inspect_fails(p, p, tensor, phrase);
 }
@@ -122,12 +130,8 @@ Test(cli_errors, header_length_truncated) {
   const char *p = P("short.safetensors");
   cr_assert_eq(dsb_write_bytes(p, "\x10\x00\x00\x00\x00", 5), 0);
   both_fail(p, NULL, "truncated");
-}
-
-Test(cli_errors, empty_file) {
-  const char *p = P("empty.safetensors");
-  cr_assert_eq(dsb_write_bytes(p, "", 0), 0);
-  analyze_fails(p, p, NULL, "truncated", NULL, NULL);
+  cr_assert_eq(dsb_write_bytes(p, "", 0), 0); /* empty */
+  both_fail(p, NULL, "truncated");
 }
 
 Test(cli_errors, header_length_beyond_file) {
@@ -143,7 +147,7 @@ Test(cli_errors, header_length_over_limit) {
 }
 
 Test(cli_errors, truncated_data) {
-  const char *p = write_base_with(base(0), "cut.safetensors");
+  const char *p = save(base(0), 0, "cut.safetensors");
   struct stat sb;
   cr_assert_eq(stat(p, &sb), 0);
   cr_assert_eq(truncate(p, sb.st_size - 4), 0);
@@ -199,29 +203,25 @@ Test(cli_errors, duplicate_tensor_names) {
 Test(cli_errors, nan_in_attention) {
   dsb_t *ds = base(0);
   *dsb_att(ds, 1, 1, 0, 2, 1) = NAN;
-  const char *p = write_base_with(ds, "nan.safetensors");
-  analyze_fails(p, p, "attentions", "not finite", NULL, NULL);
+  const char *p = save(ds, 0, "nan.safetensors");
+  analyze_fails(p, "attentions", "not finite");
   inspect_fails(p, p, "example 1", "not finite");
 }
 
 Test(cli_errors, nan_in_attention_f16) {
-  dsb_spec_t s = {
-      .L = 2, .H = 2, .B = 3, .T = 6, .dtype = AM_DTYPE_F16, .lengths = lengths, .seed = 7};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+  dsb_spec_t s = spec();
+  s.dtype = AM_DTYPE_F16;
+  dsb_t *ds = build(s);
   *dsb_att(ds, 0, 2, 1, 4, 0) = NAN;
-  const char *p = write_base_with(ds, "nan16.safetensors");
-  analyze_fails(p, p, "attentions", "not finite", NULL, NULL);
+  analyze_fails(save(ds, 0, "nan16.safetensors"), "attentions", "not finite");
 }
 
 Test(cli_errors, negative_attention_weight) {
   dsb_t *ds = base(0);
   float *a = dsb_att(ds, 0, 0, 1, 3, 0); /* row sum kept at 1: only the sign is wrong */
-  float w = a[2];
+  a[1] += a[2] + 0.25f;
   a[2] = -0.25f;
-  a[1] += w + 0.25f;
-  const char *p = write_base_with(ds, "neg.safetensors");
-  both_fail(p, "attentions", "negative");
+  both_fail(save(ds, 0, "neg.safetensors"), "attentions", "negative");
 }
 
 Test(cli_errors, row_not_summing_to_one) {
@@ -229,180 +229,98 @@ Test(cli_errors, row_not_summing_to_one) {
   float *a = dsb_att(ds, 1, 2, 0, 0, 0);
   for (int j = 0; j < 5; j++)
     a[j] *= 0.9f;
-  const char *p = write_base_with(ds, "sum.safetensors");
-  both_fail(p, "attentions", "does not sum to 1");
+  both_fail(save(ds, 0, "sum.safetensors"), "attentions", "does not sum to 1");
 }
 
 Test(cli_errors, nan_in_attention_grads) {
   dsb_t *ds = base(1);
   *dsb_grad(ds, 1, 0, 1, 5, 5) = NAN;
-  const char *p = write_base_with(ds, "gnan.safetensors");
-  both_fail(p, "attention_grads", "not finite");
+  both_fail(save(ds, 0, "gnan.safetensors"), "attention_grads", "not finite");
 }
 
-Test(cli_errors, infinity_in_saliency) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .saliency = 1};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+Test(cli_errors, non_finite_saliency_and_embedding_grads) {
+  dsb_spec_t s = spec();
+  s.saliency = 1;
+  s.embed_dim = 3;
+  dsb_t *ds = build(s);
   ds->sal[2 * 6 + 3] = INFINITY;
-  const char *p = write_base_with(ds, "salinf.safetensors");
-  analyze_fails(p, p, "tensor saliency.ig:", "not finite", NULL, NULL);
+  analyze_fails(save(ds, 0, "salinf.safetensors"), "tensor saliency.ig:", "not finite");
+  ds = build(s);
+  ds->egrad[(1 * 6 + 2) * 3 + 1] = NAN;
+  analyze_fails(save(ds, 0, "egrad.safetensors"), "inputs_embeds_grads", "not finite");
 }
 
 /* The message names the tensor as the file names it: `saliency`, not the map's name. */
 Test(cli_errors, nan_in_bare_saliency) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .saliency = 1};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+  dsb_spec_t s = spec();
+  s.saliency = 1;
+  dsb_t *ds = build(s);
   ds->sal[1] = NAN;
   int n = dsb_tensors(ds);
   snprintf(ds->names[dsb_find(ds, n, "saliency.ig")], sizeof ds->names[0], "saliency");
-  const char *p = P("sal.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  analyze_fails(p, p, "tensor saliency:", "not finite", NULL, NULL);
-}
-
-Test(cli_errors, nan_in_embedding_grads) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .embed_dim = 3};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
-  ds->egrad[(1 * 6 + 2) * 3 + 1] = NAN;
-  const char *p = write_base_with(ds, "egrad.safetensors");
-  analyze_fails(p, p, "inputs_embeds_grads", "not finite", NULL, NULL);
+  analyze_fails(save(ds, n, "sal.safetensors"), "tensor saliency:", "not finite");
 }
 
 /* ---- shapes and roles ----------------------------------------------------------- */
 Test(cli_errors, mask_length_differs_from_attention) {
   dsb_t *ds = base(0);
-  int n = dsb_tensors(ds), m = dsb_find(ds, n, "attention_mask");
-  int64_t wide[3 * 7] = {0};
+  int n = dsb_tensors(ds);
+  int64_t wide[3 * 7];
   for (int i = 0; i < 3 * 7; i++)
     wide[i] = 1;
-  am_tensor_t *t = &ds->list[m].tensor;
+  am_tensor_t *t = &ds->list[dsb_find(ds, n, "attention_mask")].tensor;
   t->shape[1] = 7;
   t->data = wide;
   t->nbytes = sizeof wide;
-  const char *p = P("maskT.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  analyze_fails(p, p, "attention_mask", "expected shape", NULL, NULL);
+  analyze_fails(save(ds, n, "maskT.safetensors"), "attention_mask", "expected shape");
 }
 
 Test(cli_errors, mask_value_two) {
   dsb_t *ds = base(0);
   ds->mask[1 * 6 + 2] = 2;
-  const char *p = write_base_with(ds, "mask2.safetensors");
-  both_fail(p, "attention_mask", "not 0 or 1");
+  both_fail(save(ds, 0, "mask2.safetensors"), "attention_mask", "not 0 or 1");
 }
 
 Test(cli_errors, layers_with_different_heads) {
-  dsb_spec_t s2 = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
-  dsb_spec_t s3 = s2;
-  s3.H = 3;
-  dsb_t *a = dsb_build(&s2), *b = dsb_build(&s3);
-  cr_assert(a && b);
+  dsb_spec_t s = spec();
+  s.per_layer = 1;
+  dsb_t *a = build(s);
+  s.H = 3;
+  dsb_t *b = build(s);
   int n = dsb_tensors(a), nb = dsb_tensors(b);
   a->list[dsb_find(a, n, "attentions.1")].tensor =
       b->list[dsb_find(b, nb, "attentions.1")].tensor;
-  const char *p = P("heads.safetensors");
-  cr_assert_eq(dsb_write_list(p, a->list, n, NULL, 0), 0);
-  dsb_free(a);
+  const char *p = save(a, n, "heads.safetensors");
   dsb_free(b);
-  analyze_fails(p, p, "attentions.1", "differs from layer 0", NULL, NULL);
+  analyze_fails(p, "attentions.1", "differs from layer 0");
 }
 
 Test(cli_errors, missing_attentions) {
   dsb_t *ds = base(1);
   int n = dsb_tensors(ds);
   n = dsb_remove(ds, n, dsb_find(ds, n, "attentions"));
-  const char *p = P("noatt.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  both_fail(p, "attentions", "not found");
+  both_fail(save(ds, n, "noatt.safetensors"), "attentions", "not found");
 }
 
 Test(cli_errors, gap_in_layer_numbering) {
-  dsb_spec_t s = {.L = 3, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+  dsb_spec_t s = spec();
+  s.L = 3;
+  s.per_layer = 1;
+  dsb_t *ds = build(s);
   int n = dsb_tensors(ds);
   n = dsb_remove(ds, n, dsb_find(ds, n, "attentions.1"));
-  const char *p = P("gap.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  analyze_fails(p, p, "attentions", "without gaps", NULL, NULL);
-}
-
-Test(cli_errors, grads_shape_differs_from_attentions) {
-  dsb_t *a = base(1);
-  dsb_spec_t s3 = a->spec;
-  s3.H = 3;
-  dsb_t *b = dsb_build(&s3);
-  cr_assert_not_null(b);
-  int n = dsb_tensors(a), nb = dsb_tensors(b);
-  a->list[dsb_find(a, n, "attention_grads")].tensor =
-      b->list[dsb_find(b, nb, "attention_grads")].tensor;
-  const char *p = P("gshape.safetensors");
-  cr_assert_eq(dsb_write_list(p, a->list, n, NULL, 0), 0);
-  dsb_free(a);
-  dsb_free(b);
-  both_fail(p, "attention_grads", "do not match");
-}
-
-Test(cli_errors, shards_with_different_layers) {
-  char shards[512], a[600], b[600];
-  dsb_join(shards, sizeof shards, dir, "shards");
-  cr_assert_eq(mkdir(shards, 0777), 0);
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths};
-  cr_assert_eq(dsb_make(&s, dsb_join(a, sizeof a, shards, "a.safetensors")), 0);
-  s.L = 3;
-  s.first = 3;
-  cr_assert_eq(dsb_make(&s, dsb_join(b, sizeof b, shards, "b.safetensors")), 0);
-  analyze_fails(shards, b, "attentions", "layers", NULL, NULL);
-  inspect_fails(shards, b, "attentions", "layers");
-}
-
-Test(cli_errors, embeds_without_their_grads) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .embed_dim = 4};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
-  int n = dsb_tensors(ds);
-  n = dsb_remove(ds, n, dsb_find(ds, n, "inputs_embeds_grads"));
-  const char *p = P("emb.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  both_fail(p, "inputs_embeds", "without");
-}
-
-Test(cli_errors, mask_of_float_dtype) {
-  dsb_t *ds = base(0);
-  int n = dsb_tensors(ds), m = dsb_find(ds, n, "attention_mask");
-  float fmask[18];
-  for (int i = 0; i < 18; i++)
-    fmask[i] = (float)ds->mask[i];
-  am_tensor_t *t = &ds->list[m].tensor;
-  t->dtype = AM_DTYPE_F32;
-  t->data = fmask;
-  t->nbytes = sizeof fmask;
-  const char *p = P("fmask.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  analyze_fails(p, p, "attention_mask", "dtype F32", NULL, NULL);
+  analyze_fails(save(ds, n, "gap.safetensors"), "attentions", "without gaps");
 }
 
 /* attentions.01 and attentions.1 both parse as layer 1: two tensors, "0..1", no layer 0. */
 Test(cli_errors, two_names_for_one_layer) {
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lengths, .per_layer = 1};
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+  dsb_spec_t s = spec();
+  s.per_layer = 1;
+  dsb_t *ds = build(s);
   int n = dsb_tensors(ds);
   snprintf(ds->names[dsb_find(ds, n, "attentions.0")], sizeof ds->names[0],
            "attentions.01");
-  const char *p = P("layer01.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  both_fail(p, "attentions", NULL);
+  both_fail(save(ds, n, "layer01.safetensors"), "attentions", NULL);
 }
 
 Test(cli_errors, zero_heads) {
@@ -411,51 +329,82 @@ Test(cli_errors, zero_heads) {
   am_tensor_t *t = &ds->list[dsb_find(ds, n, "attentions")].tensor;
   t->shape[2] = 0;
   t->nbytes = 0;
-  const char *p = P("h0.safetensors");
-  cr_assert_eq(dsb_write_list(p, ds->list, n, NULL, 0), 0);
-  dsb_free(ds);
-  both_fail(p, "tensor attentions", NULL);
+  both_fail(save(ds, n, "h0.safetensors"), "tensor attentions", NULL);
 }
 
-/* Every per-example message counts examples the same way: the same row of the second
- * shard is "example K" whether its mask, its attention or the --target is at fault. */
-static long example_in(const char *err) {
-  const char *at = strstr(err, "example ");
-  return at ? strtol(at + 8, NULL, 10) : -1;
+Test(cli_errors, grads_shape_differs_from_attentions) {
+  dsb_t *a = base(1);
+  dsb_spec_t s = a->spec;
+  s.H = 3;
+  dsb_t *b = build(s);
+  int n = dsb_tensors(a), nb = dsb_tensors(b);
+  a->list[dsb_find(a, n, "attention_grads")].tensor =
+      b->list[dsb_find(b, nb, "attention_grads")].tensor;
+  const char *p = save(a, n, "gshape.safetensors");
+  dsb_free(b);
+  both_fail(p, "attention_grads", "do not match");
 }
 
-static long shard_failure(const char *name, int fault, const char *target) {
+Test(cli_errors, embeds_without_their_grads) {
+  dsb_spec_t s = spec();
+  s.embed_dim = 4;
+  dsb_t *ds = build(s);
+  int n = dsb_tensors(ds);
+  n = dsb_remove(ds, n, dsb_find(ds, n, "inputs_embeds_grads"));
+  both_fail(save(ds, n, "emb.safetensors"), "inputs_embeds", "without");
+}
+
+/* A directory of two shards, work/NAME/{a,b}.safetensors; fault in b's example 1: 1 NaN
+ * attention, 2 mask value 3, 3 fewer layers. Returns b's path in bpath. */
+static const char *shards(const char *name, int fault, char *bpath, size_t len) {
   static const int full[3] = {6, 6, 6};
-  char shards[512], a[600], b[600];
-  dsb_join(shards, sizeof shards, dir, name);
-  cr_assert_eq(mkdir(shards, 0777), 0);
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = full};
-  cr_assert_eq(dsb_make(&s, dsb_join(a, sizeof a, shards, "a.safetensors")), 0);
-  s.lengths = lengths;
+  const char *dir = P(name);
+  char a[600];
+  cr_assert_eq(mkdir(dir, 0777), 0);
+  dsb_spec_t s = spec();
+  s.lengths = full;
+  cr_assert_eq(dsb_make(&s, dsb_join(a, sizeof a, dir, "a.safetensors")), 0);
+  s = spec();
   s.first = 3;
-  dsb_t *ds = dsb_build(&s);
-  cr_assert_not_null(ds);
+  s.L = fault == 3 ? 3 : 2;
+  dsb_t *ds = build(s);
   if (fault == 1)
     *dsb_att(ds, 1, 1, 0, 3, 2) = NAN;
   if (fault == 2)
     ds->mask[1 * 6 + 5] = 3;
-  cr_assert_eq(dsb_write(ds, dsb_join(b, sizeof b, shards, "b.safetensors")), 0);
+  cr_assert_eq(dsb_write(ds, dsb_join(bpath, len, dir, "b.safetensors")), 0);
   dsb_free(ds);
-  cli_result_t r;
+  return dir;
+}
+
+Test(cli_errors, shards_with_different_layers) {
+  char b[600];
+  const char *dir = shards("shards", 3, b, sizeof b);
+  analyze_fails_at(dir, b, "attentions", "layers", NULL, NULL);
+  inspect_fails(dir, b, "attentions", "layers");
+}
+
+/* Every per-example message counts examples the same way: the same row of the second
+ * shard is "example K" whether its mask, its attention or the --target is at fault. */
+static long example_in(const char *dir, const char *b, const char *target) {
   const char *run = P("run");
-  cr_assert_eq(cli_run(&r, NULL, "analyze", shards, "-o", run, target ? "--target" : NULL,
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", dir, "-o", run, target ? "--target" : NULL,
                        target, NULL),
                0);
-  check_failure(&r, b, NULL, "example");
+  check_failure(&r, b, NULL, "example ");
   check_no_run(run);
-  long k = example_in(r.err);
+  const char *at = strstr(r.err, "example ");
+  long k = at ? strtol(at + 8, NULL, 10) : -1;
   cli_result_free(&r);
   return k;
 }
 
 Test(cli_errors, example_numbers_agree_across_checks) {
-  long nan = shard_failure("nan", 1, NULL), mask = shard_failure("mask", 2, NULL);
-  long target = shard_failure("target", 0, "4");
+  char b1[600], b2[600], b3[600];
+  long nan = example_in(shards("nan", 1, b1, sizeof b1), b1, NULL);
+  long mask = example_in(shards("mask", 2, b2, sizeof b2), b2, NULL);
+  long target = example_in(shards("target", 0, b3, sizeof b3), b3, "4");
   cr_expect_eq(nan, mask, "attention check says example %ld, mask check %ld", nan, mask);
   cr_expect_eq(target, nan, "--target check says example %ld, attention check %ld", target,
                nan);
@@ -464,55 +413,44 @@ Test(cli_errors, example_numbers_agree_across_checks) {
 /* ---- options against the data --------------------------------------------------- */
 Test(cli_errors, target_index_beyond_a_short_example) {
   /* example 1 has 4 valid tokens: index 4 exists in examples 0 and 2 but not there */
-  const char *p = write_base_with(base(1), "target.safetensors");
-  analyze_fails(p, p, "attention_mask", "out of range", "--target", "4");
-  analyze_fails(p, p, "example 1", "--target 4", "--target", "4");
+  const char *p = save(base(1), 0, "target.safetensors");
+  analyze_fails_at(p, p, "attention_mask", "out of range", "--target", "4");
+  analyze_fails_at(p, p, "example 1", "--target 4", "--target", "4");
 }
 
 /* ---- usage ----------------------------------------------------------------------- */
-Test(cli_errors, unknown_option) {
-  const char *p = write_base_with(base(0), "ok.safetensors"), *run = P("run");
+/* attnmap ARGS... fails as bad usage (and writes no work/run). */
+static void usage_fails(const char *tensor, const char *phrase, const char *const *args) {
   cli_result_t r;
-  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--bogus", NULL), 0);
-  check_failure(&r, NULL, "--bogus", "unknown option");
-  check_no_run(run);
+  cr_assert_eq(cli_runv(&r, NULL, args), 0);
+  check_failure(&r, NULL, tensor, phrase);
+  check_no_run(P("run"));
   cli_result_free(&r);
 }
 
-Test(cli_errors, missing_output_option) {
-  const char *p = write_base_with(base(0), "ok.safetensors");
-  cli_result_t r;
-  cr_assert_eq(cli_run(&r, NULL, "analyze", p, NULL), 0);
-  check_failure(&r, NULL, NULL, "-o RUN is required");
-  cli_result_free(&r);
-}
-
-Test(cli_errors, discard_out_of_range) {
-  const char *p = write_base_with(base(0), "ok.safetensors");
-  analyze_fails(p, NULL, "--discard", "[0,1)", "--discard", "1.5");
-}
-
-Test(cli_errors, unknown_command_and_inspect_without_path) {
-  cli_result_t r;
-  cr_assert_eq(cli_run(&r, NULL, "analyse", NULL), 0);
-  check_failure(&r, NULL, NULL, "unknown command");
-  cli_result_free(&r);
-  cr_assert_eq(cli_run(&r, NULL, "inspect", NULL), 0);
-  check_failure(&r, NULL, NULL, "no PATH");
-  cli_result_free(&r);
+Test(cli_errors, bad_usage) {
+  const char *p = save(base(0), 0, "ok.safetensors"), *run = P("run");
+  usage_fails("--bogus", "unknown option",
+              (const char *[]){"analyze", p, "-o", run, "--bogus", NULL});
+  usage_fails(NULL, "-o RUN is required", (const char *[]){"analyze", p, NULL});
+  usage_fails("--discard", "[0,1)",
+              (const char *[]){"analyze", p, "-o", run, "--discard", "1.5", NULL});
+  usage_fails(NULL, "unknown command", (const char *[]){"analyse", p, NULL});
+  usage_fails(NULL, "no PATH", (const char *[]){"inspect", NULL});
+  usage_fails(NULL, "no RUN", (const char *[]){"merge", "-o", run, NULL});
 }
 
 Test(cli_errors, missing_dataset_path) {
-  const char *p = P("does-not-exist.safetensors");
-  both_fail(p, NULL, "no such file");
+  both_fail(P("does-not-exist.safetensors"), NULL, "no such file");
 }
 
 Test(cli_errors, existing_output_without_force) {
-  const char *p = write_base_with(base(0), "ok.safetensors"), *run = P("run");
-  char keep[600];
+  const char *p = save(base(0), 0, "ok.safetensors"), *run = P("run");
+  char keep[600], made[600];
   cr_assert_eq(mkdir(run, 0777), 0);
   cr_assert_eq(dsb_write_bytes(dsb_join(keep, sizeof keep, run, "keep.txt"), "old run", 7),
                0);
+  dsb_join(made, sizeof made, run, "examples.safetensors");
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, NULL), 0);
   check_failure(&r, run, NULL, "already exists");
@@ -521,20 +459,22 @@ Test(cli_errors, existing_output_without_force) {
   char *text = dsb_read_file(keep, &len);
   cr_expect(text && len == 7 && memcmp(text, "old run", 7) == 0, "the old run was changed");
   free(text);
-  char other[600];
-  cr_expect(!dsb_exists(dsb_join(other, sizeof other, run, "examples.safetensors")));
+  cr_expect(!dsb_exists(made));
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0);
   /* --force replaces it */
   cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--force", "-q", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
-  cr_expect(dsb_exists(other) && !dsb_exists(keep));
-  cr_expect_eq(dsb_count_prefixed(run, ".tmp-") + dsb_count_prefixed(run, ".old-"), 0);
+  cr_expect(dsb_exists(made) && !dsb_exists(keep));
+  cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0);
   cli_result_free(&r);
 }
 
 /* ---- merge ------------------------------------------------------------------------ */
 static const char *analyzed(const char *name, int H, int T) {
-  dsb_spec_t s = {.L = 2, .H = H, .B = 3, .T = T, .lengths = lengths, .grads = 1};
+  dsb_spec_t s = spec();
+  s.H = H;
+  s.T = T;
+  s.grads = 1;
   char file[64];
   snprintf(file, sizeof file, "%s.safetensors", name);
   const char *p = P(file), *run = P(name);
@@ -558,25 +498,22 @@ static void merge_fails(const char *a, const char *b, const char *path,
   cli_result_free(&r);
 }
 
-Test(cli_errors, merge_of_a_missing_run) {
-  const char *a = analyzed("a", 2, 6), *missing = P("missing");
-  merge_fails(a, missing, missing, "cannot read");
-}
-
-/* Runs of models with different heads cannot be concatenated, in either order. */
-Test(cli_errors, merge_of_runs_with_different_heads) {
+/* Runs of models with different heads cannot be concatenated, in either order; a run
+ * that is not there cannot be read. */
+Test(cli_errors, merge_of_runs_with_different_heads_or_missing) {
   char a[512], b[512];
   snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
   snprintf(b, sizeof b, "%s", analyzed("b", 3, 6));
   merge_fails(a, b, b, "heads");
   merge_fails(b, a, a, "heads");
+  merge_fails(a, P("missing"), P("missing"), "cannot read");
 }
 
-/* A run folder edited by hand: summary.json says 2 tokens, examples.safetensors has 6. */
+/* A run folder edited by hand: summary.json says 2 tokens, examples.safetensors has 8. */
 Test(cli_errors, merge_of_a_run_whose_summary_disagrees_with_its_examples) {
   char a[512], b[512], sj[600];
   snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
-  snprintf(b, sizeof b, "%s", analyzed("b", 2, 6));
+  snprintf(b, sizeof b, "%s", analyzed("b", 2, 8));
   json_t *doc = json_load_file(dsb_join(sj, sizeof sj, b, "summary.json"), 0, NULL);
   cr_assert_not_null(doc);
   json_object_set_new(json_object_get(doc, "dataset"), "max_tokens", json_integer(2));

@@ -12,7 +12,8 @@ static int have_device(void) {
   char err[512] = "";
   am_status st = am_ctx_create(&o, &ctx, err, sizeof err);
   am_ctx_destroy(ctx);
-  return st != AM_STATUS_NO_DEVICE && !(st == AM_STATUS_UNSUPPORTED && strstr(err, "no CUDA"));
+  return st != AM_STATUS_NO_DEVICE &&
+         !(st == AM_STATUS_UNSUPPORTED && strstr(err, "no CUDA"));
 }
 
 Test(cuda_backend, explicit_cuda_without_device_is_a_clear_error) {

@@ -14,18 +14,18 @@
 #include "support/dataset_builder.h"
 #include "support/run_cli.h"
 
-static char dir[128];
+static char work[128]; /* this test's temporary folder */
 static char paths[16][512];
 static int next_path;
 
-static void setup(void) { cr_assert_eq(dsb_tempdir(dir, sizeof dir, "run"), 0); }
-static void teardown(void) { dsb_rmtree(dir); }
+static void setup(void) { cr_assert_eq(dsb_tempdir(work, sizeof work, "run"), 0); }
+static void teardown(void) { dsb_rmtree(work); }
 
 TestSuite(run, .init = setup, .fini = teardown, .timeout = 120);
 
 static const char *P(const char *name) {
   char *p = paths[next_path++ % 16];
-  return dsb_join(p, sizeof paths[0], dir, name);
+  return dsb_join(p, sizeof paths[0], work, name);
 }
 
 static const char *stat_names[] = {"entropy",  "entropy_norm", "confidence",
@@ -34,13 +34,10 @@ static const char *stat_names[] = {"entropy",  "entropy_norm", "confidence",
 static const char *metric_names[] = {"spearman",         "kendall",   "pearson",
                                      "cosine",           "jaccard@5", "feature_agreement@5",
                                      "rank_agreement@5", "jsd",       "tvd"};
-static const char *map_names[] = {"attention_last",
-                                  "rollout",
-                                  "grad_rollout",
-                                  "saliency.ig",
-                                  "saliency.grad_l2",
-                                  "saliency.grad_x_input",
-                                  "saliency.abs_grad_x_input"};
+/* clang-format off */
+static const char *map_names[] = {"attention_last", "rollout", "grad_rollout", "saliency.ig",
+    "saliency.grad_l2", "saliency.grad_x_input", "saliency.abs_grad_x_input"};
+/* clang-format on */
 #define NMAPS 7
 #define NPAIRS (NMAPS * (NMAPS - 1) / 2)
 
@@ -90,6 +87,13 @@ static json_t *load_summary(const char *run) {
   return doc;
 }
 
+static char *read_in(const char *run, const char *name, size_t *len) {
+  char path[600];
+  char *text = dsb_read_file(dsb_join(path, sizeof path, run, name), len);
+  cr_assert_not_null(text, "%s", path);
+  return text;
+}
+
 static const am_tensor_t *need(const am_file_t *f, const char *name, am_dtype dtype,
                                int ndim, int64_t d0, int64_t d1, int64_t d2) {
   const am_tensor_t *t = am_file_find(f, name);
@@ -103,18 +107,19 @@ static const am_tensor_t *need(const am_file_t *f, const char *name, am_dtype dt
   return t;
 }
 
-/* Element i of an F32 tensor (the data need not be aligned). */
-static float f32(const am_tensor_t *t, size_t i) {
-  float v;
-  memcpy(&v, (const char *)t->data + 4 * i, 4);
-  return v;
+/* Element i of an F32, I32 or U8 tensor (the data need not be aligned). */
+static double at(const am_tensor_t *t, size_t i) {
+  const unsigned char *p = (const unsigned char *)t->data + i * am_dtype_size(t->dtype);
+  float f;
+  int32_t n;
+  if (t->dtype == AM_DTYPE_U8)
+    return *p;
+  memcpy(t->dtype == AM_DTYPE_F32 ? (void *)&f : (void *)&n, p, 4);
+  return t->dtype == AM_DTYPE_F32 ? f : n;
 }
-static int32_t i32(const am_tensor_t *t, size_t i) {
-  int32_t v;
-  memcpy(&v, (const char *)t->data + 4 * i, 4);
-  return v;
-}
-static uint8_t u8(const am_tensor_t *t, size_t i) { return ((const uint8_t *)t->data)[i]; }
+#define f32(t, i) ((float)at(t, i))
+#define i32(t, i) ((int32_t)at(t, i))
+#define u8(t, i) ((int)at(t, i))
 
 /* Equal, both NaN, or within 1e-6 (relative above 1). */
 static int close6(float a, float b) {
@@ -127,18 +132,10 @@ static int close6(float a, float b) {
 /* ---- (a) the run folder -------------------------------------------------------------- */
 static const int lens_a[5] = {8, 5, 3, 8, 2};
 static dsb_spec_t full_spec(int B, int T, const int *lengths) {
-  return (dsb_spec_t){.L = 2,
-                      .H = 3,
-                      .B = B,
-                      .T = T,
-                      .dtype = AM_DTYPE_F32,
-                      .lengths = lengths,
-                      .grads = 1,
-                      .saliency = 1,
-                      .embed_dim = 3,
-                      .labels = 1,
-                      .special = 1,
-                      .seed = 11};
+  dsb_spec_t s = {.L = 2, .H = 3, .B = B, .T = T, .lengths = lengths, .seed = 11};
+  s.grads = s.saliency = s.labels = s.special = 1;
+  s.embed_dim = 3;
+  return s;
 }
 
 Test(run, folder_has_every_tensor_and_the_provenance) {
@@ -152,7 +149,7 @@ Test(run, folder_has_every_tensor_and_the_provenance) {
   need(f, "lengths", AM_DTYPE_I32, 1, 5, 0, 0);
   for (int m = 0; m < NMAPS; m++)
     need(f, map_names[m], AM_DTYPE_F32, 2, 5, 8, 0);
-  char name[64];
+  char name[96];
   for (int k = 0; k < 9; k++) {
     snprintf(name, sizeof name, "head.%s", stat_names[k]);
     need(f, name, AM_DTYPE_F32, 3, 5, 2, 3);
@@ -160,52 +157,46 @@ Test(run, folder_has_every_tensor_and_the_provenance) {
     need(f, name, AM_DTYPE_F32, 2, 5, NPAIRS, 0);
   }
   need(f, "head.importance", AM_DTYPE_F32, 3, 5, 2, 3);
+  /* every pair of maps, in map order */
   const char *pairs_text = am_file_metadata(f, "attnmap.pairs");
-  cr_assert_not_null(pairs_text);
-  json_t *pairs = json_loads(pairs_text, 0, NULL);
-  cr_assert(json_is_array(pairs) && json_array_size(pairs) == NPAIRS, "pairs: %s",
-            pairs_text);
-  for (size_t p = 0; p < NPAIRS; p++) {
-    const char *pn = json_string_value(json_array_get(pairs, p));
-    const char *tilde = pn ? strchr(pn, '~') : NULL;
-    cr_assert_not_null(tilde, "pair %zu", p);
-    int a = 0, b = 0;
-    for (int m = 0; m < NMAPS; m++) {
-      a += strlen(map_names[m]) == (size_t)(tilde - pn) &&
-           !strncmp(pn, map_names[m], (size_t)(tilde - pn));
-      b += strcmp(tilde + 1, map_names[m]) == 0;
+  json_t *pairs = pairs_text ? json_loads(pairs_text, 0, NULL) : NULL;
+  cr_assert(json_array_size(pairs) == NPAIRS, "attnmap.pairs: %s", pairs_text);
+  for (int x = 0, k = 0; x < NMAPS; x++)
+    for (int y = x + 1; y < NMAPS; y++, k++) {
+      const char *got = json_string_value(json_array_get(pairs, (size_t)k));
+      snprintf(name, sizeof name, "%s~%s", map_names[x], map_names[y]);
+      cr_expect(got && !strcmp(got, name), "pair %d: %s, not %s", k, got, name);
     }
-    cr_expect(a == 1 && b == 1, "pair %s does not name two maps", pn);
-  }
   json_decref(pairs);
   am_file_close(f);
   am_ctx_destroy(ctx);
 
-  json_t *doc = load_summary(run);
+  json_t *doc = load_summary(run), *options = NULL;
+  const char *version = "", *backend = "", *path = "", *crc = "";
+  json_int_t bytes = 0;
+  double total = -1;
   json_t *prov = json_object_get(doc, "provenance");
-  cr_assert(json_is_object(prov));
-  cr_expect_str_eq(json_string_value(json_object_get(prov, "version")), am_version());
-  cr_expect_str_eq(json_string_value(json_object_get(prov, "backend")), "cpu");
-  cr_expect(json_is_object(json_object_get(prov, "options")));
-  json_t *timings = json_object_get(prov, "timings");
-  cr_expect(json_is_number(json_object_get(timings, "total_s")));
-  json_t *inputs = json_object_get(prov, "inputs");
-  cr_assert(json_is_array(inputs) && json_array_size(inputs) == 1);
-  json_t *in = json_array_get(inputs, 0);
+  cr_assert_eq(json_unpack(prov, "{s:s,s:s,s:o,s:{s:F},s:[{s:s,s:I,s:s}]}", "version",
+                           &version, "backend", &backend, "options", &options, "timings",
+                           "total_s", &total, "inputs", "path", &path, "bytes", &bytes,
+                           "crc32", &crc),
+               0, "provenance lacks a field");
+  cr_expect_str_eq(version, am_version());
+  cr_expect_str_eq(backend, "cpu");
+  cr_expect(json_is_object(options) && total >= 0);
+  cr_expect_eq(json_array_size(json_object_get(prov, "inputs")), 1);
   size_t len = 0;
-  char *bytes = dsb_read_file(ds, &len);
-  cr_assert_not_null(bytes);
-  char crc[16];
-  snprintf(crc, sizeof crc, "%08lx", crc32(0L, (const Bytef *)bytes, (uInt)len));
-  free(bytes);
-  cr_expect_str_eq(json_string_value(json_object_get(in, "path")), ds);
-  cr_expect_eq(json_integer_value(json_object_get(in, "bytes")), (json_int_t)len);
-  cr_expect_str_eq(json_string_value(json_object_get(in, "crc32")), crc);
+  char *data = dsb_read_file(ds, &len), want[16];
+  cr_assert_not_null(data);
+  snprintf(want, sizeof want, "%08lx", crc32(0L, (const Bytef *)data, (uInt)len));
+  free(data);
+  cr_expect_str_eq(path, ds);
+  cr_expect_eq(bytes, (json_int_t)len);
+  cr_expect_str_eq(crc, want);
   json_decref(doc);
 }
 
-/* ---- (e) masks, lengths and padding ---------------------------------------------------
- */
+/* ---- (e) masks, lengths and padding ------------------------------------------ */
 /* Padded positions hold 0 in every map, lengths are the mask sums, and the mask is the
  * input's attention_mask (0 beyond the input's T). */
 static void check_masking(const char *run, const dsb_t *in) {
@@ -241,19 +232,30 @@ static void check_masking(const char *run, const dsb_t *in) {
 
 Test(run, padded_positions_are_zero_and_lengths_match_the_mask) {
   dsb_spec_t s = full_spec(5, 8, lens_a);
+  const char *zero = P("z.safetensors"), *nan = P("n.safetensors"),
+             *left = P("l.safetensors");
+  cr_assert_eq(dsb_make(&s, zero), 0);
+  s.pad_junk = 2; /* NaN in every padded cell */
+  dsb_t *n = dsb_build(&s);
   s.pad_junk = 1;
-  const char *right = P("r.safetensors"), *left = P("l.safetensors");
-  dsb_t *r = dsb_build(&s);
   s.left_pad = 1;
   dsb_t *l = dsb_build(&s);
-  cr_assert(r && l);
-  cr_assert_eq(dsb_write(r, right), 0);
+  cr_assert(n && l);
+  cr_assert_eq(dsb_write(n, nan), 0);
   cr_assert_eq(dsb_write(l, left), 0);
-  analyze1(right, P("run-r"));
+  analyze1(zero, P("run-z"));
+  analyze1(nan, P("run-n"));
   analyze1(left, P("run-l"));
-  check_masking(P("run-r"), r);
+  check_masking(P("run-n"), n);
   check_masking(P("run-l"), l);
-  dsb_free(r);
+  size_t lz = 0, ln = 0; /* what padding holds does not matter, not even NaN */
+  char *bz = read_in(P("run-z"), "examples.safetensors", &lz);
+  char *bn = read_in(P("run-n"), "examples.safetensors", &ln);
+  cr_expect(lz == ln && memcmp(bz, bn, lz) == 0,
+            "NaN padding changed examples.safetensors");
+  free(bz);
+  free(bn);
+  dsb_free(n);
   dsb_free(l);
 }
 
@@ -324,13 +326,6 @@ static const char *make_shards(char *a, char *b, size_t len) {
   return shards;
 }
 
-static char *read_in(const char *run, const char *name, size_t *len) {
-  char path[600];
-  char *text = dsb_read_file(dsb_join(path, sizeof path, run, name), len);
-  cr_assert_not_null(text, "%s", path);
-  return text;
-}
-
 static json_t *summary_without_provenance(const char *run) {
   json_t *doc = load_summary(run);
   json_object_del(doc, "provenance");
@@ -345,71 +340,59 @@ Test(run, results_do_not_depend_on_chunk_size_or_threads) {
   size_t base_len = 0;
   char *base_bytes = read_in(base, "examples.safetensors", &base_len);
   json_t *base_doc = summary_without_provenance(base);
-  static const struct {
-    int64_t chunk;
-    int threads;
-  } cases[] = {{1, 1}, {3, 1}, {0, 2}, {1, 2}, {3, 2}, {5, 2}};
-  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+  static const int64_t chunks[] = {1, 3, 0, 1, 3, 5};
+  static const int threads[] = {1, 1, 2, 2, 2, 2};
+  for (int c = 0; c < 6; c++) {
     char name[32];
-    snprintf(name, sizeof name, "run-%zu", c);
-    const char *run = P(name);
-    analyze(&shards, 1, run, cases[c].chunk, cases[c].threads);
+    const char *run = P((snprintf(name, sizeof name, "run-%d", c), name));
+    analyze(&shards, 1, run, chunks[c], threads[c]);
     size_t len = 0;
     char *bytes = read_in(run, "examples.safetensors", &len);
     cr_expect(len == base_len && memcmp(bytes, base_bytes, len) == 0,
               "--chunk %lld --threads %d: examples.safetensors differs",
-              (long long)cases[c].chunk, cases[c].threads);
+              (long long)chunks[c], threads[c]);
     free(bytes);
     json_t *doc = summary_without_provenance(run);
     cr_expect(json_equal(doc, base_doc), "--chunk %lld --threads %d: summary.json differs",
-              (long long)cases[c].chunk, cases[c].threads);
+              (long long)chunks[c], threads[c]);
     json_decref(doc);
   }
   free(base_bytes);
   json_decref(base_doc);
 }
 
-/* ---- (d) merge ------------------------------------------------------------------------
- */
-/* Numbers within `rel` relative; everything else equal. where: the first difference. */
+/* ---- (d) merge ---------------------------------------------------------------- */
+/* Numbers within `rel` relative, all else equal; where: the path to the first difference */
 static int json_close(const json_t *x, const json_t *y, double rel, char *where,
                       size_t len) {
+  char in[512] = "";
   if (json_is_number(x) && json_is_number(y)) {
-    if (json_is_integer(x) && json_is_integer(y) &&
-        json_integer_value(x) != json_integer_value(y))
-      return snprintf(where, len, "%lld vs %lld", (long long)json_integer_value(x),
-                      (long long)json_integer_value(y)),
-             0;
-    double u = json_number_value(x), v = json_number_value(y);
-    if (fabs(u - v) <= rel * fmax(fabs(u), fabs(v)))
-      return 1;
-    return snprintf(where, len, "%.17g vs %.17g", u, v), 0;
+    double a = json_number_value(x), b = json_number_value(y);
+    snprintf(where, len, ": %.17g vs %.17g", a, b);
+    return a == b || fabs(a - b) <= rel * fmax(fabs(a), fabs(b));
   }
-  if (json_is_object(x) && json_is_object(y)) {
-    if (json_object_size(x) != json_object_size(y))
-      return snprintf(where, len, "object sizes differ"), 0;
-    const char *key;
-    json_t *vx;
-    json_object_foreach((json_t *)x, key, vx) {
-      char inner[512] = "";
-      if (!json_close(vx, json_object_get(y, key), rel, inner, sizeof inner))
-        return snprintf(where, len, "/%s%s", key, inner), 0;
+  int objects = json_is_object(x) && json_is_object(y);
+  int arrays = json_is_array(x) && json_is_array(y);
+  size_t n = objects ? json_object_size(x) : json_array_size(x);
+  if (!(objects || arrays) || n != (objects ? json_object_size(y) : json_array_size(y))) {
+    snprintf(where, len, ": differs");
+    return json_equal(x, y);
+  }
+  void *it = objects ? json_object_iter((json_t *)x) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *key = objects ? json_object_iter_key(it) : NULL;
+    const json_t *u = objects ? json_object_iter_value(it) : json_array_get(x, i);
+    const json_t *v = objects ? json_object_get(y, key) : json_array_get(y, i);
+    if (!json_close(u, v, rel, in, sizeof in)) {
+      if (objects)
+        snprintf(where, len, "/%s%s", key, in);
+      else
+        snprintf(where, len, "[%zu]%s", i, in);
+      return 0;
     }
-    return 1;
+    it = objects ? json_object_iter_next((json_t *)x, it) : NULL;
   }
-  if (json_is_array(x) && json_is_array(y)) {
-    if (json_array_size(x) != json_array_size(y))
-      return snprintf(where, len, " array sizes differ"), 0;
-    for (size_t i = 0; i < json_array_size(x); i++) {
-      char inner[512] = "";
-      if (!json_close(json_array_get(x, i), json_array_get(y, i), rel, inner, sizeof inner))
-        return snprintf(where, len, "[%zu]%s", i, inner), 0;
-    }
-    return 1;
-  }
-  if (json_equal(x, y))
-    return 1;
-  return snprintf(where, len, " differs"), 0;
+  return 1;
 }
 
 Test(run, merging_shard_runs_equals_one_run_over_both) {
@@ -431,9 +414,8 @@ Test(run, merging_shard_runs_equals_one_run_over_both) {
     const char *name = am_file_tensor_name(x, i);
     const am_tensor_t *tx = am_file_tensor(x, i), *ty = am_file_find(y, name);
     cr_assert_not_null(ty, "%s missing after merge", name);
-    cr_expect_eq(tx->dtype, ty->dtype, "%s", name);
-    cr_expect_eq(tx->ndim, ty->ndim, "%s", name);
-    cr_expect(tx->nbytes == ty->nbytes && memcmp(tx->data, ty->data, tx->nbytes) == 0,
+    cr_expect(tx->dtype == ty->dtype && tx->ndim == ty->ndim && tx->nbytes == ty->nbytes &&
+                  memcmp(tx->data, ty->data, tx->nbytes) == 0,
               "%s differs after merge", name);
   }
   cr_expect_str_eq(am_file_metadata(y, "attnmap.pairs"),
@@ -453,20 +435,12 @@ Test(run, merging_shard_runs_equals_one_run_over_both) {
   json_decref(two);
 }
 
-/* ---- (f) a fully masked example --------------------------------------------------------
- */
+/* ---- (f) a fully masked example ----------------------------------------------------- */
 Test(run, fully_masked_example_gives_zeros_and_nan_agreement) {
   static const int lens[3] = {5, 0, 3};
-  dsb_spec_t s = {.L = 2,
-                  .H = 2,
-                  .B = 3,
-                  .T = 6,
-                  .lengths = lens,
-                  .grads = 1,
-                  .saliency = 1,
-                  .embed_dim = 2,
-                  .pad_junk = 1,
-                  .seed = 5};
+  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 6, .lengths = lens, .seed = 5};
+  s.grads = s.saliency = s.pad_junk = 1;
+  s.embed_dim = 2;
   const char *ds = P("masked.safetensors"), *run = P("run");
   cr_assert_eq(dsb_make(&s, ds), 0);
   analyze1(ds, run);
@@ -502,8 +476,7 @@ Test(run, fully_masked_example_gives_zeros_and_nan_agreement) {
   json_decref(load_summary(run));
 }
 
-/* ---- (g) what the CLI prints ------------------------------------------------------------
- */
+/* ---- (g) what the CLI prints -------------------------------------------------------- */
 static const char *small_dataset(void) {
   static const int lens[4] = {6, 3, 5, 6};
   dsb_spec_t s = {.L = 2, .H = 2, .B = 4, .T = 6, .lengths = lens, .grads = 1, .seed = 3};
@@ -512,7 +485,9 @@ static const char *small_dataset(void) {
   return ds;
 }
 
-Test(run, cli_prints_no_progress_into_a_pipe_and_nothing_with_quiet) {
+/* Into a pipe: no progress line, and nothing at all with --quiet. On a terminal (a
+ * pseudo-terminal, where one can be opened): progress, and still nothing with --quiet. */
+Test(run, cli_prints_progress_only_on_a_terminal_and_nothing_with_quiet) {
   const char *ds = small_dataset(), *run = P("run"), *quiet = P("run-quiet");
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", run, "--chunk", "1", NULL), 0);
@@ -525,27 +500,21 @@ Test(run, cli_prints_no_progress_into_a_pipe_and_nothing_with_quiet) {
   cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", quiet, "--quiet", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_expect_eq(r.out_len + r.err_len, 0, "--quiet printed: [%s] [%s]", r.out, r.err);
-  cr_expect(dsb_exists(quiet));
   cli_result_free(&r);
   const char *merged = P("merged");
   cr_assert_eq(cli_run(&r, NULL, "merge", run, quiet, "-o", merged, "--quiet", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_expect_eq(r.out_len + r.err_len, 0, "merge --quiet printed: [%s] [%s]", r.out, r.err);
   cli_result_free(&r);
-}
-
-Test(run, cli_shows_progress_on_a_terminal_unless_quiet) {
-  const char *ds = small_dataset(), *run = P("run"), *quiet = P("run-quiet");
   cli_options_t tty = {.stderr_tty = 1};
-  cli_result_t r;
-  if (cli_run(&r, &tty, "analyze", ds, "-o", run, "--chunk", "1", NULL) != 0)
-    cr_skip_test("no pseudo-terminal here");
+  if (cli_run(&r, &tty, "analyze", ds, "-o", P("run-tty"), "--chunk", "1", NULL) != 0)
+    cr_skip_test("no pseudo-terminal here (the pipe checks passed)");
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_expect(strstr(r.err, "examples") != NULL && strchr(r.err, '\r') != NULL,
             "no progress on a terminal: [%s]", r.err);
   cli_result_free(&r);
-  cr_assert_eq(cli_run(&r, &tty, "analyze", ds, "-o", quiet, "-q", NULL), 0);
+  cr_assert_eq(cli_run(&r, &tty, "analyze", ds, "-o", P("run-tty-q"), "-q", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
-  cr_expect_eq(r.out_len + r.err_len, 0, "--quiet printed on a terminal: [%s]", r.err);
+  cr_expect_eq(r.err_len, 0, "--quiet printed on a terminal: [%s]", r.err);
   cli_result_free(&r);
 }

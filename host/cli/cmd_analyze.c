@@ -8,36 +8,39 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: attnmap analyze DATASET... -o RUN [options]\n"
-          "\n"
-          "DATASET: a .safetensors file, a directory of shards, or .npy files named after\n"
-          "their roles. Writes RUN/examples.safetensors and RUN/summary.json atomically.\n"
-          "\n"
-          "  -o, --output RUN        run folder to write (required)\n"
-          "  --target T              cls (default), last, mean, or a valid-token index\n"
-          "                          (negative counts from the end)\n"
-          "  --fusion F              head fusion of rollout: mean (default), max, min\n"
-          "  --discard R             rollout discard ratio in [0,1) (default 0)\n"
-          "  --normalize N           readout of rollout maps: none, max, sum, minmax\n"
-          "  --topk K                k of jaccard/feature/rank agreement (default 5)\n"
-          "  --include-special       let special tokens take part in agreement and rankings\n"
-          "  --methods LIST          comma list of attention_last, rollout, grad_rollout,\n"
-          "                          head_stats, head_importance, saliency, agreement, flow\n"
-          "                          (default: all but flow, those whose inputs exist)\n"
-          "  --pairs LIST            agreement pairs, e.g. rollout~saliency.ig,rollout~grad_rollout\n"
-          "  --all-rows              also write rollout.rows and grad_rollout.rows [N,T,T]\n"
-          "  --worst K               examples where attention and gradients disagree most (20)\n"
-          "  --bins N                bins of the agreement histograms (40)\n"
-          "  --row-tolerance X       allowed |row sum - 1| of attentions (default by dtype:\n"
-          "                          ~2e-3 for F32/F16, ~1.6e-2 for BF16)\n"
-          "  --backend B             cpu (default), cuda, cuda:N, cuda:all, auto\n"
-          "  --chunk N               examples per chunk (default: from a 256 MiB budget)\n"
-          "  --threads N             CPU threads (default: all cores)\n"
-          "  --force                 replace RUN if it exists\n"
-          "  --no-checksum           skip the CRC-32 of the input files in summary.json\n"
-          "  -q, --quiet             no progress line\n"
-          "  -h, --help              this help\n");
+  fprintf(
+      out,
+      "usage: attnmap analyze DATASET... -o RUN [options]\n"
+      "\n"
+      "DATASET: a .safetensors file, a directory of shards, or .npy files named after\n"
+      "their roles. Writes RUN/examples.safetensors and RUN/summary.json atomically.\n"
+      "\n"
+      "  -o, --output RUN        run folder to write (required)\n"
+      "  --target T              cls (default), last, mean, or a valid-token index\n"
+      "                          (negative counts from the end)\n"
+      "  --fusion F              head fusion of rollout: mean (default), max, min\n"
+      "  --discard R             rollout discard ratio in [0,1) (default 0)\n"
+      "  --normalize N           readout of rollout maps: none, max, sum, minmax\n"
+      "  --topk K                k of jaccard/feature/rank agreement (default 5)\n"
+      "  --include-special       let special tokens take part in agreement and rankings\n"
+      "  --methods LIST          comma list of attention_last, rollout, grad_rollout,\n"
+      "                          head_stats, head_importance, saliency, agreement, flow\n"
+      "                          (default: all but flow, those whose inputs exist)\n"
+      "  --pairs LIST            agreement pairs, e.g. "
+      "rollout~saliency.ig,rollout~grad_rollout\n"
+      "  --all-rows              also write rollout.rows and grad_rollout.rows [N,T,T]\n"
+      "  --worst K               examples where attention and gradients disagree most "
+      "(20)\n"
+      "  --bins N                bins of the agreement histograms (40)\n"
+      "  --row-tolerance X       allowed |row sum - 1| of attentions (default by dtype:\n"
+      "                          ~2e-3 for F32/F16, ~1.6e-2 for BF16)\n"
+      "  --backend B             cpu (default), cuda, cuda:N, cuda:all, auto\n"
+      "  --chunk N               examples per chunk (default: from a 256 MiB budget)\n"
+      "  --threads N             CPU threads (default: all cores)\n"
+      "  --force                 replace RUN if it exists\n"
+      "  --no-checksum           skip the CRC-32 of the input files in summary.json\n"
+      "  -q, --quiet             no progress line\n"
+      "  -h, --help              this help\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -78,23 +81,46 @@ static int parse_methods(const char *s, unsigned *out) {
 }
 
 enum {
-  OPT_TARGET = 256, OPT_FUSION, OPT_DISCARD, OPT_NORMALIZE, OPT_TOPK, OPT_SPECIAL,
-  OPT_METHODS, OPT_PAIRS, OPT_ALL_ROWS, OPT_WORST, OPT_BINS, OPT_BACKEND, OPT_CHUNK,
-  OPT_THREADS, OPT_FORCE, OPT_NO_CHECKSUM, OPT_ROW_TOL
+  OPT_TARGET = 256,
+  OPT_FUSION,
+  OPT_DISCARD,
+  OPT_NORMALIZE,
+  OPT_TOPK,
+  OPT_SPECIAL,
+  OPT_METHODS,
+  OPT_PAIRS,
+  OPT_ALL_ROWS,
+  OPT_WORST,
+  OPT_BINS,
+  OPT_BACKEND,
+  OPT_CHUNK,
+  OPT_THREADS,
+  OPT_FORCE,
+  OPT_NO_CHECKSUM,
+  OPT_ROW_TOL
 };
 
 static const struct option options[] = {
-    {"output", required_argument, 0, 'o'},      {"target", required_argument, 0, OPT_TARGET},
-    {"fusion", required_argument, 0, OPT_FUSION}, {"discard", required_argument, 0, OPT_DISCARD},
+    {"output", required_argument, 0, 'o'},
+    {"target", required_argument, 0, OPT_TARGET},
+    {"fusion", required_argument, 0, OPT_FUSION},
+    {"discard", required_argument, 0, OPT_DISCARD},
     {"normalize", required_argument, 0, OPT_NORMALIZE},
-    {"topk", required_argument, 0, OPT_TOPK},   {"include-special", no_argument, 0, OPT_SPECIAL},
-    {"methods", required_argument, 0, OPT_METHODS}, {"pairs", required_argument, 0, OPT_PAIRS},
-    {"all-rows", no_argument, 0, OPT_ALL_ROWS}, {"worst", required_argument, 0, OPT_WORST},
-    {"bins", required_argument, 0, OPT_BINS},   {"backend", required_argument, 0, OPT_BACKEND},
-    {"chunk", required_argument, 0, OPT_CHUNK}, {"threads", required_argument, 0, OPT_THREADS},
-    {"force", no_argument, 0, OPT_FORCE},       {"no-checksum", no_argument, 0, OPT_NO_CHECKSUM},
+    {"topk", required_argument, 0, OPT_TOPK},
+    {"include-special", no_argument, 0, OPT_SPECIAL},
+    {"methods", required_argument, 0, OPT_METHODS},
+    {"pairs", required_argument, 0, OPT_PAIRS},
+    {"all-rows", no_argument, 0, OPT_ALL_ROWS},
+    {"worst", required_argument, 0, OPT_WORST},
+    {"bins", required_argument, 0, OPT_BINS},
+    {"backend", required_argument, 0, OPT_BACKEND},
+    {"chunk", required_argument, 0, OPT_CHUNK},
+    {"threads", required_argument, 0, OPT_THREADS},
+    {"force", no_argument, 0, OPT_FORCE},
+    {"no-checksum", no_argument, 0, OPT_NO_CHECKSUM},
     {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
-    {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
 typedef struct analyze_args {
@@ -110,36 +136,58 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
   long v;
   char *end;
   switch (c) {
-  case 'o': a->output = arg; return 0;
-  case 'q': a->quiet = 1; return 0;
-  case 'h': usage(stdout); return -1;
+  case 'o':
+    a->output = arg;
+    return 0;
+  case 'q':
+    a->quiet = 1;
+    return 0;
+  case 'h':
+    usage(stdout);
+    return -1;
   case OPT_TARGET:
-    if (!strcmp(arg, "cls")) a->plan.target = AM_TARGET_CLS;
-    else if (!strcmp(arg, "last")) a->plan.target = AM_TARGET_LAST;
-    else if (!strcmp(arg, "mean")) a->plan.target = AM_TARGET_MEAN;
+    if (!strcmp(arg, "cls"))
+      a->plan.target = AM_TARGET_CLS;
+    else if (!strcmp(arg, "last"))
+      a->plan.target = AM_TARGET_LAST;
+    else if (!strcmp(arg, "mean"))
+      a->plan.target = AM_TARGET_MEAN;
     else if (parse_long(arg, -1000000, 1000000, &v) == 0) {
       a->plan.target = AM_TARGET_INDEX;
       a->plan.target_index = (int)v;
-    } else return am_cli_usage_error("analyze", "--target '%s': expected cls, last, mean or an integer", arg);
+    } else
+      return am_cli_usage_error(
+          "analyze", "--target '%s': expected cls, last, mean or an integer", arg);
     return 0;
   case OPT_FUSION:
-    if (!strcmp(arg, "mean")) a->plan.fusion = AM_FUSION_MEAN;
-    else if (!strcmp(arg, "max")) a->plan.fusion = AM_FUSION_MAX;
-    else if (!strcmp(arg, "min")) a->plan.fusion = AM_FUSION_MIN;
-    else return am_cli_usage_error("analyze", "--fusion '%s': expected mean, max or min", arg);
+    if (!strcmp(arg, "mean"))
+      a->plan.fusion = AM_FUSION_MEAN;
+    else if (!strcmp(arg, "max"))
+      a->plan.fusion = AM_FUSION_MAX;
+    else if (!strcmp(arg, "min"))
+      a->plan.fusion = AM_FUSION_MIN;
+    else
+      return am_cli_usage_error("analyze", "--fusion '%s': expected mean, max or min", arg);
     return 0;
   case OPT_DISCARD:
     errno = 0;
     a->plan.discard = strtod(arg, &end);
     if (errno || end == arg || *end || !(a->plan.discard >= 0 && a->plan.discard < 1))
-      return am_cli_usage_error("analyze", "--discard '%s': expected a number in [0,1)", arg);
+      return am_cli_usage_error("analyze", "--discard '%s': expected a number in [0,1)",
+                                arg);
     return 0;
   case OPT_NORMALIZE:
-    if (!strcmp(arg, "none")) a->plan.normalize = AM_NORMALIZE_NONE;
-    else if (!strcmp(arg, "max")) a->plan.normalize = AM_NORMALIZE_MAX;
-    else if (!strcmp(arg, "sum")) a->plan.normalize = AM_NORMALIZE_SUM;
-    else if (!strcmp(arg, "minmax")) a->plan.normalize = AM_NORMALIZE_MINMAX;
-    else return am_cli_usage_error("analyze", "--normalize '%s': expected none, max, sum or minmax", arg);
+    if (!strcmp(arg, "none"))
+      a->plan.normalize = AM_NORMALIZE_NONE;
+    else if (!strcmp(arg, "max"))
+      a->plan.normalize = AM_NORMALIZE_MAX;
+    else if (!strcmp(arg, "sum"))
+      a->plan.normalize = AM_NORMALIZE_SUM;
+    else if (!strcmp(arg, "minmax"))
+      a->plan.normalize = AM_NORMALIZE_MINMAX;
+    else
+      return am_cli_usage_error("analyze",
+                                "--normalize '%s': expected none, max, sum or minmax", arg);
     return 0;
   case OPT_TOPK:
   case OPT_WORST:
@@ -148,30 +196,50 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
   case OPT_THREADS:
     if (parse_long(arg, c == OPT_WORST ? 0 : 1, 1000000, &v) != 0)
       return am_cli_usage_error("analyze", "'%s': expected a positive integer", arg);
-    if (c == OPT_TOPK) a->plan.topk = (int)v;
-    if (c == OPT_WORST) a->plan.worst = (int)v;
-    if (c == OPT_BINS) a->plan.histogram_bins = (int)v;
-    if (c == OPT_CHUNK) a->plan.chunk = v;
-    if (c == OPT_THREADS) a->threads = v;
+    if (c == OPT_TOPK)
+      a->plan.topk = (int)v;
+    if (c == OPT_WORST)
+      a->plan.worst = (int)v;
+    if (c == OPT_BINS)
+      a->plan.histogram_bins = (int)v;
+    if (c == OPT_CHUNK)
+      a->plan.chunk = v;
+    if (c == OPT_THREADS)
+      a->threads = v;
     return 0;
-  case OPT_SPECIAL: a->plan.include_special = 1; return 0;
+  case OPT_SPECIAL:
+    a->plan.include_special = 1;
+    return 0;
   case OPT_METHODS:
     if (parse_methods(arg, &a->plan.methods) != 0)
       return am_cli_usage_error("analyze", "--methods '%s': unknown method", arg);
     a->plan.methods_explicit = 1;
     return 0;
-  case OPT_PAIRS: a->plan.pairs = arg; return 0;
+  case OPT_PAIRS:
+    a->plan.pairs = arg;
+    return 0;
   case OPT_ROW_TOL:
     errno = 0;
     a->plan.row_tolerance = strtod(arg, &end);
-    if (errno || end == arg || *end || !(a->plan.row_tolerance > 0 && a->plan.row_tolerance <= 1))
-      return am_cli_usage_error("analyze", "--row-tolerance '%s': expected a number in (0,1]", arg);
+    if (errno || end == arg || *end ||
+        !(a->plan.row_tolerance > 0 && a->plan.row_tolerance <= 1))
+      return am_cli_usage_error("analyze",
+                                "--row-tolerance '%s': expected a number in (0,1]", arg);
     return 0;
-  case OPT_ALL_ROWS: a->plan.all_rows = 1; return 0;
-  case OPT_BACKEND: a->backend = arg; return 0;
-  case OPT_FORCE: a->run.force = 1; return 0;
-  case OPT_NO_CHECKSUM: a->run.checksums = 0; return 0;
-  default: return am_cli_usage_error("analyze", "unknown option");
+  case OPT_ALL_ROWS:
+    a->plan.all_rows = 1;
+    return 0;
+  case OPT_BACKEND:
+    a->backend = arg;
+    return 0;
+  case OPT_FORCE:
+    a->run.force = 1;
+    return 0;
+  case OPT_NO_CHECKSUM:
+    a->run.checksums = 0;
+    return 0;
+  default:
+    return am_cli_usage_error("analyze", "unknown option");
   }
 }
 
@@ -198,7 +266,8 @@ int am_cli_analyze(int argc, char **argv) {
   if (!ctx)
     return code;
   am_dataset_t *ds = NULL;
-  am_status st = am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
+  am_status st =
+      am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
   am_progress_t progress;
   am_progress_init(&progress, "analyze", a.quiet);
   a.run.progress = am_progress_update;

@@ -1,5 +1,6 @@
 /* cmd_inspect.c — `attnmap inspect PATH...`: tensors, shapes and dtypes of each file, the
- * roles found, and a check of every attention row (finite, >= 0, sums to 1) and gradient. */
+ * roles found, and a check of every attention row (finite, >= 0, sums to 1) and gradient.
+ */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +9,12 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: attnmap inspect PATH... [--backend B] [--threads N]\n"
-               "\n"
-               "PATH: a .safetensors or .npy file, or a dataset directory. Lists the tensors\n"
-               "and metadata keys, the roles attnmap finds, and checks every attention row.\n"
-               "Exit 0 when the dataset is usable, 2 with a one-line reason when not.\n");
+  fprintf(out,
+          "usage: attnmap inspect PATH... [--backend B] [--threads N]\n"
+          "\n"
+          "PATH: a .safetensors or .npy file, or a dataset directory. Lists the tensors\n"
+          "and metadata keys, the roles attnmap finds, and checks every attention row.\n"
+          "Exit 0 when the dataset is usable, 2 with a one-line reason when not.\n");
 }
 
 static void print_tensors(const am_file_t *f) {
@@ -65,9 +67,14 @@ int am_cli_inspect(int argc, char **argv) {
     }
     if (c == 'b')
       backend = optarg;
-    else if (c == 't')
-      threads = atoi(optarg);
-    else
+    else if (c == 't') {
+      char *end = NULL;
+      long v = strtol(optarg, &end, 10);
+      if (end == optarg || *end || v < 1 || v > 4096)
+        return am_cli_usage_error("inspect", "--threads '%s': expected a positive integer",
+                                  optarg);
+      threads = (int)v;
+    } else
       return am_cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
   }
   if (optind >= argc)
@@ -76,7 +83,8 @@ int am_cli_inspect(int argc, char **argv) {
   if (!ctx)
     return code;
   am_dataset_t *ds = NULL;
-  am_status st = am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
+  am_status st =
+      am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
   if (st == AM_STATUS_OK) {
     for (int s = 0; s < am_dataset_shard_count(ds); s++)
       for (int f = 0; f < am_dataset_shard_file_count(ds, s); f++)

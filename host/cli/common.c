@@ -55,7 +55,8 @@ void am_progress_update(void *user, int64_t done, int64_t total) {
     return;
   double dt = now() - p->start;
   fprintf(stderr, "\r%s: %lld/%lld examples (%3.0f%%)  %.0f examples/s   ", p->what,
-          (long long)done, (long long)total, total ? 100.0 * (double)done / (double)total : 100.0,
+          (long long)done, (long long)total,
+          total ? 100.0 * (double)done / (double)total : 100.0,
           dt > 0 ? (double)done / dt : 0.0);
   fflush(stderr);
 }

@@ -5,18 +5,19 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: attnmap COMMAND [OPTIONS]\n"
-          "\n"
-          "commands:\n"
-          "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
-          "  inspect FILE...             list tensors, roles and check attention rows\n"
-          "  merge RUN... -o RUN         combine run folders made with the same options\n"
-          "\n"
-          "  attnmap COMMAND --help      options of a command\n"
-          "  attnmap --version           version\n"
-          "\n"
-          "exit codes: 0 success, 1 internal or device failure, 2 bad usage or bad input\n");
+  fprintf(
+      out,
+      "usage: attnmap COMMAND [OPTIONS]\n"
+      "\n"
+      "commands:\n"
+      "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
+      "  inspect FILE...             list tensors, roles and check attention rows\n"
+      "  merge RUN... -o RUN         combine run folders made with the same options\n"
+      "\n"
+      "  attnmap COMMAND --help      options of a command\n"
+      "  attnmap --version           version\n"
+      "\n"
+      "exit codes: 0 success, 1 internal or device failure, 2 bad usage or bad input\n");
 }
 
 int main(int argc, char **argv) {

@@ -12,8 +12,8 @@ const char *am_version(void) { return AM_VERSION_STRING; }
 
 const char *am_status_str(am_status status) {
   switch (status) {
-#define AM_STATUS_CASE_(name, value, text)                                      \
-  case AM_STATUS_##name:                                                       \
+#define AM_STATUS_CASE_(name, value, text)                                                 \
+  case AM_STATUS_##name:                                                                   \
     return text;
     AM_STATUS_LIST(AM_STATUS_CASE_)
 #undef AM_STATUS_CASE_
@@ -23,8 +23,8 @@ const char *am_status_str(am_status status) {
 
 const char *am_dtype_name(am_dtype dtype) {
   switch (dtype) {
-#define AM_DTYPE_NAME_(name, value, text, size)                                \
-  case AM_DTYPE_##name:                                                        \
+#define AM_DTYPE_NAME_(name, value, text, size)                                            \
+  case AM_DTYPE_##name:                                                                    \
     return text;
     AM_DTYPE_LIST(AM_DTYPE_NAME_)
 #undef AM_DTYPE_NAME_
@@ -36,8 +36,8 @@ const char *am_dtype_name(am_dtype dtype) {
 
 size_t am_dtype_size(am_dtype dtype) {
   switch (dtype) {
-#define AM_DTYPE_SIZE_(name, value, text, size)                                \
-  case AM_DTYPE_##name:                                                        \
+#define AM_DTYPE_SIZE_(name, value, text, size)                                            \
+  case AM_DTYPE_##name:                                                                    \
     return size;
     AM_DTYPE_LIST(AM_DTYPE_SIZE_)
 #undef AM_DTYPE_SIZE_

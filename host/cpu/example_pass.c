@@ -345,7 +345,7 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
               .want = opt->want,
               .n = ex->n,
               .tol = opt->row_tolerance > 0 ? opt->row_tolerance
-                                                 : am_row_sum_tolerance(ex->dtype)};
+                                            : am_row_sum_tolerance(ex->dtype)};
   p.contiguous = ex->idx[ex->n - 1] - ex->idx[0] == ex->n - 1;
   st = plan_scratch(&p, scratch);
   if (st != AM_STATUS_OK)

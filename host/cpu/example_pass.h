@@ -10,15 +10,15 @@
 #include "attnmap.h"
 
 /* Per-head statistics, in the order of the [AM_STAT_COUNT,L,H] output. */
-#define AM_STAT_LIST(X)                                                        \
-  X(ENTROPY, "entropy")                                                        \
-  X(ENTROPY_NORM, "entropy_norm")                                              \
-  X(CONFIDENCE, "confidence")                                                  \
-  X(TO_FIRST, "to_first")                                                      \
-  X(TO_LAST, "to_last")                                                        \
-  X(TO_SELF, "to_self")                                                        \
-  X(TO_PREV, "to_prev")                                                        \
-  X(TO_NEXT, "to_next")                                                        \
+#define AM_STAT_LIST(X)                                                                    \
+  X(ENTROPY, "entropy")                                                                    \
+  X(ENTROPY_NORM, "entropy_norm")                                                          \
+  X(CONFIDENCE, "confidence")                                                              \
+  X(TO_FIRST, "to_first")                                                                  \
+  X(TO_LAST, "to_last")                                                                    \
+  X(TO_SELF, "to_self")                                                                    \
+  X(TO_PREV, "to_prev")                                                                    \
+  X(TO_NEXT, "to_next")                                                                    \
   X(DISTANCE, "distance")
 
 typedef enum am_stat {
@@ -33,12 +33,14 @@ const char *am_stat_name(am_stat stat); /* "entropy" */
 /* Target of the row form: a valid-token index, or AM_ROW_MEAN for the mean of all rows. */
 #define AM_ROW_MEAN (-1)
 
-/* One example as stored: its layers in the file's dtype, padded to T, valid positions idx. */
+/* One example as stored: its layers in the file's dtype, padded to T, valid positions idx.
+ */
 typedef struct am_example {
   int L, H, T;
-  int n;                   /* valid tokens */
-  am_dtype dtype;          /* F32, F16, BF16 or F64 */
-  const void *const *att;  /* [L]: this example's [H,T,T] block of layer l (maybe unaligned) */
+  int n;          /* valid tokens */
+  am_dtype dtype; /* F32, F16, BF16 or F64 */
+  const void *const
+      *att; /* [L]: this example's [H,T,T] block of layer l (maybe unaligned) */
   const void *const *grad; /* [L] like att, or NULL when there are no gradients */
   const int32_t *idx;      /* [n] valid positions, increasing, each < T */
   int target;              /* valid-token index in [0,n), or AM_ROW_MEAN */
@@ -60,7 +62,7 @@ enum {
 };
 
 typedef struct am_pass_options {
-  unsigned want;          /* AM_PASS_* bits; GRAD_* and HEAD_IMPORTANCE need ex->grad */
+  unsigned want; /* AM_PASS_* bits; GRAD_* and HEAD_IMPORTANCE need ex->grad */
   am_fusion fusion;
   double discard;         /* [0,1) */
   am_normalize normalize; /* applied to the rollout and grad_rollout rows (not *_ROWS) */
@@ -70,10 +72,10 @@ typedef struct am_pass_options {
 
 /* Outputs in valid-token order; a pointer is used only when its bit is wanted. */
 typedef struct am_pass_output {
-  float *attention_last;    /* [n] row `target` of mean_h A_L (mean of rows for AM_ROW_MEAN) */
-  float *rollout;           /* [n] */
-  float *grad_rollout;      /* [n] */
-  float *rollout_rows;      /* [n,n] */
+  float *attention_last; /* [n] row `target` of mean_h A_L (mean of rows for AM_ROW_MEAN) */
+  float *rollout;        /* [n] */
+  float *grad_rollout;   /* [n] */
+  float *rollout_rows;   /* [n,n] */
   float *grad_rollout_rows; /* [n,n] */
   float *head_stats;        /* [AM_STAT_COUNT,L,H] */
   float *head_importance;   /* [L,H]: sum_i |sum_j a_ij g_ij| */

@@ -105,8 +105,8 @@ static am_status add_directory(am_ctx_t *ctx, am_dataset_t *ds, const char *dir)
     files = NULL;
     st = list_dir(ctx, dir, ".npy", &files, &n);
     if (st == AM_STATUS_OK && n == 0)
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: no .safetensors or .npy files found",
-                   dir);
+      st =
+          am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: no .safetensors or .npy files found", dir);
     am_shard_t *sh = st == AM_STATUS_OK ? add_shard(ds, dir) : NULL;
     if (st == AM_STATUS_OK && !sh)
       st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -160,9 +160,9 @@ static unsigned shard_roles(const am_shard_t *sh) {
 }
 
 const char *am_role_name(unsigned role) {
-  static const char *names[] = {"attentions",    "attention_grads", "attention_mask",
-                                "special_tokens_mask", "input_ids", "saliency",
-                                "inputs_embeds", "labels",          "predictions",
+  static const char *names[] = {"attentions",          "attention_grads", "attention_mask",
+                                "special_tokens_mask", "input_ids",       "saliency",
+                                "inputs_embeds",       "labels",          "predictions",
                                 "attnmap.tokens"};
   for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
     if (role == (1u << i))
@@ -268,6 +268,7 @@ void am_dataset_close(am_dataset_t *ds) {
     free(sh->grad.layer);
     free(sh->grad.source);
     free(sh->saliency);
+    free(sh->saliency_src);
     json_decref(sh->tokens);
     json_decref(sh->ex_ids);
     free(sh->path);

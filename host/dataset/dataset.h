@@ -23,19 +23,20 @@ typedef struct am_layers {
 } am_layers_t;
 
 typedef struct am_shard {
-  char *path;          /* the .safetensors file, or the directory of .npy files */
-  am_file_t **files;   /* the files it was read from */
+  char *path;        /* the .safetensors file, or the directory of .npy files */
+  am_file_t **files; /* the files it was read from */
   int nfiles;
-  int64_t B;           /* examples */
-  int T;               /* padded length */
-  int64_t first;       /* global index of its first example */
+  int64_t B;             /* examples */
+  int T;                 /* padded length */
+  int64_t first;         /* global index of its first example */
   am_layers_t att, grad; /* grad.layer == NULL when absent */
   const am_tensor_t *mask, *special, *ids, *labels, *predictions, *embeds, *embeds_grads;
   am_source_t mask_src, special_src, embeds_src;
   const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
-  json_t *tokens;  /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
-  json_t *ex_ids;  /* attnmap.ids parsed: array of B strings, or NULL */
-  uint64_t bytes;  /* file sizes */
+  am_source_t *saliency_src;    /* [dataset nsaliency] */
+  json_t *tokens; /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
+  json_t *ex_ids; /* attnmap.ids parsed: array of B strings, or NULL */
+  uint64_t bytes; /* file sizes */
 } am_shard_t;
 
 struct am_dataset {

@@ -8,7 +8,8 @@
 #include "dataset/shard.h"
 #include "io/file.h"
 
-static const char *shard_metadata(const am_shard_t *sh, const char *key, const char **path) {
+static const char *shard_metadata(const am_shard_t *sh, const char *key,
+                                  const char **path) {
   for (int f = 0; f < sh->nfiles; f++) {
     const char *v = am_file_metadata(sh->files[f], key);
     if (v) {
@@ -69,6 +70,7 @@ const char *am_shard_token(const am_shard_t *sh, int64_t b, int p, int valid_ran
     return NULL;
   json_t *row = json_array_get(sh->tokens, (size_t)b);
   size_t len = json_array_size(row);
-  size_t at = len == (size_t)sh->T ? (size_t)p : (len == (size_t)n ? (size_t)valid_rank : len);
+  size_t at =
+      len == (size_t)sh->T ? (size_t)p : (len == (size_t)n ? (size_t)valid_rank : len);
   return at < len ? json_string_value(json_array_get(row, at)) : NULL;
 }

@@ -1,5 +1,7 @@
 /* shard.c — finds the tensors of one shard by name (DESIGN §2 table) and checks their
- * shapes and dtypes against each other. Every failure names the file, tensor and problem. */
+ * shapes and dtypes against each other. Every failure names the file, tensor and problem.
+ */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +36,14 @@ static long layer_suffix(const char *name, const char *prefix) {
   size_t n = strlen(prefix);
   if (strncmp(name, prefix, n) != 0 || name[n] != '.' || name[n + 1] == '\0')
     return -1;
+  /* canonical decimal only: "attentions.01" or "attentions. 1" is not layer 1 */
+  const char *d = name + n + 1;
+  if (!isdigit((unsigned char)d[0]) || (d[0] == '0' && d[1] != '\0'))
+    return -1;
   char *end = NULL;
   errno = 0;
-  long v = strtol(name + n + 1, &end, 10);
-  if (*end != '\0' || errno || v < 0 || v > 100000 || name[n + 1] == '+' ||
-      name[n + 1] == '-')
+  long v = strtol(d, &end, 10);
+  if (*end != '\0' || errno || v > 100000)
     return -1;
   return v;
 }
@@ -89,6 +94,9 @@ static am_status collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
     for (int i = 0; i < am_file_tensor_count(sh->files[f]); i++) {
       const char *name = am_file_tensor_name(sh->files[f], i);
       long l = stacked ? -1 : layer_suffix(name, role);
+      if (l >= 0 && out->layer[l])
+        return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: layer %ld appears twice",
+                       am_file_path(sh->files[f]), name, l);
       if (l >= 0) {
         out->layer[l] = am_file_tensor(sh->files[f], i);
         out->source[l] = (am_source_t){am_file_path(sh->files[f]), name};
@@ -124,6 +132,9 @@ static am_status check_layers(am_ctx_t *ctx, const am_layers_t *ls, int L, int64
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor %s: query and key lengths differ in %s",
                      ls->source[l].path, ls->source[l].name, found);
+    if (s[0] < 0 || s[1] < 1)
+      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: shape %s has no heads",
+                     ls->source[l].path, ls->source[l].name, found);
     if (s[2] > (1 << 20) || s[1] > (1 << 16))
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: shape %s is too large",
                      ls->source[l].path, ls->source[l].name, found);
@@ -132,26 +143,28 @@ static am_status check_layers(am_ctx_t *ctx, const am_layers_t *ls, int L, int64
       *H = s[1];
       *T = s[2];
     } else if (s[0] != *B || s[1] != *H || s[2] != *T || t->dtype != ls->layer[0]->dtype) {
-      return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                     "%s: tensor %s: shape %s %s differs from layer 0's [%lld,%lld,%lld,%lld] %s",
-                     ls->source[l].path, ls->source[l].name, found, am_dtype_name(t->dtype),
-                     (long long)*B, (long long)*H, (long long)*T, (long long)*T,
-                     am_dtype_name(ls->layer[0]->dtype));
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s: tensor %s: shape %s %s differs from layer 0's [%lld,%lld,%lld,%lld] %s",
+          ls->source[l].path, ls->source[l].name, found, am_dtype_name(t->dtype),
+          (long long)*B, (long long)*H, (long long)*T, (long long)*T,
+          am_dtype_name(ls->layer[0]->dtype));
     }
   }
   return AM_STATUS_OK;
 }
 
-/* Finds a tensor by exact name in any of the shard's files. */
+/* Finds a tensor by exact name in any of the shard's files; src borrows the file's own
+ * strings, so it outlives the caller's name buffer. */
 static const am_tensor_t *find(const am_shard_t *sh, const char *name, am_source_t *src) {
-  for (int f = 0; f < sh->nfiles; f++) {
-    const am_tensor_t *t = am_file_find(sh->files[f], name);
-    if (t) {
-      if (src)
-        *src = (am_source_t){am_file_path(sh->files[f]), name};
-      return t;
-    }
-  }
+  for (int f = 0; f < sh->nfiles; f++)
+    for (int i = 0; i < am_file_tensor_count(sh->files[f]); i++)
+      if (strcmp(am_file_tensor_name(sh->files[f], i), name) == 0) {
+        if (src)
+          *src = (am_source_t){am_file_path(sh->files[f]),
+                               am_file_tensor_name(sh->files[f], i)};
+        return am_file_tensor(sh->files[f], i);
+      }
   return NULL;
 }
 
@@ -167,12 +180,14 @@ static am_status check_aux(am_ctx_t *ctx, const am_shard_t *sh, const char *name
   shape_str(t, found, sizeof found);
   int ok = t->ndim == ndim && t->shape[0] == sh->B && (ndim == 1 || t->shape[1] == sh->T);
   if (!ok && ndim == 1)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: expected shape [B]=[%lld], found %s",
-                   src.path, name, (long long)sh->B, found);
-  if (!ok)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensor %s: expected shape [B,T]=[%lld,%d] as the attentions, found %s",
-                   src.path, name, (long long)sh->B, sh->T, found);
+                   "%s: tensor %s: expected shape [B]=[%lld], found %s", src.path, name,
+                   (long long)sh->B, found);
+  if (!ok)
+    return am_fail(
+        ctx, AM_STATUS_BAD_INPUT,
+        "%s: tensor %s: expected shape [B,T]=[%lld,%d] as the attentions, found %s",
+        src.path, name, (long long)sh->B, sh->T, found);
   if ((kind == 'i' && !is_int(t->dtype)) || (kind == 'f' && !is_float(t->dtype)))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: dtype %s is not %s", src.path,
                    name, am_dtype_name(t->dtype),
@@ -191,10 +206,10 @@ static am_status check_binary(am_ctx_t *ctx, const am_shard_t *sh, const char *n
   for (int64_t i = 0; i < n; i++) {
     int64_t v = am_load_int(t->data, t->dtype, i);
     if (v != 0 && v != 1)
-      return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                     "%s: tensor %s: value %lld at example %lld, position %lld is not 0 or 1",
-                     src.path, name, (long long)v, (long long)(i / sh->T),
-                     (long long)(i % sh->T));
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s: tensor %s: value %lld at example %lld, position %lld is not 0 or 1",
+          src.path, name, (long long)v, (long long)(i / sh->T), (long long)(i % sh->T));
   }
   return AM_STATUS_OK;
 }
@@ -267,15 +282,17 @@ am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh) {
                      "inputs_embeds, found %s",
                      ss[i]->path, ss[i]->name, (long long)sh->B, sh->T, found);
     if (!is_float(ts[i]->dtype))
-      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: dtype %s is not a float type",
-                     ss[i]->path, ss[i]->name, am_dtype_name(ts[i]->dtype));
+      return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                     "%s: tensor %s: dtype %s is not a float type", ss[i]->path,
+                     ss[i]->name, am_dtype_name(ts[i]->dtype));
   }
   return AM_STATUS_OK;
 }
 
 am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, int n) {
   sh->saliency = calloc((size_t)(n > 0 ? n : 1), sizeof *sh->saliency);
-  if (!sh->saliency)
+  sh->saliency_src = calloc((size_t)(n > 0 ? n : 1), sizeof *sh->saliency_src);
+  if (!sh->saliency || !sh->saliency_src)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   for (int i = 0; i < n; i++) {
     char name[512];
@@ -284,6 +301,7 @@ am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, in
     else
       snprintf(name, sizeof name, "saliency.%s", names[i]);
     am_status st = check_aux(ctx, sh, name, &sh->saliency[i], 2, 'f');
+    find(sh, name, &sh->saliency_src[i]);
     if (st != AM_STATUS_OK)
       return st;
     if (!sh->saliency[i])

@@ -10,9 +10,9 @@
 
 struct am_file {
   char *path;
-  void *map;        /* read-only mapping of the whole file (NULL when none) */
+  void *map; /* read-only mapping of the whole file (NULL when none) */
   size_t map_size;
-  void *owned;      /* data converted to C order / little endian (npy), else NULL */
+  void *owned; /* data converted to C order / little endian (npy), else NULL */
   int ntensors;
   char **names;         /* [ntensors] */
   am_tensor_t *tensors; /* [ntensors]; data points into map or owned */

@@ -221,8 +221,8 @@ static am_status add_tokens(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t 
       a->pos_sum[(size_t)m * (size_t)a->T + (size_t)i] += am_chunk_map(c, m, e)[i];
     if (!sh->ids || (!lay->plan.include_special && am_shard_is_special(sh, b, idx[i])))
       continue;
-    am_token_agg_t *t = am_agg_token(a, am_load_int(sh->ids->data, sh->ids->dtype,
-                                                    b * sh->T + idx[i]));
+    am_token_agg_t *t =
+        am_agg_token(a, am_load_int(sh->ids->data, sh->ids->dtype, b * sh->T + idx[i]));
     if (!t)
       return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
     t->count++;
@@ -235,11 +235,13 @@ static am_status add_tokens(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t 
   return AM_STATUS_OK;
 }
 
-static am_status add_classes(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c, int e) {
+static am_status add_classes(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c,
+                             int e) {
   const am_layout_t *lay = c->lay;
   size_t PM = (size_t)a->npairs * AM_METRIC_COUNT;
   const double *agree = c->agree + (size_t)e * PM;
-  int correct = lay->has_labels && lay->has_predictions && c->labels[e] == c->predictions[e];
+  int correct =
+      lay->has_labels && lay->has_predictions && c->labels[e] == c->predictions[e];
   for (int which = 0; which < 2; which++) {
     if (!(which ? lay->has_predictions : lay->has_labels))
       continue;
@@ -276,10 +278,10 @@ am_status am_agg_add_chunk(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *
     for (size_t i = 0; i < PM; i++)
       am_agg_add_metric(a, i, c->agree[(size_t)e * PM + i]);
     if (lay->worst_pair >= 0)
-      am_agg_offer_worst(a, c->global0 + e,
-                         c->agree[(size_t)e * PM +
-                                  (size_t)lay->worst_pair * AM_METRIC_COUNT +
-                                  AM_METRIC_SPEARMAN]);
+      am_agg_offer_worst(
+          a, c->global0 + e,
+          c->agree[(size_t)e * PM + (size_t)lay->worst_pair * AM_METRIC_COUNT +
+                   AM_METRIC_SPEARMAN]);
     am_status st = add_tokens(ctx, a, c, e);
     if (st == AM_STATUS_OK)
       st = add_classes(ctx, a, c, e);

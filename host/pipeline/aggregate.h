@@ -24,8 +24,8 @@ typedef struct am_class_agg {
 typedef struct am_token_agg {
   int64_t id;
   int64_t count;
-  double *sum;   /* [nmaps] */
-  char *text;    /* token string or NULL */
+  double *sum; /* [nmaps] */
+  char *text;  /* token string or NULL */
 } am_token_agg_t;
 
 typedef struct am_worst {
@@ -36,19 +36,19 @@ typedef struct am_worst {
 typedef struct am_aggregates {
   int L, H, T, nmaps, npairs, bins, worst_cap;
   int64_t examples, tokens;
-  am_welford_t *head;      /* [(STAT+1), L, H]: statistics, then importance */
-  double *importance_sum;  /* [L, H] */
-  int64_t *pos_count;      /* [T] by valid-token position */
-  double *pos_sum;         /* [nmaps, T] */
-  am_welford_t *agree;     /* [npairs, METRIC] */
-  int64_t *hist;           /* [npairs, METRIC, bins] */
-  int64_t *nan_count;      /* [npairs, METRIC] */
-  double *agree_min, *agree_max; /* [npairs, METRIC] */
+  am_welford_t *head;             /* [(STAT+1), L, H]: statistics, then importance */
+  double *importance_sum;         /* [L, H] */
+  int64_t *pos_count;             /* [T] by valid-token position */
+  double *pos_sum;                /* [nmaps, T] */
+  am_welford_t *agree;            /* [npairs, METRIC] */
+  int64_t *hist;                  /* [npairs, METRIC, bins] */
+  int64_t *nan_count;             /* [npairs, METRIC] */
+  double *agree_min, *agree_max;  /* [npairs, METRIC] */
   am_class_agg_t *labels, *preds; /* sorted by class */
   int nlabels, npreds;
   am_token_agg_t *tokens_tab; /* open addressing, cap a power of 2 */
   int64_t tokens_cap, tokens_used;
-  am_worst_t *worst;  /* sorted: lowest score first, then lower index */
+  am_worst_t *worst; /* sorted: lowest score first, then lower index */
   int nworst;
   int64_t misclassified;
   int64_t *mis_index; /* first AM_MISCLASSIFIED_KEEP */

@@ -39,8 +39,9 @@ static json_t *welford_grid(const am_aggregates_t *a, const am_welford_t *w) {
     tmp[2 * LH + i] = w[i].m2;
     tmp[3 * LH + i] = welford_std(&w[i]);
   }
-  json_t *o = json_pack("{s:o,s:o,s:o,s:o}", "n", grid(a, tmp, 1), "mean", grid(a, tmp + LH, 1),
-                        "m2", grid(a, tmp + 2 * LH, 1), "std", grid(a, tmp + 3 * LH, 1));
+  json_t *o =
+      json_pack("{s:o,s:o,s:o,s:o}", "n", grid(a, tmp, 1), "mean", grid(a, tmp + LH, 1),
+                "m2", grid(a, tmp + 2 * LH, 1), "std", grid(a, tmp + 3 * LH, 1));
   free(tmp);
   return o;
 }
@@ -87,7 +88,8 @@ static json_t *positions_json(const am_aggregates_t *a, const am_layout_t *lay) 
     for (int i = 0; i < a->T; i++) {
       double v = a->pos_sum[(size_t)m * (size_t)a->T + (size_t)i];
       json_array_append_new(s, num(v));
-      json_array_append_new(mu, a->pos_count[i] ? num(v / (double)a->pos_count[i]) : json_null());
+      json_array_append_new(mu, a->pos_count[i] ? num(v / (double)a->pos_count[i])
+                                                : json_null());
     }
     json_object_set_new(sum, lay->maps[m].name, s);
     json_object_set_new(mean, lay->maps[m].name, mu);
@@ -103,7 +105,8 @@ static int cmp_token_id(const void *x, const void *y) {
 static int g_top_map; /* qsort has no user pointer; only used under a single caller */
 static int cmp_token_mean(const void *x, const void *y) {
   const am_token_agg_t *a = *(am_token_agg_t *const *)x, *b = *(am_token_agg_t *const *)y;
-  double ma = a->sum[g_top_map] / (double)a->count, mb = b->sum[g_top_map] / (double)b->count;
+  double ma = a->sum[g_top_map] / (double)a->count,
+         mb = b->sum[g_top_map] / (double)b->count;
   if (ma != mb)
     return ma < mb ? 1 : -1;
   return (a->id > b->id) - (a->id < b->id);
@@ -118,7 +121,8 @@ static json_t *tokens_json(const am_aggregates_t *a, const am_layout_t *lay) {
     if (a->tokens_tab[i].sum)
       list[n++] = &a->tokens_tab[i];
   qsort(list, (size_t)n, sizeof *list, cmp_token_id);
-  json_t *ids = json_array(), *count = json_array(), *text = json_array(), *sum = json_object();
+  json_t *ids = json_array(), *count = json_array(), *text = json_array(),
+         *sum = json_object();
   json_t *top = json_object();
   for (int64_t i = 0; i < n; i++) {
     json_array_append_new(ids, json_integer(list[i]->id));
@@ -180,8 +184,8 @@ static json_t *metric_json(const am_aggregates_t *a, size_t pm) {
   for (int i = 0; i < 5; i++)
     json_object_set_new(q, qn[i], num(hist_quantile(h, a->bins, lo, hi, qs[i])));
   return json_pack("{s:f,s:o,s:f,s:o,s:I,s:o,s:o,s:{s:o,s:o,s:o},s:o}", "n", w->n, "mean",
-                   num(w->n ? w->mean : NAN), "m2", w->m2, "std", num(welford_std(w)), "nan",
-                   (json_int_t)a->nan_count[pm], "min", num(a->agree_min[pm]), "max",
+                   num(w->n ? w->mean : NAN), "m2", w->m2, "std", num(welford_std(w)),
+                   "nan", (json_int_t)a->nan_count[pm], "min", num(a->agree_min[pm]), "max",
                    num(a->agree_max[pm]), "histogram", "lo", json_real(lo), "hi",
                    json_real(hi), "counts", counts, "quantiles", q);
 }
@@ -193,7 +197,8 @@ static json_t *agreement_json(const am_aggregates_t *a, const am_layout_t *lay) 
     for (int k = 0; k < AM_METRIC_COUNT; k++) {
       char name[48];
       am_layout_metric_name(lay, k, name, sizeof name);
-      json_object_set_new(pj, name, metric_json(a, (size_t)p * AM_METRIC_COUNT + (size_t)k));
+      json_object_set_new(pj, name,
+                          metric_json(a, (size_t)p * AM_METRIC_COUNT + (size_t)k));
     }
     json_object_set_new(o, lay->pair_names[p], pj);
   }
@@ -211,15 +216,17 @@ static json_t *classes_json(const am_aggregates_t *a, const am_layout_t *lay,
         char name[48];
         am_layout_metric_name(lay, k, name, sizeof name);
         const am_welford_t *w = &tab[c].agree[p * AM_METRIC_COUNT + k];
-        json_object_set_new(pj, name, json_pack("{s:f,s:o,s:f,s:o}", "n", w->n, "mean",
-                                                num(w->n ? w->mean : NAN), "m2", w->m2,
-                                                "std", num(welford_std(w))));
+        json_object_set_new(pj, name,
+                            json_pack("{s:f,s:o,s:f,s:o}", "n", w->n, "mean",
+                                      num(w->n ? w->mean : NAN), "m2", w->m2, "std",
+                                      num(welford_std(w))));
       }
       json_object_set_new(agree, lay->pair_names[p], pj);
     }
-    json_array_append_new(arr, json_pack("{s:I,s:I,s:I,s:o}", "class", (json_int_t)tab[c].cls,
-                                         "count", (json_int_t)tab[c].count, "correct",
-                                         (json_int_t)tab[c].correct, "agreement", agree));
+    json_array_append_new(arr,
+                          json_pack("{s:I,s:I,s:I,s:o}", "class", (json_int_t)tab[c].cls,
+                                    "count", (json_int_t)tab[c].count, "correct",
+                                    (json_int_t)tab[c].correct, "agreement", agree));
   }
   return arr;
 }
@@ -227,8 +234,9 @@ static json_t *classes_json(const am_aggregates_t *a, const am_layout_t *lay,
 json_t *am_agg_to_json(const am_aggregates_t *a, const am_layout_t *lay) {
   json_t *worst = json_array(), *mis = json_array();
   for (int i = 0; i < a->nworst; i++)
-    json_array_append_new(worst, json_pack("{s:I,s:f}", "index", (json_int_t)a->worst[i].index,
-                                           "score", a->worst[i].score));
+    json_array_append_new(worst,
+                          json_pack("{s:I,s:f}", "index", (json_int_t)a->worst[i].index,
+                                    "score", a->worst[i].score));
   for (int i = 0; i < a->nmis; i++)
     json_array_append_new(mis, json_integer(a->mis_index[i]));
   json_t *o = json_object();
@@ -246,10 +254,12 @@ json_t *am_agg_to_json(const am_aggregates_t *a, const am_layout_t *lay) {
                                 classes_json(a, lay, a->preds, a->npreds)));
   json_object_set_new(o, "disagreement",
                       json_pack("{s:o,s:s,s:o}", "pair",
-                                lay->worst_pair >= 0 ? json_string(lay->pair_names[lay->worst_pair])
-                                                     : json_null(),
+                                lay->worst_pair >= 0
+                                    ? json_string(lay->pair_names[lay->worst_pair])
+                                    : json_null(),
                                 "metric", "spearman", "examples", worst));
-  json_object_set_new(o, "misclassified", json_pack("{s:I,s:o}", "count",
-                                                    (json_int_t)a->misclassified, "indices", mis));
+  json_object_set_new(
+      o, "misclassified",
+      json_pack("{s:I,s:o}", "count", (json_int_t)a->misclassified, "indices", mis));
   return o;
 }

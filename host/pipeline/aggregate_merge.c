@@ -7,8 +7,12 @@
 #include "core/ctx.h"
 #include "pipeline/aggregate.h"
 
-static double num(const json_t *j) { return json_is_number(j) ? json_number_value(j) : NAN; }
-static double num0(const json_t *j) { return json_is_number(j) ? json_number_value(j) : 0.0; }
+static double num(const json_t *j) {
+  return json_is_number(j) ? json_number_value(j) : NAN;
+}
+static double num0(const json_t *j) {
+  return json_is_number(j) ? json_number_value(j) : 0.0;
+}
 static const json_t *at2(const json_t *a, int i, int j) {
   return json_array_get(json_array_get(a, (size_t)i), (size_t)j);
 }
@@ -107,7 +111,8 @@ static am_status merge_classes(am_ctx_t *ctx, am_aggregates_t *a, const am_layou
         char name[48];
         am_layout_metric_name(lay, m, name, sizeof name);
         const json_t *w = json_object_get(json_object_get(agree, lay->pair_names[p]), name);
-        am_welford_t part = {num0(json_object_get(w, "n")), num0(json_object_get(w, "mean")),
+        am_welford_t part = {num0(json_object_get(w, "n")),
+                             num0(json_object_get(w, "mean")),
                              num0(json_object_get(w, "m2"))};
         am_welford_merge(&k->agree[p * AM_METRIC_COUNT + m], &part);
       }

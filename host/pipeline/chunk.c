@@ -46,8 +46,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
       !c->labels || !c->predictions || !c->mask_out || !c->padded) {
     am_chunk_free(c);
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY,
-                   "out of memory for a chunk of %d examples of %d tokens (try --chunk)", cap,
-                   Tcap);
+                   "out of memory for a chunk of %d examples of %d tokens (try --chunk)",
+                   cap, Tcap);
   }
   return AM_STATUS_OK;
 }
@@ -126,7 +126,7 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor attention_mask: example %lld has %d valid tokens, so "
                      "--target %d is out of range",
-                     sh->path, (long long)(c->global0 + e), n, lay->plan.target_index);
+                     sh->path, (long long)(c->row0 + e), n, lay->plan.target_index);
     c->ex[e] = (am_example_t){.L = L,
                               .H = lay->H,
                               .T = sh->T,
@@ -136,8 +136,8 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
                               .grad = sh->grad.layer ? c->grad_ptrs + (size_t)e * L : NULL,
                               .idx = idx,
                               .target = target};
-    c->labels[e] = sh->labels ? (int32_t)am_load_int(sh->labels->data, sh->labels->dtype, b)
-                              : 0;
+    c->labels[e] =
+        sh->labels ? (int32_t)am_load_int(sh->labels->data, sh->labels->dtype, b) : 0;
     c->predictions[e] = sh->predictions ? (int32_t)am_load_int(sh->predictions->data,
                                                                sh->predictions->dtype, b)
                                         : 0;
@@ -180,6 +180,7 @@ static am_status report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault
 static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
   const am_shard_t *sh = c->sh;
   const am_tensor_t *t = sh->saliency[c->lay->maps[m].sub];
+  const am_source_t *src = &sh->saliency_src[c->lay->maps[m].sub];
   for (int e = 0; e < c->nex; e++) {
     const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
     float *dst = am_chunk_map(c, m, e);
@@ -188,7 +189,7 @@ static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
       if (!isfinite(dst[i]))
         return am_fail(ctx, AM_STATUS_BAD_INPUT,
                        "%s: tensor %s: example %lld, position %d: value is not finite",
-                       sh->path, c->lay->maps[m].name, (long long)(c->row0 + e), idx[i]);
+                       src->path, src->name, (long long)(c->row0 + e), idx[i]);
     }
   }
   return AM_STATUS_OK;
@@ -198,8 +199,9 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
   const am_layout_t *lay = c->lay;
   const am_shard_t *sh = c->sh;
   for (int m = 0; m < lay->nmaps; m++) {
-    am_status st = lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN ? copy_given_saliency(ctx, c, m)
-                                                               : AM_STATUS_OK;
+    am_status st = lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN
+                       ? copy_given_saliency(ctx, c, m)
+                       : AM_STATUS_OK;
     if (st != AM_STATUS_OK)
       return st;
   }
@@ -217,11 +219,12 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
                     c->n[e], l2, am_chunk_map(c, m0 + 1, e), am_chunk_map(c, m0 + 2, e));
     for (int i = 0; i < c->n[e]; i++)
       if (!isfinite(l2[i]) || !isfinite(am_chunk_map(c, m0 + 1, e)[i]))
-        return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                       "%s: tensor inputs_embeds/inputs_embeds_grads: example %lld, position "
-                       "%d: a value is not finite",
-                       sh->embeds_src.path, (long long)(c->row0 + e),
-                       c->idx[(size_t)e * (size_t)c->Tcap + i]);
+        return am_fail(
+            ctx, AM_STATUS_BAD_INPUT,
+            "%s: tensor inputs_embeds/inputs_embeds_grads: example %lld, position "
+            "%d: a value is not finite",
+            sh->embeds_src.path, (long long)(c->row0 + e),
+            c->idx[(size_t)e * (size_t)c->Tcap + i]);
   }
   return AM_STATUS_OK;
 }
@@ -282,8 +285,8 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
   for (int m = 0; m < c->lay->nmaps; m++)
     for (int e = 0; e < c->nex; e++)
       memset(am_chunk_map(c, m, e), 0, T * sizeof(float));
-  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex, &c->lay->pass,
-                                            c->out, &fault, &bad);
+  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,
+                                            &c->lay->pass, c->out, &fault, &bad);
   if (st == AM_STATUS_BAD_INPUT && bad >= 0)
     return report_fault(ctx, c, &fault, bad);
   if (st != AM_STATUS_OK)

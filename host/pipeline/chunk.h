@@ -8,31 +8,31 @@
 
 typedef struct am_chunk {
   const am_layout_t *lay;
-  int cap;               /* examples the buffers hold */
-  int Tcap;              /* padded length the buffers hold */
+  int cap;  /* examples the buffers hold */
+  int Tcap; /* padded length the buffers hold */
   const am_shard_t *sh;
-  int64_t row0;          /* first shard row */
-  int64_t global0;       /* first global example index */
+  int64_t row0;    /* first shard row */
+  int64_t global0; /* first global example index */
   int nex;
   am_example_t *ex;      /* [cap] */
   const void **att_ptrs; /* [cap*L] */
   const void **grad_ptrs;
-  int32_t *idx;          /* [cap*Tcap] valid positions */
-  int *n;                /* [cap] valid tokens */
+  int32_t *idx; /* [cap*Tcap] valid positions */
+  int *n;       /* [cap] valid tokens */
   /* compact results */
-  am_pass_output_t *out; /* [cap] */
-  float *maps;           /* [nmaps, cap, Tcap] valid-token order */
+  am_pass_output_t *out;           /* [cap] */
+  float *maps;                     /* [nmaps, cap, Tcap] valid-token order */
   float *rows_rollout, *rows_grad; /* [cap, Tcap, Tcap] */
-  float *stats;          /* [cap, STAT, L, H] */
-  float *importance;     /* [cap, L, H] */
-  double *agree;         /* [cap, npairs, METRIC] */
-  float *agree_x, *agree_y; /* [cap*npairs, Tcap] gathered compared tokens */
-  int *agree_m;             /* [cap*npairs] */
-  int32_t *labels, *predictions; /* [cap] */
+  float *stats;                    /* [cap, STAT, L, H] */
+  float *importance;               /* [cap, L, H] */
+  double *agree;                   /* [cap, npairs, METRIC] */
+  float *agree_x, *agree_y;        /* [cap*npairs, Tcap] gathered compared tokens */
+  int *agree_m;                    /* [cap*npairs] */
+  int32_t *labels, *predictions;   /* [cap] */
   /* padded results for writing, [*, Tout] */
   uint8_t *mask_out;
-  float *padded;         /* [cap, Tout] scratch for one map at a time */
-  float *padded_rows;    /* [cap, Tout, Tout] when all_rows */
+  float *padded;      /* [cap, Tout] scratch for one map at a time */
+  float *padded_rows; /* [cap, Tout, Tout] when all_rows */
 } am_chunk_t;
 
 am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, int cap,

@@ -44,8 +44,8 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay) {
     }
   }
   if (lay->head_importance)
-    lay->spec_importance = add_spec(lay, "head.importance", AM_DTYPE_F32, 3, N, lay->L,
-                                    lay->H);
+    lay->spec_importance =
+        add_spec(lay, "head.importance", AM_DTYPE_F32, 3, N, lay->L, lay->H);
   if (lay->npairs > 0) {
     lay->spec_metric0 = lay->nspecs;
     for (int k = 0; k < AM_METRIC_COUNT; k++) {
@@ -85,7 +85,8 @@ static void pad_rows(am_chunk_t *c, const float *rows) {
     int n = c->n[e];
     for (int i = 0; i < n; i++)
       for (int j = 0; j < n; j++)
-        dst[(size_t)idx[i] * Tout + (size_t)idx[j]] = src[(size_t)i * (size_t)n + (size_t)j];
+        dst[(size_t)idx[i] * Tout + (size_t)idx[j]] =
+            src[(size_t)i * (size_t)n + (size_t)j];
   }
 }
 
@@ -144,7 +145,8 @@ am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
   }
   if (st == AM_STATUS_OK && lay->spec_rows_rollout >= 0) {
     pad_rows(c, c->rows_rollout);
-    st = put_rows(c, w, lay->spec_rows_rollout, c->padded_rows, Tout * Tout * sizeof(float));
+    st =
+        put_rows(c, w, lay->spec_rows_rollout, c->padded_rows, Tout * Tout * sizeof(float));
   }
   if (st == AM_STATUS_OK && lay->spec_rows_grad >= 0) {
     pad_rows(c, c->rows_grad);

@@ -72,7 +72,8 @@ static am_status parse_pairs(am_ctx_t *ctx, am_layout_t *lay, const char *text) 
 }
 
 static am_status need(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan,
-                      unsigned method, unsigned role, const char *what, const char *missing) {
+                      unsigned method, unsigned role, const char *what,
+                      const char *missing) {
   if ((plan->methods & method) && plan->methods_explicit && !(ds->roles & role))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: needed by %s but not found",
                    ds->shards[0].path, missing, what);
@@ -87,9 +88,10 @@ static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan
       plan->histogram_bins > 100000 || plan->chunk < 0 || !(plan->row_tolerance >= 0) ||
       plan->row_tolerance > 1)
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "--topk, --worst, histogram bins and --chunk must be positive, --row-tolerance in [0,1]");
+                   "--topk, --worst, histogram bins and --chunk must be positive, "
+                   "--row-tolerance in [0,1]");
   if (plan->methods & AM_METHOD_FLOW)
-    return am_fail(ctx, AM_STATUS_UNSUPPORTED,
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
                    "--methods flow: attention flow is not implemented yet");
   am_status st;
   if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
@@ -137,7 +139,8 @@ static void build_maps(const am_dataset_t *ds, am_layout_t *lay) {
   }
   if (lay->plan.all_rows) {
     lay->pass.want |= (m & AM_METHOD_ROLLOUT) ? AM_PASS_ROLLOUT_ROWS : 0;
-    lay->pass.want |= ((m & AM_METHOD_GRAD_ROLLOUT) && grads) ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
+    lay->pass.want |=
+        ((m & AM_METHOD_GRAD_ROLLOUT) && grads) ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
   }
 }
 
@@ -149,9 +152,9 @@ static void choose_worst_pair(am_layout_t *lay) {
     int a = lay->pair_a[p], b = lay->pair_b[p];
     if (lay->maps[a].is_attention != lay->maps[b].is_attention) {
       int att = lay->maps[a].is_attention ? a : b;
-      if (lay->worst_pair < 0 || (lay->maps[att].kind == AM_MAP_ROLLOUT &&
-                                  lay->maps[lay->pair_a[lay->worst_pair]].kind !=
-                                      AM_MAP_ROLLOUT))
+      if (lay->worst_pair < 0 ||
+          (lay->maps[att].kind == AM_MAP_ROLLOUT &&
+           lay->maps[lay->pair_a[lay->worst_pair]].kind != AM_MAP_ROLLOUT))
         lay->worst_pair = p;
     }
   }
@@ -209,7 +212,8 @@ int am_layout_target(const am_layout_t *lay, int n) {
   case AM_TARGET_MEAN:
     return AM_ROW_MEAN;
   case AM_TARGET_INDEX: {
-    int t = lay->plan.target_index < 0 ? n + lay->plan.target_index : lay->plan.target_index;
+    int t =
+        lay->plan.target_index < 0 ? n + lay->plan.target_index : lay->plan.target_index;
     return (t >= 0 && t < n) ? t : -2;
   }
   }

@@ -60,8 +60,6 @@ void am_layout_metric_name(const am_layout_t *lay, int metric, char *buf, size_t
  * or -2 when a fixed index is out of range. */
 int am_layout_target(const am_layout_t *lay, int n);
 
-
-
 /* Fills lay->specs: the tensors of examples.safetensors (examples_file.c). */
 am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay);
 #endif

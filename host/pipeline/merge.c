@@ -40,8 +40,8 @@ static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, 
                              am_layout_t *lay, const char *run) {
   const json_t *opt = options_of(in), *ds = json_object_get(in->summary, "dataset");
   const json_t *maps = json_object_get(opt, "maps"), *pairs = json_object_get(opt, "pairs");
-  if (!json_is_array(maps) || !json_is_array(pairs) || json_array_size(maps) > AM_MAX_MAPS ||
-      json_array_size(pairs) > AM_MAX_PAIRS)
+  if (!json_is_array(maps) || !json_is_array(pairs) ||
+      json_array_size(maps) > AM_MAX_MAPS || json_array_size(pairs) > AM_MAX_PAIRS)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: no options.maps/pairs", run);
   memset(lay, 0, sizeof *lay);
   am_plan_init(&lay->plan);
@@ -51,7 +51,8 @@ static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, 
   lay->H = (int)json_integer_value(json_object_get(ds, "heads"));
   lay->plan.topk = (int)json_integer_value(json_object_get(opt, "topk"));
   lay->plan.worst = (int)json_integer_value(json_object_get(opt, "worst"));
-  lay->plan.histogram_bins = (int)json_integer_value(json_object_get(opt, "histogram_bins"));
+  lay->plan.histogram_bins =
+      (int)json_integer_value(json_object_get(opt, "histogram_bins"));
   lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
   lay->head_importance = json_is_true(json_object_get(opt, "head_importance"));
   lay->nmaps = (int)json_array_size(maps);
@@ -69,7 +70,56 @@ static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, 
       lay->worst_pair = p;
   }
   if (lay->L < 1 || lay->H < 1 || lay->plan.histogram_bins < 1 || lay->plan.topk < 1)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: bad dataset or options", run);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: bad dataset or options",
+                   run);
+  return AM_STATUS_OK;
+}
+
+/* A tensor's dims after the first are token positions unless it is per head or pair. */
+static int has_token_dims(const char *name) {
+  return strncmp(name, "head.", 5) != 0 && strncmp(name, "agreement.", 10) != 0;
+}
+
+static int64_t dataset_int(const merge_input_t *in, const char *key) {
+  return json_integer_value(json_object_get(json_object_get(in->summary, "dataset"), key));
+}
+
+/* Every tensor of run r's examples file has the shape its summary.json promises, and the
+ * runs hold the same tensors, layers and heads as the first. */
+static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const char *run) {
+  const am_file_t *f = in[r].examples, *first = in[0].examples;
+  int64_t L = dataset_int(&in[r], "layers"), H = dataset_int(&in[r], "heads");
+  int64_t P = (int64_t)json_array_size(json_object_get(options_of(&in[r]), "pairs"));
+  if (L != dataset_int(&in[0], "layers") || H != dataset_int(&in[0], "heads"))
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: %lld layers x %lld heads differ from the first run's "
+                   "%lld x %lld; such runs cannot be merged",
+                   run, (long long)L, (long long)H,
+                   (long long)dataset_int(&in[0], "layers"),
+                   (long long)dataset_int(&in[0], "heads"));
+  if (am_file_tensor_count(f) != am_file_tensor_count(first))
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: %d tensors, but the first run has %d; such runs cannot be merged",
+                   am_file_path(f), am_file_tensor_count(f), am_file_tensor_count(first));
+  for (int i = 0; i < am_file_tensor_count(f); i++) {
+    const char *name = am_file_tensor_name(f, i);
+    const am_tensor_t *t = am_file_tensor(f, i), *t0 = am_file_find(first, name);
+    int ok = t0 && t0->dtype == t->dtype && t0->ndim == t->ndim && t->ndim >= 1 &&
+             t->shape[0] == in[r].N;
+    for (int d = 1; ok && d < t->ndim; d++) {
+      int64_t want = has_token_dims(name)             ? in[r].T
+                     : strncmp(name, "head.", 5) == 0 ? (d == 1 ? L : H)
+                                                      : P;
+      ok = t->shape[d] == want;
+    }
+    if (!ok)
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s: tensor %s: shape or dtype does not match %s/summary.json (N=%lld, "
+          "T=%d, L=%lld, H=%lld, P=%lld) or the first run",
+          am_file_path(f), name, run, (long long)in[r].N, in[r].T, (long long)L,
+          (long long)H, (long long)P);
+  }
   return AM_STATUS_OK;
 }
 
@@ -82,11 +132,6 @@ static int same_options(const json_t *a, const json_t *b) {
   json_decref(x);
   json_decref(y);
   return same;
-}
-
-/* A tensor's dims after the first are token positions unless it is per head or pair. */
-static int has_token_dims(const char *name) {
-  return strncmp(name, "head.", 5) != 0 && strncmp(name, "agreement.", 10) != 0;
 }
 
 static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const char *name,
@@ -170,8 +215,8 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   json_t *inputs = json_array(), *from = json_array();
   int shards = 0;
   for (int r = 0; r < n; r++) {
-    json_array_extend(inputs, json_object_get(json_object_get(in[r].summary, "provenance"),
-                                              "inputs"));
+    json_array_extend(
+        inputs, json_object_get(json_object_get(in[r].summary, "provenance"), "inputs"));
     json_array_append_new(from, json_string(runs[r]));
     shards += (int)json_integer_value(
         json_object_get(json_object_get(in[r].summary, "dataset"), "shards"));
@@ -187,8 +232,8 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   return doc;
 }
 
-am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns, const char *out_dir,
-                       const am_run_options_t *opts) {
+am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
+                       const char *out_dir, const am_run_options_t *opts) {
   am_clear_error(ctx);
   int force = opts ? opts->force : 0;
   merge_input_t *in = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *in);
@@ -204,7 +249,13 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns, const 
     st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "merge: no run folders given");
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
     st = load_input(ctx, runs[r], &in[r]);
-    if (st == AM_STATUS_OK && r > 0 && !same_options(options_of(&in[0]), options_of(&in[r])))
+    if (st == AM_STATUS_OK && (in[r].N < 0 || in[r].T < 0))
+      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: no dataset examples/max_tokens", runs[r]);
+    if (st == AM_STATUS_OK)
+      st = check_run(ctx, in, r, runs[r]);
+    if (st == AM_STATUS_OK && r > 0 &&
+        !same_options(options_of(&in[0]), options_of(&in[r])))
       st = am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s/summary.json: options differ from %s's; runs made with different "
                    "options cannot be merged",

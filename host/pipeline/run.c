@@ -94,8 +94,9 @@ static am_status open_writer(am_ctx_t *ctx, run_state_t *r, const am_dataset_t *
   json_t *pairs = metadata_pairs(&r->lay);
   char *pairs_text = json_dumps(pairs, JSON_COMPACT);
   json_decref(pairs);
-  const char *meta[] = {"attnmap.pairs", pairs_text ? pairs_text : "[]", "attnmap.version",
-                        am_version(), "model", ds->model ? ds->model : ""};
+  const char *meta[] = {"attnmap.pairs",   pairs_text ? pairs_text : "[]",
+                        "attnmap.version", am_version(),
+                        "model",           ds->model ? ds->model : ""};
   am_status st = am_st_writer_open(ctx, path, r->lay.specs, r->lay.nspecs, meta,
                                    ds->model ? 3 : 2, &r->writer);
   free(pairs_text);
@@ -118,8 +119,8 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
     st = am_run_dir_check(ctx, run_dir, force);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &r->agg, &r->lay);
-  if (st == AM_STATUS_OK && (st = am_run_dir_begin(ctx, run_dir, r->tmp, sizeof r->tmp)) ==
-                                AM_STATUS_OK)
+  if (st == AM_STATUS_OK &&
+      (st = am_run_dir_begin(ctx, run_dir, r->tmp, sizeof r->tmp)) == AM_STATUS_OK)
     began = 1;
   if (st == AM_STATUS_OK)
     st = open_writer(ctx, r, ds);

@@ -44,7 +44,8 @@ am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t
     *slash = '/';
   }
   if (mkdir(tmp, 0777) != 0)
-    return am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+    return am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp,
+                   strerror(errno));
   return AM_STATUS_OK;
 }
 
@@ -56,7 +57,8 @@ static void sync_dir(const char *path) {
   }
 }
 
-am_status am_run_dir_publish(am_ctx_t *ctx, const char *tmp, const char *run_dir, int force) {
+am_status am_run_dir_publish(am_ctx_t *ctx, const char *tmp, const char *run_dir,
+                             int force) {
   char old[4096];
   struct stat sb;
   int had_old = stat(run_dir, &sb) == 0;

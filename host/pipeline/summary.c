@@ -50,9 +50,9 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
     json_array_append_new(maps, json_string(lay->maps[m].name));
   for (int i = 0; i < lay->npairs; i++)
     json_array_append_new(pairs, json_string(lay->pair_names[i]));
-  return json_pack("{s:s,s:o,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}", "fusion",
-                   fusion_name(p->fusion), "target", target, "discard", p->discard,
-                   "normalize", normalize_name(p->normalize), "topk", p->topk,
+  return json_pack("{s:s,s:o,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
+                   "fusion", fusion_name(p->fusion), "target", target, "discard",
+                   p->discard, "normalize", normalize_name(p->normalize), "topk", p->topk,
                    "include_special", p->include_special, "all_rows", p->all_rows, "worst",
                    p->worst, "histogram_bins", p->histogram_bins, "chunk",
                    (json_int_t)p->chunk, "head_stats", lay->head_stats, "head_importance",
@@ -77,7 +77,8 @@ static am_status file_crc(am_ctx_t *ctx, const char *path, uint32_t *crc) {
   return AM_STATUS_OK;
 }
 
-am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums, json_t **out) {
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
+                         json_t **out) {
   json_t *arr = json_array();
   for (int s = 0; s < ds->nshards; s++)
     for (int f = 0; f < ds->shards[s].nfiles; f++) {
@@ -116,18 +117,19 @@ static json_t *dataset_json(const am_dataset_t *ds) {
 }
 
 json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay,
-                         const am_aggregates_t *agg, json_t *inputs, const am_timings_t *t) {
+                         const am_aggregates_t *agg, json_t *inputs,
+                         const am_timings_t *t) {
   char when[64];
   time_t now = time(NULL);
   struct tm tm;
   gmtime_r(&now, &tm);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  json_t *prov = json_pack(
-      "{s:s,s:i,s:s,s:s,s:i,s:s,s:o,s:o,s:{s:f,s:f,s:f}}", "version", am_version(),
-      "format", 1, "backend", am_ctx_backend_name(ctx), "device", am_ctx_device_name(ctx),
-      "threads", am_ctx_threads(ctx), "created", when, "options", am_plan_to_json(lay),
-      "inputs", inputs, "timings", "checksum_s", t->checksum_s, "analyze_s", t->analyze_s,
-      "total_s", t->total_s);
+  json_t *prov =
+      json_pack("{s:s,s:i,s:s,s:s,s:i,s:s,s:o,s:o,s:{s:f,s:f,s:f}}", "version",
+                am_version(), "format", 1, "backend", am_ctx_backend_name(ctx), "device",
+                am_ctx_device_name(ctx), "threads", am_ctx_threads(ctx), "created", when,
+                "options", am_plan_to_json(lay), "inputs", inputs, "timings", "checksum_s",
+                t->checksum_s, "analyze_s", t->analyze_s, "total_s", t->total_s);
   json_t *doc = am_agg_to_json(agg, lay);
   json_object_set_new(doc, "provenance", prov);
   json_object_set_new(doc, "dataset", dataset_json(ds));

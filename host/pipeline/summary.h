@@ -18,7 +18,8 @@ json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_
                          const am_aggregates_t *agg, json_t *inputs, const am_timings_t *t);
 
 /* {path, bytes, crc32} for every file of every shard; crc32 only when checksums. */
-am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums, json_t **out);
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
+                         json_t **out);
 
 double am_now_seconds(void);
 

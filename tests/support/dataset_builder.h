@@ -32,8 +32,9 @@ typedef struct dsb_spec {
   int64_t first; /* global index of example 0 (seeds of split datasets line up) */
 } dsb_spec_t;
 
-/* A dataset in memory: F32 master copies in padded [L,B,H,T,T] / [B,T] / [B,T,D] order
- * that a test may edit before writing. Cells outside these buffers are not written. */
+/* A dataset in memory: F32 (and I64) master copies in padded [L,B,H,T,T] / [B,T] /
+ * [B,T,D] order that a test may edit (a NaN, a mask value 2) before writing; the dtype of
+ * the spec is applied when the tensors are made (dsb_tensors). */
 typedef struct dsb {
   dsb_spec_t spec;
   int *len;                /* [B] */
