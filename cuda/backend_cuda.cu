@@ -29,5 +29,5 @@ static am_status cuda_create(am_ctx_t *ctx, const char *spec, void **state) {
 static void cuda_destroy(void *state) { (void)state; }
 
 extern "C" const am_backend_t am_backend_cuda = {
-    "cuda", cuda_create, cuda_destroy, NULL, NULL,
+    "cuda", cuda_create, cuda_destroy, NULL, NULL, NULL,
 };

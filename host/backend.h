@@ -22,6 +22,10 @@ typedef struct am_backend {
                             const am_pass_options_t *opt, am_pass_output_t *out,
                             am_fault_t *fault, int *fault_example);
 
+  /* Attention flow of a batch: out[e] receives example e's [n] flow map (cpu/flow.h). */
+  am_status (*flow)(void *state, const am_example_t *ex, int nex,
+                    const am_pass_options_t *opt, float *const *out);
+
   /* Agreement of npairs vector pairs: pair p compares x[p] and y[p] of length m[p];
    * out: [npairs, AM_METRIC_COUNT]. */
   am_status (*agreement)(void *state, const float *const *x, const float *const *y,

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "core/ctx.h"
+#include "cpu/flow.h"
 
 typedef struct cpu_state {
   int threads;
@@ -84,6 +85,26 @@ static am_status cpu_example_pass(void *state, const am_example_t *ex, int nex,
   return AM_STATUS_OK;
 }
 
+static am_status cpu_flow(void *state, const am_example_t *ex, int nex,
+                          const am_pass_options_t *opt, float *const *out) {
+  cpu_state_t *s = state;
+  am_status st = AM_STATUS_OK;
+#pragma omp parallel num_threads(s->threads)
+  {
+    am_cpu_scratch_t scratch = {0};
+#pragma omp for schedule(dynamic, 1)
+    for (int e = 0; e < nex; e++) {
+      am_status one = am_cpu_flow(&ex[e], opt, out[e], &scratch);
+      if (one != AM_STATUS_OK) {
+#pragma omp critical(am_cpu_flow_status)
+        st = one;
+      }
+    }
+    am_cpu_scratch_free(&scratch);
+  }
+  return st;
+}
+
 static am_status cpu_agreement(void *state, const float *const *x, const float *const *y,
                                const int *m, int npairs, int k, double *out) {
   cpu_state_t *s = state;
@@ -113,5 +134,6 @@ const am_backend_t am_backend_cpu = {
     .create = cpu_create,
     .destroy = cpu_destroy,
     .example_pass = cpu_example_pass,
+    .flow = cpu_flow,
     .agreement = cpu_agreement,
 };

@@ -291,6 +291,21 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
     return report_fault(ctx, c, &fault, bad);
   if (st != AM_STATUS_OK)
     return am_fail(ctx, st, "%s: analysis failed: %s", c->sh->path, am_status_str(st));
+  int flow = map_index(c->lay, AM_MAP_FLOW, 0);
+  if (flow >= 0) {
+    float **out = malloc((size_t)c->nex * sizeof *out);
+    if (!out)
+      return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    for (int e = 0; e < c->nex; e++)
+      out[e] = am_chunk_map(c, flow, e);
+    st = ctx->backend->flow(ctx->backend_state, c->ex, c->nex, &c->lay->pass, out);
+    free(out);
+    if (st != AM_STATUS_OK)
+      return am_fail(ctx, st == AM_STATUS_UNSUPPORTED ? AM_STATUS_INVALID_ARGUMENT : st,
+                     "%s: attention flow failed: %s", c->sh->path,
+                     st == AM_STATUS_UNSUPPORTED ? "not implemented yet"
+                                                 : am_status_str(st));
+  }
   st = compute_saliency(ctx, c, ds);
   return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
 }

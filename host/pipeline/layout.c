@@ -90,9 +90,6 @@ static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
                    "--topk, --worst, histogram bins and --chunk must be positive, "
                    "--row-tolerance in [0,1]");
-  if (plan->methods & AM_METHOD_FLOW)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "--methods flow: attention flow is not implemented yet");
   am_status st;
   if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
                  "grad_rollout", "attention_grads")) ||
@@ -113,6 +110,8 @@ static void build_maps(const am_dataset_t *ds, am_layout_t *lay) {
     add_map(lay, AM_MAP_ROLLOUT, 0, 1, "rollout");
   if ((m & AM_METHOD_GRAD_ROLLOUT) && grads)
     add_map(lay, AM_MAP_GRAD_ROLLOUT, 0, 0, "grad_rollout");
+  if (m & AM_METHOD_FLOW)
+    add_map(lay, AM_MAP_FLOW, 0, 1, "flow");
   if (m & AM_METHOD_SALIENCY) {
     for (int i = 0; i < ds->nsaliency && lay->nmaps < AM_MAX_MAPS - 3; i++) {
       char name[80];

@@ -16,6 +16,7 @@ typedef enum am_map_kind {
   AM_MAP_ATTENTION_LAST,
   AM_MAP_ROLLOUT,
   AM_MAP_GRAD_ROLLOUT,
+  AM_MAP_FLOW,
   AM_MAP_SALIENCY_GIVEN,   /* a precomputed saliency tensor (sub = its index) */
   AM_MAP_SALIENCY_DERIVED, /* from embedding gradients (sub = 0 l2, 1 gxi, 2 abs gxi) */
 } am_map_kind;

@@ -1,0 +1,16 @@
+/* flow.h — attention flow (Abnar & Zuidema 2020, DESIGN §3), the CPU reference. */
+#ifndef AM_CPU_FLOW_H
+#define AM_CPU_FLOW_H
+
+#include "cpu/example_pass.h"
+
+/* Attention flow of one example. The layered graph has (L+1)·n nodes; node (l,i) for
+ * l = 1..L has an edge to (l−1,j) of capacity Â_l[i,j], where Â_l is rollout's matrix of
+ * layer l−1 (head fusion, discard, + I, row normalisation; opt->fusion and opt->discard).
+ * out[j] = maxflow((L, target), (0, j)) / Σ_k maxflow((L, target), (0, k)); for
+ * AM_ROW_MEAN the mean over every source row i of that normalised vector.
+ * The attention values were checked by am_cpu_example_pass; n == 0 leaves out untouched. */
+am_status am_cpu_flow(const am_example_t *ex, const am_pass_options_t *opt, float *out,
+                      am_cpu_scratch_t *scratch);
+
+#endif
