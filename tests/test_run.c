@@ -423,14 +423,12 @@ Test(run, merging_shard_runs_equals_one_run_over_both) {
   am_file_close(x);
   am_file_close(y);
   am_ctx_destroy(ctx);
-  /* Moments are merged with Chan et al.'s pairwise Welford update, which rounds
-   * differently from adding the same examples one at a time; sums of different
-   * association differ in the last bits too. 1e-12 relative is ~4500 ulps: far below
-   * any real difference, far above rounding. */
+  /* A merge recomputes the aggregates from the stored rows in input order, the same
+   * additions in the same order as one run: the summaries are equal bit for bit. */
   json_t *one = summary_without_provenance(all), *two = summary_without_provenance(merged);
   char where[1024] = "";
-  cr_expect(json_close(one, two, 1e-12, where, sizeof where), "summary differs at %s",
-            where);
+  cr_expect(json_close(one, two, 0.0, where, sizeof where), "summary differs at %s", where);
+  cr_expect(json_equal(one, two), "summaries are not identical");
   json_decref(one);
   json_decref(two);
 }

@@ -210,83 +210,79 @@ void am_agg_add_metric(am_aggregates_t *a, size_t pm, double v) {
   a->hist[pm * (size_t)a->bins + (size_t)bin]++;
 }
 
-static am_status add_tokens(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c, int e) {
-  const am_shard_t *sh = c->sh;
-  const am_layout_t *lay = c->lay;
-  const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
-  int64_t b = c->row0 + e;
-  for (int i = 0; i < c->n[e]; i++) {
+static am_status add_tokens(am_ctx_t *ctx, am_aggregates_t *a, const am_agg_row_t *r,
+                            int include_special) {
+  for (int i = 0; i < r->n; i++) {
     a->pos_count[i]++;
     for (int m = 0; m < a->nmaps; m++)
-      a->pos_sum[(size_t)m * (size_t)a->T + (size_t)i] += am_chunk_map(c, m, e)[i];
-    if (!sh->ids || (!lay->plan.include_special && am_shard_is_special(sh, b, idx[i])))
+      a->pos_sum[(size_t)m * (size_t)a->T + (size_t)i] += r->maps[m][i];
+    if (!r->ids || (!include_special && r->special && r->special[i]))
       continue;
-    am_token_agg_t *t =
-        am_agg_token(a, am_load_int(sh->ids->data, sh->ids->dtype, b * sh->T + idx[i]));
+    am_token_agg_t *t = am_agg_token(a, r->ids[i]);
     if (!t)
       return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
     t->count++;
     for (int m = 0; m < a->nmaps; m++)
-      t->sum[m] += am_chunk_map(c, m, e)[i];
-    const char *text = t->text ? NULL : am_shard_token(sh, b, idx[i], i, c->n[e]);
-    if (text && !(t->text = strdup(text)))
-      return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+      t->sum[m] += r->maps[m][i];
   }
   return AM_STATUS_OK;
 }
 
-static am_status add_classes(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c,
-                             int e) {
-  const am_layout_t *lay = c->lay;
+static am_status add_classes(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay,
+                             const am_agg_row_t *r) {
   size_t PM = (size_t)a->npairs * AM_METRIC_COUNT;
-  const double *agree = c->agree + (size_t)e * PM;
-  int correct =
-      lay->has_labels && lay->has_predictions && c->labels[e] == c->predictions[e];
+  int correct = lay->has_labels && lay->has_predictions && r->label == r->prediction;
   for (int which = 0; which < 2; which++) {
     if (!(which ? lay->has_predictions : lay->has_labels))
       continue;
-    am_class_agg_t *k = which ? am_agg_class(a, &a->preds, &a->npreds, c->predictions[e])
-                              : am_agg_class(a, &a->labels, &a->nlabels, c->labels[e]);
+    am_class_agg_t *k = which ? am_agg_class(a, &a->preds, &a->npreds, r->prediction)
+                              : am_agg_class(a, &a->labels, &a->nlabels, r->label);
     if (!k)
       return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
     k->count++;
     k->correct += correct;
     for (size_t i = 0; i < PM; i++)
-      am_welford_add(&k->agree[i], agree[i]);
+      am_welford_add(&k->agree[i], r->agree[i]);
   }
   if (lay->has_labels && lay->has_predictions && !correct) {
     if (a->nmis < AM_MISCLASSIFIED_KEEP)
-      a->mis_index[a->nmis++] = c->global0 + e;
+      a->mis_index[a->nmis++] = r->index;
     a->misclassified++;
   }
   return AM_STATUS_OK;
 }
 
-am_status am_agg_add_chunk(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c) {
-  const am_layout_t *lay = c->lay;
+am_status am_agg_add_row(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay,
+                         const am_agg_row_t *r) {
   size_t LH = (size_t)a->L * (size_t)a->H, PM = (size_t)a->npairs * AM_METRIC_COUNT;
-  for (int e = 0; e < c->nex; e++) {
-    a->examples++;
-    a->tokens += c->n[e];
-    for (size_t s = 0; lay->head_stats && s < AM_STAT_COUNT * LH; s++)
-      am_welford_add(&a->head[s], c->stats[(size_t)e * AM_STAT_COUNT * LH + s]);
-    for (size_t s = 0; lay->head_importance && s < LH; s++) {
-      double v = c->importance[(size_t)e * LH + s];
-      am_welford_add(&a->head[AM_STAT_COUNT * LH + s], v);
-      a->importance_sum[s] += v;
-    }
-    for (size_t i = 0; i < PM; i++)
-      am_agg_add_metric(a, i, c->agree[(size_t)e * PM + i]);
-    if (lay->worst_pair >= 0)
-      am_agg_offer_worst(
-          a, c->global0 + e,
-          c->agree[(size_t)e * PM + (size_t)lay->worst_pair * AM_METRIC_COUNT +
-                   AM_METRIC_SPEARMAN]);
-    am_status st = add_tokens(ctx, a, c, e);
-    if (st == AM_STATUS_OK)
-      st = add_classes(ctx, a, c, e);
-    if (st != AM_STATUS_OK)
-      return st;
+  a->examples++;
+  a->tokens += r->n;
+  for (size_t s = 0; lay->head_stats && s < AM_STAT_COUNT * LH; s++)
+    am_welford_add(&a->head[s], r->stats[s]);
+  for (size_t s = 0; lay->head_importance && s < LH; s++) {
+    am_welford_add(&a->head[AM_STAT_COUNT * LH + s], r->importance[s]);
+    a->importance_sum[s] += r->importance[s];
   }
+  for (size_t i = 0; i < PM; i++)
+    am_agg_add_metric(a, i, r->agree[i]);
+  if (lay->worst_pair >= 0)
+    am_agg_offer_worst(
+        a, r->index,
+        r->agree[(size_t)lay->worst_pair * AM_METRIC_COUNT + AM_METRIC_SPEARMAN]);
+  am_status st = add_tokens(ctx, a, r, lay->plan.include_special);
+  return st != AM_STATUS_OK ? st : add_classes(ctx, a, lay, r);
+}
+
+am_status am_agg_set_text(am_ctx_t *ctx, am_aggregates_t *a, int64_t id, const char *text) {
+  if (!text || a->tokens_cap == 0)
+    return AM_STATUS_OK;
+  uint64_t h = hash_id(id) & (uint64_t)(a->tokens_cap - 1);
+  while (a->tokens_tab[h].sum && a->tokens_tab[h].id != id)
+    h = (h + 1) & (uint64_t)(a->tokens_cap - 1);
+  am_token_agg_t *t = &a->tokens_tab[h];
+  if (!t->sum || t->text) /* only tokens counted, first text seen */
+    return AM_STATUS_OK;
+  if (!(t->text = strdup(text)))
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   return AM_STATUS_OK;
 }

@@ -57,10 +57,29 @@ typedef struct am_aggregates {
 
 #define AM_MISCLASSIFIED_KEEP 200
 
+/* One example as aggregated: every value exactly as written to examples.safetensors
+ * (floats), so that a merge that re-reads the rows gives the same bits. */
+typedef struct am_agg_row {
+  int64_t index;            /* global example index */
+  int n;                    /* valid tokens */
+  const float *const *maps; /* [nmaps] of [n] in valid-token order */
+  const float *stats;       /* [STAT, L, H] when head statistics are on */
+  const float *importance;  /* [L, H] when head importance is on */
+  const float *agree;       /* [npairs, METRIC] */
+  int32_t label, prediction;
+  const int32_t *ids;     /* [n] input ids, or NULL */
+  const uint8_t *special; /* [n] special-token flags, or NULL */
+} am_agg_row_t;
+
+am_status am_agg_add_row(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay,
+                         const am_agg_row_t *r);
+/* Records the text of a counted token id the first time one is known. */
+am_status am_agg_set_text(am_ctx_t *ctx, am_aggregates_t *a, int64_t id, const char *text);
+
 am_status am_agg_init(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay);
 void am_agg_free(am_aggregates_t *a);
 
-/* Adds the chunk's examples in order. ds gives input_ids and token strings. */
+/* Adds the chunk's examples in order (aggregate_chunk.c). */
 am_status am_agg_add_chunk(am_ctx_t *ctx, am_aggregates_t *a, const am_chunk_t *c);
 
 /* Histogram range of a metric. */
@@ -68,11 +87,6 @@ void am_metric_range(int metric, double *lo, double *hi);
 
 /* The aggregates as JSON (raw mergeable state plus derived means, std, quantiles). */
 json_t *am_agg_to_json(const am_aggregates_t *a, const am_layout_t *lay);
-
-/* Reads the raw state written by am_agg_to_json into a (initialised for lay) and adds
- * it, with example indices shifted by offset. */
-am_status am_agg_merge_json(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *lay,
-                            const json_t *j, int64_t offset, const char *path);
 
 /* Pieces shared with the JSON reader (aggregate.c). */
 am_class_agg_t *am_agg_class(am_aggregates_t *a, am_class_agg_t **tab, int *n, int64_t cls);

@@ -1,6 +1,7 @@
 /* chunk.c — loads a chunk of examples (views into the mapped shard, no copies) and runs
  * every requested analysis on it: the backend's fused pass, saliency and agreement. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
   c->agree_y = calloc(C * (P ? P : 1) * T, sizeof *c->agree_y);
   c->agree_m = calloc(C * (P ? P : 1), sizeof *c->agree_m);
   c->labels = calloc(C, sizeof *c->labels);
+  c->ids = calloc(C * T, sizeof *c->ids);
+  c->special = calloc(C * T, sizeof *c->special);
   c->predictions = calloc(C, sizeof *c->predictions);
   c->mask_out = calloc(C * Tout, 1);
   c->padded = calloc(C * MAX3(Tout, LH, P + 1), sizeof *c->padded);
@@ -43,7 +46,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
   if (!c->ex || !c->att_ptrs || !c->grad_ptrs || !c->idx || !c->n || !c->out || !c->maps ||
       (rows && (!c->rows_rollout || !c->rows_grad || !c->padded_rows)) || !c->stats ||
       !c->importance || !c->agree || !c->agree_x || !c->agree_y || !c->agree_m ||
-      !c->labels || !c->predictions || !c->mask_out || !c->padded) {
+      !c->labels || !c->predictions || !c->ids || !c->special || !c->mask_out ||
+      !c->padded) {
     am_chunk_free(c);
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY,
                    "out of memory for a chunk of %d examples of %d tokens (try --chunk)",
@@ -69,6 +73,8 @@ void am_chunk_free(am_chunk_t *c) {
   free(c->agree_y);
   free(c->agree_m);
   free(c->labels);
+  free(c->ids);
+  free(c->special);
   free(c->predictions);
   free(c->mask_out);
   free(c->padded);
@@ -101,6 +107,29 @@ static void bind_outputs(am_chunk_t *c, int e) {
     o->grad_rollout_rows = c->rows_grad + (size_t)e * T * T;
   o->head_stats = c->stats + (size_t)e * AM_STAT_COUNT * LH;
   o->head_importance = c->importance + (size_t)e * LH;
+}
+
+/* Input ids and special flags of example e in valid-token order. */
+static am_status load_tokens(am_ctx_t *ctx, am_chunk_t *c, int e) {
+  const am_shard_t *sh = c->sh;
+  int64_t b = c->row0 + e;
+  const int32_t *idx = c->idx + (size_t)e * (size_t)c->Tcap;
+  int32_t *ids = c->ids + (size_t)e * (size_t)c->Tcap;
+  uint8_t *special = c->special + (size_t)e * (size_t)c->Tcap;
+  for (int i = 0; i < c->n[e]; i++) {
+    special[i] = (uint8_t)am_shard_is_special(sh, b, idx[i]);
+    if (!sh->ids)
+      continue;
+    int64_t id = am_load_int(sh->ids->data, sh->ids->dtype, b * sh->T + idx[i]);
+    if (id < INT32_MIN || id > INT32_MAX)
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s: tensor input_ids: example %lld, position %d: id %lld does not fit "
+          "in 32 bits",
+          sh->path, (long long)b, idx[i], (long long)id);
+    ids[i] = (int32_t)id;
+  }
+  return AM_STATUS_OK;
 }
 
 am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, int shard,
@@ -141,6 +170,9 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
     c->predictions[e] = sh->predictions ? (int32_t)am_load_int(sh->predictions->data,
                                                                sh->predictions->dtype, b)
                                         : 0;
+    am_status st = load_tokens(ctx, c, e);
+    if (st != AM_STATUS_OK)
+      return st;
     bind_outputs(c, e);
   }
   return AM_STATUS_OK;
@@ -272,6 +304,10 @@ static am_status compute_agreement(am_ctx_t *ctx, am_chunk_t *c) {
                                c->lay->plan.topk, c->agree);
   if (st != AM_STATUS_OK)
     st = am_fail(ctx, st, "agreement: %s", am_status_str(st));
+  /* Values are stored as F32: aggregate exactly what is stored, so merges re-reading the
+   * rows reproduce every aggregate bit for bit. */
+  for (size_t i = 0; st == AM_STATUS_OK && i < npairs * AM_METRIC_COUNT; i++)
+    c->agree[i] = (double)(float)c->agree[i];
 done:
   free(x);
   free(y);

@@ -29,6 +29,8 @@ typedef struct am_chunk {
   float *agree_x, *agree_y;        /* [cap*npairs, Tcap] gathered compared tokens */
   int *agree_m;                    /* [cap*npairs] */
   int32_t *labels, *predictions;   /* [cap] */
+  int32_t *ids;     /* [cap, Tcap] input ids in valid-token order (when present) */
+  uint8_t *special; /* [cap, Tcap] special-token flags in valid-token order */
   /* padded results for writing, [*, Tout] */
   uint8_t *mask_out;
   float *padded;      /* [cap, Tout] scratch for one map at a time */

@@ -26,6 +26,7 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay) {
   int64_t N = lay->N, T = lay->T;
   lay->spec_rows_rollout = lay->spec_rows_grad = lay->spec_stat0 = -1;
   lay->spec_importance = lay->spec_metric0 = lay->spec_labels = lay->spec_predictions = -1;
+  lay->spec_ids = lay->spec_special = -1;
   lay->spec_mask = add_spec(lay, "mask", AM_DTYPE_U8, 2, N, T, 0);
   lay->spec_lengths = add_spec(lay, "lengths", AM_DTYPE_I32, 1, N, 0, 0);
   lay->spec_map0 = lay->nspecs;
@@ -59,6 +60,11 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay) {
     lay->spec_labels = add_spec(lay, "labels", AM_DTYPE_I32, 1, N, 0, 0);
   if (lay->has_predictions)
     lay->spec_predictions = add_spec(lay, "predictions", AM_DTYPE_I32, 1, N, 0, 0);
+  /* The token-level inputs of the aggregates, so that a merge can recompute them. */
+  if (lay->has_ids)
+    lay->spec_ids = add_spec(lay, "input_ids", AM_DTYPE_I32, 2, N, T, 0);
+  if (lay->has_special)
+    lay->spec_special = add_spec(lay, "special_tokens_mask", AM_DTYPE_U8, 2, N, T, 0);
   return AM_STATUS_OK;
 }
 
@@ -126,6 +132,31 @@ static am_status write_agreement(am_chunk_t *c, am_st_writer_t *w) {
   return st;
 }
 
+/* input_ids and special_tokens_mask at their padded positions (padding 0). */
+static am_status write_tokens(am_chunk_t *c, am_st_writer_t *w) {
+  const am_layout_t *lay = c->lay;
+  size_t Tout = (size_t)lay->T, Tc = (size_t)c->Tcap;
+  am_status st = AM_STATUS_OK;
+  if (lay->spec_ids >= 0) {
+    int32_t *ids = (int32_t *)(void *)c->padded;
+    memset(ids, 0, (size_t)c->nex * Tout * sizeof *ids);
+    for (int e = 0; e < c->nex; e++)
+      for (int i = 0; i < c->n[e]; i++)
+        ids[(size_t)e * Tout + (size_t)c->idx[(size_t)e * Tc + (size_t)i]] =
+            c->ids[(size_t)e * Tc + (size_t)i];
+    st = put_rows(c, w, lay->spec_ids, ids, Tout * sizeof *ids);
+  }
+  if (st == AM_STATUS_OK && lay->spec_special >= 0) {
+    memset(c->mask_out, 0, (size_t)c->nex * Tout);
+    for (int e = 0; e < c->nex; e++)
+      for (int i = 0; i < c->n[e]; i++)
+        c->mask_out[(size_t)e * Tout + (size_t)c->idx[(size_t)e * Tc + (size_t)i]] =
+            c->special[(size_t)e * Tc + (size_t)i];
+    st = put_rows(c, w, lay->spec_special, c->mask_out, Tout);
+  }
+  return st;
+}
+
 am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
   (void)ctx;
   const am_layout_t *lay = c->lay;
@@ -156,6 +187,8 @@ am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
     st = write_heads(c, w);
   if (st == AM_STATUS_OK)
     st = write_agreement(c, w);
+  if (st == AM_STATUS_OK)
+    st = write_tokens(c, w);
   if (st == AM_STATUS_OK && lay->spec_labels >= 0)
     st = put_rows(c, w, lay->spec_labels, c->labels, sizeof(int32_t));
   if (st == AM_STATUS_OK && lay->spec_predictions >= 0)

@@ -177,6 +177,8 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
   lay->pass.row_tolerance = plan->row_tolerance;
   lay->pass.grid = ds->grid ? ds->grid_parsed : (am_grid_t){0, 0, 0};
   lay->has_labels = (ds->roles & AM_ROLE_LABELS) != 0;
+  lay->has_ids = (ds->roles & AM_ROLE_INPUT_IDS) != 0;
+  lay->has_special = (ds->roles & AM_ROLE_SPECIAL_TOKENS_MASK) != 0;
   lay->has_predictions = (ds->roles & AM_ROLE_PREDICTIONS) != 0;
   build_maps(ds, lay);
   if (plan->methods & AM_METHOD_AGREEMENT) {

@@ -47,6 +47,8 @@ typedef struct am_layout {
   char spec_names[16 + AM_MAX_MAPS + AM_STAT_COUNT + AM_METRIC_COUNT][96];
   int spec_mask, spec_lengths, spec_map0, spec_rows_rollout, spec_rows_grad;
   int spec_stat0, spec_importance, spec_metric0, spec_labels, spec_predictions;
+  int spec_ids, spec_special;
+  int has_ids, has_special;
 } am_layout_t;
 
 /* Resolves plan against ds. Errors: a method asked for explicitly whose inputs are

@@ -1,12 +1,14 @@
 /* merge.c — `attnmap merge RUN... -o OUT`: run folders made with the same options are
  * combined in the given order: examples concatenated (rows re-padded to the largest T),
- * aggregates merged from their raw state. */
+ * aggregates recomputed from the rows in that order (merge_rows.c), so the result is the
+ * same, bit for bit, as one run over all the inputs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ctx.h"
 #include "pipeline/aggregate.h"
+#include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/summary.h"
 
@@ -55,6 +57,9 @@ static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, 
       (int)json_integer_value(json_object_get(opt, "histogram_bins"));
   lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
   lay->head_importance = json_is_true(json_object_get(opt, "head_importance"));
+  lay->has_labels = am_file_find(in->examples, "labels") != NULL;
+  lay->has_predictions = am_file_find(in->examples, "predictions") != NULL;
+  lay->plan.include_special = json_is_true(json_object_get(opt, "include_special"));
   lay->nmaps = (int)json_array_size(maps);
   for (int m = 0; m < lay->nmaps; m++)
     snprintf(lay->maps[m].name, sizeof lay->maps[m].name, "%s",
@@ -269,11 +274,14 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     st = am_run_dir_check(ctx, out_dir, force);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &agg, lay);
-  int64_t offset = 0;
-  for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
-    st = am_agg_merge_json(ctx, &agg, lay, in[r].summary, offset, runs[r]);
-    offset += in[r].N;
-  }
+  am_merge_part_t *parts = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *parts);
+  if (st == AM_STATUS_OK && !parts)
+    st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
+    parts[r] = (am_merge_part_t){in[r].examples, in[r].summary, in[r].N, in[r].T};
+  if (st == AM_STATUS_OK)
+    st = am_merge_aggregate(ctx, &agg, lay, parts, nruns);
+  free(parts);
   if (st == AM_STATUS_OK && (st = am_run_dir_begin(ctx, out_dir, tmp, sizeof tmp)) == 0)
     began = 1;
   if (st == AM_STATUS_OK)
