@@ -250,6 +250,10 @@ typedef struct am_run_options {
   void *progress_user;
   int force;     /* 1: replace an existing run folder */
   int checksums; /* 1 (default via am_run_options_init): CRC-32 of inputs */
+  int resume;    /* 1: continue "<run_dir>.partial" left by an interrupted run with the
+                    same options and inputs (else start afresh) */
+  double checkpoint_s; /* at most this long between checkpoints (default 2 s; 0: after
+                          every chunk). Each checkpoint syncs the partial output. */
 } am_run_options_t;
 
 void am_run_options_init(am_run_options_t *opts);
@@ -263,6 +267,140 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
  * examples concatenated, aggregates merged. */
 am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                        const char *out_dir, const am_run_options_t *opts);
+
+/* ---- images: colormaps and PNG maps (docs/report.md) -------------------------------- */
+typedef enum am_colormap {
+  AM_COLORMAP_VIRIDIS = 0, /* non-negative values: matplotlib's viridis */
+  AM_COLORMAP_MAGMA,       /* non-negative values: matplotlib's magma */
+  AM_COLORMAP_RDBU_R       /* signed values: matplotlib's RdBu_r, negative blue, positive red */
+} am_colormap;
+typedef enum am_upsample { AM_UPSAMPLE_NEAREST = 0, AM_UPSAMPLE_BILINEAR } am_upsample;
+
+/* "viridis", "magma", "RdBu_r"; NULL for other values. */
+const char *am_colormap_name(am_colormap cmap);
+/* The 8-bit colour of v between the limits as matplotlib draws it: entry
+ * floor(256 (v - vmin) / (vmax - vmin)) of the 256-entry table, clipped to 0..255 (entry 0
+ * when vmax <= vmin); NaN gives the NaN colour, grey 128,128,128, which no table holds. */
+void am_colormap_rgb(am_colormap cmap, double v, double vmin, double vmax, uint8_t rgb[3]);
+
+typedef struct am_png_options {
+  am_colormap colormap;
+  double vmin, vmax;    /* NAN: from the finite values, [min(0,lo), hi] for viridis and
+                           magma, [-m, m] with m = max |v| for RdBu_r */
+  int scale;            /* each value becomes scale x scale pixels, 1..64 */
+  am_upsample upsample; /* how the scale x scale pixels are filled */
+  const char *quantity; /* what the values are; recorded in a tEXt chunk */
+} am_png_options_t;
+
+/* Viridis, automatic limits, scale 1, nearest, quantity "value". */
+void am_png_options_init(am_png_options_t *opts);
+/* Writes values [rows, cols] (row-major) as an 8-bit RGB PNG through the colormap, with
+ * tEXt chunks attnmap.quantity, attnmap.colormap, attnmap.vmin, attnmap.vmax (the limits
+ * used) and Software. Atomic: temporary name, then rename. */
+am_status am_png_write_map(am_ctx_t *ctx, const char *path, const float *values, int rows,
+                           int cols, const am_png_options_t *opts);
+
+/* ---- reports (docs/report.md) -------------------------------------------------------- */
+typedef struct am_report_options {
+  const char *baseline; /* run folder to compare against; NULL: no comparison */
+  double drift;         /* drift threshold in pooled standard deviations (default 0.5) */
+  int examples;         /* rows of the disagreement and misclassified tables (default 20) */
+  int views;            /* examples given attention views (default 6); 0: none */
+  int topk_heads;       /* heads named beside each grid (default 10) */
+  const char *const *dataset; /* dataset paths to use instead of summary.json's; NULL */
+  int ndataset;
+  const char *out_dir; /* NULL: RUN/report */
+} am_report_options_t;
+
+typedef struct am_report_result {
+  int compared;    /* 1: a baseline was compared (comparison.json written) */
+  int64_t drifted; /* head statistics and agreement metrics beyond the threshold */
+  int views;       /* examples given attention views */
+  char note[512];  /* why the dataset's tokens and views are missing; "" when they are not */
+} am_report_result_t;
+
+void am_report_options_init(am_report_options_t *opts);
+/* Writes the report of run_dir into opts->out_dir (default RUN/report): index.html, its
+ * PNGs under img/, and comparison.json with a baseline. Built under a temporary name and
+ * renamed into place, replacing an older report. result may be NULL. A dataset that
+ * cannot be found or no longer matches the run is not an error: the report says so. */
+am_status am_run_report(am_ctx_t *ctx, const char *run_dir, const am_report_options_t *opts,
+                        am_report_result_t *result);
+/* Compares run_dir's summary.json against baseline_dir's: per head statistic (layer x
+ * head) and per agreement pair and metric, the change of the mean in pooled standard
+ * deviations; writes the comparison as JSON to json_path (NULL: not written) and the
+ * number of entries beyond `drift` to *drifted. */
+am_status am_run_compare(am_ctx_t *ctx, const char *run_dir, const char *baseline_dir,
+                         double drift, const char *json_path, int64_t *drifted);
+
+/* ---- arrays in memory (language bindings: python/attnmap) ------------------------- */
+/* One batch of B examples that the caller holds in memory, with the meanings of DESIGN §2.
+ * Every pointer is borrowed for the duration of the call; every array is C-contiguous and
+ * host memory, except attentions and attention_grads with device_pointers = 1. */
+typedef struct am_arrays {
+  int layers, batch, heads, tokens;   /* L, B, H, T */
+  am_dtype dtype;                     /* of attentions and attention_grads: F32/F16/BF16/F64 */
+  const void *const *attentions;      /* [L] pointers, each to a [B,H,T,T] block (a stacked
+                                         [L,B,H,T,T] array gives L pointers into it) */
+  const void *const *attention_grads; /* [L] like attentions, or NULL */
+  const void *attention_mask;         /* [B,T], 1 = real token, 0 = padding; NULL: all real */
+  am_dtype attention_mask_dtype;      /* any integer type or BOOL */
+  const void *special_tokens_mask;    /* [B,T] or NULL */
+  am_dtype special_tokens_mask_dtype;
+  int saliency_count;                 /* precomputed saliency maps: */
+  const char *const *saliency_names;  /* [saliency_count]: map "saliency.NAME" */
+  const void *const *saliency;        /* [saliency_count] pointers to [B,T] */
+  am_dtype saliency_dtype;            /* F32/F16/BF16/F64 */
+  int embed_dim;                      /* D of inputs_embeds; 0: none */
+  am_dtype embeds_dtype;              /* of both embedding arrays */
+  const void *inputs_embeds;          /* [B,T,D] */
+  const void *inputs_embeds_grads;    /* [B,T,D] */
+  const char *grid;                   /* "14x14+1" (DESIGN §2 attnmap.grid) or NULL */
+  int device_pointers; /* 1: attentions and attention_grads are CUDA device pointers, read
+                          in place by the cuda backend; other backends refuse them */
+} am_arrays_t;
+
+/* What am_analyze_arrays writes for given arrays and plan: the names of the maps, the
+ * agreement pairs, the agreement metrics ("jaccard@5") and the head statistics, in the
+ * order of am_arrays_result_t's pointer arrays. */
+typedef struct am_arrays_desc am_arrays_desc_t;
+typedef enum am_arrays_part {
+  AM_ARRAYS_MAPS = 0,
+  AM_ARRAYS_PAIRS,
+  AM_ARRAYS_METRICS,
+  AM_ARRAYS_STATS /* 0 when head statistics are not computed */
+} am_arrays_part;
+enum {
+  AM_ARRAYS_HAS_HEAD_IMPORTANCE = 1u << 0,
+  AM_ARRAYS_HAS_ROLLOUT_ROWS = 1u << 1,
+  AM_ARRAYS_HAS_GRAD_ROLLOUT_ROWS = 1u << 2,
+};
+
+/* Checks in against plan (the same checks as a dataset shard) and describes the outputs. */
+am_status am_arrays_describe(am_ctx_t *ctx, const am_arrays_t *in, const am_plan_t *plan,
+                             am_arrays_desc_t **out);
+void am_arrays_desc_destroy(am_arrays_desc_t *desc);
+int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
+const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
+                                int i);                   /* borrowed; NULL out of range */
+unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
+
+/* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */
+typedef struct am_arrays_result {
+  float *const *maps;       /* [map count] pointers to [B,T]; a NULL entry is skipped */
+  float *const *head_stats; /* [stat count] pointers to [B,L,H]; NaN for empty examples */
+  float *head_importance;   /* [B,L,H] with AM_ARRAYS_HAS_HEAD_IMPORTANCE, or NULL */
+  float *const *agreement;  /* [metric count] pointers to [B,P] (P = pair count) */
+  float *rollout_rows;      /* [B,T,T] with AM_ARRAYS_HAS_ROLLOUT_ROWS, or NULL */
+  float *grad_rollout_rows; /* [B,T,T] with AM_ARRAYS_HAS_GRAD_ROLLOUT_ROWS, or NULL */
+  int32_t *lengths;         /* [B] valid tokens, or NULL */
+} am_arrays_result_t;
+
+/* Runs the plan's analyses on the arrays with ctx's backend, exactly as am_run_analyze
+ * does for a dataset shard holding the same tensors, and fills out. Bad values come back
+ * as AM_STATUS_BAD_INPUT naming the array, example, layer, head and position. */
+am_status am_analyze_arrays(am_ctx_t *ctx, const am_arrays_t *in, const am_plan_t *plan,
+                            const am_arrays_result_t *out);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,8 @@ static void check_failure(const cli_result_t *r, const char *path, const char *t
 static void check_no_run(const char *run) {
   cr_expect(!dsb_exists(run), "%s exists after a failure", run);
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0, "%s.tmp-* left behind", run);
+  /* bad input leaves no partial folder (only I/O failures keep one for --resume) */
+  cr_expect_eq(dsb_count_prefixed(run, ".partial"), 0, "%s.partial* left behind", run);
 }
 
 /* attnmap analyze INPUT -o RUN [OPT VAL]: fails naming `path`, writes nothing. */

@@ -38,6 +38,10 @@ static void usage(FILE *out) {
       "  --chunk N               examples per chunk (default: from a 256 MiB budget)\n"
       "  --threads N             CPU threads (default: all cores)\n"
       "  --force                 replace RUN if it exists\n"
+      "  --resume                continue RUN.partial left by an interrupted run with\n"
+      "                          the same options and inputs (else start afresh)\n"
+      "  --checkpoint S          seconds between checkpoints of a run (default 2; 0:\n"
+      "                          after every chunk)\n"
       "  --no-checksum           skip the CRC-32 of the input files in summary.json\n"
       "  -q, --quiet             no progress line\n"
       "  -h, --help              this help\n");
@@ -97,6 +101,8 @@ enum {
   OPT_THREADS,
   OPT_FORCE,
   OPT_NO_CHECKSUM,
+  OPT_RESUME,
+  OPT_CHECKPOINT,
   OPT_ROW_TOL
 };
 
@@ -119,6 +125,8 @@ static const struct option options[] = {
     {"force", no_argument, 0, OPT_FORCE},
     {"no-checksum", no_argument, 0, OPT_NO_CHECKSUM},
     {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
+    {"resume", no_argument, 0, OPT_RESUME},
+    {"checkpoint", required_argument, 0, OPT_CHECKPOINT},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -237,6 +245,15 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
     return 0;
   case OPT_NO_CHECKSUM:
     a->run.checksums = 0;
+    return 0;
+  case OPT_RESUME:
+    a->run.resume = 1;
+    return 0;
+  case OPT_CHECKPOINT:
+    errno = 0;
+    a->run.checkpoint_s = strtod(arg, &end);
+    if (errno || end == arg || *end || !(a->run.checkpoint_s >= 0))
+      return am_cli_usage_error("analyze", "--checkpoint '%s': expected seconds >= 0", arg);
     return 0;
   default:
     return am_cli_usage_error("analyze", "unknown option");

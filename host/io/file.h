@@ -30,6 +30,13 @@ am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out);
 /* A .npy file becomes one tensor named after the file's name without ".npy".
  * C-order little-endian data is mapped, other layouts are converted into `owned`. */
 am_status am_npy_open(am_ctx_t *ctx, const char *path, am_file_t **out);
+/* The same checks on a file image held in memory (the fuzz harnesses' entry points;
+ * path only names it in messages). The file object borrows buf: its tensors may point
+ * into it, so buf must outlive the object, which then owns no mapping. */
+am_status am_safetensors_parse(am_ctx_t *ctx, const char *path, const void *buf,
+                               size_t size, am_file_t **out);
+am_status am_npy_parse(am_ctx_t *ctx, const char *path, const void *buf, size_t size,
+                       am_file_t **out);
 
 /* Streaming safetensors writer: every tensor's shape is known up front, so the header
  * is written first and data is placed at its offset with pwrite, in any order. */
@@ -46,6 +53,13 @@ typedef struct am_st_writer am_st_writer_t;
 am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
                             int nspecs, const char *const *meta, int nmeta,
                             am_st_writer_t **out);
+/* Reopens a file that am_st_writer_open made with the same specs and metadata (an
+ * interrupted run): nothing is truncated; AM_STATUS_BAD_INPUT when it does not match. */
+am_status am_st_writer_resume(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
+                              int nspecs, const char *const *meta, int nmeta,
+                              am_st_writer_t **out);
+/* Makes what was put so far durable (fdatasync). */
+am_status am_st_writer_sync(am_st_writer_t *w);
 /* Writes nbytes of tensor `index` starting at byte `offset` within that tensor. */
 am_status am_st_writer_put(am_st_writer_t *w, int index, uint64_t offset, const void *data,
                            size_t nbytes);

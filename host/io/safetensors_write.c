@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/ctx.h"
@@ -133,6 +134,35 @@ done:
   return st;
 }
 
+/* Reopens a file written by an earlier writer with the same specs and metadata: its
+ * header must be byte-identical and its size the full size; nothing is truncated. */
+static am_status writer_reopen(am_st_writer_t *w, const am_tensor_spec_t *specs,
+                               const char *const *meta, int nmeta) {
+  char *header = NULL, *old = NULL;
+  size_t len = 0;
+  uint64_t total = 0;
+  struct stat sb;
+  am_status st = build_header(w, specs, meta, nmeta, &header, &len, &total);
+  if (st != AM_STATUS_OK)
+    goto done;
+  w->fd = open(w->path, O_RDWR | O_CLOEXEC);
+  if (w->fd < 0 || fstat(w->fd, &sb) != 0) {
+    st = am_fail(w->ctx, AM_STATUS_IO, "%s: cannot reopen: %s", w->path, strerror(errno));
+    goto done;
+  }
+  old = malloc(len);
+  if (!old || (uint64_t)sb.st_size != total || pread(w->fd, old, len, 0) != (ssize_t)len ||
+      memcmp(old, header, len) != 0)
+    st = am_fail(w->ctx, AM_STATUS_BAD_INPUT,
+                 "%s: the partial file does not match this run's tensors; run without "
+                 "--resume to start again",
+                 w->path);
+done:
+  free(header);
+  free(old);
+  return st;
+}
+
 static am_status writer_start(am_st_writer_t *w, const am_tensor_spec_t *specs,
                               const char *const *meta, int nmeta) {
   char *header = NULL;
@@ -161,9 +191,9 @@ done:
   return st;
 }
 
-am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
-                            int nspecs, const char *const *meta, int nmeta,
-                            am_st_writer_t **out) {
+static am_status writer_make(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
+                             int nspecs, const char *const *meta, int nmeta, int reopen,
+                             am_st_writer_t **out) {
   if (!out)
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "am_st_writer_open: out is NULL");
   *out = NULL;
@@ -183,13 +213,33 @@ am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spe
     st = am_fail(ctx, st, "%s: out of memory", path);
     goto done;
   }
-  st = writer_start(w, specs, meta, nmeta);
+  st = reopen ? writer_reopen(w, specs, meta, nmeta) : writer_start(w, specs, meta, nmeta);
 done:
   if (st != AM_STATUS_OK) {
     am_st_writer_close(w, 1);
     return st;
   }
   *out = w;
+  return AM_STATUS_OK;
+}
+
+am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
+                            int nspecs, const char *const *meta, int nmeta,
+                            am_st_writer_t **out) {
+  return writer_make(ctx, path, specs, nspecs, meta, nmeta, 0, out);
+}
+
+am_status am_st_writer_resume(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
+                              int nspecs, const char *const *meta, int nmeta,
+                              am_st_writer_t **out) {
+  return writer_make(ctx, path, specs, nspecs, meta, nmeta, 1, out);
+}
+
+am_status am_st_writer_sync(am_st_writer_t *w) {
+  if (!w || w->failed != AM_STATUS_OK)
+    return w ? w->failed : AM_STATUS_INVALID_ARGUMENT;
+  if (fdatasync(w->fd) != 0)
+    return am_fail(w->ctx, AM_STATUS_IO, "%s: cannot sync: %s", w->path, strerror(errno));
   return AM_STATUS_OK;
 }
 

@@ -21,6 +21,7 @@ void am_plan_init(am_plan_t *plan) {
 void am_run_options_init(am_run_options_t *opts) {
   memset(opts, 0, sizeof *opts);
   opts->checksums = 1;
+  opts->checkpoint_s = 2.0;
 }
 
 static void add_map(am_layout_t *lay, am_map_kind kind, int sub, int attention,

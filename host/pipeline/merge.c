@@ -278,7 +278,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK && !parts)
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
-    parts[r] = (am_merge_part_t){in[r].examples, in[r].summary, in[r].N, in[r].T};
+    parts[r] =
+        (am_merge_part_t){in[r].examples, in[r].summary, in[r].N, in[r].T, NULL, NULL};
   if (st == AM_STATUS_OK)
     st = am_merge_aggregate(ctx, &agg, lay, parts, nruns);
   free(parts);

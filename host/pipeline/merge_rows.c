@@ -127,6 +127,8 @@ am_status am_merge_aggregate(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_
       st = read_row(ctx, lay, parts[r].examples, parts[r].T, i, &b, &row);
       if (st == AM_STATUS_OK)
         st = am_agg_add_row(ctx, a, lay, &row);
+      if (st == AM_STATUS_OK && parts[r].after_row)
+        st = parts[r].after_row(parts[r].user, ctx, a, i, &row);
     }
   for (int r = 0; r < nparts && st == AM_STATUS_OK; r++)
     st = add_texts(ctx, a, parts[r].summary);

@@ -9,6 +9,11 @@ typedef struct am_merge_part {
   const json_t *summary;     /* its summary.json (token texts) */
   int64_t N;
   int T;
+  /* Optional: called after each row is added (row: index within the part), e.g. to give
+   * the token texts in the order a run gives them. */
+  am_status (*after_row)(void *user, am_ctx_t *ctx, am_aggregates_t *a, int64_t row,
+                         const am_agg_row_t *r);
+  void *user;
 } am_merge_part_t;
 
 /* Adds every row of every part, in order, to a (initialised for lay). */

@@ -9,6 +9,7 @@
 
 #include "core/ctx.h"
 #include "pipeline/aggregate.h"
+#include "pipeline/resume.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/summary.h"
 
@@ -61,16 +62,18 @@ typedef struct run_state {
   am_aggregates_t agg;
   am_chunk_t chunk;
   am_st_writer_t *writer;
-  char tmp[4096];
+  am_partial_t partial;
 } run_state_t;
 
 static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
                              const am_run_options_t *opts) {
   int cap = choose_chunk(ds, &r->lay);
   am_status st = am_chunk_alloc(ctx, &r->chunk, &r->lay, cap, ds->Tmax);
-  int64_t done = 0;
+  int64_t done = r->partial.done;
+  double every = opts ? opts->checkpoint_s : 2.0, last = am_now_seconds();
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = 0; row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
+    for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
+         row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
       int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
       st = am_chunk_load(ctx, &r->chunk, ds, s, row, nex);
       if (st == AM_STATUS_OK)
@@ -79,9 +82,13 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
         st = am_chunk_write(ctx, &r->chunk, r->writer);
       if (st == AM_STATUS_OK)
         st = am_agg_add_chunk(ctx, &r->agg, &r->chunk);
+      done += nex;
+      if (st == AM_STATUS_OK && am_now_seconds() - last >= every) {
+        st = am_partial_checkpoint(ctx, &r->partial, &r->lay, r->writer, done);
+        last = am_now_seconds();
+      }
       if (st == AM_STATUS_OK)
         release_pages(&r->chunk);
-      done += nex;
       if (st == AM_STATUS_OK && opts && opts->progress)
         opts->progress(opts->progress_user, done, ds->N);
     }
@@ -90,16 +97,50 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
 
 static am_status open_writer(am_ctx_t *ctx, run_state_t *r, const am_dataset_t *ds) {
   char path[4200];
-  snprintf(path, sizeof path, "%s/examples.safetensors", r->tmp);
+  snprintf(path, sizeof path, "%s/examples.safetensors", r->partial.dir);
   json_t *pairs = metadata_pairs(&r->lay);
   char *pairs_text = json_dumps(pairs, JSON_COMPACT);
   json_decref(pairs);
   const char *meta[] = {"attnmap.pairs",   pairs_text ? pairs_text : "[]",
                         "attnmap.version", am_version(),
                         "model",           ds->model ? ds->model : ""};
-  am_status st = am_st_writer_open(ctx, path, r->lay.specs, r->lay.nspecs, meta,
-                                   ds->model ? 3 : 2, &r->writer);
+  am_status st = (r->partial.done > 0 ? am_st_writer_resume : am_st_writer_open)(
+      ctx, path, r->lay.specs, r->lay.nspecs, meta, ds->model ? 3 : 2, &r->writer);
   free(pairs_text);
+  return st;
+}
+
+/* Bad input or options make a partial folder worthless; after an I/O or device failure
+ * (disk full, a killed process) it is kept for --resume. */
+static int partial_worth_keeping(am_status st) {
+  return st != AM_STATUS_BAD_INPUT && st != AM_STATUS_INVALID_ARGUMENT;
+}
+
+static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
+                        const char *run_dir, const am_run_options_t *opts, double t0,
+                        am_timings_t *times) {
+  am_status st = am_st_writer_close(r->writer, 0);
+  r->writer = NULL;
+  json_t *inputs = NULL, *doc = NULL;
+  double tc = am_now_seconds();
+  if (st == AM_STATUS_OK)
+    st = am_inputs_json(ctx, ds, opts ? opts->checksums : 1, &inputs);
+  times->checksum_s = am_now_seconds() - tc;
+  times->total_s = am_now_seconds() - t0;
+  if (st == AM_STATUS_OK) {
+    doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, times);
+    inputs = NULL;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", r->partial.dir);
+    st = doc ? am_write_json(ctx, path, doc)
+             : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+  }
+  json_decref(inputs);
+  json_decref(doc);
+  if (st == AM_STATUS_OK) {
+    am_partial_end(&r->partial, 1);
+    st = am_run_dir_publish(ctx, r->partial.dir, run_dir, opts ? opts->force : 0);
+  }
   return st;
 }
 
@@ -108,53 +149,38 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
   am_clear_error(ctx);
   double t0 = am_now_seconds();
   am_timings_t times = {0};
-  int force = opts ? opts->force : 0;
   run_state_t *r = calloc(1, sizeof *r);
-  json_t *inputs = NULL, *doc = NULL;
-  int began = 0;
+  int locked = 0;
   am_status st = r ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (r)
+    r->partial.lock_fd = -1;
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, ds, plan, &r->lay);
   if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, run_dir, force);
+    st = am_run_dir_check(ctx, run_dir, opts ? opts->force : 0);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &r->agg, &r->lay);
-  if (st == AM_STATUS_OK &&
-      (st = am_run_dir_begin(ctx, run_dir, r->tmp, sizeof r->tmp)) == AM_STATUS_OK)
-    began = 1;
+  if (st == AM_STATUS_OK) {
+    st = am_partial_begin(ctx, run_dir, &r->lay, ds, opts ? opts->resume : 0, &r->partial);
+    locked = r->partial.lock_fd >= 0;
+  }
+  if (st == AM_STATUS_OK)
+    st = am_partial_replay(ctx, &r->partial, &r->lay, ds, &r->agg);
   if (st == AM_STATUS_OK)
     st = open_writer(ctx, r, ds);
   if (st == AM_STATUS_OK)
     st = analyze_all(ctx, r, ds, opts);
   times.analyze_s = am_now_seconds() - t0;
-  if (st == AM_STATUS_OK) {
-    st = am_st_writer_close(r->writer, 0);
-    r->writer = NULL;
-  }
-  double tc = am_now_seconds();
   if (st == AM_STATUS_OK)
-    st = am_inputs_json(ctx, ds, opts ? opts->checksums : 1, &inputs);
-  times.checksum_s = am_now_seconds() - tc;
-  times.total_s = am_now_seconds() - t0;
-  if (st == AM_STATUS_OK) {
-    doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, &times);
-    inputs = NULL;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/summary.json", r->tmp);
-    st = doc ? am_write_json(ctx, path, doc)
-             : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
-  }
-  if (st == AM_STATUS_OK)
-    st = am_run_dir_publish(ctx, r->tmp, run_dir, force);
+    st = finish(ctx, r, ds, run_dir, opts, t0, &times);
   if (r) {
     am_st_writer_close(r->writer, 1);
-    if (st != AM_STATUS_OK && began)
-      am_rmtree(r->tmp);
+    if (st != AM_STATUS_OK && locked && !partial_worth_keeping(st))
+      am_rmtree(r->partial.dir);
+    am_partial_end(&r->partial, 0);
     am_chunk_free(&r->chunk);
     am_agg_free(&r->agg);
   }
-  json_decref(inputs);
-  json_decref(doc);
   free(r);
   return st;
 }

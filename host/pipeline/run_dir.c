@@ -37,6 +37,10 @@ am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t
   while (n > 1 && run_dir[n - 1] == '/')
     n--;
   snprintf(tmp, len, "%.*s.tmp-%ld", (int)n, run_dir, (long)getpid());
+  return am_run_dir_make(ctx, tmp);
+}
+
+am_status am_run_dir_make(am_ctx_t *ctx, char *tmp) {
   am_rmtree(tmp);
   for (char *slash = strchr(tmp + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
     *slash = '\0'; /* make missing parents, like mkdir -p */

@@ -10,6 +10,8 @@
 am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, int force);
 /* Makes "<run_dir>.tmp-<pid>" (removing a stale one) and writes its path to tmp. */
 am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t len);
+/* Makes an empty folder tmp (removing what was there) and its missing parents. */
+am_status am_run_dir_make(am_ctx_t *ctx, char *tmp);
 /* Renames tmp to run_dir, replacing an old run_dir when force is set. */
 am_status am_run_dir_publish(am_ctx_t *ctx, const char *tmp, const char *run_dir,
                              int force);

@@ -1,0 +1,180 @@
+/* resume.c — see resume.h. The checkpoint (progress.json) names the options, the inputs
+ * (path, size, modification time) and the number of complete examples; it is replaced
+ * atomically after the rows it counts are synced, so a run killed at any point (kill -9)
+ * resumes from its last checkpoint and finishes with the same bytes as an uninterrupted
+ * run: rows are independent of chunking and the aggregates are replayed from the stored
+ * rows in order. */
+#include "pipeline/resume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/ctx.h"
+#include "pipeline/merge_rows.h"
+#include "pipeline/run_dir.h"
+#include "pipeline/summary.h"
+
+static json_t *inputs_identity(const am_dataset_t *ds) {
+  json_t *arr = json_array();
+  for (int s = 0; s < ds->nshards; s++)
+    for (int f = 0; f < ds->shards[s].nfiles; f++) {
+      const char *path = am_file_path(ds->shards[s].files[f]);
+      struct stat sb;
+      int ok = stat(path, &sb) == 0;
+      json_array_append_new(
+          arr, json_pack("{s:s,s:I,s:I}", "path", path, "bytes",
+                         (json_int_t)(ok ? sb.st_size : -1), "mtime_ns",
+                         (json_int_t)(ok ? (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+                                               sb.st_mtim.tv_nsec
+                                         : -1)));
+    }
+  return arr;
+}
+
+static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
+  return json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O}", "format", 1, "version", am_version(),
+                   "done", (json_int_t)done, "examples", (json_int_t)lay->N, "max_tokens",
+                   lay->T, "options", am_plan_to_json(lay), "inputs", p->inputs);
+}
+
+/* The number of complete examples of a matching checkpoint, or -1. */
+static int64_t matching_done(const am_partial_t *p, const am_layout_t *lay) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/progress.json", p->dir);
+  json_t *old = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+  json_t *now = checkpoint(p, lay, 0);
+  int64_t done = -1;
+  if (old && now) {
+    done = json_integer_value(json_object_get(old, "done"));
+    json_object_del(old, "done");
+    json_object_del(now, "done");
+    if (!json_equal(old, now) || done < 0 || done > lay->N)
+      done = -1;
+  }
+  json_decref(old);
+  json_decref(now);
+  return done;
+}
+
+/* "<RUN>.partial.lock", held (flock) while this process owns the partial folder. */
+static am_status lock_dir(am_ctx_t *ctx, am_partial_t *p) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s.lock", p->dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    char parent[4200];
+    snprintf(parent, sizeof parent, "%s", p->dir);
+    am_status st = am_run_dir_make(ctx, parent); /* missing parents: make them */
+    am_rmtree(parent);
+    fd = st == AM_STATUS_OK ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    if (fd < 0)
+      return am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", path, strerror(errno));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                   "%s: another attnmap is writing this run folder", p->dir);
+  }
+  p->lock_fd = fd;
+  return AM_STATUS_OK;
+}
+
+am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
+                           const am_dataset_t *ds, int resume, am_partial_t *p) {
+  memset(p, 0, sizeof *p);
+  p->lock_fd = -1;
+  size_t n = strlen(run_dir);
+  while (n > 1 && run_dir[n - 1] == '/')
+    n--;
+  snprintf(p->dir, sizeof p->dir, "%.*s.partial", (int)n, run_dir);
+  p->inputs = inputs_identity(ds);
+  am_status st = lock_dir(ctx, p);
+  if (st != AM_STATUS_OK)
+    return st;
+  struct stat sb;
+  if (resume && stat(p->dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    p->done = matching_done(p, lay);
+    if (p->done >= 0)
+      return AM_STATUS_OK; /* else options or inputs changed: start again */
+  }
+  p->done = 0;
+  return am_run_dir_make(ctx, p->dir);
+}
+
+am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
+                                am_st_writer_t *w, int64_t done) {
+  am_status st = am_st_writer_sync(w);
+  if (st != AM_STATUS_OK)
+    return st;
+  char path[4200], tmp[4300];
+  snprintf(path, sizeof path, "%s/progress.json", p->dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  json_t *doc = checkpoint(p, lay, done);
+  st = doc ? am_write_json(ctx, tmp, doc) : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
+  json_decref(doc);
+  if (st == AM_STATUS_OK && rename(tmp, path) != 0)
+    st = am_fail(ctx, AM_STATUS_IO, "%s: cannot rename: %s", tmp, strerror(errno));
+  p->done = done;
+  return st;
+}
+
+typedef struct replay_texts {
+  const am_dataset_t *ds;
+  int32_t *idx;
+} replay_texts_t;
+
+/* Token texts of global example `row`, as analyze_all gives them after each example. */
+static am_status replay_row_texts(void *user, am_ctx_t *ctx, am_aggregates_t *a,
+                                  int64_t row, const am_agg_row_t *r) {
+  replay_texts_t *t = user;
+  int s = 0;
+  while (s + 1 < t->ds->nshards && t->ds->shards[s + 1].first <= row)
+    s++;
+  const am_shard_t *sh = &t->ds->shards[s];
+  int64_t b = row - sh->first;
+  int n = am_shard_valid_positions(sh, b, t->idx);
+  am_status st = AM_STATUS_OK;
+  for (int i = 0; st == AM_STATUS_OK && r->ids && i < n && i < r->n; i++)
+    st = am_agg_set_text(ctx, a, r->ids[i], am_shard_token(sh, b, t->idx[i], i, n));
+  return st;
+}
+
+am_status am_partial_replay(am_ctx_t *ctx, const am_partial_t *p, const am_layout_t *lay,
+                            const am_dataset_t *ds, am_aggregates_t *agg) {
+  if (p->done == 0)
+    return AM_STATUS_OK;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", p->dir);
+  am_file_t *f = NULL;
+  replay_texts_t texts = {ds, malloc(((size_t)ds->Tmax + 1) * sizeof(int32_t))};
+  am_status st = texts.idx ? am_file_open(ctx, path, &f)
+                           : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (st == AM_STATUS_OK) {
+    am_merge_part_t part = {f, NULL, p->done, lay->T, replay_row_texts, &texts};
+    st = am_merge_aggregate(ctx, agg, lay, &part, 1);
+  }
+  am_file_close(f);
+  free(texts.idx);
+  return st;
+}
+
+void am_partial_end(am_partial_t *p, int complete) {
+  if (p->lock_fd >= 0) {
+    char path[4200];
+    if (complete) { /* the folder is about to become the run: no bookkeeping in it */
+      snprintf(path, sizeof path, "%s/progress.json", p->dir);
+      unlink(path);
+    }
+    snprintf(path, sizeof path, "%s.lock", p->dir);
+    unlink(path);
+    close(p->lock_fd);
+    p->lock_fd = -1;
+  }
+  json_decref(p->inputs);
+  p->inputs = NULL;
+}

@@ -1,0 +1,30 @@
+/* resume.h — the partial run folder "<RUN>.partial": a lock, a checkpoint after every
+ * chunk, and `--resume` picking up where an interrupted run stopped (resume.c). */
+#ifndef AM_PIPELINE_RESUME_H
+#define AM_PIPELINE_RESUME_H
+
+#include "pipeline/aggregate.h"
+
+typedef struct am_partial {
+  char dir[4096]; /* "<RUN>.partial" */
+  int lock_fd;    /* flock held while the run writes the folder */
+  int64_t done;   /* examples already complete in dir (0 for a fresh run) */
+  json_t *inputs; /* identity of the inputs: path, bytes, mtime */
+} am_partial_t;
+
+/* Locks "<run_dir>.partial". With resume and a checkpoint that matches these options and
+ * inputs, keeps it and sets p->done; otherwise starts it empty. */
+am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
+                           const am_dataset_t *ds, int resume, am_partial_t *p);
+/* Makes the rows written so far durable and records that `done` examples are complete. */
+am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
+                                am_st_writer_t *w, int64_t done);
+/* Aggregates the p->done completed rows again from the partial examples file, in order,
+ * with the token texts of the dataset, exactly as the interrupted run did. */
+am_status am_partial_replay(am_ctx_t *ctx, const am_partial_t *p, const am_layout_t *lay,
+                            const am_dataset_t *ds, am_aggregates_t *agg);
+/* Drops the lock; complete: also the bookkeeping files, before the folder is published.
+ * Without complete, the checkpoint stays for a later --resume. */
+void am_partial_end(am_partial_t *p, int complete);
+
+#endif

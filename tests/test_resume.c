@@ -1,0 +1,152 @@
+/* test_resume.c — `attnmap analyze --resume` after the process was killed with SIGKILL at
+ * a random point: the resumed run finishes with examples.safetensors byte-identical and
+ * summary.json identical (apart from provenance) to an uninterrupted run; until then only
+ * RUN.partial exists. Also: a resume with other options starts afresh, and two runs into
+ * one folder at once are refused. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/dataset_builder.h"
+#include "support/run_cli.h"
+
+extern char **environ;
+
+static char dir[128];
+static char data[256], full[256], run[256], partial[300];
+
+static void setup(void) {
+  cr_assert_eq(dsb_tempdir(dir, sizeof dir, "resume"), 0);
+  dsb_join(data, sizeof data, dir, "data.safetensors");
+  dsb_join(full, sizeof full, dir, "full");
+  dsb_join(run, sizeof run, dir, "run");
+  snprintf(partial, sizeof partial, "%s.partial", run);
+  int lengths[160];
+  for (int b = 0; b < 160; b++)
+    lengths[b] = 8 + (b * 7) % 25;
+  dsb_spec_t spec = {.L = 3,
+                     .H = 3,
+                     .B = 160,
+                     .T = 32,
+                     .lengths = lengths,
+                     .grads = 1,
+                     .saliency = 1,
+                     .labels = 1,
+                     .special = 1,
+                     .seed = 11};
+  cr_assert_eq(dsb_make(&spec, data), 0);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", full, "-q", "--chunk", "3", NULL),
+               0);
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+}
+
+static void teardown(void) { dsb_rmtree(dir); }
+
+TestSuite(resume, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Starts analyze in the background and kills it with SIGKILL after delay_us. Returns 1
+ * when it was killed before finishing. */
+static int run_and_kill(long delay_us) {
+  const char *argv[] = {ATTNMAP_CLI, "analyze", data,           "-o", run, "-q",
+                        "--chunk",   "1",       "--checkpoint", "0",  NULL};
+  pid_t pid;
+  cr_assert_eq(posix_spawn(&pid, ATTNMAP_CLI, NULL, NULL, (char *const *)argv, environ), 0);
+  usleep((useconds_t)delay_us);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
+}
+
+static json_t *summary_without_provenance(const char *run_dir) {
+  char path[512];
+  json_t *j = json_load_file(dsb_join(path, sizeof path, run_dir, "summary.json"), 0, NULL);
+  cr_assert_not_null(j, "%s", path);
+  json_object_del(j, "provenance");
+  return j;
+}
+
+static void expect_same_as_full(const char *what) {
+  char a[512], b[512];
+  size_t na = 0, nb = 0;
+  char *x = dsb_read_file(dsb_join(a, sizeof a, full, "examples.safetensors"), &na);
+  char *y = dsb_read_file(dsb_join(b, sizeof b, run, "examples.safetensors"), &nb);
+  cr_assert(x && y);
+  cr_expect(na == nb && memcmp(x, y, na) == 0, "%s: examples.safetensors differs", what);
+  free(x);
+  free(y);
+  json_t *s1 = summary_without_provenance(full), *s2 = summary_without_provenance(run);
+  cr_expect(json_equal(s1, s2), "%s: summary.json differs", what);
+  json_decref(s1);
+  json_decref(s2);
+}
+
+Test(resume, killed_at_random_points_resumes_to_identical_outputs) {
+  unsigned seed = (unsigned)time(NULL);
+  srand(seed);
+  int killed_mid_run = 0;
+  for (int trial = 0; trial < 6; trial++) {
+    dsb_rmtree(run);
+    dsb_rmtree(partial);
+    long delay = 20000 + rand() % 400000;
+    int killed = run_and_kill(delay);
+    if (killed && !dsb_exists(run)) {
+      killed_mid_run++;
+      cr_expect(dsb_exists(partial), "seed %u trial %d: no %s after the kill", seed, trial,
+                partial);
+    }
+    cli_result_t r;
+    cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", NULL), 0);
+    cr_expect_eq(r.exit_code, 0, "seed %u trial %d (killed after %ld us): %s", seed, trial,
+                 delay, r.err);
+    cli_result_free(&r);
+    char what[64];
+    snprintf(what, sizeof what, "seed %u trial %d delay %ld us", seed, trial, delay);
+    expect_same_as_full(what);
+    cr_expect(!dsb_exists(partial), "%s: %s left after completion", what, partial);
+  }
+  cr_expect(killed_mid_run >= 2, "seed %u: only %d of 6 kills landed mid-run", seed,
+            killed_mid_run);
+}
+
+Test(resume, other_options_start_afresh) {
+  run_and_kill(60000);
+  cli_result_t r;
+  /* a different discard ratio: the partial rows are not this run's, it starts again */
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--discard",
+                       "0.5", NULL),
+               0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  char other[256];
+  dsb_join(other, sizeof other, dir, "other");
+  cr_assert_eq(
+      cli_run(&r, NULL, "analyze", data, "-o", other, "-q", "--discard", "0.5", NULL), 0);
+  cli_result_free(&r);
+  char a[512], b[512];
+  size_t na = 0, nb = 0;
+  char *x = dsb_read_file(dsb_join(a, sizeof a, other, "examples.safetensors"), &na);
+  char *y = dsb_read_file(dsb_join(b, sizeof b, run, "examples.safetensors"), &nb);
+  cr_expect(x && y && na == nb && memcmp(x, y, na) == 0);
+  free(x);
+  free(y);
+}
+
+Test(resume, resume_without_partial_runs_whole) {
+  cli_result_t r;
+  cr_assert_eq(
+      cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--chunk", "3", NULL),
+      0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  expect_same_as_full("resume without a partial folder");
+}
