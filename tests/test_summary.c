@@ -24,8 +24,16 @@ static void setup(void) {
   int lengths[24];
   for (int b = 0; b < 24; b++)
     lengths[b] = b == 5 ? 0 : 3 + (b * 5) % 11;
-  dsb_spec_t spec = {.L = 2, .H = 3, .B = 24, .T = 14, .lengths = lengths, .grads = 1,
-                     .saliency = 1, .labels = 1, .special = 1, .seed = 5};
+  dsb_spec_t spec = {.L = 2,
+                     .H = 3,
+                     .B = 24,
+                     .T = 14,
+                     .lengths = lengths,
+                     .grads = 1,
+                     .saliency = 1,
+                     .labels = 1,
+                     .special = 1,
+                     .seed = 5};
   cr_assert_eq(dsb_make(&spec, data), 0);
   cr_assert_eq(am_ctx_create(NULL, &ctx, NULL, 0), AM_STATUS_OK);
   am_dataset_t *ds = NULL;
@@ -40,8 +48,9 @@ static void setup(void) {
                am_last_error(ctx));
   am_dataset_close(ds);
   char path[512];
-  cr_assert_eq(am_file_open(ctx, dsb_join(path, sizeof path, run, "examples.safetensors"), &ex),
-               AM_STATUS_OK);
+  cr_assert_eq(
+      am_file_open(ctx, dsb_join(path, sizeof path, run, "examples.safetensors"), &ex),
+      AM_STATUS_OK);
   sum = json_load_file(dsb_join(path, sizeof path, run, "summary.json"), 0, NULL);
   cr_assert_not_null(sum);
 }
@@ -61,7 +70,9 @@ static float f32(const am_tensor_t *t, int64_t i) {
   return v;
 }
 
-static double num(const json_t *j) { return json_is_number(j) ? json_number_value(j) : NAN; }
+static double num(const json_t *j) {
+  return json_is_number(j) ? json_number_value(j) : NAN;
+}
 
 static const json_t *path2(const char *a, const char *b) {
   return json_object_get(json_object_get(sum, a), b);
@@ -100,7 +111,8 @@ Test(summary, head_statistics_are_means_and_sample_deviations_over_examples) {
 }
 
 Test(summary, head_importance_is_sum_over_tokens_normalised_per_layer) {
-  const am_tensor_t *t = am_file_find(ex, "head.importance"), *len = am_file_find(ex, "lengths");
+  const am_tensor_t *t = am_file_find(ex, "head.importance"),
+                    *len = am_file_find(ex, "lengths");
   int64_t N = t->shape[0], tokens = 0;
   for (int64_t e = 0; e < N; e++) {
     int32_t n;
@@ -143,10 +155,11 @@ Test(summary, positions_and_tokens_add_up) {
   }
   const json_t *pos = json_object_get(sum, "positions");
   for (int k = 0; k < T; k++) {
-    cr_expect_eq(json_integer_value(json_array_get(json_object_get(pos, "count"), k)), pos_n[k]);
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(pos, "count"), k)),
+                 pos_n[k]);
     if (pos_n[k])
-      cr_expect(CLOSE(num(json_array_get(json_object_get(json_object_get(pos, "mean"), "rollout"),
-                                         k)),
+      cr_expect(CLOSE(num(json_array_get(
+                          json_object_get(json_object_get(pos, "mean"), "rollout"), k)),
                       pos_sum[k] / pos_n[k]),
                 "position %d", k);
   }
@@ -166,8 +179,8 @@ Test(summary, agreement_distributions_and_disagreement_ranking) {
   cr_assert_not_null(worst);
   for (int64_t p = 0; p < P; p++) {
     const char *name = json_string_value(json_array_get(pairs, (size_t)p));
-    const json_t *m = json_object_get(json_object_get(json_object_get(sum, "agreement"), name),
-                                      "spearman");
+    const json_t *m = json_object_get(
+        json_object_get(json_object_get(sum, "agreement"), name), "spearman");
     double s = 0;
     int64_t n = 0, nan = 0, hist = 0;
     for (int64_t e = 0; e < N; e++) {
@@ -213,7 +226,8 @@ Test(summary, agreement_distributions_and_disagreement_ranking) {
 }
 
 Test(summary, misclassified_examples) {
-  const am_tensor_t *lab = am_file_find(ex, "labels"), *pred = am_file_find(ex, "predictions");
+  const am_tensor_t *lab = am_file_find(ex, "labels"),
+                    *pred = am_file_find(ex, "predictions");
   cr_assert(lab && pred);
   int64_t wrong = 0;
   for (int64_t e = 0; e < lab->shape[0]; e++) {
