@@ -68,6 +68,8 @@ typedef struct am_pass_options {
   am_normalize normalize; /* applied to the rollout and grad_rollout rows (not *_ROWS) */
   am_grid_t grid;         /* for the distance statistic */
   double row_tolerance;   /* |row sum - 1| allowed; 0 = am_row_sum_tolerance(dtype) */
+  int device_pointers;    /* 1: ex->att / ex->grad are CUDA device pointers (from
+                             am_analyze_arrays); only the cuda backend is given them */
 } am_pass_options_t;
 
 /* Outputs in valid-token order; a pointer is used only when its bit is wanted. */

@@ -1,0 +1,320 @@
+"""analyze.py - attnmap's analyses on arrays in memory (am_analyze_arrays).
+
+    res = attnmap.analyze(out.attentions, grads, attention_mask=mask, target="cls")
+    res.maps["rollout"]        # [B,T] float32, padding 0, as RUN/examples.safetensors
+    res.head_stats["entropy"]  # [B,L,H]
+    res.agreement["spearman"]  # [B,P], columns res.pairs
+
+The numbers are those `attnmap analyze` writes for a dataset holding the same tensors.
+"""
+import ctypes
+
+import numpy as np
+
+from . import _lib
+from ._buffers import as_buffer, to_host
+
+
+class Context:
+    """An attnmap context: a backend ("cpu", "cuda", "cuda:N", "auto") and a thread count
+    (0 = all cores). Reuse one for many calls; close() or `with` frees it."""
+
+    def __init__(self, backend="cpu", threads=0):
+        opts = _lib.CtxOptions(backend.encode(), int(threads))
+        handle = ctypes.c_void_p()
+        err = ctypes.create_string_buffer(1024)
+        st = _lib.am_ctx_create(ctypes.byref(opts), ctypes.byref(handle), err, len(err))
+        if st != 0:
+            raise _lib.AttnmapError(_lib.STATUS_NAMES.get(st, str(st)),
+                                    err.value.decode("utf-8", "replace"))
+        self._h = handle
+
+    @property
+    def handle(self):
+        if not self._h:
+            raise ValueError("attnmap: the context is closed")
+        return self._h
+
+    @property
+    def backend(self):
+        return _lib.am_ctx_backend_name(self.handle).decode()
+
+    @property
+    def device(self):
+        return _lib.am_ctx_device_name(self.handle).decode()
+
+    @property
+    def threads(self):
+        return _lib.am_ctx_threads(self.handle)
+
+    def close(self):
+        if getattr(self, "_h", None):
+            _lib.am_ctx_destroy(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def analyze(self, *args, **kwargs):
+        return analyze(*args, context=self, **kwargs)
+
+
+class Result:
+    """The outputs of one analyze() call, named as in a run folder (docs/run-folder.md).
+
+    maps: {name: [B,T]}; head_stats: {statistic: [B,L,H]}; head_importance: [B,L,H] or
+    None; agreement: {metric: [B,P]}; pairs: the P pair names; rollout_rows,
+    grad_rollout_rows: [B,T,T] or None; lengths: [B] int32; mask: [B,T] uint8."""
+
+    def __init__(self):
+        self.maps, self.head_stats, self.agreement = {}, {}, {}
+        self.pairs = []
+        self.head_importance = self.rollout_rows = self.grad_rollout_rows = None
+        self.lengths = self.mask = None
+
+    def tensors(self):
+        """Every output under its RUN/examples.safetensors name."""
+        out = {"mask": self.mask, "lengths": self.lengths}
+        out.update(self.maps)
+        out.update({"head." + k: v for k, v in self.head_stats.items()})
+        if self.head_importance is not None:
+            out["head.importance"] = self.head_importance
+        out.update({"agreement." + k: v for k, v in self.agreement.items()})
+        if self.rollout_rows is not None:
+            out["rollout.rows"] = self.rollout_rows
+        if self.grad_rollout_rows is not None:
+            out["grad_rollout.rows"] = self.grad_rollout_rows
+        return out
+
+    def __repr__(self):
+        return "attnmap.Result(maps=%s, pairs=%d, head_stats=%d)" % (
+            list(self.maps), len(self.pairs), len(self.head_stats))
+
+
+def _plan(target, fusion, discard, normalize, topk, include_special, methods, pairs,
+          all_rows, row_tolerance):
+    plan = _lib.Plan()
+    _lib.am_plan_init(ctypes.byref(plan))
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        plan.target, plan.target_index = _lib.TARGETS["index"], int(target)
+    elif target in ("cls", "last", "mean"):
+        plan.target = _lib.TARGETS[target]
+    else:
+        raise ValueError("attnmap: target must be cls, last, mean or an int, not %r" % target)
+    for key, table, value in (("fusion", _lib.FUSIONS, fusion),
+                              ("normalize", _lib.NORMALIZE, normalize)):
+        if value not in table:
+            raise ValueError("attnmap: %s must be one of %s" % (key, ", ".join(table)))
+        setattr(plan, key, table[value])
+    plan.discard, plan.topk = float(discard), int(topk)
+    plan.include_special, plan.all_rows = int(bool(include_special)), int(bool(all_rows))
+    plan.row_tolerance = float(row_tolerance)
+    if methods is not None:
+        if isinstance(methods, str):
+            methods = methods.split(",")
+        bits = 0
+        for m in methods:
+            if m not in _lib.METHODS:
+                raise ValueError("attnmap: unknown method %r (one of %s)"
+                                 % (m, ", ".join(_lib.METHODS)))
+            bits |= _lib.METHODS[m]
+        plan.methods, plan.methods_explicit = bits, 1
+    if pairs is not None:
+        pairs = ",".join(pairs) if not isinstance(pairs, str) else pairs
+        plan.pairs = pairs.encode()
+    return plan
+
+
+def _layers(x, name):
+    """[L] Buffers of [B,H,T,T] from a stacked [L,B,H,T,T] array or a sequence of L."""
+    if isinstance(x, (list, tuple)):
+        bufs = [as_buffer(a, "%s[%d]" % (name, i)) for i, a in enumerate(x)]
+        ptrs = [b.ptr for b in bufs]
+    else:
+        whole = as_buffer(x, name)
+        if len(whole.shape) != 5:
+            raise ValueError("attnmap: %s: expected [L,B,H,T,T] or a list of [B,H,T,T], got "
+                             "shape %s" % (name, whole.shape))
+        step = whole.nbytes_per(0)
+        bufs = [_LayerView(whole, whole.shape[1:])] * whole.shape[0]
+        ptrs = [whole.ptr + l * step for l in range(whole.shape[0])]
+    shapes = {b.shape for b in bufs}
+    dtypes = {b.dtype for b in bufs}
+    devices = {b.device for b in bufs}
+    if not bufs or len(shapes) != 1 or len(dtypes) != 1 or len(devices) != 1:
+        raise ValueError("attnmap: %s: every layer needs the same shape, dtype and device"
+                         % name)
+    shape = bufs[0].shape
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise ValueError("attnmap: %s: a layer must be [B,H,T,T], got %s" % (name, shape))
+    return bufs, ptrs
+
+
+class _LayerView:
+    """One layer's shape, dtype and device of a stacked Buffer (the pointer is computed)."""
+
+    def __init__(self, whole, shape):
+        self.shape, self.dtype, self.device, self.keep = tuple(shape), whole.dtype, \
+            whole.device, whole
+
+
+def _host2d(x, name, B, T, floats):
+    b = to_host(x, name)
+    if b.shape != (B, T):
+        raise ValueError("attnmap: %s: expected shape (%d, %d), got %s" % (name, B, T, b.shape))
+    if floats and b.dtype not in ("F32", "F16", "BF16", "F64"):
+        b = to_host(np.asarray(b.keep, dtype=np.float32), name)
+    return b
+
+
+def analyze(attentions, attention_grads=None, attention_mask=None, special_tokens_mask=None,
+            saliency=None, inputs_embeds=None, inputs_embeds_grads=None, *, grid=None,
+            target="cls", fusion="mean", discard=0.0, normalize="none", topk=5,
+            include_special=False, methods=None, pairs=None, all_rows=False,
+            row_tolerance=0.0, backend="cpu", threads=0, context=None):
+    """Runs attnmap's per-example analyses (DESIGN §3) on arrays in memory.
+
+    attentions: [L,B,H,T,T] or a sequence of L [B,H,T,T] (Hugging Face's
+    `output_attentions` tuple as it is), F32/F16/BF16/F64; numpy arrays, PyTorch tensors
+    (CPU or CUDA), __cuda_array_interface__ or DLPack objects. attention_grads: the same
+    layout and dtype, or None. attention_mask, special_tokens_mask: [B,T] integers or
+    bools. saliency: an array [B,T] (map "saliency.given") or {name: [B,T]}.
+    inputs_embeds, inputs_embeds_grads: [B,T,D]. grid: "14x14+1" for ViT patches.
+    Options as `attnmap analyze`: target ("cls", "last", "mean" or an int), fusion,
+    discard, normalize, topk, include_special, methods (names; explicit), pairs
+    (["rollout~grad_rollout", ...]), all_rows, row_tolerance.
+
+    Attentions and gradients in device memory are read in place by the cuda backend
+    (backend="cuda" or a cuda Context); the cpu backend refuses them rather than copy.
+    """
+    own = context is None
+    ctx = Context(backend, threads) if own else context
+    try:
+        return _analyze(ctx, attentions, attention_grads, attention_mask,
+                        special_tokens_mask, saliency, inputs_embeds, inputs_embeds_grads,
+                        grid, _plan(target, fusion, discard, normalize, topk,
+                                    include_special, methods, pairs, all_rows, row_tolerance))
+    finally:
+        if own:
+            ctx.close()
+
+
+def _fill_inputs(arr, keep, attention_grads, attention_mask, special_tokens_mask, saliency,
+                 inputs_embeds, inputs_embeds_grads, B, T):
+    """Fills the optional fields of arr; keep collects what must outlive the call."""
+    for field, value in (("attention_mask", attention_mask),
+                         ("special_tokens_mask", special_tokens_mask)):
+        if value is not None:
+            b = _host2d(value, field, B, T, floats=False)
+            keep.append(b)
+            setattr(arr, field, b.ptr)
+            setattr(arr, field + "_dtype", _lib.DTYPES[b.dtype])
+    if saliency is not None:
+        items = saliency.items() if isinstance(saliency, dict) else [("given", saliency)]
+        bufs = [_host2d(v, "saliency." + k, B, T, floats=True) for k, v in items]
+        if len({b.dtype for b in bufs}) > 1:
+            bufs = [_host2d(np.asarray(b.keep, np.float32), "saliency", B, T, True)
+                    for b in bufs]
+        names = (ctypes.c_char_p * len(bufs))(*[k.encode() for k, _ in items])
+        ptrs = (ctypes.c_void_p * len(bufs))(*[b.ptr for b in bufs])
+        keep += [bufs, names, ptrs]
+        arr.saliency_count, arr.saliency_names, arr.saliency = len(bufs), names, ptrs
+        arr.saliency_dtype = _lib.DTYPES[bufs[0].dtype] if bufs else 0
+    if (inputs_embeds is None) != (inputs_embeds_grads is None):
+        raise ValueError("attnmap: inputs_embeds and inputs_embeds_grads go together")
+    if inputs_embeds is not None:
+        e = to_host(inputs_embeds, "inputs_embeds")
+        g = to_host(inputs_embeds_grads, "inputs_embeds_grads")
+        if e.dtype != g.dtype:
+            e = to_host(np.asarray(e.keep, np.float32), "inputs_embeds")
+            g = to_host(np.asarray(g.keep, np.float32), "inputs_embeds_grads")
+        if len(e.shape) != 3 or e.shape[:2] != (B, T) or g.shape != e.shape:
+            raise ValueError("attnmap: inputs_embeds and its gradients must be [B,T,D] "
+                             "with B=%d, T=%d" % (B, T))
+        keep += [e, g]
+        arr.embed_dim, arr.embeds_dtype = e.shape[2], _lib.DTYPES[e.dtype]
+        arr.inputs_embeds, arr.inputs_embeds_grads = e.ptr, g.ptr
+
+
+def _analyze(ctx, attentions, attention_grads, attention_mask, special_tokens_mask, saliency,
+             inputs_embeds, inputs_embeds_grads, grid, plan):
+    keep = []
+    bufs, ptrs = _layers(attentions, "attentions")
+    L = len(ptrs)
+    B, H, T, _ = bufs[0].shape
+    arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T, dtype=_lib.DTYPES[bufs[0].dtype])
+    att_ptrs = (ctypes.c_void_p * L)(*ptrs)
+    arr.attentions = att_ptrs
+    keep += [bufs, att_ptrs]
+    device = bufs[0].device
+    if attention_grads is not None:
+        gbufs, gptrs = _layers(attention_grads, "attention_grads")
+        if len(gptrs) != L or gbufs[0].shape != bufs[0].shape or gbufs[0].dtype != \
+                bufs[0].dtype or gbufs[0].device != device:
+            raise ValueError("attnmap: attention_grads must match attentions in layers, "
+                             "shape, dtype and device")
+        grad_ptrs = (ctypes.c_void_p * L)(*gptrs)
+        arr.attention_grads = grad_ptrs
+        keep += [gbufs, grad_ptrs]
+    arr.device_pointers = 1 if device == "cuda" else 0
+    if grid is not None:
+        arr.grid = grid.encode()
+    _fill_inputs(arr, keep, attention_grads, attention_mask, special_tokens_mask, saliency,
+                 inputs_embeds, inputs_embeds_grads, B, T)
+    return _run(ctx, arr, plan, attention_mask, B, L, H, T)
+
+
+def _run(ctx, arr, plan, attention_mask, B, L, H, T):
+    desc = ctypes.c_void_p()
+    _lib.check(_lib.am_arrays_describe(ctx.handle, ctypes.byref(arr), ctypes.byref(plan),
+                                       ctypes.byref(desc)), ctx.handle)
+    try:
+        names = {}
+        for part in (_lib.PART_MAPS, _lib.PART_PAIRS, _lib.PART_METRICS, _lib.PART_STATS):
+            n = _lib.am_arrays_desc_count(desc, part)
+            names[part] = [_lib.am_arrays_desc_name(desc, part, i).decode() for i in range(n)]
+        flags = _lib.am_arrays_desc_flags(desc)
+    finally:
+        _lib.am_arrays_desc_destroy(desc)
+    res = Result()
+    P = len(names[_lib.PART_PAIRS])
+    res.pairs = names[_lib.PART_PAIRS]
+    res.maps = {m: np.zeros((B, T), np.float32) for m in names[_lib.PART_MAPS]}
+    res.head_stats = {s: np.zeros((B, L, H), np.float32) for s in names[_lib.PART_STATS]}
+    res.agreement = {k: np.zeros((B, P), np.float32) for k in names[_lib.PART_METRICS]}
+    res.lengths = np.zeros(B, np.int32)
+    if flags & _lib.HAS_HEAD_IMPORTANCE:
+        res.head_importance = np.zeros((B, L, H), np.float32)
+    if flags & _lib.HAS_ROLLOUT_ROWS:
+        res.rollout_rows = np.zeros((B, T, T), np.float32)
+    if flags & _lib.HAS_GRAD_ROLLOUT_ROWS:
+        res.grad_rollout_rows = np.zeros((B, T, T), np.float32)
+
+    def fptr(a):
+        return a.ctypes.data_as(_lib.c_float_p) if a is not None else None
+
+    def table(d):
+        return (_lib.c_float_p * max(len(d), 1))(*[fptr(a) for a in d.values()])
+
+    out = _lib.ArraysResult(
+        maps=table(res.maps), head_stats=table(res.head_stats),
+        head_importance=fptr(res.head_importance), agreement=table(res.agreement),
+        rollout_rows=fptr(res.rollout_rows), grad_rollout_rows=fptr(res.grad_rollout_rows),
+        lengths=res.lengths.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
+    _lib.check(_lib.am_analyze_arrays(ctx.handle, ctypes.byref(arr), ctypes.byref(plan),
+                                      ctypes.byref(out)), ctx.handle)
+    if attention_mask is not None:
+        res.mask = (np.asarray(to_host(attention_mask, "attention_mask").keep) != 0) \
+            .astype(np.uint8).reshape(B, T)
+    else:
+        res.mask = np.ones((B, T), np.uint8)
+    return res

@@ -1,0 +1,106 @@
+"""tiny_models.py - randomly initialised small Hugging Face models and their tokenizers,
+saved to a folder as from_pretrained expects (no download): a BERT classifier, a GPT-2
+language model and a ViT image classifier, plus a few texts."""
+import json
+import os
+
+import numpy as np
+
+WORDS = ("the a film movie was is not very good bad great awful plot actors music story "
+         "boring fun loved hated it and but with this that of to").split()
+TEXTS = ["the film was very good", "this movie is not bad", "awful plot and boring actors",
+         "loved it", "the music was great but the story was boring",
+         "a fun film with very good actors and a great plot", "hated it",
+         "not good", "the story of this film is very very boring and the plot is awful"]
+
+
+def write_jsonl(path, texts=TEXTS, labels=True):
+    with open(path, "w") as f:
+        for i, t in enumerate(texts):
+            row = {"id": "t%d" % i, "text": t}
+            if labels:
+                row["label"] = i % 2
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def make_bert(path, layers=2, heads=2, hidden=16, labels=2, seed=0):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    os.makedirs(path, exist_ok=True)
+    vocab = os.path.join(path, "vocab.txt")
+    with open(vocab, "w") as f:
+        f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(WORDS)) + "\n")
+    tok = BertTokenizerFast(vocab_file=vocab)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=2 * hidden,
+                     max_position_embeddings=64, num_labels=labels,
+                     architectures=["BertForSequenceClassification"])
+    model = BertForSequenceClassification(cfg)
+    _spread(model, torch)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _spread(model, torch):
+    """Larger random weights than the default 0.02 init, so that attention is far from
+    uniform and gradients are not tiny."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.3)
+
+
+def make_gpt2(path, layers=2, heads=2, hidden=16, seed=0):
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    os.makedirs(path, exist_ok=True)
+    vocab = {w: i for i, w in enumerate(["<eos>", "<unk>"] + list(WORDS))}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", unk_token="<unk>",
+                                  bos_token="<eos>")
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=len(vocab), n_embd=hidden, n_layer=layers, n_head=heads,
+                     n_positions=64, bos_token_id=0, eos_token_id=0,
+                     architectures=["GPT2LMHeadModel"])
+    model = GPT2LMHeadModel(cfg)
+    _spread(model, torch)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def make_vit(path, image=16, patch=4, layers=2, heads=2, hidden=16, labels=3, seed=0):
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    os.makedirs(path, exist_ok=True)
+    torch.manual_seed(seed)
+    cfg = ViTConfig(image_size=image, patch_size=patch, num_channels=3, hidden_size=hidden,
+                    num_hidden_layers=layers, num_attention_heads=heads,
+                    intermediate_size=2 * hidden, num_labels=labels,
+                    architectures=["ViTForImageClassification"])
+    model = ViTForImageClassification(cfg)
+    _spread(model, torch)
+    model.save_pretrained(path)
+    ViTImageProcessor(size={"height": image, "width": image}).save_pretrained(path)
+    return path
+
+
+def write_images(folder, n=5, size=16, seed=0):
+    """n random RGB images as .npy files and a JSONL naming them, with labels."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "images.jsonl")
+    with open(path, "w") as f:
+        for i in range(n):
+            name = "img%d.npy" % i
+            np.save(os.path.join(folder, name), rng.integers(0, 256, (size, size, 3), np.uint8))
+            f.write(json.dumps({"id": i, "image": name, "label": i % 3}) + "\n")
+    return path
