@@ -8,10 +8,12 @@
 #define AM_EXIT_OK 0
 #define AM_EXIT_FAILURE 1
 #define AM_EXIT_USAGE 2
+#define AM_EXIT_DRIFT 3 /* report --fail-on-drift found drift */
 
 int am_cli_analyze(int argc, char **argv);
 int am_cli_inspect(int argc, char **argv);
 int am_cli_merge(int argc, char **argv);
+int am_cli_report(int argc, char **argv);
 
 /* Prints "attnmap: MESSAGE" and returns the exit code for status. */
 int am_cli_fail(am_ctx_t *ctx, am_status status);

@@ -13,11 +13,13 @@ static void usage(FILE *out) {
       "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
       "  inspect FILE...             list tensors, roles and check attention rows\n"
       "  merge RUN... -o RUN         combine run folders made with the same options\n"
+      "  report RUN [--baseline B]   HTML report and PNGs in RUN/report, nightly drift\n"
       "\n"
       "  attnmap COMMAND --help      options of a command\n"
       "  attnmap --version           version\n"
       "\n"
-      "exit codes: 0 success, 1 internal or device failure, 2 bad usage or bad input\n");
+      "exit codes: 0 success, 1 internal or device failure, 2 bad usage or bad input,\n"
+      "3 drift found (report --fail-on-drift)\n");
 }
 
 int main(int argc, char **argv) {
@@ -45,6 +47,8 @@ int main(int argc, char **argv) {
     return am_cli_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "merge") == 0)
     return am_cli_merge(argc - 1, argv + 1);
+  if (strcmp(cmd, "report") == 0)
+    return am_cli_report(argc - 1, argv + 1);
   fprintf(stderr, "attnmap: unknown command '%s' (try attnmap --help)\n", cmd);
   return AM_EXIT_USAGE;
 }

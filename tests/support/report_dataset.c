@@ -1,0 +1,98 @@
+/* report_dataset.c — see report_dataset.h. */
+#include "support/report_dataset.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/dataset_builder.h"
+
+const char *const rds_hostile[RDS_NHOSTILE] = {
+    "<img src=x onerror=alert(1)>", "<img src=x onerror=\"document.title='pwned'\">",
+    "</script><script>document.title='pwned2'</script>", "\"quoted\" & 'single' <b>",
+    "line\xe2\x80\xa8sep"};
+
+#define NWORDS 12
+static const char *const words[NWORDS] = {"the",  "movie", "was",  "not",
+                                          "good", "at",    "all",  "naïve",
+                                          "plot", "great", "cast", "ending"};
+
+/* Vocabulary entry k: the hostile strings first, then the words. */
+static const char *vocab(int k) {
+  return k < RDS_NHOSTILE ? rds_hostile[k] : words[(k - RDS_NHOSTILE) % NWORDS];
+}
+
+int rds_make(const rds_spec_t *spec, const char *path) {
+  int B = spec->B, T = spec->T, *len = malloc((size_t)B * sizeof *len);
+  if (!len)
+    return -1;
+  for (int b = 0; b < B; b++)
+    len[b] = spec->varied && !spec->grid ? T - b % 3 : T;
+  dsb_spec_t s = {.L = spec->L,
+                  .H = spec->H,
+                  .B = B,
+                  .T = T,
+                  .dtype = AM_DTYPE_F32,
+                  .lengths = len,
+                  .grads = spec->grads,
+                  .saliency = spec->saliency,
+                  .labels = spec->labels,
+                  .special = 1,
+                  .seed = spec->seed};
+  dsb_t *ds = dsb_build(&s);
+  json_t *all = json_array();
+  for (int b = 0; ds && b < B; b++) {
+    json_t *row = json_array();
+    for (int p = 0; p < T; p++) {
+      int rank = p - ds->start[b], n = ds->len[b];
+      int64_t *id = &ds->ids[(size_t)b * T + p];
+      const char *tok = "[PAD]";
+      if (rank == 0)
+        tok = "[CLS]";
+      else if (rank == n - 1)
+        tok = "[SEP]";
+      else if (rank > 0 && rank < n - 1) {
+        int k = (b + rank - 1) % (RDS_NHOSTILE + NWORDS);
+        tok = vocab(k);
+        *id = 2000 + k;
+      }
+      json_array_append_new(row, json_string(tok));
+    }
+    json_array_append_new(all, row);
+  }
+  int rc = -1;
+  char *text = json_dumps(all, JSON_COMPACT);
+  if (ds && text) {
+    int n = dsb_tensors(ds);
+    const char *meta[6] = {"attnmap.tokens",      text,           "model",
+                           "report test <model>", "attnmap.grid", spec->grid};
+    rc = dsb_write_list(path, ds->list, n, meta, spec->grid ? 3 : 2);
+  }
+  free(text);
+  json_decref(all);
+  dsb_free(ds);
+  free(len);
+  return rc;
+}
+
+char *rds_html_escape(const char *s) {
+  char *out = malloc(6 * strlen(s) + 1), *o = out;
+  for (; out && *s; s++) {
+    const char *e = *s == '&'    ? "&amp;"
+                    : *s == '<'  ? "&lt;"
+                    : *s == '>'  ? "&gt;"
+                    : *s == '"'  ? "&quot;"
+                    : *s == '\'' ? "&#39;"
+                                 : NULL;
+    if (e) {
+      strcpy(o, e);
+      o += strlen(e);
+    } else {
+      *o++ = *s;
+    }
+  }
+  if (out)
+    *o = '\0';
+  return out;
+}

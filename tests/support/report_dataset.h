@@ -1,0 +1,31 @@
+/* report_dataset.h — datasets for the report suites: dataset_builder's tensors plus
+ * __metadata__ attnmap.tokens whose strings include markup that would run script if a
+ * page parsed it (rds_hostile), input ids that match the strings, and optionally a ViT
+ * patch grid (attnmap.grid). */
+#ifndef TESTS_SUPPORT_REPORT_DATASET_H
+#define TESTS_SUPPORT_REPORT_DATASET_H
+
+#include <stdint.h>
+
+#define RDS_NHOSTILE 5
+/* <img src=x onerror=alert(1)>, an onerror that sets document.title to "pwned", a
+ * </script> that would start a script setting it to "pwned2", quotes and ampersands,
+ * a U+2028 line separator. */
+extern const char *const rds_hostile[RDS_NHOSTILE];
+
+typedef struct rds_spec {
+  int L, H, B, T;
+  int grads, saliency, labels; /* as dataset_builder's spec */
+  int varied;                  /* 1: example b has T - (b % 3) valid tokens */
+  const char *grid;            /* "RxC+P" (then every example has T tokens) or NULL */
+  uint64_t seed;
+} rds_spec_t;
+
+/* Writes the dataset to path; 0 on success. Every example's valid tokens are [CLS], words
+ * (the hostile strings among them, at least one per example when T >= 4) and [SEP]. */
+int rds_make(const rds_spec_t *spec, const char *path);
+
+/* s with & < > " ' written as HTML entities (malloc'd): what a page must show. */
+char *rds_html_escape(const char *s);
+
+#endif

@@ -1,0 +1,276 @@
+/* test_report.c — am_run_report on runs analysed from built datasets: the page's sections
+ * and images, token strings from the dataset shown as text (markup in tokens never
+ * reaches the page unescaped, nor ends a script block), the head grid's pixels against
+ * matplotlib's table and summary.json, a dataset that moved or changed (the report says so
+ * and still works), patch-grid maps, a run without gradients or agreement, replacing an
+ * old report whole, and bad run folders. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixtures/colormap_reference.h"
+#include "support/dataset_builder.h"
+#include "support/report_dataset.h"
+
+static char work[128];
+static char paths[16][512];
+static int next_path;
+static am_ctx_t *ctx;
+
+static void setup(void) {
+  cr_assert_eq(dsb_tempdir(work, sizeof work, "report"), 0);
+  cr_assert_eq(am_ctx_create(NULL, &ctx, NULL, 0), AM_STATUS_OK);
+}
+static void teardown(void) {
+  am_ctx_destroy(ctx);
+  dsb_rmtree(work);
+}
+TestSuite(report, .init = setup, .fini = teardown, .timeout = 120);
+
+static const char *P(const char *name) {
+  return dsb_join(paths[next_path++ % 16], sizeof paths[0], work, name);
+}
+static const char *in(const char *dir, const char *name) {
+  return dsb_join(paths[next_path++ % 16], sizeof paths[0], dir, name);
+}
+
+static void analyze(const char *data, const char *run) {
+  am_dataset_t *ds = NULL;
+  cr_assert_eq(am_dataset_open(ctx, &data, 1, &ds), AM_STATUS_OK, "%s", am_last_error(ctx));
+  am_plan_t plan;
+  am_plan_init(&plan);
+  am_run_options_t o;
+  am_run_options_init(&o);
+  cr_assert_eq(am_run_analyze(ctx, ds, &plan, run, &o), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  am_dataset_close(ds);
+}
+
+static const char *make(const rds_spec_t *spec, const char *name) {
+  char file[64];
+  snprintf(file, sizeof file, "%s.safetensors", name);
+  const char *data = P(file), *run = P(name);
+  cr_assert_eq(rds_make(spec, data), 0);
+  analyze(data, run);
+  return run;
+}
+
+static const rds_spec_t full = {.L = 2,
+                                .H = 3,
+                                .B = 16,
+                                .T = 10,
+                                .grads = 1,
+                                .saliency = 1,
+                                .labels = 1,
+                                .varied = 1,
+                                .seed = 5};
+
+static char *report(const char *run, const am_report_options_t *o,
+                    am_report_result_t *res) {
+  am_status st = am_run_report(ctx, run, o, res);
+  cr_assert_eq(st, AM_STATUS_OK, "%s", am_last_error(ctx));
+  char *html = dsb_read_file(in(run, "report/index.html"), NULL);
+  cr_assert_not_null(html);
+  return html;
+}
+
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+Test(report, page_sections_images_and_escaped_tokens) {
+  const char *run = make(&full, "run");
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert_str_eq(res.note, "");
+  cr_assert_eq(res.views, 6);
+  cr_assert_eq(res.compared, 0);
+  static const char *const ids[] = {"id=\"provenance\"", "id=\"heads\"",
+                                    "id=\"positions\"",  "id=\"agreement\"",
+                                    "id=\"examples\"",   "id=\"tokens\""};
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+    cr_assert(strstr(html, ids[i]), "section %s", ids[i]);
+  cr_assert(strstr(html, "report test &lt;model&gt;"), "model name escaped");
+  for (int k = 0; k < RDS_NHOSTILE; k++) {
+    char *esc = rds_html_escape(rds_hostile[k]);
+    cr_assert(strstr(html, esc), "token %d shown as text", k);
+    free(esc);
+  }
+  cr_assert_null(strstr(html, "<img src=x"), "no token reaches the page as markup");
+  cr_assert_null(strstr(html, "<b>"));
+  for (const char *b = strstr(html, "<script"); b; b = strstr(b + 1, "<script")) {
+    const char *e = strstr(b, "</script>");
+    cr_assert_not_null(e);
+    cr_assert_null(memmem(b, (size_t)(e - b), "\xe2\x80\xa8", 3), "raw U+2028 in a script");
+  }
+  cr_assert(strstr(html, "line\\u2028sep"), "U+2028 escaped in JSON");
+  /* every script element ends where attnmap ends it: one page script + one per view */
+  cr_assert_eq(count(html, "<script"), 1 + res.views);
+  cr_assert_eq(count(html, "</script>"), 1 + res.views);
+  cr_assert(strstr(html, "\\u003cimg src=x onerror=alert(1)\\u003e"), "JSON escapes <");
+  cr_assert_null(strstr(html, "http://") ? strstr(html, "src=\"http") : NULL, "no network");
+  cr_assert_null(strstr(html, "src=\"https"));
+  cr_assert(dsb_exists(in(run, "report/img/heads-importance.png")));
+  cr_assert_gt(count(html, "class=\"example\""), 6);
+  cr_assert_eq(count(html, "class=\"mv\""), 6, "a model view per example with views");
+  cr_assert_eq(dsb_count_prefixed(in(run, "report"), ".tmp-"), 0);
+  free(html);
+}
+
+/* Decodes an RGB PNG (malloc'd). */
+static unsigned char *decode(const char *path, int *w, int *h) {
+  png_image img;
+  memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  cr_assert(png_image_begin_read_from_file(&img, path), "%s", path);
+  img.format = PNG_FORMAT_RGB;
+  unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
+  cr_assert(png_image_finish_read(&img, NULL, buf, 0, NULL));
+  *w = (int)img.width;
+  *h = (int)img.height;
+  return buf;
+}
+
+Test(report, importance_grid_pixels_follow_summary) {
+  const char *run = make(&full, "run");
+  free(report(run, NULL, NULL));
+  json_t *sum = json_load_file(in(run, "summary.json"), 0, NULL);
+  json_t *score = json_object_get(json_object_get(sum, "head_importance"), "score");
+  double lo = 0, hi = 0; /* the report's limits: 0 .. max score */
+  for (int l = 0; l < full.L; l++)
+    for (int h = 0; h < full.H; h++) {
+      double v = json_number_value(json_array_get(json_array_get(score, l), h));
+      hi = v > hi ? v : hi;
+    }
+  int w, ht;
+  unsigned char *px = decode(in(run, "report/img/heads-importance.png"), &w, &ht);
+  int cell = w / full.H;
+  cr_assert_eq(ht, cell * full.L, "layers are rows, heads columns");
+  for (int l = 0; l < full.L; l++)
+    for (int h = 0; h < full.H; h++) {
+      double v = json_number_value(json_array_get(json_array_get(score, l), h));
+      int idx = (int)((v - lo) / (hi - lo) * 256.0);
+      idx = idx > 255 ? 255 : idx;
+      unsigned char *p = px + ((size_t)(l * cell + cell / 2) * w + h * cell + cell / 2) * 3;
+      for (int k = 0; k < 3; k++) /* magma, from matplotlib's float table */
+        cr_assert_eq(p[k], (int)(cmr_float[1][idx][k] * 255.0), "layer %d head %d", l, h);
+    }
+  free(px);
+  json_decref(sum);
+}
+
+Test(report, moved_dataset_is_reported_and_can_be_given) {
+  const char *run = make(&full, "run");
+  const char *moved = P("moved.safetensors");
+  cr_assert_eq(rename(P("run.safetensors"), moved), 0);
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert(strstr(res.note, "run.safetensors"), "%s", res.note);
+  cr_assert_eq(res.views, 0);
+  cr_assert(strstr(html, "id=\"dataset-note\""));
+  cr_assert_eq(count(html, "<script"), 1);
+  char *esc = rds_html_escape(rds_hostile[0]); /* the token text comes from tokens_table */
+  cr_assert(strstr(html, esc), "tokens still shown from summary.json");
+  free(esc);
+  free(html);
+  am_report_options_t o;
+  am_report_options_init(&o);
+  o.dataset = &moved;
+  o.ndataset = 1;
+  o.views = 2;
+  html = report(run, &o, &res);
+  cr_assert_str_eq(res.note, "");
+  cr_assert_eq(res.views, 2);
+  cr_assert_null(strstr(html, "dataset-note"));
+  free(html);
+}
+
+Test(report, changed_dataset_is_not_used) {
+  const char *run = make(&full, "run");
+  rds_spec_t other = full;
+  other.B = 12;
+  cr_assert_eq(rds_make(&other, P("run.safetensors")), 0);
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert(strstr(res.note, "changed"), "%s", res.note);
+  cr_assert_eq(res.views, 0);
+  free(html);
+}
+
+Test(report, patch_grid_maps) {
+  rds_spec_t vit = {.L = 2,
+                    .H = 2,
+                    .B = 8,
+                    .T = 7,
+                    .grads = 1,
+                    .saliency = 1,
+                    .labels = 1,
+                    .grid = "2x3+1",
+                    .seed = 9};
+  const char *run = make(&vit, "vit");
+  char *html = report(run, NULL, NULL);
+  cr_assert(strstr(html, "Patch grid (2x3+1)"));
+  int w, h;
+  unsigned char *px = decode(in(run, "report/img/grid-mean-1.png"), &w, &h);
+  cr_assert(w * 2 == h * 3 && w >= 3, "3 columns by 2 rows: %dx%d", w, h);
+  free(px);
+  cr_assert(count(html, "-grid-") >= 3, "per-example patch maps");
+  free(html);
+}
+
+Test(report, attention_only_run) {
+  rds_spec_t bare = {.L = 3, .H = 2, .B = 6, .T = 8, .seed = 3};
+  const char *run = make(&bare, "bare");
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert(strstr(html, "attention_last~rollout"), "the only pair");
+  cr_assert_not(dsb_exists(in(run, "report/img/heads-importance.png")));
+  cr_assert_gt(res.views, 0, "heads ranked by confidence without gradients (%s)", res.note);
+  free(html);
+}
+
+Test(report, replaces_the_old_report_whole) {
+  const char *run = make(&full, "run");
+  free(report(run, NULL, NULL));
+  const char *stale = in(run, "report/stale.txt");
+  cr_assert_eq(dsb_write_bytes(stale, "x", 1), 0);
+  free(report(run, NULL, NULL));
+  cr_assert_not(dsb_exists(stale));
+  cr_assert_eq(dsb_write_bytes(stale, "x", 1), 0);
+  /* a run folder whose examples file is broken: the old report stays as it was */
+  cr_assert_eq(dsb_write_bytes(in(run, "examples.safetensors"), "\x10\0\0\0\0\0\0\0{}", 10),
+               0);
+  cr_assert_eq(am_run_report(ctx, run, NULL, NULL), AM_STATUS_BAD_INPUT);
+  cr_assert(dsb_exists(stale));
+  cr_assert_eq(dsb_count_prefixed(in(run, "report"), ".tmp-"), 0);
+}
+
+Test(report, bad_run_folders_and_options) {
+  cr_assert_eq(am_run_report(ctx, P("nowhere"), NULL, NULL), AM_STATUS_BAD_INPUT);
+  const char *run = make(&full, "run");
+  am_report_options_t o;
+  am_report_options_init(&o);
+  o.drift = -1;
+  cr_assert_eq(am_run_report(ctx, run, &o, NULL), AM_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(am_run_report(ctx, NULL, NULL, NULL), AM_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(dsb_write_bytes(in(run, "summary.json"), "[1,", 3), 0);
+  cr_assert_eq(am_run_report(ctx, run, NULL, NULL), AM_STATUS_BAD_INPUT);
+  cr_assert(strstr(am_last_error(ctx), "summary.json"), "%s", am_last_error(ctx));
+  cr_assert_not(dsb_exists(in(run, "report")));
+  /* a mask of the wrong dtype in examples.safetensors */
+  const char *run2 = make(&full, "run2");
+  uint16_t mask[2] = {1, 1};
+  int32_t lengths[1] = {2};
+  am_named_tensor_t t[2] = {{"mask", {AM_DTYPE_U16, 2, {1, 2}, mask, sizeof mask}},
+                            {"lengths", {AM_DTYPE_I32, 1, {1}, lengths, sizeof lengths}}};
+  cr_assert_eq(dsb_write_list(in(run2, "examples.safetensors"), t, 2, NULL, 0), 0);
+  cr_assert_eq(am_run_report(ctx, run2, NULL, NULL), AM_STATUS_BAD_INPUT);
+  cr_assert(strstr(am_last_error(ctx), "tensor mask"), "%s", am_last_error(ctx));
+}
