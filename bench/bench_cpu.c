@@ -1,9 +1,22 @@
-/* bench_cpu.c — times the CPU backend's fused pass (rollout, grad rollout, head statistics,
- * head importance, attention_last) plus agreement on BERT-base shapes, F32 and F16, and
- * reports examples/s and GB/s of attention + gradient bytes read, beside this machine's
- * memory-read bandwidth measured in the same run.
- *   usage: bench_cpu [--examples N] [--tokens T] [--layers L] [--heads H] [--repeats R]
- *                    [--threads K] */
+/* bench_cpu.c — times the CPU backend on a dataset (bench/synth files), beside the two
+ * floors it is measured against, all in one process on the same bytes:
+ *   - the pass: the backend's fused per-example pass (rollout, gradient rollout, every head
+ *     statistic, head importance, attention_last; DESIGN §3 but flow), and the chunk
+ *     computation around it (the pass + saliency + agreement, as `attnmap analyze` runs
+ *     it, without reading files anew, aggregating or writing);
+ *   - the memory-read floor: the valid attention and gradient bytes the pass reads
+ *     divided by this machine's read bandwidth (an integer sum over 512 MiB, all threads,
+ *     best of 5);
+ *   - the entropy compute floor: a tight loop that computes sum a ln a over the same
+ *     attention rows (widen, vectorised ln, multiply-add: row_sweep.h), all threads.
+ * The pass is checked once against the plain reference loops (the same analyses without
+ * the AVX2 sweep) before it is timed. Timings are medians of --repeats after one warm-up;
+ * CPU time over wall time x threads says how much of the machine the run had.
+ *   usage: bench_cpu DATASET... [--threads K] [--repeats R] [--simd auto|portable]
+ *                    [--examples N] [--methods LIST]
+ * --examples N times the first N examples only; --methods takes the names of
+ * `attnmap analyze --methods` (default: all but flow).
+ * Last line: RESULT key=value ... (read by bench/run.sh). */
 #include <getopt.h>
 #include <math.h>
 #include <stdint.h>
@@ -15,10 +28,24 @@
 #include "backend.h"
 #include "core/ctx.h"
 #include "core/half.h"
+#include "cpu/row_sweep.h"
+#include "dataset/dataset.h"
+#include "pipeline/chunk.h"
 
-static double now(void) {
+typedef struct bench {
+  am_ctx_t *ctx;
+  am_dataset_t *ds;
+  am_layout_t lay;
+  am_chunk_t chunk;
+  int cap, threads, repeats;
+  int64_t limit; /* examples timed (the first ones) */
+  unsigned methods;
+  double bytes; /* valid attention + gradient bytes the pass reads */
+} bench_t;
+
+static double now(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -27,156 +54,312 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Memory-read floor: a sum over a buffer much larger than the caches, all threads. */
-static double read_bandwidth(size_t bytes, int repeats) {
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- the floors ------------------------------------------------------------------- */
+
+/* Read bandwidth in GB/s: a 64-bit integer sum (vectorised, never compute-bound) over a
+ * buffer far larger than the caches, all threads, best of `repeats`. */
+static volatile uint64_t sink_u64; /* keeps the sums alive */
+
+static double read_bandwidth(size_t bytes, int threads, int repeats) {
   size_t n = bytes / 8;
-  double *buf = malloc(n * 8), best = 0, sink = 0;
+  uint64_t *buf = malloc(n * 8);
+  double best = 0;
+  if (!buf)
+    return 0;
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (size_t i = 0; i < n; i++)
-    buf[i] = (double)(i & 7);
+    buf[i] = i;
   for (int r = 0; r < repeats; r++) {
-    double t0 = now(), s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+    double t0 = now(CLOCK_MONOTONIC);
+    uint64_t s = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; i++)
       s += buf[i];
-    double gbs = (double)bytes / (now() - t0) / 1e9;
-    sink += s;
+    double gbs = (double)bytes / (now(CLOCK_MONOTONIC) - t0) / 1e9;
+    sink_u64 += s;
     best = gbs > best ? gbs : best;
   }
   free(buf);
-  return sink > -1 ? best : 0;
+  return best;
 }
 
-static void fill_softmax(void *dst, am_dtype dt, int L, int B, int H, int T,
-                         uint32_t seed) {
-  float *row = malloc((size_t)T * sizeof *row);
-  size_t k = 0;
-  for (long r = 0; r < (long)L * B * H * T; r++) {
-    double sum = 0;
-    for (int j = 0; j < T; j++) {
-      seed = seed * 1664525u + 1013904223u;
-      row[j] = expf((float)(seed >> 8) / 16777216.0f * 4.0f);
-      sum += row[j];
-    }
-    for (int j = 0; j < T; j++, k++) {
-      float v = (float)(row[j] / sum);
-      if (dt == AM_DTYPE_F32)
-        memcpy((char *)dst + 4 * k, &v, 4);
-      else {
-        uint16_t h = am_f32_to_f16(v);
-        memcpy((char *)dst + 2 * k, &h, 2);
+/* sum a ln a over every valid attention row of example e (contiguous valid spans). */
+static double entropy_example(const am_example_t *ex, int simd) {
+  size_t es = am_dtype_size(ex->dtype);
+  double total = 0.0;
+  int n = ex->n;
+  if (n == 0 || ex->idx[n - 1] - ex->idx[0] != n - 1)
+    return 0.0;
+  for (int l = 0; l < ex->L; l++)
+    for (int h = 0; h < ex->H; h++)
+      for (int i = 0; i < n; i++) {
+        int64_t first = ((int64_t)h * ex->T + ex->idx[i]) * ex->T + ex->idx[0];
+        const unsigned char *row = (const unsigned char *)ex->att[l] + (size_t)first * es;
+        if (simd) {
+          total += am_row_entropy_avx2(row, ex->dtype, n);
+          continue;
+        }
+        for (int j = 0; j < n; j++) {
+          float x = am_load_float(row, ex->dtype, j);
+          total += x > 0.0f ? (double)x * logf(x) : 0.0;
+        }
+      }
+  return total;
+}
+
+/* ---- running the pass over the whole dataset --------------------------------------- */
+
+typedef enum what { PASS, COMPUTE, ENTROPY } what_t;
+
+/* One sweep over every example: the backend pass, the chunk computation or the entropy
+ * loop. Returns wall seconds; *cpu gets process CPU seconds. */
+static double sweep(bench_t *b, what_t what, double *cpu, am_status *st) {
+  double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID), sink = 0;
+  int simd = am_cpu_row_sweep() != NULL;
+  *st = AM_STATUS_OK;
+  int64_t done = 0;
+  for (int s = 0; s < b->ds->nshards && *st == AM_STATUS_OK && done < b->limit; s++)
+    for (int64_t row = 0; row < b->ds->shards[s].B && *st == AM_STATUS_OK; row += b->cap) {
+      int64_t left = b->ds->shards[s].B - row;
+      left = left < b->limit - done ? left : b->limit - done;
+      if (left <= 0)
+        break;
+      int nex = (int)(left < b->cap ? left : b->cap);
+      done += nex;
+      am_chunk_t *c = &b->chunk;
+      *st = am_chunk_load(b->ctx, c, b->ds, s, row, nex);
+      if (*st != AM_STATUS_OK)
+        break;
+      if (what == COMPUTE) {
+        *st = am_chunk_compute(b->ctx, c, b->ds);
+      } else if (what == PASS) {
+        am_fault_t fault;
+        int bad;
+        *st = b->ctx->backend->example_pass(b->ctx->backend_state, c->ex, c->nex,
+                                            &b->lay.pass, c->out, &fault, &bad);
+      } else {
+#pragma omp parallel for num_threads(b->threads) schedule(dynamic, 1) reduction(+ : sink)
+        for (int e = 0; e < nex; e++)
+          sink += entropy_example(&c->ex[e], simd);
       }
     }
-  }
-  free(row);
+  *cpu = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+  double wall = now(CLOCK_MONOTONIC) - t0;
+  return sink == 1e300 ? 0 : wall;
 }
 
-static void run(am_ctx_t *ctx, am_dtype dt, int N, int L, int H, int T, int repeats,
-                double floor_gbs) {
-  size_t es = am_dtype_size(dt), per_layer = (size_t)N * H * T * T;
-  void *att = malloc((size_t)L * per_layer * es),
-       *grad = malloc((size_t)L * per_layer * es);
-  fill_softmax(att, dt, L, N, H, T, 1);
-  fill_softmax(grad, dt, L, N, H, T, 2); /* any finite values serve as gradients */
-  am_example_t *ex = calloc((size_t)N, sizeof *ex);
-  const void **ap = calloc((size_t)N * L, sizeof *ap),
-             **gp = calloc((size_t)N * L, sizeof *gp);
-  int32_t *idx = malloc((size_t)T * sizeof *idx);
-  for (int i = 0; i < T; i++)
-    idx[i] = i;
-  am_pass_output_t *out = calloc((size_t)N, sizeof *out);
-  float *maps = calloc((size_t)N * 3 * T, sizeof *maps);
-  float *stats = calloc((size_t)N * (AM_STAT_COUNT + 1) * L * H, sizeof *stats);
-  for (int e = 0; e < N; e++) {
-    for (int l = 0; l < L; l++) {
-      ap[e * L + l] = (char *)att + ((size_t)l * N + e) * H * T * T * es;
-      gp[e * L + l] = (char *)grad + ((size_t)l * N + e) * H * T * T * es;
+/* Median wall time of `repeats` sweeps after one warm-up; *util = CPU / (wall x threads).
+ */
+static double timed(bench_t *b, what_t what, double *util) {
+  double *w = malloc((size_t)b->repeats * sizeof *w), cpu_sum = 0, wall_sum = 0, cpu;
+  am_status st;
+  sweep(b, what, &cpu, &st);
+  for (int r = 0; r < b->repeats && st == AM_STATUS_OK; r++) {
+    w[r] = sweep(b, what, &cpu, &st);
+    cpu_sum += cpu;
+    wall_sum += w[r];
+  }
+  double med = st == AM_STATUS_OK ? median(w, b->repeats) : NAN;
+  *util = cpu_sum / (wall_sum * b->threads);
+  if (st != AM_STATUS_OK)
+    fprintf(stderr, "bench_cpu: %s\n", am_last_error(b->ctx));
+  free(w);
+  return med;
+}
+
+/* ---- the check against the plain reference loops ----------------------------------- */
+
+static double worst_error(const float *got, const float *ref, size_t count) {
+  double worst = 0;
+  for (size_t k = 0; k < count; k++) {
+    if (isnan(ref[k]) && isnan(got[k]))
+      continue;
+    double err = fabs((double)got[k] - ref[k]) / (1e-6 + 1e-5 * fabs((double)ref[k]));
+    worst = err > worst || isnan(err) ? err : worst;
+  }
+  return worst;
+}
+
+/* Runs the first chunk with the plain loops, then with the tuned sweep, and compares
+ * every map, statistic and importance: |x - ref| <= 1e-6 + 1e-5 |ref|. Returns the largest
+ * error / bound (<= 1 passes), or -1 when the run failed. */
+static double check_against_plain(bench_t *b) {
+  am_chunk_t *c = &b->chunk;
+  size_t nm = (size_t)(b->lay.nmaps ? b->lay.nmaps : 1) * c->cap * c->Tcap;
+  size_t ns = (size_t)c->cap * AM_STAT_COUNT * b->lay.L * b->lay.H;
+  size_t ni = (size_t)c->cap * b->lay.L * b->lay.H;
+  float *maps = malloc(nm * 4), *stats = malloc(ns * 4), *imp = malloc(ni * 4);
+  int nex = (int)(b->ds->shards[0].B < b->cap ? b->ds->shards[0].B : b->cap);
+  nex = nex < 8 ? nex : 8;
+  double weights = (double)b->lay.L * b->lay.H * (double)c->Tcap * c->Tcap * nex;
+  if (weights > 4e8) /* the plain loops take ~10 ns a weight: a long example once */
+    nex = 1;
+  am_cpu_simd_force(0);
+  am_status st = am_chunk_load(b->ctx, c, b->ds, 0, 0, nex);
+  if (st == AM_STATUS_OK)
+    st = am_chunk_compute(b->ctx, c, b->ds);
+  if (st == AM_STATUS_OK) {
+    memcpy(maps, c->maps, nm * 4);
+    memcpy(stats, c->stats, ns * 4);
+    memcpy(imp, c->importance, ni * 4);
+  }
+  am_cpu_simd_force(-1);
+  if (st == AM_STATUS_OK)
+    st = am_chunk_compute(b->ctx, c, b->ds);
+  double worst = -1;
+  if (st == AM_STATUS_OK) {
+    double e1 = worst_error(c->maps, maps, nm), e2 = worst_error(c->stats, stats, ns),
+           e3 = worst_error(c->importance, imp, ni);
+    worst = fmax(e1, fmax(e2, e3));
+  }
+  free(maps), free(stats), free(imp);
+  return worst;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static am_status setup(bench_t *b, char **paths, int npaths) {
+  am_ctx_options_t o = {.backend = "cpu", .threads = b->threads};
+  char err[256];
+  am_status st = am_ctx_create(&o, &b->ctx, err, sizeof err);
+  if (st != AM_STATUS_OK) {
+    fprintf(stderr, "bench_cpu: %s\n", err);
+    return st;
+  }
+  b->threads = am_ctx_threads(b->ctx);
+  am_plan_t plan;
+  am_plan_init(&plan);
+  if (b->methods)
+    plan.methods = b->methods;
+  st = am_dataset_open(b->ctx, (const char *const *)paths, npaths, &b->ds);
+  if (st == AM_STATUS_OK)
+    st = am_layout_build(b->ctx, b->ds, &plan, &b->lay);
+  int64_t maxb = 1;
+  for (int s = 0; st == AM_STATUS_OK && s < b->ds->nshards; s++)
+    maxb = b->ds->shards[s].B > maxb ? b->ds->shards[s].B : maxb;
+  b->cap = (int)(maxb < 1024 ? maxb : 1024);
+  if (st == AM_STATUS_OK)
+    st = am_chunk_alloc(b->ctx, &b->chunk, &b->lay, b->cap, b->ds->Tmax);
+  if (st != AM_STATUS_OK) {
+    fprintf(stderr, "bench_cpu: %s\n", am_last_error(b->ctx));
+    return st;
+  }
+  /* bytes the pass reads: valid rows x valid keys of attentions (and gradients) */
+  size_t es = am_dtype_size(b->ds->dtype);
+  unsigned reads_grad =
+      AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE;
+  int sets = b->lay.pass.want & reads_grad ? 2 : 1;
+  b->limit = b->limit > 0 && b->limit < b->ds->N ? b->limit : b->ds->N;
+  int64_t counted = 0;
+  for (int s = 0; s < b->ds->nshards; s++) {
+    am_shard_t *sh = &b->ds->shards[s];
+    int32_t *idx = malloc((size_t)sh->T * sizeof *idx);
+    for (int64_t r = 0; r < sh->B && counted++ < b->limit; r++) {
+      double n = am_shard_valid_positions(sh, r, idx);
+      b->bytes += (double)sets * b->lay.L * b->lay.H * n * n * (double)es;
     }
-    ex[e] = (am_example_t){L, H, T, T, dt, ap + e * L, gp + e * L, idx, 0};
-    out[e] = (am_pass_output_t){maps + (size_t)e * 3 * T,
-                                maps + (size_t)e * 3 * T + T,
-                                maps + (size_t)e * 3 * T + 2 * T,
-                                NULL,
-                                NULL,
-                                stats + (size_t)e * (AM_STAT_COUNT + 1) * L * H,
-                                stats + (size_t)e * (AM_STAT_COUNT + 1) * L * H +
-                                    AM_STAT_COUNT * L * H};
+    free(idx);
   }
-  am_pass_options_t opt = {.want = AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT |
-                                   AM_PASS_GRAD_ROLLOUT | AM_PASS_HEAD_STATS |
-                                   AM_PASS_HEAD_IMPORTANCE};
-  double *times = malloc((size_t)repeats * sizeof *times);
-  am_fault_t fault;
-  int bad = -1;
-  /* check once: the grads here are not gradients but rows still sum to 1 */
-  am_status st =
-      ctx->backend->example_pass(ctx->backend_state, ex, N, &opt, out, &fault, &bad);
-  double rs = 0;
-  for (int i = 0; i < T; i++)
-    rs += maps[T + i];
-  printf("check: status %s, rollout row 0 sums to %.6f (expect 1)\n", am_status_str(st),
-         rs);
-  for (int r = 0; r < repeats; r++) {
-    double t0 = now();
-    ctx->backend->example_pass(ctx->backend_state, ex, N, &opt, out, &fault, &bad);
-    times[r] = now() - t0;
+  return AM_STATUS_OK;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: bench_cpu DATASET... [--threads K] [--repeats R] "
+                  "[--simd auto|portable] [--examples N] [--methods LIST]\n");
+}
+
+/* The bits of a comma list of `attnmap analyze --methods` names; 0 on an unknown name. */
+static unsigned parse_methods(const char *list) {
+  static const struct {
+    const char *name;
+    unsigned bit;
+  } names[] = {{"attention_last", AM_METHOD_ATTENTION_LAST},
+               {"rollout", AM_METHOD_ROLLOUT},
+               {"grad_rollout", AM_METHOD_GRAD_ROLLOUT},
+               {"flow", AM_METHOD_FLOW},
+               {"head_stats", AM_METHOD_HEAD_STATS},
+               {"head_importance", AM_METHOD_HEAD_IMPORTANCE},
+               {"saliency", AM_METHOD_SALIENCY},
+               {"agreement", AM_METHOD_AGREEMENT}};
+  unsigned bits = 0;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    unsigned bit = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+      if (!strcmp(tok, names[k].name))
+        bit = names[k].bit;
+    if (!bit)
+      return 0;
+    bits |= bit;
   }
-  qsort(times, (size_t)repeats, sizeof *times, cmp_double);
-  double med = times[repeats / 2], bytes = 2.0 * (double)L * (double)per_layer * (double)es;
-  printf("%-4s L=%d H=%d T=%d N=%d threads=%d: median %.4f s  %.1f examples/s  %.2f GB/s  "
-         "(%.0f%% of the %.2f GB/s read floor)\n",
-         am_dtype_name(dt), L, H, T, N, am_ctx_threads(ctx), med, N / med,
-         bytes / med / 1e9, 100.0 * bytes / med / 1e9 / floor_gbs, floor_gbs);
-  free(att), free(grad), free(ex), free(ap), free(gp), free(idx), free(out), free(maps);
-  free(stats), free(times);
+  return bits;
 }
 
 int main(int argc, char **argv) {
-  int N = 32, L = 12, H = 12, T = 128, repeats = 5, threads = 0, c;
-  static const struct option opts[] = {{"examples", 1, 0, 'n'},
-                                       {"tokens", 1, 0, 'T'},
-                                       {"layers", 1, 0, 'L'},
-                                       {"heads", 1, 0, 'H'},
-                                       {"repeats", 1, 0, 'r'},
-                                       {"threads", 1, 0, 't'},
-                                       {0, 0, 0, 0}};
+  bench_t b = {.repeats = 5};
+  int portable = 0, c;
+  static const struct option opts[] = {{"threads", 1, 0, 't'}, {"repeats", 1, 0, 'r'},
+                                       {"simd", 1, 0, 's'},    {"examples", 1, 0, 'n'},
+                                       {"methods", 1, 0, 'm'}, {0, 0, 0, 0}};
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case 'n':
-      N = atoi(optarg);
-      break;
-    case 'T':
-      T = atoi(optarg);
-      break;
-    case 'L':
-      L = atoi(optarg);
-      break;
-    case 'H':
-      H = atoi(optarg);
-      break;
-    case 'r':
-      repeats = atoi(optarg);
-      break;
-    case 't':
-      threads = atoi(optarg);
-      break;
-    default:
-      return 2;
-    }
+    if (c == 't')
+      b.threads = atoi(optarg);
+    else if (c == 'r')
+      b.repeats = atoi(optarg);
+    else if (c == 's')
+      portable = !strcmp(optarg, "portable");
+    else if (c == 'n')
+      b.limit = atoll(optarg);
+    else if (c == 'm') {
+      if (!(b.methods = parse_methods(optarg)))
+        return usage(), 2;
+    } else
+      return usage(), 2;
   }
-  if (N < 1 || T < 1 || L < 1 || H < 1 || repeats < 1)
-    return 2;
-  am_ctx_options_t o = {.backend = "cpu", .threads = threads};
-  am_ctx_t *ctx = NULL;
-  char err[256];
-  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK) {
-    fprintf(stderr, "bench_cpu: %s\n", err);
+  if (optind >= argc || b.repeats < 1 || b.threads < 0)
+    return usage(), 2;
+  if (setup(&b, argv + optind, argc - optind) != AM_STATUS_OK)
     return 1;
-  }
-  double floor_gbs = read_bandwidth((size_t)1 << 30, 5);
-  printf("device: %s; memory read floor %.2f GB/s (sum over 1 GiB, best of 5)\n",
-         am_ctx_device_name(ctx), floor_gbs);
-  run(ctx, AM_DTYPE_F32, N, L, H, T, repeats, floor_gbs);
-  run(ctx, AM_DTYPE_F16, N, L, H, T, repeats, floor_gbs);
-  am_ctx_destroy(ctx);
-  return 0;
+  am_dataset_info_t info;
+  am_dataset_get_info(b.ds, &info);
+  double check = check_against_plain(&b);
+  if (portable)
+    am_cpu_simd_force(0);
+  printf("device: %s, %d threads, sweep %s\n", am_ctx_device_name(b.ctx), b.threads,
+         am_cpu_simd_name());
+  printf("dataset: %lld examples, L=%d H=%d T=%d %s, %.1f MB of valid attention%s read\n",
+         (long long)b.limit, info.layers, info.heads, info.max_tokens,
+         am_dtype_name(info.dtype), b.bytes / 1e6,
+         b.lay.pass.want & (AM_PASS_GRAD_ROLLOUT | AM_PASS_HEAD_IMPORTANCE) ? " + gradients"
+                                                                            : "");
+  printf("check against the plain loops: worst error / (1e-6 + 1e-5 |ref|) = %.3g: %s\n",
+         check, check >= 0 && check <= 1 ? "ok" : "FAILED");
+  double u_pass, u_comp, u_ent, N = (double)b.limit;
+  double t_pass = timed(&b, PASS, &u_pass), t_comp = timed(&b, COMPUTE, &u_comp);
+  double t_ent = timed(&b, ENTROPY, &u_ent);
+  double bw = read_bandwidth((size_t)512 << 20, b.threads, 5), t_mem = b.bytes / (bw * 1e9);
+  double t_floor = fmax(t_mem, t_ent);
+  printf("pass         %8.4f s  %8.1f examples/s  %6.2f GB/s  (CPU use %.0f%%)\n", t_pass,
+         N / t_pass, b.bytes / t_pass / 1e9, 100 * u_pass);
+  printf("pass+sal+agr %8.4f s  %8.1f examples/s  (CPU use %.0f%%)\n", t_comp, N / t_comp,
+         100 * u_comp);
+  printf("floor: memory read %.4f s (%.2f GB/s), entropy loop %.4f s (CPU use %.0f%%): "
+         "pass at %.0f%% of the slower\n",
+         t_mem, bw, t_ent, 100 * u_ent, 100 * t_floor / t_pass);
+  printf("RESULT examples=%lld pass_s=%.6f compute_s=%.6f mem_floor_s=%.6f "
+         "entropy_floor_s=%.6f read_gbs=%.3f bytes=%.0f check=%.4g threads=%d util=%.3f "
+         "simd=%s\n",
+         (long long)b.limit, t_pass, t_comp, t_mem, t_ent, bw, b.bytes, check, b.threads,
+         u_pass, am_cpu_simd_name());
+  am_chunk_free(&b.chunk);
+  am_dataset_close(b.ds);
+  am_ctx_destroy(b.ctx);
+  return check >= 0 && check <= 1 ? 0 : 1;
 }

@@ -17,7 +17,7 @@
 typedef struct synth_opts {
   int examples, layers, heads, tokens, shards, embed_dim, min_tokens, classes;
   am_dtype dtype;
-  int grads, left_pad;
+  int grads, left_pad; /* left_pad: 0 right, 1 left, 2 either side at random per example */
   uint64_t seed;
   const char *out;
 } synth_opts_t;
@@ -79,7 +79,8 @@ static int write_shard(const synth_opts_t *o, int shard, int B, const char *path
   for (int b = 0; b < B; b++) {
     int n = o->min_tokens + (int)(uniform() * (T - o->min_tokens + 1));
     n = n > T ? T : n;
-    int s = o->left_pad ? T - n : 0;
+    int left = o->left_pad == 2 ? uniform() < 0.5 : o->left_pad;
+    int s = left ? T - n : 0;
     for (int p = s; p < s + n; p++) {
       mask[(size_t)b * T + p] = 1;
       ids[(size_t)b * T + p] =
@@ -148,10 +149,11 @@ done:
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: synth -o DIR [--examples N] [--layers L] [--heads H] [--tokens T]\n"
-          "  [--min-tokens N] [--shards S] [--dtype f32|f16|bf16] [--embed-dim D]\n"
-          "  [--no-grads] [--left-pad] [--classes C] [--seed S]\n");
+  fprintf(
+      stderr,
+      "usage: synth -o DIR [--examples N] [--layers L] [--heads H] [--tokens T]\n"
+      "  [--min-tokens N] [--shards S] [--dtype f32|f16|bf16] [--embed-dim D]\n"
+      "  [--no-grads] [--left-pad | --pad right|left|mixed] [--classes C] [--seed S]\n");
 }
 
 int main(int argc, char **argv) {
@@ -166,13 +168,12 @@ int main(int argc, char **argv) {
                     .dtype = AM_DTYPE_F16,
                     .grads = 1,
                     .seed = 1};
-  static const struct option opts[] = {{"examples", 1, 0, 'n'},   {"layers", 1, 0, 'L'},
-                                       {"heads", 1, 0, 'H'},      {"tokens", 1, 0, 'T'},
-                                       {"min-tokens", 1, 0, 'm'}, {"shards", 1, 0, 's'},
-                                       {"dtype", 1, 0, 'd'},      {"embed-dim", 1, 0, 'D'},
-                                       {"no-grads", 0, 0, 'g'},   {"left-pad", 0, 0, 'l'},
-                                       {"classes", 1, 0, 'c'},    {"seed", 1, 0, 'S'},
-                                       {"output", 1, 0, 'o'},     {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"examples", 1, 0, 'n'}, {"layers", 1, 0, 'L'},     {"heads", 1, 0, 'H'},
+      {"tokens", 1, 0, 'T'},   {"min-tokens", 1, 0, 'm'}, {"shards", 1, 0, 's'},
+      {"dtype", 1, 0, 'd'},    {"embed-dim", 1, 0, 'D'},  {"no-grads", 0, 0, 'g'},
+      {"left-pad", 0, 0, 'l'}, {"pad", 1, 0, 'p'},        {"classes", 1, 0, 'c'},
+      {"seed", 1, 0, 'S'},     {"output", 1, 0, 'o'},     {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
     switch (c) {
@@ -202,6 +203,9 @@ int main(int argc, char **argv) {
       break;
     case 'l':
       o.left_pad = 1;
+      break;
+    case 'p':
+      o.left_pad = !strcmp(optarg, "mixed") ? 2 : !strcmp(optarg, "left");
       break;
     case 'c':
       o.classes = atoi(optarg);

@@ -7,7 +7,11 @@
  * Row form: with v = e_t (or the mean row 1/n) the layers are applied as they are read,
  * v <- v A^_l from l = L-1 down to 0, which is e_t^T A^_{L-1} ... A^_0 in O(L H n^2);
  * the whole matrices (*_ROWS) are P <- P A^_l with CBLAS sgemm. Scratch holds O(n^2)
- * floats whatever L and H: the fused layer, its product and temporary, one row. */
+ * floats whatever L and H: the fused layer, its product and temporary, one row.
+ *
+ * Two paths, chosen once per process (row_sweep.h): on CPUs with AVX2, FMA and F16C the
+ * rows go through the vectorised sweeps (example_sweep.c), ~10x faster; elsewhere, and as
+ * the reference the sweeps are tested against, the plain loops below. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,7 @@
 #include "core/half.h"
 #include "cpu/example_pass.h"
 #include "cpu/head_stats.h"
+#include "cpu/pass_state.h"
 #include "cpu/rollout.h"
 
 const char *am_stat_name(am_stat stat) {
@@ -58,25 +63,6 @@ void am_cpu_scratch_free(am_cpu_scratch_t *s) {
 #define WANT_GRAD                                                                          \
   (AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE)
 #define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
-
-typedef struct pass {
-  const am_example_t *ex;
-  const am_pass_options_t *opt;
-  am_pass_output_t *out;
-  am_fault_t *fault;
-  unsigned want;
-  int n, contiguous; /* contiguous: idx[j] == idx[0] + j */
-  double tol;
-  float *arow, *grow; /* [n] one query row over the valid keys */
-  double *vr, *wr;    /* [n] rollout row and scratch, or NULL */
-  double *vg, *ug;    /* [n] grad rollout row and this layer's v A-, or NULL */
-  double *last;       /* [n] attention_last accumulator, or NULL */
-  float *fused;       /* [n,n] F(A_l), or NULL */
-  float *abar;        /* [n,n] sum_h max(0, G (.) A), or NULL */
-  float *pr, *tr;     /* [n,n] rollout product and temporary (ROLLOUT_ROWS) */
-  float *pg, *tg;     /* [n,n] grad rollout product and temporary */
-  am_grid_geom_t geo;
-} pass_t;
 
 static int valid_dtype(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
@@ -134,6 +120,8 @@ static float *take_f(float **cursor, size_t count, unsigned wanted) {
   return at;
 }
 
+#define SKEW 24 /* floats: 96 bytes */
+
 /* Carves the scratch: doubles first (malloc's alignment suits them), then floats. */
 static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   size_t n = (size_t)p->n, nn = n * n;
@@ -143,7 +131,10 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
               (w & AM_PASS_ATTENTION_LAST ? n : 0) + ntab;
   size_t nmat = (w & WANT_FUSED ? 1 : 0) + (w & AM_PASS_ROLLOUT_ROWS ? 1 : 0) +
                 (w & AM_PASS_GRAD_ROLLOUT_ROWS ? 2 : 0);
-  size_t base = 2 * nd + 2 * n; /* floats */
+  /* floats; SKEW between the row buffers that the sweep stores to and loads from, so that
+   * they do not sit a multiple of 4 KiB apart (a load then waits for an unrelated store:
+   * "4K aliasing", measured 20% slower on BERT-base rows) */
+  size_t base = 2 * nd + 3 * (n + SKEW); /* floats */
   if (nn / n != n || (nmat && nn > (SIZE_MAX / sizeof(float) - base) / nmat))
     return AM_STATUS_OUT_OF_MEMORY;
   size_t need = base + nmat * nn;
@@ -162,8 +153,9 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   p->ug = take_d(&d, n, w & AM_PASS_GRAD_ROLLOUT);
   p->last = take_d(&d, n, w & AM_PASS_ATTENTION_LAST);
   am_grid_geom_init(&p->geo, &p->opt->grid, p->n, d);
-  p->arow = take_f(&f, n, 1);
-  p->grow = take_f(&f, n, 1);
+  p->arow = take_f(&f, n + SKEW, 1);
+  p->grow = take_f(&f, n + SKEW, 1);
+  p->uf = take_f(&f, n + SKEW, 1);
   p->fused = take_f(&f, nn, w & WANT_FUSED);
   p->tr = take_f(&f, nn, w & AM_PASS_ROLLOUT_ROWS);
   p->abar = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);
@@ -175,7 +167,7 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
 
 /* Widens valid row i (padded position idx[i]) of head h of a [H,T,T] block, keeping the
  * valid keys: dst[j] = block[h, idx[i], idx[j]]. */
-static void load_row(const pass_t *p, const void *block, int h, int i, float *dst) {
+void am_pass_load_row(const pass_t *p, const void *block, int h, int i, float *dst) {
   const am_example_t *ex = p->ex;
   int64_t row = ((int64_t)h * ex->T + ex->idx[i]) * ex->T;
   if (p->contiguous) {
@@ -197,7 +189,7 @@ static am_status fail(pass_t *p, am_fault_kind kind, int l, int h, int i, double
 
 /* Checks the row just loaded: weights finite and >= 0, then their sum within tolerance
  * of 1; gradients finite. The first bad value in key order is reported. */
-static am_status check_row(pass_t *p, int l, int h, int i, int with_grad) {
+am_status am_pass_check_row(pass_t *p, int l, int h, int i, int with_grad) {
   double sum = 0.0;
   for (int j = 0; j < p->n; j++) {
     float x = p->arow[j];
@@ -235,6 +227,19 @@ static void use_row(pass_t *p, int l, int h, int i, double acc[AM_STAT_COUNT],
                         p->abar ? p->abar + (size_t)i * n : NULL);
 }
 
+/* The plain path of one row: widen, check, then hand it to every analysis. */
+static am_status plain_row(pass_t *p, int l, int h, int i, const void *att,
+                           const void *grad, double acc[AM_STAT_COUNT],
+                           double *importance) {
+  am_pass_load_row(p, att, h, i, p->arow);
+  if (grad)
+    am_pass_load_row(p, grad, h, i, p->grow);
+  am_status st = am_pass_check_row(p, l, h, i, grad != NULL);
+  if (st == AM_STATUS_OK)
+    use_row(p, l, h, i, acc, importance);
+  return st;
+}
+
 /* Reads layer l (every head, every valid row) once, checking and using each row. */
 static am_status read_layer(pass_t *p, int l) {
   const am_example_t *ex = p->ex;
@@ -242,22 +247,36 @@ static am_status read_layer(pass_t *p, int l) {
   const void *att = ex->att[l], *grad = ex->grad ? ex->grad[l] : NULL;
   if (p->abar)
     memset(p->abar, 0, (size_t)n * n * sizeof *p->abar);
+  if (p->sweep && p->fused) /* the sweep adds every head into the fused rows */
+    memset(p->fused, 0, (size_t)n * n * sizeof *p->fused);
+  if (p->sweep && p->uf)
+    memset(p->uf, 0, (size_t)n * sizeof *p->uf);
+  int whole = am_pass_head_mode(p);
   for (int h = 0; h < H; h++) {
     double acc[AM_STAT_COUNT] = {0}, importance = 0.0;
-    for (int i = 0; i < n; i++) {
-      load_row(p, att, h, i, p->arow);
-      if (grad)
-        load_row(p, grad, h, i, p->grow);
-      am_status st = check_row(p, l, h, i, grad != NULL);
+    if (whole) {
+      am_status st = am_pass_sweep_head(p, l, h, att, grad, acc, &importance);
       if (st != AM_STATUS_OK)
         return st;
-      use_row(p, l, h, i, acc, &importance);
+    }
+    for (int i = 0; i < n && !whole; i++) {
+      am_status st = p->sweep ? am_pass_sweep_row(p, l, h, i, att, grad, acc, &importance)
+                              : plain_row(p, l, h, i, att, grad, acc, &importance);
+      if (st != AM_STATUS_OK)
+        return st;
+      if (p->sweep && p->uf && ((i & 15) == 15 || i == n - 1))
+        am_pass_flush_uf(p);
     }
     if (p->want & AM_PASS_HEAD_STATS)
       am_head_stats_store(acc, n, &p->geo, p->out->head_stats, L, H, l, h);
     if (p->want & AM_PASS_HEAD_IMPORTANCE)
       p->out->head_importance[(size_t)l * H + h] = (float)importance;
   }
+  /* the sweep's float products v_i max(0, a g) overflow only for |g| near FLT_MAX, where
+   * the plain loops' doubles do not: then the plain loops do the example */
+  for (int j = 0; p->sweep && p->ug && j < n; j++)
+    if (!isfinite(p->ug[j]))
+      return SWEEP_REDO;
   return AM_STATUS_OK;
 }
 
@@ -324,6 +343,27 @@ static void write_empty(const am_example_t *ex, unsigned want, am_pass_output_t 
       out->head_importance[k] = 0.0f;
 }
 
+/* Every layer from the top down, then the outputs. */
+static am_status run_layers(pass_t *p) {
+  const am_example_t *ex = p->ex;
+  if (p->vr)
+    start_row(p->vr, p->n, ex->target);
+  if (p->vg) {
+    start_row(p->vg, p->n, ex->target);
+    memset(p->ug, 0, (size_t)p->n * sizeof *p->ug);
+  }
+  if (p->last)
+    memset(p->last, 0, (size_t)p->n * sizeof *p->last);
+  for (int l = ex->L - 1; l >= 0; l--) {
+    am_status st = read_layer(p, l);
+    if (st != AM_STATUS_OK)
+      return st;
+    finish_layer(p, l);
+  }
+  write_outputs(p);
+  return AM_STATUS_OK;
+}
+
 am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *opt,
                               am_pass_output_t *out, am_cpu_scratch_t *scratch,
                               am_fault_t *fault) {
@@ -347,23 +387,16 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
               .tol = opt->row_tolerance > 0 ? opt->row_tolerance
                                             : am_row_sum_tolerance(ex->dtype)};
   p.contiguous = ex->idx[ex->n - 1] - ex->idx[0] == ex->n - 1;
+  p.sweep = am_cpu_row_sweep();
+  p.head_sweep = am_cpu_head_sweep();
   st = plan_scratch(&p, scratch);
   if (st != AM_STATUS_OK)
     return st;
-  if (p.vr)
-    start_row(p.vr, p.n, ex->target);
-  if (p.vg) {
-    start_row(p.vg, p.n, ex->target);
-    memset(p.ug, 0, (size_t)p.n * sizeof *p.ug);
+  st = run_layers(&p);
+  if (st == SWEEP_REDO) {
+    p.sweep = NULL;
+    p.head_sweep = NULL;
+    st = run_layers(&p);
   }
-  if (p.last)
-    memset(p.last, 0, (size_t)p.n * sizeof *p.last);
-  for (int l = ex->L - 1; l >= 0; l--) {
-    st = read_layer(&p, l);
-    if (st != AM_STATUS_OK)
-      return st;
-    finish_layer(&p, l);
-  }
-  write_outputs(&p);
-  return AM_STATUS_OK;
+  return st;
 }

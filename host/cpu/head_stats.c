@@ -59,6 +59,20 @@ static double grid_distance(const float *a, int i, const am_grid_geom_t *g) {
   return d;
 }
 
+/* The terms that read single weights, and the grid distance. */
+static void row_positions(const float *a, int n, int i, const am_grid_geom_t *geo,
+                          double acc[AM_STAT_COUNT]) {
+  acc[AM_STAT_TO_FIRST] += a[0];
+  acc[AM_STAT_TO_LAST] += a[n - 1];
+  acc[AM_STAT_TO_SELF] += a[i];
+  if (i > 0)
+    acc[AM_STAT_TO_PREV] += a[i - 1];
+  if (i < n - 1)
+    acc[AM_STAT_TO_NEXT] += a[i + 1];
+  if (geo->active && i >= geo->prefix)
+    acc[AM_STAT_DISTANCE] += grid_distance(a, i, geo);
+}
+
 void am_head_stats_row(const float *a, int n, int i, const am_grid_geom_t *geo,
                        double acc[AM_STAT_COUNT]) {
   double ent = 0.0;
@@ -71,15 +85,25 @@ void am_head_stats_row(const float *a, int n, int i, const am_grid_geom_t *geo,
   }
   acc[AM_STAT_ENTROPY] += ent;
   acc[AM_STAT_CONFIDENCE] += conf;
-  acc[AM_STAT_TO_FIRST] += a[0];
-  acc[AM_STAT_TO_LAST] += a[n - 1];
-  acc[AM_STAT_TO_SELF] += a[i];
-  if (i > 0)
-    acc[AM_STAT_TO_PREV] += a[i - 1];
-  if (i < n - 1)
-    acc[AM_STAT_TO_NEXT] += a[i + 1];
   if (!geo->active)
     acc[AM_STAT_DISTANCE] += linear_distance(a, n, i);
+  row_positions(a, n, i, geo, acc);
+}
+
+void am_head_stats_row_from_sums(const float *a, const float pos[5], int n, int i,
+                                 const am_grid_geom_t *geo, double ent, float conf,
+                                 double dist, double acc[AM_STAT_COUNT]) {
+  acc[AM_STAT_ENTROPY] -= ent;
+  acc[AM_STAT_CONFIDENCE] += conf;
+  acc[AM_STAT_TO_FIRST] += pos[0];
+  acc[AM_STAT_TO_LAST] += pos[1];
+  acc[AM_STAT_TO_SELF] += pos[2];
+  if (i > 0)
+    acc[AM_STAT_TO_PREV] += pos[3];
+  if (i < n - 1)
+    acc[AM_STAT_TO_NEXT] += pos[4];
+  if (!geo->active)
+    acc[AM_STAT_DISTANCE] += dist;
   else if (i >= geo->prefix)
     acc[AM_STAT_DISTANCE] += grid_distance(a, i, geo);
 }

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/half.h"
+#include "cpu/example_pass.h"
 #include "cpu/rollout.h"
 
 void am_rollout_fuse_row(float *dst, const float *a, int n, int head, am_fusion fusion) {
@@ -98,14 +100,25 @@ void am_rollout_discard(float *fused, int n, double ratio) {
   }
 }
 
-void am_rollout_step(const float *fused, int n, double *v, double *w) {
-  for (int i = 0; i < n; i++) {
-    const float *row = fused + (size_t)i * n;
-    double s = 1.0; /* the identity's 1 on the diagonal */
-    for (int j = 0; j < n; j++)
-      s += row[j];
-    w[i] = v[i] / s;
+/* 1 + sum of a fused row in double, four partial sums (independent adds: a single chain
+ * of n dependent additions costs 4n cycles), combined in a fixed order. */
+static double hat_row_sum(const float *row, int n) {
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    s0 += row[j];
+    s1 += row[j + 1];
+    s2 += row[j + 2];
+    s3 += row[j + 3];
   }
+  for (; j < n; j++)
+    s0 += row[j];
+  return 1.0 + ((s0 + s1) + (s2 + s3)); /* the identity's 1 on the diagonal */
+}
+
+void am_rollout_step(const float *fused, int n, double *v, double *w) {
+  for (int i = 0; i < n; i++)
+    w[i] = v[i] / hat_row_sum(fused + (size_t)i * n, n);
   for (int j = 0; j < n; j++)
     v[j] = w[j];
   for (int i = 0; i < n; i++) {
@@ -121,9 +134,7 @@ void am_rollout_step(const float *fused, int n, double *v, double *w) {
 void am_rollout_hat(float *fused, int n) {
   for (int i = 0; i < n; i++) {
     float *row = fused + (size_t)i * n;
-    double s = 1.0;
-    for (int j = 0; j < n; j++)
-      s += row[j];
+    double s = hat_row_sum(row, n);
     for (int j = 0; j < n; j++)
       row[j] = (float)(((double)row[j] + (i == j)) / s);
   }
@@ -140,4 +151,21 @@ void am_rows_mul(float **p, float **tmp, const float *m, int n, int first) {
   float *t = *p;
   *p = *tmp;
   *tmp = t;
+}
+
+void am_rollout_layer_hat(const am_example_t *ex, int l, am_fusion fusion, double discard,
+                          float *hat, float *row) {
+  int n = ex->n, T = ex->T;
+  const void *att = ex->att[l];
+  for (int h = 0; h < ex->H; h++)
+    for (int i = 0; i < n; i++) {
+      /* row <- att[h, idx[i], idx[:]] (valid keys only) */
+      int64_t base = ((int64_t)h * T + ex->idx[i]) * T;
+      for (int j = 0; j < n; j++)
+        row[j] = am_load_float(att, ex->dtype, base + ex->idx[j]);
+      am_rollout_fuse_row(hat + (size_t)i * n, row, n, h, fusion);
+    }
+  am_rollout_fuse_finish(hat, n, ex->H, fusion);
+  am_rollout_discard(hat, n, discard);
+  am_rollout_hat(hat, n);
 }

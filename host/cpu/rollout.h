@@ -38,4 +38,12 @@ void am_grad_rollout_hat(float *abar, int n, int H);
  * *p <- m when first. */
 void am_rows_mul(float **p, float **tmp, const float *m, int n, int first);
 
+/* ---- one layer's whole matrix, straight from an example (attention flow) ---- */
+
+struct am_example;
+/* hat [n,n] <- Â of layer l of ex (valid tokens; ex->n of them): head fusion, discard,
+ * + I, row normalisation, exactly the steps of rollout. row: [n] scratch. */
+void am_rollout_layer_hat(const struct am_example *ex, int l, am_fusion fusion,
+                          double discard, float *hat, float *row);
+
 #endif

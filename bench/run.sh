@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# bench/run.sh — attnmap beside its peers, in one invocation, on the same files, with the
+# machine's limits measured in the same run (issue 7). Builds the Release tree, writes the
+# synthetic datasets (bench/synth) once into $DATA, then for each size:
+#   - `attnmap analyze` end to end (all analyses of DESIGN §3 but flow; and rollout alone,
+#     gradient rollout alone, for the single-method peers), timings from summary.json;
+#   - build/bench/bench_cpu: the fused pass and the chunk computation in-process, checked
+#     against the plain reference loops, beside the memory-read floor and the entropy
+#     compute floor measured in the same process;
+#   - the peers of bench/peers/ (each checks its output against attnmap's run folder once,
+#     then is timed): torch_batched, numpy_batched, vit_explain_loop, chefer_loop,
+#     joint_attention_loop (slow loops are timed on their first examples);
+#   - on a machine with an NVIDIA GPU and a CUDA build: the GPU's limits
+#     (bench/peers/gpu_limits.py) and `attnmap analyze --backend cuda`.
+# Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
+# examples/s over each peer's) and the scaling tables (examples, T, threads).
+#
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K]
+#   env:   DATA=/tmp/attnmap-bench (datasets, ~12 GB with the long case), BUILD=build,
+#          OUT=$DATA/results (raw log and tables)
+# Peers use Debian's /usr/bin/python3 (python3-torch, python3-scipy, python3-numpy; this
+# script installs them when missing). Timings are medians; the log says how much CPU the
+# run had (other processes on the machine make every number slower, not the ratios).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+QUICK=0 LONG=1 THREADS=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --quick) QUICK=1 ;;
+  --no-long) LONG=0 ;;
+  --threads) THREADS=$2; shift ;;
+  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K]" >&2; exit 2 ;;
+  esac
+  shift
+done
+DATA=${DATA:-/tmp/attnmap-bench}
+BUILD=${BUILD:-build}
+OUT=${OUT:-$DATA/results}
+PY=/usr/bin/python3
+mkdir -p "$DATA" "$OUT"
+LOG="$OUT/raw.log"
+: >"$LOG"
+
+# ---- set-up ---------------------------------------------------------------------------
+if ! $PY -c 'import torch, scipy, numpy' 2>/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y python3-torch python3-scipy python3-numpy >/dev/null
+fi
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target attnmap_cli bench_cpu synth >/dev/null
+AM="$BUILD/attnmap" BENCH="$BUILD/bench/bench_cpu" SYNTH="$BUILD/bench/synth"
+
+log() { echo "$*" | tee -a "$LOG"; }
+# synth NAME args...: writes $DATA/NAME once (a failed write leaves nothing behind)
+synth() {
+  local name=$1; shift
+  if [ ! -d "$DATA/$name" ]; then
+    "$SYNTH" -o "$DATA/$name.tmp" "$@" && mv "$DATA/$name.tmp" "$DATA/$name"
+  fi
+}
+# analyze CASE GROUP LABEL RUN [options]: attnmap analyze end to end, after a warm-up run
+analyze() {
+  local case=$1 group=$2 label=$3 run=$4; shift 4
+  "$AM" analyze "$DATA/$case" -o "$run" --force --quiet --threads "$THREADS" "$@"
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$AM" analyze "$DATA/$case" -o "$run" --force --quiet --threads "$THREADS" "$@"
+  t1=$(date +%s.%N)
+  log "@@ case=$case group=$group impl=attnmap_analyze label=$label"
+  $PY bench/tables.py analyze-line "$run" "$t0" "$t1" "$THREADS" | tee -a "$LOG"
+}
+# bench CASE GROUP [bench_cpu options]
+bench() {
+  local case=$1 group=$2; shift 2
+  log "@@ case=$case group=$group impl=attnmap_pass"
+  "$BENCH" "$DATA/$case" --threads "$THREADS" "$@" | tee -a "$LOG"
+}
+# peer CASE GROUP PYTHON SCRIPT RUN [options]
+peer() {
+  local case=$1 group=$2 py=$3 script=$4 run=$5; shift 5
+  log "@@ case=$case group=$group impl=$script"
+  OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+    $py "bench/peers/$script.py" "$DATA/$case" --run "$run" --threads "$THREADS" "$@" |
+    tee -a "$LOG"
+}
+
+log "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); threads $THREADS; $(date -u +%FT%TZ)"
+log "@@ command: bash bench/run.sh $([ $QUICK = 1 ] && echo --quick) $([ $LONG = 0 ] && echo --no-long) --threads $THREADS"
+
+N128=$([ $QUICK = 1 ] && echo 32 || echo 64)
+N512=$([ $QUICK = 1 ] && echo 4 || echo 8)
+synth bert128-f16 --examples "$N128" --layers 12 --heads 12 --tokens 128 --min-tokens 64 \
+  --embed-dim 768 --dtype f16 --pad mixed
+synth bert512-f16 --examples "$N512" --layers 12 --heads 12 --tokens 512 --min-tokens 256 \
+  --embed-dim 768 --dtype f16 --pad mixed
+[ $LONG = 1 ] && synth long2048-bf16 --examples 1 --layers 32 --heads 32 --tokens 2048 \
+  --min-tokens 2048 --embed-dim 0 --dtype bf16 --no-grads
+
+# ---- the sizes, side by side ------------------------------------------------------------
+run_case() { # CASE LOOP_EXAMPLES REPEATS BATCHED_EXAMPLES PEER_REPEATS
+  local case=$1 loops=$2 reps=$3 batched=$4 preps=$5 R="$OUT/runs/$1"
+  mkdir -p "$R"
+  analyze "$case" all default "$R/all"
+  analyze "$case" all no-checksum "$R/all-nochecksum" --no-checksum
+  bench "$case" all --repeats "$reps"
+  peer "$case" all $PY torch_batched "$R/all" --repeats "$preps" --max-examples "$batched"
+  peer "$case" all $PY numpy_batched "$R/all" --repeats "$preps" --max-examples "$batched"
+  peer "$case" analyses $PY torch_batched "$R/all" --repeats "$preps" --no-agreement \
+    --max-examples "$batched"
+  analyze "$case" rollout methods "$R/rollout" --methods rollout --no-checksum
+  bench "$case" rollout --repeats "$reps" --methods rollout
+  peer "$case" rollout $PY vit_explain_loop "$R/rollout" --repeats 1 --max-examples "$loops"
+  peer "$case" rollout $PY joint_attention_loop "$R/rollout" --repeats 1 --max-examples "$loops"
+  if [ "$case" != long2048-bf16 ]; then
+    analyze "$case" grad_rollout methods "$R/grad" --methods grad_rollout --no-checksum
+    bench "$case" grad_rollout --repeats "$reps" --methods grad_rollout
+    peer "$case" grad_rollout $PY chefer_loop "$R/grad" --repeats 1 --max-examples "$loops"
+  fi
+}
+run_case bert128-f16 16 5 "$N128" 3
+run_case bert512-f16 4 3 4 1
+[ $LONG = 1 ] && run_case long2048-bf16 1 1 1 1
+
+# ---- scaling: examples, T, threads --------------------------------------------------------
+for n in 8 16 32 "$N128"; do
+  log "@@ scaling=examples value=$n case=bert128-f16"
+  "$BENCH" "$DATA/bert128-f16" --threads "$THREADS" --examples "$n" --repeats 3 | grep RESULT |
+    tee -a "$LOG"
+done
+for T in 64 128 256 512; do # the same bytes per T: the fixed costs of a call stay small
+  synth "t$T-f16" --examples $((8 * (512 / T) * (512 / T))) --layers 12 --heads 12 \
+    --tokens "$T" --min-tokens "$T" --embed-dim 0 --dtype f16 --no-grads
+  mkdir -p "$OUT/runs/t$T"
+  "$AM" analyze "$DATA/t$T-f16" -o "$OUT/runs/t$T/rollout" --methods rollout --force --quiet
+  log "@@ scaling=tokens value=$T impl=attnmap_rollout_pass"
+  "$BENCH" "$DATA/t$T-f16" --threads "$THREADS" --methods rollout --repeats 3 | grep RESULT |
+    tee -a "$LOG"
+  log "@@ scaling=tokens value=$T impl=joint_attention_loop"
+  OPENBLAS_NUM_THREADS=$THREADS $PY bench/peers/joint_attention_loop.py "$DATA/t$T-f16" \
+    --run "$OUT/runs/t$T/rollout" --repeats 1 --max-examples 4 | tee -a "$LOG"
+done
+for t in 1 2 4; do
+  [ "$t" -gt "$(nproc)" ] && continue
+  log "@@ scaling=threads value=$t case=bert128-f16"
+  "$BENCH" "$DATA/bert128-f16" --threads "$t" --repeats 3 | grep RESULT | tee -a "$LOG"
+done
+
+# ---- a GPU, where there is one ------------------------------------------------------------
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  log "@@ gpu: $(nvidia-smi -L | head -1)"
+  log "@@ impl=gpu_limits case=gpu"
+  $PY bench/peers/gpu_limits.py | tee -a "$LOG" || true
+  for case in bert128-f16 bert512-f16; do
+    analyze "$case" all-gpu cuda "$OUT/runs/$case/gpu" --backend cuda --no-checksum ||
+      log "@@ cuda run failed on $case"
+  done
+fi
+log "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+$PY bench/tables.py tables "$LOG" "$DATA" | tee "$OUT/tables.md"

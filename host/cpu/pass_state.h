@@ -1,0 +1,52 @@
+/* pass_state.h — the state of one example's pass, shared by the plain loops
+ * (example_pass.c) and the tuned sweep path (example_sweep.c); internal to host/cpu. */
+#ifndef AM_CPU_PASS_STATE_H
+#define AM_CPU_PASS_STATE_H
+
+#include "cpu/example_pass.h"
+#include "cpu/head_stats.h"
+#include "cpu/row_sweep.h"
+
+typedef struct pass {
+  const am_example_t *ex;
+  const am_pass_options_t *opt;
+  am_pass_output_t *out;
+  am_fault_t *fault;
+  unsigned want;
+  int n, contiguous; /* contiguous: idx[j] == idx[0] + j */
+  double tol;
+  float *arow, *grow; /* [n] one query row over the valid keys */
+  double *vr, *wr;    /* [n] rollout row and scratch, or NULL */
+  double *vg, *ug;    /* [n] grad rollout row and this layer's v A-, or NULL */
+  float *uf;          /* [n] the sweep's float part of ug, added into ug every 16 rows */
+  double *last;       /* [n] attention_last accumulator, or NULL */
+  float *fused;       /* [n,n] F(A_l), or NULL */
+  float *abar;        /* [n,n] sum_h max(0, G (.) A), or NULL */
+  float *pr, *tr;     /* [n,n] rollout product and temporary (ROLLOUT_ROWS) */
+  float *pg, *tg;     /* [n,n] grad rollout product and temporary */
+  am_grid_geom_t geo;
+  am_row_sweep_fn sweep;       /* the tuned row sweep (row_sweep.h), or NULL: plain loops */
+  am_head_sweep_fn head_sweep; /* the tuned sweep of whole heads, where it applies */
+} pass_t;
+
+/* Returned by the sweep path when a float product overflowed (|g| near FLT_MAX): the
+ * example is then computed again by the plain loops, which keep such values finite. */
+#define SWEEP_REDO AM_STATUS_UNSUPPORTED
+
+/* example_pass.c: widen valid row i of head h of a [H,T,T] block over the valid keys;
+ * check the row in p->arow (and p->grow): AM_STATUS_BAD_INPUT with p->fault filled. */
+void am_pass_load_row(const pass_t *p, const void *block, int h, int i, float *dst);
+am_status am_pass_check_row(pass_t *p, int l, int h, int i, int with_grad);
+
+/* example_sweep.c: one row, or every row of head h, of layer l through the sweep. */
+am_status am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att,
+                            const void *grad, double acc[AM_STAT_COUNT],
+                            double *importance);
+am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
+                             double acc[AM_STAT_COUNT], double *importance);
+/* Can the whole-head sweep do every head of this example? */
+int am_pass_head_mode(const pass_t *p);
+/* ug += uf, uf = 0. */
+void am_pass_flush_uf(pass_t *p);
+
+#endif

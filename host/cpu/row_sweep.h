@@ -1,0 +1,100 @@
+/* row_sweep.h — the tuned inner loop of the CPU backend: one sweep over one attention row
+ * (and its gradient row) that widens the stored values and computes, in the same pass,
+ * everything example_pass.c needs from the row: the check sums, the per-head statistics'
+ * row terms, the head-importance term, the head-mean fusion and the gradient-rollout
+ * update. Selected at run time: an AVX2 + FMA + F16C version (row_sweep_avx2.c) where the
+ * CPU has those, else none and example_pass.c keeps its plain reference loops.
+ *
+ * Accuracy (tests/test_cpu_kernels.c): ln is a table + polynomial (row_sweep_avx2.c),
+ * within 8.8e-8 absolute for |ln x| <= 1 and one float ulp relative elsewhere; row sums
+ * are float partial sums over 64 keys (8 per lane) added into double, so a row's sums
+ * are within ~1e-7 relative of the double reference (importance: ~1e-7 of sum |a g|);
+ * the gradient-rollout update is float, added into double every 16 rows by the caller. */
+#ifndef AM_CPU_ROW_SWEEP_H
+#define AM_CPU_ROW_SWEEP_H
+
+#include <stdint.h>
+
+#include "attnmap.h"
+#include "cpu/example_pass.h"
+
+/* One row's sums. */
+typedef struct am_row_sums {
+  double sum;  /* sum_j a_j (the row check) */
+  double ent;  /* sum_j a_j ln a_j over normal a_j > 0 (0 ln 0 = 0; subnormals count 0) */
+  double dist; /* sum_j a_j |i - j| (when asked) */
+  double imp;  /* sum_j a_j g_j (with g); not finite when a g_j is not finite, or when a
+                  float product overflowed (|g| > ~1e38: the caller then recomputes) */
+  float amin;  /* min_j a_j; NaN rows give any value, the sum catches them */
+  float amax;  /* max_j a_j */
+} am_row_sums_t;
+
+/* What to do with one row of n keys. a (and g) hold n consecutive elements of dtype
+ * (F32, F16 or BF16), possibly unaligned. */
+typedef struct am_row_job {
+  const void *a, *g; /* g may be NULL */
+  am_dtype dtype;
+  int n, i;     /* keys; the query's valid index (for the distance) */
+  int distance; /* 1: compute sums.dist */
+  float *arow;  /* [n] receives the widened a, or NULL */
+  float *grow;  /* [n] receives the widened g, or NULL */
+  float *fuse;  /* [n] += a (head-mean fusion), or NULL */
+  float *u;     /* [n] += vi * max(0, a g) (gradient rollout, needs g), or NULL */
+  float vi;
+} am_row_job_t;
+
+typedef void (*am_row_sweep_fn)(const am_row_job_t *job, am_row_sums_t *sums);
+
+/* Every row of one head in one call: the common case (contiguous valid keys, mean
+ * fusion, no patch grid, no whole-matrix products), where each row feeds only sums and
+ * running vectors. Row i starts `stride` elements after row i-1; keys = rows = n. */
+typedef struct am_head_job {
+  const void *a, *g; /* row 0 at its first valid key (g may be NULL); dtype F32/F16/BF16 */
+  am_dtype dtype;
+  int64_t stride;
+  int n;
+  int first;       /* the row to start at (rows before it are done) */
+  int stats;       /* 1: the statistics' sums too (acc); 0: the check sums only */
+  float *arow;     /* [n] scratch: the widened row */
+  float *fuse;     /* [n,n] rows += a (head-mean fusion), or NULL */
+  const double *v; /* [n] gradient-rollout row vector, or NULL: then uf += v_i max(0,a g) */
+  float *uf;       /* [n] float sums, added into ug after rows 15, 31, ... and the last */
+  double *ug;      /* [n] */
+  double *last;    /* [n] += a for the rows last_row picks, or NULL */
+  int last_row;    /* a row index, or AM_ROW_MEAN for every row */
+  double tol;      /* rows with |sum - 1| > tol, a negative weight or a non-finite
+                      importance stop the sweep (the caller checks them exactly) */
+  double acc[AM_STAT_COUNT]; /* the head's statistics sums (as am_head_stats_row); the
+                                linear distance, as no grid is active */
+  double importance;         /* sum_i |sum_j a_ij g_ij| */
+  am_row_sums_t stop;        /* the sums of the row that stopped the sweep */
+} am_head_job_t;
+
+/* Sweeps rows job->first .. n-1, adding each row's terms to job->acc, importance, fuse,
+ * uf/ug and last; returns the first row whose sums stopped it (its terms are added), or n
+ * when none did. */
+typedef int (*am_head_sweep_fn)(am_head_job_t *job);
+/* The head sweep for this CPU, or NULL (same choice as am_cpu_row_sweep). */
+am_head_sweep_fn am_cpu_head_sweep(void);
+int am_head_sweep_avx2(am_head_job_t *job);
+
+/* The sweep to use on this CPU, or NULL where only the plain loops run (no AVX2, FMA and
+ * F16C, or forced off). Thread-safe; decided once. */
+am_row_sweep_fn am_cpu_row_sweep(void);
+
+/* Tests and benchmarks: -1 = decide from the CPU (default), 0 = plain loops only,
+ * 1 = the AVX2 sweep when the CPU has it. Not for use while a pass runs. */
+void am_cpu_simd_force(int level);
+/* "avx2+fma+f16c" or "portable": what am_cpu_row_sweep() gives now. */
+const char *am_cpu_simd_name(void);
+
+/* The AVX2 sweep itself, and its ln of 8 floats applied to n values (tests). Call only
+ * where am_cpu_simd_supported() is 1. */
+void am_row_sweep_avx2(const am_row_job_t *job, am_row_sums_t *sums);
+void am_fast_log_avx2(const float *x, float *out, int n);
+/* sum_j a_j ln a_j of n contiguous elements of dtype (F32/F16/BF16): the benchmarks'
+ * entropy compute floor. */
+double am_row_entropy_avx2(const void *a, am_dtype dtype, int n);
+int am_cpu_simd_supported(void);
+
+#endif
