@@ -249,7 +249,7 @@ typedef struct am_run_options {
   am_progress_fn progress; /* called after each chunk; may be NULL */
   void *progress_user;
   int force;     /* 1: replace an existing run folder */
-  int checksums; /* 1 (default via am_run_options_init): CRC-32 of inputs */
+  int checksums; /* 1 (default via am_run_options_init): CRC-32C of inputs */
   int resume;    /* 1: continue "<run_dir>.partial" left by an interrupted run with the
                     same options and inputs (else start afresh) */
   double checkpoint_s; /* at most this long between checkpoints (default 2 s; 0: after
@@ -338,24 +338,24 @@ am_status am_run_compare(am_ctx_t *ctx, const char *run_dir, const char *baselin
  * Every pointer is borrowed for the duration of the call; every array is C-contiguous and
  * host memory, except attentions and attention_grads with device_pointers = 1. */
 typedef struct am_arrays {
-  int layers, batch, heads, tokens;   /* L, B, H, T */
-  am_dtype dtype;                     /* of attentions and attention_grads: F32/F16/BF16/F64 */
-  const void *const *attentions;      /* [L] pointers, each to a [B,H,T,T] block (a stacked
-                                         [L,B,H,T,T] array gives L pointers into it) */
+  int layers, batch, heads, tokens; /* L, B, H, T */
+  am_dtype dtype;                /* of attentions and attention_grads: F32/F16/BF16/F64 */
+  const void *const *attentions; /* [L] pointers, each to a [B,H,T,T] block (a stacked
+                                    [L,B,H,T,T] array gives L pointers into it) */
   const void *const *attention_grads; /* [L] like attentions, or NULL */
-  const void *attention_mask;         /* [B,T], 1 = real token, 0 = padding; NULL: all real */
-  am_dtype attention_mask_dtype;      /* any integer type or BOOL */
-  const void *special_tokens_mask;    /* [B,T] or NULL */
+  const void *attention_mask;      /* [B,T], 1 = real token, 0 = padding; NULL: all real */
+  am_dtype attention_mask_dtype;   /* any integer type or BOOL */
+  const void *special_tokens_mask; /* [B,T] or NULL */
   am_dtype special_tokens_mask_dtype;
-  int saliency_count;                 /* precomputed saliency maps: */
-  const char *const *saliency_names;  /* [saliency_count]: map "saliency.NAME" */
-  const void *const *saliency;        /* [saliency_count] pointers to [B,T] */
-  am_dtype saliency_dtype;            /* F32/F16/BF16/F64 */
-  int embed_dim;                      /* D of inputs_embeds; 0: none */
-  am_dtype embeds_dtype;              /* of both embedding arrays */
-  const void *inputs_embeds;          /* [B,T,D] */
-  const void *inputs_embeds_grads;    /* [B,T,D] */
-  const char *grid;                   /* "14x14+1" (DESIGN §2 attnmap.grid) or NULL */
+  int saliency_count;                /* precomputed saliency maps: */
+  const char *const *saliency_names; /* [saliency_count]: map "saliency.NAME" */
+  const void *const *saliency;       /* [saliency_count] pointers to [B,T] */
+  am_dtype saliency_dtype;           /* F32/F16/BF16/F64 */
+  int embed_dim;                     /* D of inputs_embeds; 0: none */
+  am_dtype embeds_dtype;             /* of both embedding arrays */
+  const void *inputs_embeds;         /* [B,T,D] */
+  const void *inputs_embeds_grads;   /* [B,T,D] */
+  const char *grid;                  /* "14x14+1" (DESIGN §2 attnmap.grid) or NULL */
   int device_pointers; /* 1: attentions and attention_grads are CUDA device pointers, read
                           in place by the cuda backend; other backends refuse them */
 } am_arrays_t;
@@ -382,7 +382,7 @@ am_status am_arrays_describe(am_ctx_t *ctx, const am_arrays_t *in, const am_plan
 void am_arrays_desc_destroy(am_arrays_desc_t *desc);
 int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
 const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
-                                int i);                   /* borrowed; NULL out of range */
+                                int i); /* borrowed; NULL out of range */
 unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
 
 /* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */

@@ -42,7 +42,7 @@ static void usage(FILE *out) {
       "                          the same options and inputs (else start afresh)\n"
       "  --checkpoint S          seconds between checkpoints of a run (default 2; 0:\n"
       "                          after every chunk)\n"
-      "  --no-checksum           skip the CRC-32 of the input files in summary.json\n"
+      "  --no-checksum           skip the CRC-32C of the input files in summary.json\n"
       "  -q, --quiet             no progress line\n"
       "  -h, --help              this help\n");
 }

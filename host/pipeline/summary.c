@@ -1,5 +1,5 @@
 /* summary.c — RUN/summary.json: provenance (version, backend, device, options, input files
- * with sizes and CRC-32 checksums, timings), the dataset's shape and the aggregates. */
+ * with sizes and CRC-32C checksums, timings), the dataset's shape and the aggregates. */
 #include "pipeline/summary.h"
 
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "core/crc32c.h"
 #include "core/ctx.h"
 
 double am_now_seconds(void) {
@@ -65,10 +65,10 @@ static am_status file_crc(am_ctx_t *ctx, const char *path, uint32_t *crc) {
   if (fd < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
   static __thread unsigned char buf[1 << 20];
-  uLong c = crc32(0L, Z_NULL, 0);
+  uint32_t c = 0;
   ssize_t n;
   while ((n = read(fd, buf, sizeof buf)) > 0)
-    c = crc32(c, buf, (uInt)n);
+    c = am_crc32c(c, buf, (size_t)n);
   int err = errno;
   close(fd);
   if (n < 0)
@@ -96,7 +96,7 @@ am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
         }
         char hex[16];
         snprintf(hex, sizeof hex, "%08x", crc);
-        json_object_set_new(o, "crc32", json_string(hex));
+        json_object_set_new(o, "crc32c", json_string(hex));
       }
       json_array_append_new(arr, o);
     }

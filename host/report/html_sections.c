@@ -40,14 +40,14 @@ am_status am_report_provenance(am_report_t *r) {
       row_json(h, key, v);
   am_html_raw(h,
               "</table></div><div><h3>Input files</h3><table class=\"sortable\"><thead><tr>"
-              "<th>path</th><th>bytes</th><th>crc32</th></tr></thead><tbody>");
+              "<th>path</th><th>bytes</th><th>crc32c</th></tr></thead><tbody>");
   size_t i;
   json_array_foreach(am_jget(prov, "inputs", NULL), i, v) {
     am_html_raw(h, "<tr><td>");
     am_html_text(h, am_jstr(json_object_get(v, "path")));
     am_html_printf(h, "</td><td class=\"num\">%.0f</td><td>",
                    am_jnum(json_object_get(v, "bytes")));
-    am_html_text(h, am_jstr(json_object_get(v, "crc32")));
+    am_html_text(h, am_jstr(json_object_get(v, "crc32c")));
     am_html_raw(h, "</td></tr>");
   }
   am_html_raw(h, "</tbody></table></div></div>");
