@@ -30,11 +30,40 @@ typedef struct am_backend {
    * out: [npairs, AM_METRIC_COUNT]. */
   am_status (*agreement)(void *state, const float *const *x, const float *const *y,
                          const int *m, int npairs, int k, double *out);
+
+  /* ---- optional (NULL: the pipeline does without) ---- */
+
+  /* example_pass in two halves, so that a device works on one chunk while the host
+   * writes the previous one: submit starts the pass and returns; ex, opt, out and what
+   * they point to stay untouched by the caller until the matching wait, which returns
+   * what example_pass would have. Batches are waited for in the order submitted; a
+   * failed submit leaves nothing to wait for. */
+  am_status (*pass_submit)(void *state, const am_example_t *ex, int nex,
+                           const am_pass_options_t *opt, am_pass_output_t *out);
+  am_status (*pass_wait)(void *state, am_fault_t *fault, int *fault_example);
+
+  /* Examples per pipeline chunk for examples of bytes_per_example input bytes; 0: no
+   * opinion (the pipeline's memory budget decides). */
+  int (*chunk_examples)(void *state, uint64_t bytes_per_example);
+
+  /* Token saliency of nex examples as am_cpu_saliency: emb[e], grad[e] [T,D] in their
+   * dtypes, rows idx[e][0..n[e]); out[3e+0..2]: grad_l2, grad_x_input, abs_grad_x_input. */
+  am_status (*saliency)(void *state, int nex, int D, const void *const *emb,
+                        am_dtype emb_dtype, const void *const *grad, am_dtype grad_dtype,
+                        const int32_t *const *idx, const int *n, float *const *out);
 } am_backend_t;
 
 extern const am_backend_t am_backend_cpu;
 #ifdef ATTNMAP_HAVE_CUDA
 extern const am_backend_t am_backend_cuda;
+/* F32/F16/BF16 elements widened to float on the CUDA backend's first device (state: a
+ * cuda context's backend state); for the parity suite. */
+am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, size_t count,
+                        float *dst);
+/* A device copy of bytes of host memory on that device (NULL on failure), for the
+ * device-pointer path of the parity suite; am_cuda_device_free frees it. */
+void *am_cuda_device_copy(void *state, const void *src, size_t bytes);
+void am_cuda_device_free(void *state, void *p);
 #endif
 
 /* Chooses and creates the backend named by spec ("cpu", "cuda[:N|:all]", "auto"). */

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# Headless Chromium for the report's end-to-end suite; where it cannot be installed that
+# suite skips (visibly) and the run goes on.
+bash scripts/install-chromium.sh || echo "chromium not installed: test_report_e2e will skip"
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNMAP_TESTS=ON -DCMAKE_C_FLAGS="-Werror" >/dev/null
 cmake --build build -j"$jobs" >/dev/null
@@ -15,3 +18,14 @@ cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DATTNMAP_SANITIZE=ON -DATTNMAP
 cmake --build build-san -j"$jobs" >/dev/null
 echo "== the same suites under AddressSanitizer + UndefinedBehaviorSanitizer =="
 ctest --test-dir build-san -V --timeout 900 2>&1 | grep -vE '^(test [0-9]+|[0-9]+: Test command:|[0-9]+: Working Directory:|[0-9]+: Environment variables:|UpdateCTestConfiguration|Parse Config|Constructing a list|Updating test list|Checking test dependency|Test project)'
+# libFuzzer harnesses of the parsers (clang, ASan + UBSan), 60 s each, two at a time
+# (fuzz/, docs/reliability.md); fails on a crash, leak, timeout or out-of-memory.
+echo "== libFuzzer: safetensors, npy, dataset and run-folder readers, 60 s each =="
+bash scripts/fuzz.sh 60
+# Python: python/attnmap against the CLI, the exporter on tiny random models, the bundled
+# dataset against the published reference functions (Debian's torch; docs/python.md).
+echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions =="
+py=$(bash scripts/python-env.sh --captum)
+"$py" -m pip install -q --disable-pip-version-check ./python
+ATTNMAP_LIBRARY="$PWD/build/libattnmap.so" ATTNMAP_CLI="$PWD/build/attnmap" ATTNMAP_PYTHON_INSTALLED=1 \
+  HF_HUB_OFFLINE=1 "$py" -m pytest -q -p no:cacheprovider tests/python

@@ -1,6 +1,6 @@
 /* test_cuda_backend.c — choosing the CUDA backend. Without a device (or a build without
  * CUDA) asking for it fails with a clear message and `auto` falls back to the CPU; the
- * device suite skips visibly. The parity suite of every op arrives with the kernels. */
+ * device suite skips visibly. Every op against the CPU reference: test_parity.c. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -59,9 +59,30 @@ Test(cuda_device, backend_names_the_device) {
   am_ctx_t *ctx = NULL;
   char err[512] = "";
   am_status st = am_ctx_create(&o, &ctx, err, sizeof err);
-  /* Until the kernels land the backend reports the device and declines honestly. */
-  cr_expect(st == AM_STATUS_OK || st == AM_STATUS_UNSUPPORTED, "%s", err);
-  if (st == AM_STATUS_UNSUPPORTED)
-    cr_expect(strstr(err, "not written yet") != NULL, "%s", err);
+  cr_assert_eq(st, AM_STATUS_OK, "%s", err);
+  cr_expect_str_eq(am_ctx_backend_name(ctx), "cuda");
+  cr_expect(strlen(am_ctx_device_name(ctx)) > 0, "the device has a name");
   am_ctx_destroy(ctx);
+}
+
+Test(cuda_device, device_specs) {
+  const char *good[] = {"cuda", "cuda:0", "cuda:all"};
+  for (int k = 0; k < 3; k++) {
+    am_ctx_options_t o = {.backend = good[k]};
+    am_ctx_t *ctx = NULL;
+    char err[512] = "";
+    cr_expect_eq(am_ctx_create(&o, &ctx, err, sizeof err), AM_STATUS_OK, "%s: %s", good[k],
+                 err);
+    am_ctx_destroy(ctx);
+  }
+  const char *bad[] = {"cuda:999", "cuda:0,0", "cuda:x", "cuda:", "cuda:-1"};
+  for (int k = 0; k < 5; k++) {
+    am_ctx_options_t o = {.backend = bad[k]};
+    am_ctx_t *ctx = NULL;
+    char err[512] = "";
+    cr_expect_eq(am_ctx_create(&o, &ctx, err, sizeof err), AM_STATUS_INVALID_ARGUMENT,
+                 "%s: %s", bad[k], err);
+    cr_expect(strstr(err, bad[k]) != NULL, "the message names %s: %s", bad[k], err);
+    cr_expect_null(ctx);
+  }
 }

@@ -264,7 +264,7 @@ static am_status read_layer(pass_t *p, int l) {
                               : plain_row(p, l, h, i, att, grad, acc, &importance);
       if (st != AM_STATUS_OK)
         return st;
-      if (p->sweep && p->uf && ((i & 15) == 15 || i == n - 1))
+      if (p->sweep && p->ug && ((i & 15) == 15 || i == n - 1))
         am_pass_flush_uf(p);
     }
     if (p->want & AM_PASS_HEAD_STATS)

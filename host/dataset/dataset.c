@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/ctx.h"
 #include "core/half.h"
@@ -211,7 +213,7 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
     return st;
   sh->first = ds->N;
   ds->N += sh->B;
-  if (sh->T > ds->Tmax)
+  if (sh->B > 0 && sh->T > ds->Tmax) /* no data backs the T of an empty shard */
     ds->Tmax = sh->T;
   return AM_STATUS_OK;
 }
@@ -345,4 +347,31 @@ int am_grid_parse(const char *text, am_grid_t *grid) {
     return -1;
   *grid = (am_grid_t){r, c, p};
   return 0;
+}
+
+am_status am_shard_check_unchanged(am_ctx_t *ctx, const am_dataset_t *ds, int s) {
+  const am_shard_t *sh = &ds->shards[s];
+  for (int f = 0; f < sh->nfiles; f++) {
+    am_status st = am_file_check_unchanged(ctx, sh->files[f]);
+    if (st != AM_STATUS_OK)
+      return st;
+  }
+  return AM_STATUS_OK;
+}
+
+void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n) {
+  const am_shard_t *sh = &ds->shards[s];
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  if (n <= 0 || row0 < 0 || row0 + n > sh->B || page == 0 || (page & (page - 1)))
+    return;
+  const am_layers_t *sets[2] = {&sh->att, &sh->grad};
+  for (int k = 0; k < 2; k++)
+    for (int l = 0; sets[k]->layer && l < ds->L; l++) {
+      size_t bytes = (size_t)n * (size_t)ds->H * (size_t)sh->T * (size_t)sh->T *
+                     am_dtype_size(sets[k]->layer[l]->dtype);
+      uintptr_t lo = (uintptr_t)am_layers_example(sets[k], sh, ds->H, l, row0);
+      uintptr_t start = (lo + page - 1) & ~(page - 1), end = (lo + bytes) & ~(page - 1);
+      if (end > start) /* whole pages only: the neighbours' rows may share the edges */
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    }
 }

@@ -66,6 +66,18 @@ int am_shard_is_special(const am_shard_t *sh, int64_t b, int p);
 /* Token string of position p of row b (borrowed), or NULL. n: valid tokens of the row. */
 const char *am_shard_token(const am_shard_t *sh, int64_t b, int p, int valid_rank, int n);
 
+/* am_file_check_unchanged on every file of shard s: called before a chunk of the shard is
+ * read, so that a shard cut short since am_dataset_open fails with a message naming it
+ * rather than SIGBUS. */
+am_status am_shard_check_unchanged(am_ctx_t *ctx, const am_dataset_t *ds, int s);
+
+/* Tells the kernel that the attention and gradient rows [row0, row0+n) of shard s have
+ * been read: their pages may leave memory (MADV_DONTNEED on a read-only file mapping
+ * drops the process's view of the page cache; reading them again faults them back in).
+ * A pass over a dataset larger than memory calls it after each chunk, so that its
+ * resident size stays bounded. */
+void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n);
+
 /* Parses "14x14+1" / "14x14". Returns 0 on success. */
 int am_grid_parse(const char *text, am_grid_t *grid);
 

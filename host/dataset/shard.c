@@ -13,6 +13,11 @@
 #include "dataset/shard.h"
 #include "io/file.h"
 
+/* Layers times heads, at most: 126 x 128 in the largest models of 2025. A bound is
+ * needed because a tensor with B = 0 or T = 0 holds no bytes whatever L and H it claims,
+ * and the pipeline sizes per-example buffers by L x H. */
+#define AM_MAX_LAYER_HEADS 65536
+
 static int is_float(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
@@ -75,11 +80,15 @@ static am_status collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor %s: both stacked and per-layer (%s.N) tensors are present",
                    sh->path, role, role);
-  int L = stacked ? (int)(stacked->ndim > 0 ? stacked->shape[0] : 0) : maxl + 1;
-  if (stacked && (stacked->ndim != 5 || L < 1))
+  if (stacked && (stacked->ndim != 5 || stacked->shape[0] < 1))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensor %s: expected 5 dimensions [L,B,H,T,T], found %d",
+                   "%s: tensor %s: expected 5 dimensions [L,B,H,T,T] with L >= 1, found %d",
                    stacked_src.path, role, stacked->ndim);
+  if (stacked && stacked->shape[0] > AM_MAX_LAYER_HEADS)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: %lld layers, more than %d",
+                   stacked_src.path, role, (long long)stacked->shape[0],
+                   AM_MAX_LAYER_HEADS);
+  int L = stacked ? (int)stacked->shape[0] : maxl + 1;
   if (!stacked && count != L)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor %s.N: layers must be numbered 0..%d without gaps or "
@@ -227,6 +236,11 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
                    sh->path);
   if ((st = check_layers(ctx, &sh->att, La, &B, &Hh, &T)) != AM_STATUS_OK)
     return st;
+  if ((int64_t)La * Hh > AM_MAX_LAYER_HEADS)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: %d layers x %lld heads, more than %d heads in all",
+                   sh->att.source[0].path, sh->att.source[0].name, La, (long long)Hh,
+                   AM_MAX_LAYER_HEADS);
   sh->B = B;
   sh->T = (int)T;
   *L = La;

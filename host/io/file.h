@@ -12,7 +12,8 @@ struct am_file {
   char *path;
   void *map; /* read-only mapping of the whole file (NULL when none) */
   size_t map_size;
-  void *owned; /* data converted to C order / little endian (npy), else NULL */
+  uint64_t dev, ino; /* the mapped file's identity (0, 0 when not mapped) */
+  void *owned;       /* data converted to C order / little endian (npy), else NULL */
   int ntensors;
   char **names;         /* [ntensors] */
   am_tensor_t *tensors; /* [ntensors]; data points into map or owned */
@@ -85,6 +86,16 @@ am_file_t *am_file_alloc(const char *path, int ntensors);
  * Maps the whole regular file at path read-only (an empty file gives *map NULL and
  * *size 0). AM_STATUS_BAD_INPUT "PATH: cannot open: strerror" and the like. */
 am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size);
+/* The same, and id[0], id[1] = the file's device and inode numbers. */
+am_status am_io_map_id(am_ctx_t *ctx, const char *path, void **map, size_t *size,
+                       uint64_t id[2]);
+/* Fails (AM_STATUS_BAD_INPUT, "PATH: changed while being read: ...") when the file that f
+ * maps has become shorter than the mapping since it was opened: touching the lost pages
+ * would raise SIGBUS. The pipeline calls it before reading each chunk. A file replaced by
+ * rename or deleted keeps its old inode and mapping alive, and passes; so does a file
+ * object that maps nothing (parsed from memory, converted npy data). The check narrows the
+ * window, it cannot close it: a file cut short during a chunk still raises SIGBUS. */
+am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f);
 /* Writes all n bytes of buf at offset, retrying after EINTR and short writes;
  * AM_STATUS_IO naming path and strerror (ENOSPC, EFBIG, ...) on failure. */
 am_status am_io_pwrite_all(am_ctx_t *ctx, int fd, const char *path, const void *buf,

@@ -105,16 +105,15 @@ static am_status check_data_size(am_ctx_t *ctx, const char *path, const am_npy_h
   return AM_STATUS_OK;
 }
 
-am_status am_npy_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
-  unsigned char *map = NULL;
-  size_t size = 0, hstart = 0, hlen = 0;
+am_status am_npy_parse(am_ctx_t *ctx, const char *path, const void *buf, size_t size,
+                       am_file_t **out) {
+  const unsigned char *map = buf;
+  size_t hstart = 0, hlen = 0;
   am_file_t *f = NULL;
   am_npy_header_t h;
   int64_t bytes = 0;
   *out = NULL;
-  am_status st = am_io_map(ctx, path, (void **)&map, &size);
-  if (st == AM_STATUS_OK)
-    st = read_preamble(ctx, path, map, size, &hstart, &hlen);
+  am_status st = read_preamble(ctx, path, map, size, &hstart, &hlen);
   if (st == AM_STATUS_OK)
     st = am_npy_header_parse(ctx, path, (const char *)map + hstart, hlen, &h);
   if (st == AM_STATUS_OK)
@@ -135,10 +134,7 @@ am_status am_npy_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
   t->nbytes = (size_t)bytes;
   const unsigned char *data = map + hstart + hlen;
   if (!h.fortran && !h.swap) {
-    t->data = data;
-    f->map = map;
-    f->map_size = size;
-    map = NULL;
+    t->data = data; /* borrowed from buf */
   } else {
     f->owned = malloc(bytes ? (size_t)bytes : 1);
     if (!f->owned) {
@@ -153,8 +149,25 @@ am_status am_npy_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
   *out = f;
   f = NULL;
 done:
-  if (map)
-    munmap(map, size);
   am_file_close(f);
+  return st;
+}
+
+am_status am_npy_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
+  unsigned char *map = NULL;
+  size_t size = 0;
+  uint64_t id[2];
+  *out = NULL;
+  am_status st = am_io_map_id(ctx, path, (void **)&map, &size, id);
+  if (st == AM_STATUS_OK)
+    st = am_npy_parse(ctx, path, map, size, out);
+  if (st == AM_STATUS_OK && !(*out)->owned) {
+    (*out)->map = map; /* the tensor's data lives in the mapping */
+    (*out)->map_size = size;
+    (*out)->dev = id[0];
+    (*out)->ino = id[1];
+  } else if (map) {
+    munmap(map, size); /* a failure, or the data was converted into `owned` */
+  }
   return st;
 }

@@ -14,9 +14,16 @@
 #include "io/file.h"
 
 am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size) {
+  uint64_t id[2];
+  return am_io_map_id(ctx, path, map, size, id);
+}
+
+am_status am_io_map_id(am_ctx_t *ctx, const char *path, void **map, size_t *size,
+                       uint64_t id[2]) {
   am_status st = AM_STATUS_OK;
   *map = NULL;
   *size = 0;
+  id[0] = id[1] = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (fd < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
@@ -29,6 +36,8 @@ am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size) {
     st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: not a regular file", path);
     goto done;
   }
+  id[0] = (uint64_t)sb.st_dev;
+  id[1] = (uint64_t)sb.st_ino;
   if (sb.st_size == 0)
     goto done; /* mmap refuses length 0; the caller reports the file as truncated */
   if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
@@ -101,5 +110,19 @@ am_status am_io_commit(am_ctx_t *ctx, const char *tmp, const char *path) {
                    strerror(err));
   }
   sync_parent_dir(path);
+  return AM_STATUS_OK;
+}
+
+am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f) {
+  struct stat sb;
+  if (!f || !f->map || stat(f->path, &sb) != 0)
+    return AM_STATUS_OK; /* deleted: the mapping keeps the old inode */
+  if ((uint64_t)sb.st_dev != f->dev || (uint64_t)sb.st_ino != f->ino)
+    return AM_STATUS_OK; /* replaced by another file: the mapping still holds the old one */
+  if ((uint64_t)sb.st_size < (uint64_t)f->map_size)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: changed while being read: %llu bytes now, %llu when it was opened",
+                   f->path, (unsigned long long)sb.st_size,
+                   (unsigned long long)f->map_size);
   return AM_STATUS_OK;
 }

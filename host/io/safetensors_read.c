@@ -117,15 +117,13 @@ static am_file_t *build_file(const char *path, am_st_header_t *h,
   return f;
 }
 
-am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
+am_status am_safetensors_parse(am_ctx_t *ctx, const char *path, const void *buf,
+                               size_t size, am_file_t **out) {
   am_st_header_t h = {0};
-  unsigned char *map = NULL;
-  size_t size = 0;
+  const unsigned char *map = buf;
   am_file_t *f = NULL;
+  am_status st = AM_STATUS_OK;
   *out = NULL;
-  am_status st = am_io_map(ctx, path, (void **)&map, &size);
-  if (st != AM_STATUS_OK)
-    goto done;
   if (size < 8) {
     st = am_fail(ctx, AM_STATUS_BAD_INPUT,
                  "%s: truncated: %zu bytes, shorter than the 8-byte header length", path,
@@ -158,13 +156,27 @@ am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out) 
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
     goto done;
   }
-  f->map = map;
-  f->map_size = size;
-  map = NULL;
   *out = f;
 done:
-  if (map)
-    munmap(map, size);
   am_st_header_free(&h);
+  return st;
+}
+
+am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
+  unsigned char *map = NULL;
+  size_t size = 0;
+  uint64_t id[2];
+  *out = NULL;
+  am_status st = am_io_map_id(ctx, path, (void **)&map, &size, id);
+  if (st == AM_STATUS_OK)
+    st = am_safetensors_parse(ctx, path, map, size, out);
+  if (st == AM_STATUS_OK) {
+    (*out)->map = map; /* the file object now owns the mapping */
+    (*out)->map_size = size;
+    (*out)->dev = id[0];
+    (*out)->ino = id[1];
+  } else if (map) {
+    munmap(map, size);
+  }
   return st;
 }

@@ -205,8 +205,9 @@ void am_agg_add_metric(am_aggregates_t *a, size_t pm, double v) {
     a->agree_max[pm] = v;
   double lo, hi;
   am_metric_range((int)(pm % AM_METRIC_COUNT), &lo, &hi);
-  int bin = (int)floor((v - lo) / (hi - lo) * a->bins);
-  bin = bin < 0 ? 0 : (bin >= a->bins ? a->bins - 1 : bin);
+  /* clamp in double first: a value far out of range must not overflow the int */
+  double x = floor((v - lo) / (hi - lo) * a->bins);
+  int bin = x < 0 ? 0 : (x >= a->bins ? a->bins - 1 : (int)x);
   a->hist[pm * (size_t)a->bins + (size_t)bin]++;
 }
 

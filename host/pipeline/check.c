@@ -17,7 +17,7 @@ am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds) {
   am_status st = am_layout_build(ctx, ds, &plan, lay);
   am_chunk_t c;
   memset(&c, 0, sizeof c);
-  int cap = 64;
+  int cap = st == AM_STATUS_OK ? am_run_chunk_examples(ctx, ds, lay) : 1;
   if (st == AM_STATUS_OK)
     st = am_chunk_alloc(ctx, &c, lay, cap, ds->Tmax);
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
@@ -26,6 +26,7 @@ am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds) {
       st = am_chunk_load(ctx, &c, ds, s, row, nex);
       if (st == AM_STATUS_OK)
         st = am_chunk_compute(ctx, &c, ds);
+      am_shard_release_rows(ds, s, row, nex); /* bounded resident memory, as analyze */
     }
   am_chunk_free(&c);
   free(lay);

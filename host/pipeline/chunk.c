@@ -136,6 +136,10 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
                         int64_t row0, int nex) {
   const am_layout_t *lay = c->lay;
   const am_shard_t *sh = &ds->shards[shard];
+  /* a file cut short since it was opened would raise SIGBUS when its pages are read */
+  am_status changed = am_shard_check_unchanged(ctx, ds, shard);
+  if (changed != AM_STATUS_OK)
+    return changed;
   c->sh = sh;
   c->row0 = row0;
   c->global0 = sh->first + row0;
@@ -227,6 +231,44 @@ static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
   return AM_STATUS_OK;
 }
 
+/* Derived saliency of the chunk through the backend's saliency op (host/backend.h). */
+static am_status backend_saliency(am_ctx_t *ctx, am_chunk_t *c, int m0, int D, size_t es,
+                                  size_t gs) {
+  const am_shard_t *sh = c->sh;
+  size_t nex = (size_t)c->nex;
+  const void **emb = malloc(nex * sizeof *emb), **grad = malloc(nex * sizeof *grad);
+  const int32_t **idx = malloc(nex * sizeof *idx);
+  float **out = malloc(3 * nex * sizeof *out);
+  am_status st = AM_STATUS_OK;
+  if (!emb || !grad || !idx || !out) {
+    st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    goto done;
+  }
+  for (size_t e = 0; e < nex; e++) {
+    size_t off = (size_t)(c->row0 + (int64_t)e) * (size_t)sh->T * (size_t)D;
+    emb[e] = (const unsigned char *)sh->embeds->data + off * es;
+    grad[e] = (const unsigned char *)sh->embeds_grads->data + off * gs;
+    idx[e] = c->idx + e * (size_t)c->Tcap;
+    for (int k = 0; k < 3; k++)
+      out[3 * e + (size_t)k] = am_chunk_map(c, m0 + k, (int)e);
+  }
+  am_clear_error(ctx);
+  st = ctx->backend->saliency(ctx->backend_state, c->nex, D, emb, sh->embeds->dtype, grad,
+                              sh->embeds_grads->dtype, idx, c->n, out);
+  if (st != AM_STATUS_OK) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", am_last_error(ctx));
+    st = am_fail(ctx, st, "%s: saliency failed: %s", sh->path,
+                 *why ? why : am_status_str(st));
+  }
+done:
+  free(emb);
+  free(grad);
+  free(idx);
+  free(out);
+  return st;
+}
+
 static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
   const am_layout_t *lay = c->lay;
   const am_shard_t *sh = c->sh;
@@ -242,13 +284,19 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
   int m0 = map_index(lay, AM_MAP_SALIENCY_DERIVED, 0);
   size_t D = (size_t)ds->embed_dim;
   size_t es = am_dtype_size(sh->embeds->dtype), gs = am_dtype_size(sh->embeds_grads->dtype);
+  if (ctx->backend->saliency) { /* the whole chunk at once on the backend's device */
+    am_status st = backend_saliency(ctx, c, m0, (int)D, es, gs);
+    if (st != AM_STATUS_OK)
+      return st;
+  }
   for (int e = 0; e < c->nex; e++) {
     size_t off = (size_t)(c->row0 + e) * (size_t)sh->T * D;
     float *l2 = am_chunk_map(c, m0, e);
-    am_cpu_saliency((const unsigned char *)sh->embeds->data + off * es, sh->embeds->dtype,
-                    (const unsigned char *)sh->embeds_grads->data + off * gs,
-                    sh->embeds_grads->dtype, (int)D, c->idx + (size_t)e * (size_t)c->Tcap,
-                    c->n[e], l2, am_chunk_map(c, m0 + 1, e), am_chunk_map(c, m0 + 2, e));
+    if (!ctx->backend->saliency)
+      am_cpu_saliency((const unsigned char *)sh->embeds->data + off * es, sh->embeds->dtype,
+                      (const unsigned char *)sh->embeds_grads->data + off * gs,
+                      sh->embeds_grads->dtype, (int)D, c->idx + (size_t)e * (size_t)c->Tcap,
+                      c->n[e], l2, am_chunk_map(c, m0 + 1, e), am_chunk_map(c, m0 + 2, e));
     for (int i = 0; i < c->n[e]; i++)
       if (!isfinite(l2[i]) || !isfinite(am_chunk_map(c, m0 + 1, e)[i]))
         return am_fail(
@@ -314,19 +362,25 @@ done:
   return st;
 }
 
-am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
-  am_fault_t fault = {0};
-  int bad = -1;
+static void clear_maps(am_chunk_t *c) {
   size_t T = (size_t)c->Tcap;
   for (int m = 0; m < c->lay->nmaps; m++)
     for (int e = 0; e < c->nex; e++)
       memset(am_chunk_map(c, m, e), 0, T * sizeof(float));
-  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,
-                                            &c->lay->pass, c->out, &fault, &bad);
+}
+
+/* What follows the backend's pass: its fault or failure in words (with the backend's own
+ * message), then flow, saliency and agreement. */
+static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds,
+                            am_status st, const am_fault_t *fault, int bad) {
   if (st == AM_STATUS_BAD_INPUT && bad >= 0)
-    return report_fault(ctx, c, &fault, bad);
-  if (st != AM_STATUS_OK)
-    return am_fail(ctx, st, "%s: analysis failed: %s", c->sh->path, am_status_str(st));
+    return report_fault(ctx, c, fault, bad);
+  if (st != AM_STATUS_OK) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", am_last_error(ctx));
+    return am_fail(ctx, st, "%s: analysis failed: %s%s%s", c->sh->path, am_status_str(st),
+                   *why ? ": " : "", why);
+  }
   int flow = map_index(c->lay, AM_MAP_FLOW, 0);
   if (flow >= 0) {
     float **out = malloc((size_t)c->nex * sizeof *out);
@@ -344,4 +398,36 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
   }
   st = compute_saliency(ctx, c, ds);
   return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
+}
+
+am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
+  am_fault_t fault = {0};
+  int bad = -1;
+  clear_maps(c);
+  am_clear_error(ctx);
+  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,
+                                            &c->lay->pass, c->out, &fault, &bad);
+  return after_pass(ctx, c, ds, st, &fault, bad);
+}
+
+am_status am_chunk_submit(am_ctx_t *ctx, am_chunk_t *c) {
+  clear_maps(c);
+  am_clear_error(ctx);
+  am_status st =
+      ctx->backend->pass_submit(ctx->backend_state, c->ex, c->nex, &c->lay->pass, c->out);
+  if (st != AM_STATUS_OK) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", am_last_error(ctx));
+    return am_fail(ctx, st, "%s: analysis failed: %s%s%s", c->sh->path, am_status_str(st),
+                   *why ? ": " : "", why);
+  }
+  return AM_STATUS_OK;
+}
+
+am_status am_chunk_finish(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
+  am_fault_t fault = {0};
+  int bad = -1;
+  am_clear_error(ctx);
+  am_status st = ctx->backend->pass_wait(ctx->backend_state, &fault, &bad);
+  return after_pass(ctx, c, ds, st, &fault, bad);
 }

@@ -49,10 +49,20 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
  * back as AM_STATUS_BAD_INPUT naming file, tensor, example, layer, head and row. */
 am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds);
 
+/* am_chunk_compute in two halves for backends with pass_submit/pass_wait: submit starts
+ * the backend's pass and returns; finish waits for the oldest submitted chunk and does
+ * the rest (fault report, flow, saliency, agreement). c stays untouched in between. */
+am_status am_chunk_submit(am_ctx_t *ctx, am_chunk_t *c);
+am_status am_chunk_finish(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds);
+
 /* Map m of example e in valid-token order. */
 static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
   return c->maps + ((size_t)m * (size_t)c->cap + (size_t)e) * (size_t)c->Tcap;
 }
+
+/* Examples per chunk: --chunk, else the backend's choice, else what fits a 256 MiB budget
+ * of input bytes (run.c). */
+int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay);
 
 /* Writes the chunk's rows into examples.safetensors. */
 am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w);

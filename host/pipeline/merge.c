@@ -95,6 +95,16 @@ static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const 
   const am_file_t *f = in[r].examples, *first = in[0].examples;
   int64_t L = dataset_int(&in[r], "layers"), H = dataset_int(&in[r], "heads");
   int64_t P = (int64_t)json_array_size(json_object_get(options_of(&in[r]), "pairs"));
+  /* what a summary claims must be backed by its examples file before anything is sized by
+   * it: mask [N,T] is always written, and a run has at most 65,536 heads in all */
+  const am_tensor_t *mask = am_file_find(f, "mask");
+  if (!mask || mask->ndim != 2 || mask->shape[0] != in[r].N || mask->shape[1] != in[r].T ||
+      L < 1 || H < 1 || L * H > 65536 || P < 0 || P > AM_MAX_PAIRS)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor mask: missing or not [N,T] as %s/summary.json claims (N=%lld, "
+                   "T=%d, %lld layers x %lld heads)",
+                   am_file_path(f), run, (long long)in[r].N, in[r].T, (long long)L,
+                   (long long)H);
   if (L != dataset_int(&in[0], "layers") || H != dataset_int(&in[0], "heads"))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s/summary.json: %lld layers x %lld heads differ from the first run's "

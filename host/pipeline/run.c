@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "backend.h"
 #include "core/ctx.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/resume.h"
@@ -17,7 +17,7 @@
 #define AM_CHUNK_BUDGET_BYTES (256ull << 20)
 #define AM_CHUNK_MAX 1024
 
-static int choose_chunk(const am_dataset_t *ds, const am_layout_t *lay) {
+int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay) {
   if (lay->plan.chunk > 0)
     return lay->plan.chunk > AM_CHUNK_MAX * 64 ? AM_CHUNK_MAX * 64 : (int)lay->plan.chunk;
   uint64_t T = (uint64_t)ds->Tmax;
@@ -25,6 +25,11 @@ static int choose_chunk(const am_dataset_t *ds, const am_layout_t *lay) {
   per *= (ds->roles & AM_ROLE_ATTENTION_GRADS) ? 2 : 1;
   if (lay->plan.all_rows)
     per += 2 * T * T * 4;
+  int hint = ctx->backend->chunk_examples /* a device sizes its own chunks */
+                 ? ctx->backend->chunk_examples(ctx->backend_state, per)
+                 : 0;
+  if (hint > 0)
+    return hint;
   uint64_t n = per ? AM_CHUNK_BUDGET_BYTES / per : AM_CHUNK_MAX;
   return n < 1 ? 1 : (n > AM_CHUNK_MAX ? AM_CHUNK_MAX : (int)n);
 }
@@ -36,41 +41,91 @@ static json_t *metadata_pairs(const am_layout_t *lay) {
   return pairs;
 }
 
-/* Tells the kernel that a finished chunk's input pages may go (bounded resident memory). */
-static void release_pages(const am_chunk_t *c) {
-  long page = 4096;
-  for (int l = 0; l < c->lay->L; l++) {
-    const am_layers_t *sets[2] = {&c->sh->att, &c->sh->grad};
-    for (int s = 0; s < 2; s++) {
-      if (!sets[s]->layer || c->nex == 0)
-        continue;
-      uintptr_t lo = (uintptr_t)c->ex[0].att[l];
-      if (s == 1)
-        lo = (uintptr_t)c->ex[0].grad[l];
-      size_t bytes = (size_t)c->nex * (size_t)c->lay->H * (size_t)c->sh->T *
-                     (size_t)c->sh->T * am_dtype_size(sets[s]->layer[l]->dtype);
-      uintptr_t start = (lo + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-      uintptr_t end = (lo + bytes) & ~(uintptr_t)(page - 1);
-      if (end > start)
-        madvise((void *)start, end - start, MADV_DONTNEED);
-    }
-  }
-}
-
 typedef struct run_state {
   am_layout_t lay;
   am_aggregates_t agg;
-  am_chunk_t chunk;
+  am_chunk_t chunk, chunk2; /* chunk2: the second buffer of analyze_all_async */
   am_st_writer_t *writer;
   am_partial_t partial;
 } run_state_t;
 
+/* Writes and aggregates a computed chunk, checkpoints now and then, lets its pages go. */
+static am_status store_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c, int64_t *done,
+                             double *last, const am_dataset_t *ds,
+                             const am_run_options_t *opts) {
+  double every = opts ? opts->checkpoint_s : 2.0;
+  am_status st = am_chunk_write(ctx, c, r->writer);
+  if (st == AM_STATUS_OK)
+    st = am_agg_add_chunk(ctx, &r->agg, c);
+  *done += c->nex;
+  if (st == AM_STATUS_OK && am_now_seconds() - *last >= every) {
+    st = am_partial_checkpoint(ctx, &r->partial, &r->lay, r->writer, *done);
+    *last = am_now_seconds();
+  }
+  if (st == AM_STATUS_OK) /* bounded resident memory: the chunk's input pages may go */
+    am_shard_release_rows(ds, (int)(c->sh - ds->shards), c->row0, c->nex);
+  if (st == AM_STATUS_OK && opts && opts->progress)
+    opts->progress(opts->progress_user, *done, ds->N);
+  return st;
+}
+
+/* The double-buffered form, for a backend with pass_submit/pass_wait (the CUDA one):
+ * chunk k+1 is read and submitted before chunk k is written and aggregated, so that the
+ * device computes while the host writes. Chunks finish in input order: the results and
+ * aggregates are analyze_all's. */
+static am_status analyze_all_async(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
+                                   const am_run_options_t *opts) {
+  int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0, pending = 0;
+  am_chunk_t *c[2] = {&r->chunk, &r->chunk2};
+  am_status st = am_chunk_alloc(ctx, c[0], &r->lay, cap, ds->Tmax);
+  if (st == AM_STATUS_OK)
+    st = am_chunk_alloc(ctx, c[1], &r->lay, cap, ds->Tmax);
+  int64_t done = r->partial.done;
+  double last = am_now_seconds();
+  for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
+    for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
+         row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
+      int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
+      st = am_chunk_load(ctx, c[cur], ds, s, row, nex);
+      if (st == AM_STATUS_OK)
+        st = am_chunk_submit(ctx, c[cur]);
+      if (st != AM_STATUS_OK)
+        break;
+      pending++;
+      cur ^= 1; /* c[cur]: the older chunk in flight, and the next to load */
+      if (pending == 2) {
+        pending--;
+        st = am_chunk_finish(ctx, c[cur], ds);
+        if (st == AM_STATUS_OK)
+          st = store_chunk(ctx, r, c[cur], &done, &last, ds, opts);
+      }
+    }
+  char keep[1024];
+  snprintf(keep, sizeof keep, "%s", am_last_error(ctx));
+  for (; pending > 0; pending--) { /* the backend holds the buffers until waited for */
+    am_chunk_t *k = c[cur ^ 1];
+    if (st == AM_STATUS_OK) {
+      st = am_chunk_finish(ctx, k, ds);
+      if (st == AM_STATUS_OK)
+        st = store_chunk(ctx, r, k, &done, &last, ds, opts);
+      snprintf(keep, sizeof keep, "%s", am_last_error(ctx));
+    } else {
+      am_fault_t fault;
+      int bad;
+      ctx->backend->pass_wait(ctx->backend_state, &fault, &bad);
+    }
+  }
+  return st == AM_STATUS_OK ? st : am_fail(ctx, st, "%s", keep);
+}
+
 static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
                              const am_run_options_t *opts) {
-  int cap = choose_chunk(ds, &r->lay);
+  if (ctx->backend->pass_submit && ctx->backend->pass_wait)
+    return analyze_all_async(ctx, r, ds, opts);
+  int cap = am_run_chunk_examples(ctx, ds, &r->lay);
   am_status st = am_chunk_alloc(ctx, &r->chunk, &r->lay, cap, ds->Tmax);
   int64_t done = r->partial.done;
-  double every = opts ? opts->checkpoint_s : 2.0, last = am_now_seconds();
+  double last = am_now_seconds();
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
     for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
          row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
@@ -79,18 +134,7 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
       if (st == AM_STATUS_OK)
         st = am_chunk_compute(ctx, &r->chunk, ds);
       if (st == AM_STATUS_OK)
-        st = am_chunk_write(ctx, &r->chunk, r->writer);
-      if (st == AM_STATUS_OK)
-        st = am_agg_add_chunk(ctx, &r->agg, &r->chunk);
-      done += nex;
-      if (st == AM_STATUS_OK && am_now_seconds() - last >= every) {
-        st = am_partial_checkpoint(ctx, &r->partial, &r->lay, r->writer, done);
-        last = am_now_seconds();
-      }
-      if (st == AM_STATUS_OK)
-        release_pages(&r->chunk);
-      if (st == AM_STATUS_OK && opts && opts->progress)
-        opts->progress(opts->progress_user, done, ds->N);
+        st = store_chunk(ctx, r, &r->chunk, &done, &last, ds, opts);
     }
   return st;
 }
@@ -179,6 +223,7 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
       am_rmtree(r->partial.dir);
     am_partial_end(&r->partial, 0);
     am_chunk_free(&r->chunk);
+    am_chunk_free(&r->chunk2);
     am_agg_free(&r->agg);
   }
   free(r);

@@ -1,0 +1,475 @@
+/* test_parity.c — every op of the CUDA backend against the CPU reference (STYLE.md,
+ * "Tests: parity"): the fused pass (head fusion, rollout in row form and all-rows form,
+ * discard, gradient-weighted rollout, head statistics with and without a patch grid,
+ * head importance, attention_last, readout normalisation, F32/F16/BF16/F64 widening) on a
+ * table of shapes (T not a multiple of 32, T = 1, every row-length class up to 4096,
+ * padding on either or both sides, holes, empty examples), slabs cut small, the
+ * out-of-memory fall-back, device pointers, the asynchronous submit/wait and several
+ * devices. Faults, argument errors, agreement, saliency and widening: test_parity_ops.c.
+ *
+ * Tolerance: both backends widen the same stored values and accumulate in float or
+ * double, so the F32 bound rtol = 1e-5 of STYLE.md holds for every dtype (the looser
+ * F16/BF16 starting values are not needed); atol = rtol * max|ref| of each array. The
+ * all-rows products are float GEMMs summed in different orders by cuBLAS and OpenBLAS:
+ * the error of a sum of n positive products is at most ~n u (n = 700: 4e-5), so those
+ * arrays get 1e-4 (a bound from that analysis, not yet a measurement on a GPU).
+ * Without a device every test reports a skip. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "core/ctx.h"
+#include "core/half.h"
+#include "support/parity.h"
+
+#define RTOL 1e-5
+#define RTOL_ROWS 1e-4
+#define ALL 0x7Fu
+#define NO_ROWS (ALL & ~(AM_PASS_ROLLOUT_ROWS | AM_PASS_GRAD_ROLLOUT_ROWS))
+#define ATT_ONLY                                                                           \
+  (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS | AM_PASS_HEAD_STATS)
+
+static am_ctx_t *gpu, *cpu;
+
+#ifndef ATTNMAP_HAVE_CUDA /* never called: setup skips every test of a build without CUDA  \
+                           */
+static void *am_cuda_device_copy(void *state, const void *src, size_t bytes) {
+  (void)state, (void)src, (void)bytes;
+  return NULL;
+}
+static void am_cuda_device_free(void *state, void *p) { (void)state, (void)p; }
+#endif
+
+static am_ctx_t *make_ctx(const char *backend) {
+  am_ctx_options_t o = {.backend = backend, .threads = 2};
+  am_ctx_t *ctx = NULL;
+  char err[512] = "";
+  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
+    return NULL;
+  return ctx;
+}
+
+static void setup(void) {
+#ifndef ATTNMAP_HAVE_CUDA
+  cr_skip_test("no CUDA device (this build has no CUDA backend)");
+#else
+  gpu = make_ctx("cuda");
+  if (!gpu)
+    cr_skip_test("no CUDA device");
+  cpu = make_ctx("cpu");
+  cr_assert_not_null(cpu);
+#endif
+}
+
+static void teardown(void) {
+  am_ctx_destroy(gpu);
+  am_ctx_destroy(cpu);
+  gpu = cpu = NULL;
+}
+
+TestSuite(parity, .init = setup, .fini = teardown, .timeout = 900);
+
+static am_status pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
+  *bad = -1;
+  memset(f, 0, sizeof *f);
+  return ctx->backend->example_pass(ctx->backend_state, d->ex, d->c.nex, &d->opt, o->out, f,
+                                    bad);
+}
+
+/* Runs c on both backends (the CUDA one: ctx) and compares everything. */
+static void check_on(am_ctx_t *ctx, const par_case_t *c) {
+  par_data_t *d = par_make(c);
+  cr_assert_not_null(d, "%s: out of memory", c->name);
+  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  am_fault_t f;
+  int bad;
+  cr_assert_eq(pass(cpu, d, ref, &f, &bad), AM_STATUS_OK, "%s: cpu: %s", c->name,
+               am_last_error(cpu));
+  am_status st = pass(ctx, d, got, &f, &bad);
+  cr_assert_eq(st, AM_STATUS_OK, "%s: cuda: %s (fault example %d kind %d)", c->name,
+               am_last_error(ctx), bad, f.kind);
+  cr_expect_eq(par_out_check(d, ref, "cpu"), 0, "%s: cpu outputs", c->name);
+  cr_expect_eq(par_out_check(d, got, "cuda"), 0, "%s: cuda outputs (guards, poison)",
+               c->name);
+  cr_expect_eq(par_compare(d, got, ref, RTOL, RTOL_ROWS), 0, "%s (seed %llu)", c->name,
+               (unsigned long long)c->seed);
+  par_out_free(ref);
+  par_out_free(got);
+  par_free(d);
+}
+
+static void check(const par_case_t *c) { check_on(gpu, c); }
+
+/* ---- the fused pass on a table of shapes ------------------------------------------- */
+
+Test(parity, mixed_masks_every_dtype) {
+  const par_case_t cases[] = {
+      {.name = "f32 mixed",
+       .L = 2,
+       .H = 3,
+       .T = 33,
+       .nex = 14,
+       .dtype = AM_DTYPE_F32,
+       .grads = 1,
+       .want = NO_ROWS,
+       .seed = 1},
+      {.name = "f16 mixed, last, max",
+       .L = 3,
+       .H = 2,
+       .T = 40,
+       .nex = 14,
+       .dtype = AM_DTYPE_F16,
+       .grads = 1,
+       .want = NO_ROWS,
+       .target = PAR_LAST,
+       .normalize = AM_NORMALIZE_MAX,
+       .seed = 2},
+      {.name = "bf16 mixed, mean, sum",
+       .L = 2,
+       .H = 4,
+       .T = 31,
+       .nex = 14,
+       .dtype = AM_DTYPE_BF16,
+       .grads = 1,
+       .want = NO_ROWS,
+       .target = PAR_MEAN,
+       .normalize = AM_NORMALIZE_SUM,
+       .seed = 3},
+      {.name = "f64 mixed, second, minmax",
+       .L = 2,
+       .H = 2,
+       .T = 20,
+       .nex = 7,
+       .dtype = AM_DTYPE_F64,
+       .grads = 1,
+       .want = NO_ROWS,
+       .target = PAR_SECOND,
+       .normalize = AM_NORMALIZE_MINMAX,
+       .seed = 4},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+    check(&cases[k]);
+}
+
+Test(parity, one_token_rows) {
+  const par_case_t c = {.name = "T = 1",
+                        .L = 2,
+                        .H = 2,
+                        .T = 1,
+                        .nex = 7,
+                        .dtype = AM_DTYPE_F32,
+                        .grads = 1,
+                        .want = ALL,
+                        .seed = 5};
+  check(&c);
+}
+
+Test(parity, attentions_only) {
+  const par_case_t c = {.name = "no gradients",
+                        .L = 2,
+                        .H = 3,
+                        .T = 45,
+                        .nex = 14,
+                        .dtype = AM_DTYPE_F16,
+                        .want = ATT_ONLY,
+                        .target = PAR_MEAN,
+                        .seed = 6};
+  check(&c);
+}
+
+Test(parity, every_row_length_class) {
+  /* 8, 16 and 32 lanes per row, one tile up to 512, tiles past it */
+  static const int lengths[] = {1, 8, 31, 127, 128, 129, 255, 256, 257, 511, 512, 513, 600};
+  const par_case_t c = {.name = "length classes",
+                        .L = 2,
+                        .H = 2,
+                        .T = 600,
+                        .nex = 13,
+                        .dtype = AM_DTYPE_F16,
+                        .grads = 1,
+                        .lengths = lengths,
+                        .want = NO_ROWS,
+                        .seed = 7};
+  check(&c);
+}
+
+Test(parity, long_rows) {
+  static const int lengths[] = {4096, 3001};
+  const par_case_t c = {.name = "long rows",
+                        .L = 2,
+                        .H = 2,
+                        .T = 4096,
+                        .nex = 2,
+                        .dtype = AM_DTYPE_F16,
+                        .grads = 1,
+                        .lengths = lengths,
+                        .want = NO_ROWS,
+                        .target = PAR_LAST,
+                        .seed = 8};
+  check(&c);
+}
+
+Test(parity, discard_and_fusions) {
+  static const int lengths[] = {700, 301, 5};
+  const par_case_t cases[] = {
+      {.name = "discard 0.3, max",
+       .L = 2,
+       .H = 3,
+       .T = 50,
+       .nex = 14,
+       .dtype = AM_DTYPE_F32,
+       .grads = 1,
+       .want = ALL,
+       .fusion = AM_FUSION_MAX,
+       .discard = 0.3,
+       .seed = 9},
+      {.name = "discard 0.1, min, long",
+       .L = 2,
+       .H = 2,
+       .T = 700,
+       .nex = 3,
+       .dtype = AM_DTYPE_F32,
+       .grads = 1,
+       .lengths = lengths,
+       .want = NO_ROWS,
+       .fusion = AM_FUSION_MIN,
+       .discard = 0.1,
+       .seed = 10},
+      {.name = "max, no discard",
+       .L = 3,
+       .H = 3,
+       .T = 37,
+       .nex = 14,
+       .dtype = AM_DTYPE_BF16,
+       .grads = 1,
+       .want = NO_ROWS,
+       .fusion = AM_FUSION_MAX,
+       .seed = 11},
+      /* bfloat16 maxima tie often: which tie goes decides the numbers */
+      {.name = "discard 0.5 over ties",
+       .L = 2,
+       .H = 4,
+       .T = 26,
+       .nex = 14,
+       .dtype = AM_DTYPE_BF16,
+       .grads = 1,
+       .want = ALL,
+       .fusion = AM_FUSION_MAX,
+       .discard = 0.5,
+       .seed = 24},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+    check(&cases[k]);
+}
+
+Test(parity, all_rows) {
+  static const int same[] = {64, 64, 64, 20, 64, 20};
+  const par_case_t cases[] = {
+      {.name = "all rows, mixed",
+       .L = 4,
+       .H = 2,
+       .T = 70,
+       .nex = 14,
+       .dtype = AM_DTYPE_F32,
+       .grads = 1,
+       .want = ALL,
+       .seed = 12},
+      {.name = "all rows, two lengths",
+       .L = 3,
+       .H = 3,
+       .T = 64,
+       .nex = 6,
+       .dtype = AM_DTYPE_F16,
+       .grads = 1,
+       .lengths = same,
+       .want = ALL,
+       .seed = 13},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+    check(&cases[k]);
+}
+
+Test(parity, patch_grid_distance) {
+  static const int lengths[] = {17, 16, 20, 17, 1};
+  const par_case_t c = {.name = "grid 4x4+1",
+                        .L = 2,
+                        .H = 2,
+                        .T = 20,
+                        .nex = 5,
+                        .dtype = AM_DTYPE_F32,
+                        .grads = 1,
+                        .lengths = lengths,
+                        .want = NO_ROWS,
+                        .grid = {.rows = 4, .cols = 4, .prefix = 1},
+                        .seed = 14};
+  check(&c);
+}
+
+Test(parity, small_slabs_and_memory_fallback) {
+  const par_case_t c = {.name = "many slabs",
+                        .L = 2,
+                        .H = 3,
+                        .T = 64,
+                        .nex = 40,
+                        .dtype = AM_DTYPE_F32,
+                        .grads = 1,
+                        .want = ALL,
+                        .seed = 15};
+  setenv("AM_CUDA_SLAB_MB", "1", 1);
+  am_ctx_t *small = make_ctx("cuda");
+  unsetenv("AM_CUDA_SLAB_MB");
+  cr_assert_not_null(small);
+  check_on(small, &c);
+  am_ctx_destroy(small);
+  /* slabs of 4 MiB whose allocations fail above 2.5 MiB: split in halves twice */
+  setenv("AM_CUDA_SLAB_MB", "4", 1);
+  setenv("AM_CUDA_FAIL_ALLOC_ABOVE", "2621440", 1);
+  am_ctx_t *tight = make_ctx("cuda");
+  unsetenv("AM_CUDA_SLAB_MB");
+  unsetenv("AM_CUDA_FAIL_ALLOC_ABOVE");
+  cr_assert_not_null(tight);
+  check_on(tight, &c);
+  am_ctx_destroy(tight);
+}
+
+Test(parity, every_device_gives_the_same_bits) {
+  /* all rows are left out: cuBLAS may pick another algorithm for another batch count */
+  const par_case_t c = {.name = "cuda:all",
+                        .L = 2,
+                        .H = 3,
+                        .T = 48,
+                        .nex = 30,
+                        .dtype = AM_DTYPE_F16,
+                        .grads = 1,
+                        .want = NO_ROWS,
+                        .seed = 16};
+  setenv("AM_CUDA_SLAB_MB", "1", 1); /* several slabs, spread over the devices */
+  am_ctx_t *all = make_ctx("cuda:all");
+  unsetenv("AM_CUDA_SLAB_MB");
+  cr_assert_not_null(all);
+  check_on(all, &c);
+  par_data_t *d = par_make(&c);
+  par_out_t *one = par_out_make(d), *many = par_out_make(d);
+  am_fault_t f;
+  int bad;
+  cr_assert_eq(pass(gpu, d, one, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(pass(all, d, many, &f, &bad), AM_STATUS_OK);
+  size_t total = 0;
+  for (int k = 0; k < d->c.nex * 7; k++)
+    total += one->len[k] + 4;
+  cr_expect(memcmp(one->buf, many->buf, (total + 4) * sizeof(float)) == 0,
+            "one device and %s differ", am_ctx_device_name(all));
+  par_out_free(one);
+  par_out_free(many);
+  par_free(d);
+  am_ctx_destroy(all);
+}
+
+/* ---- device pointers and the asynchronous form -------------------------------------- */
+
+/* Points d's layer pointers into dev (a device copy of d's buffers), or back. */
+static void rebase(par_data_t *d, unsigned char *from_a, unsigned char *from_g,
+                   unsigned char *to_a, unsigned char *to_g) {
+  for (int k = 0; k < d->c.nex * d->c.L; k++) {
+    d->att_ptrs[k] = to_a + ((const unsigned char *)d->att_ptrs[k] - from_a);
+    d->grad_ptrs[k] = to_g + ((const unsigned char *)d->grad_ptrs[k] - from_g);
+  }
+}
+
+/* Runs d on the device from device copies of its buffers. */
+static am_status pass_device(par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
+  const size_t bytes =
+      (size_t)d->c.L * d->c.nex * d->c.H * d->c.T * d->c.T * am_dtype_size(d->c.dtype) + 8;
+  unsigned char *da = am_cuda_device_copy(gpu->backend_state, d->att_buf, bytes);
+  unsigned char *dg = am_cuda_device_copy(gpu->backend_state, d->grad_buf, bytes);
+  cr_assert(da && dg, "device copies");
+  rebase(d, d->att_buf, d->grad_buf, da, dg);
+  d->opt.device_pointers = 1;
+  const am_status st = pass(gpu, d, o, f, bad);
+  d->opt.device_pointers = 0;
+  rebase(d, da, dg, d->att_buf, d->grad_buf);
+  am_cuda_device_free(gpu->backend_state, da);
+  am_cuda_device_free(gpu->backend_state, dg);
+  return st;
+}
+
+Test(parity, device_pointers) {
+  const par_case_t c = {.name = "device pointers",
+                        .L = 2,
+                        .H = 3,
+                        .T = 30,
+                        .nex = 14,
+                        .dtype = AM_DTYPE_BF16,
+                        .grads = 1,
+                        .want = ALL,
+                        .seed = 19};
+  par_data_t *d = par_make(&c);
+  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  am_fault_t fc, fg;
+  int bc, bg;
+  cr_assert_eq(pass(cpu, d, ref, &fc, &bc), AM_STATUS_OK);
+  cr_assert_eq(pass_device(d, got, &fg, &bg), AM_STATUS_OK, "%s", am_last_error(gpu));
+  cr_expect_eq(par_out_check(d, got, "cuda"), 0);
+  cr_expect_eq(par_compare(d, got, ref, RTOL, RTOL_ROWS), 0);
+  /* a fault is described from device memory as the CPU describes it from the host */
+  par_store(d, 0, 1, 3, 2, d->ex[3].idx[1], d->ex[3].idx[2], -0.5f);
+  cr_assert_eq(pass(cpu, d, ref, &fc, &bc), AM_STATUS_BAD_INPUT);
+  cr_expect_eq(pass_device(d, got, &fg, &bg), AM_STATUS_BAD_INPUT);
+  cr_expect_eq(bg, bc);
+  cr_expect(fg.kind == fc.kind && fg.value == fc.value && fg.row == fc.row &&
+                fg.layer == fc.layer && fg.head == fc.head,
+            "kind %d/%d value %g/%g", fg.kind, fc.kind, fg.value, fc.value);
+  par_out_free(ref);
+  par_out_free(got);
+  par_free(d);
+}
+
+Test(parity, submit_and_wait) {
+  const par_case_t a = {.name = "async a",
+                        .L = 2,
+                        .H = 2,
+                        .T = 36,
+                        .nex = 14,
+                        .dtype = AM_DTYPE_F16,
+                        .grads = 1,
+                        .want = ALL,
+                        .seed = 20};
+  const par_case_t b = {.name = "async b",
+                        .L = 2,
+                        .H = 2,
+                        .T = 52,
+                        .nex = 9,
+                        .dtype = AM_DTYPE_F16,
+                        .grads = 1,
+                        .want = NO_ROWS,
+                        .target = PAR_MEAN,
+                        .seed = 21};
+  const am_backend_t *be = gpu->backend;
+  cr_assert(be->pass_submit && be->pass_wait);
+  par_data_t *da = par_make(&a), *db = par_make(&b);
+  par_out_t *ga = par_out_make(da), *gb = par_out_make(db);
+  par_out_t *ra = par_out_make(da), *rb = par_out_make(db);
+  am_fault_t f;
+  int bad;
+  cr_assert_eq(be->pass_submit(gpu->backend_state, da->ex, a.nex, &da->opt, ga->out),
+               AM_STATUS_OK);
+  cr_assert_eq(be->pass_submit(gpu->backend_state, db->ex, b.nex, &db->opt, gb->out),
+               AM_STATUS_OK);
+  cr_assert_eq(pass(cpu, da, ra, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(pass(cpu, db, rb, &f, &bad), AM_STATUS_OK);
+  cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
+  cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
+  cr_expect_eq(par_compare(da, ga, ra, RTOL, RTOL_ROWS), 0);
+  cr_expect_eq(par_compare(db, gb, rb, RTOL, RTOL_ROWS), 0);
+  cr_expect_eq(par_out_check(da, ga, "cuda"), 0);
+  cr_expect_eq(par_out_check(db, gb, "cuda"), 0);
+  par_out_free(ga);
+  par_out_free(gb);
+  par_out_free(ra);
+  par_out_free(rb);
+  par_free(da);
+  par_free(db);
+}

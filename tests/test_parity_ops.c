@@ -1,0 +1,365 @@
+/* test_parity_ops.c — the CUDA backend against the CPU reference, continued (STYLE.md,
+ * "Tests: parity"; the fused pass's shapes are in test_parity.c): the first fault of bad
+ * input and its order (lowest example, top layer, head, row, then keys, row sum, gradient
+ * keys), rows at the edge of the row-sum tolerance, argument errors, agreement (ties,
+ * constants, zero vectors, NaN, k = 0), saliency in mixed dtypes, and every F16 and BF16
+ * bit pattern through the device's widening. Without a device every test reports a skip. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "core/ctx.h"
+#include "core/half.h"
+#include "support/parity.h"
+
+#define ALL 0x7Fu
+
+static am_ctx_t *gpu, *cpu;
+
+#ifndef ATTNMAP_HAVE_CUDA /* never called: setup skips every test of a build without CUDA  \
+                           */
+static am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, size_t count,
+                               float *dst) {
+  (void)state, (void)dtype, (void)src, (void)count, (void)dst;
+  return AM_STATUS_UNSUPPORTED;
+}
+#endif
+
+static am_ctx_t *make_ctx(const char *backend) {
+  am_ctx_options_t o = {.backend = backend, .threads = 2};
+  am_ctx_t *ctx = NULL;
+  char err[512] = "";
+  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
+    return NULL;
+  return ctx;
+}
+
+static void setup(void) {
+#ifndef ATTNMAP_HAVE_CUDA
+  cr_skip_test("no CUDA device (this build has no CUDA backend)");
+#else
+  gpu = make_ctx("cuda");
+  if (!gpu)
+    cr_skip_test("no CUDA device");
+  cpu = make_ctx("cpu");
+  cr_assert_not_null(cpu);
+#endif
+}
+
+static void teardown(void) {
+  am_ctx_destroy(gpu);
+  am_ctx_destroy(cpu);
+  gpu = cpu = NULL;
+}
+
+TestSuite(parity_ops, .init = setup, .fini = teardown, .timeout = 900);
+
+static am_status pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
+  *bad = -1;
+  memset(f, 0, sizeof *f);
+  return ctx->backend->example_pass(ctx->backend_state, d->ex, d->c.nex, &d->opt, o->out, f,
+                                    bad);
+}
+
+/* ---- bad input: the same first fault ---------------------------------------------------
+ */
+
+typedef struct injection {
+  int grad, l, e, h, i, j; /* valid-token coordinates */
+  float value;             /* stored there, unless scale */
+  float scale;             /* > 0: the whole attention row multiplied by it instead */
+} injection_t;
+
+static void inject(par_data_t *d, const injection_t *x) {
+  const am_example_t *ex = &d->ex[x->e];
+  const int pi = ex->idx[x->i];
+  if (x->scale <= 0.0f) {
+    par_store(d, x->grad, x->l, x->e, x->h, pi, ex->idx[x->j], x->value);
+    return;
+  }
+  for (int j = 0; j < ex->n; j++) {
+    const float v =
+        am_load_float(par_at(d, 0, x->l, x->e, x->h, pi, ex->idx[j]), d->c.dtype, 0);
+    par_store(d, 0, x->l, x->e, x->h, pi, ex->idx[j], v * x->scale);
+  }
+}
+
+static void expect_fault_on(am_ctx_t *ctx, const par_case_t *c, const injection_t *xs,
+                            int nx, am_status want) {
+  par_data_t *d = par_make(c);
+  for (int k = 0; k < nx; k++)
+    inject(d, &xs[k]);
+  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  am_fault_t fc, fg;
+  int bc, bg;
+  const am_status sc = pass(cpu, d, ref, &fc, &bc), sg = pass(ctx, d, got, &fg, &bg);
+  cr_expect_eq(sc, want, "%s: cpu status %d", c->name, sc);
+  cr_expect_eq(sg, sc, "%s: cuda status %d, cpu %d: %s", c->name, sg, sc,
+               am_last_error(ctx));
+  if (sc == AM_STATUS_BAD_INPUT) {
+    cr_expect_eq(bg, bc, "%s: fault example cuda %d cpu %d", c->name, bg, bc);
+    cr_expect(fg.kind == fc.kind && fg.layer == fc.layer && fg.head == fc.head &&
+                  fg.row == fc.row &&
+                  (fg.value == fc.value || (isnan(fg.value) && isnan(fc.value))),
+              "%s: cuda fault kind %d l%d h%d row %d value %.17g; cpu kind %d l%d h%d row "
+              "%d value %.17g",
+              c->name, fg.kind, fg.layer, fg.head, fg.row, fg.value, fc.kind, fc.layer,
+              fc.head, fc.row, fc.value);
+  }
+  par_out_free(ref);
+  par_out_free(got);
+  par_free(d);
+}
+
+static void expect_same_fault(const par_case_t *c, const injection_t *xs, int nx,
+                              am_status want) {
+  expect_fault_on(gpu, c, xs, nx, want);
+}
+
+Test(parity_ops, first_fault_of_bad_input) {
+  /* masks cycle full, right, left, both, holes, (full), single */
+  par_case_t c = {.name = "faults",
+                  .L = 3,
+                  .H = 3,
+                  .T = 40,
+                  .nex = 9,
+                  .dtype = AM_DTYPE_F16,
+                  .grads = 1,
+                  .no_empty = 1,
+                  .want = ALL,
+                  .seed = 17};
+  const injection_t nan_att[] = {{0, 1, 4, 2, 3, 5, NAN, 0}};
+  const injection_t negative[] = {{0, 0, 2, 1, 0, 7, -0.25f, 0}};
+  const injection_t infinite[] = {{0, 2, 3, 0, 9, 1, INFINITY, 0}};
+  const injection_t row_sum[] = {{0, 1, 5, 2, 4, 0, 0, 1.5f}};
+  const injection_t grad[] = {{1, 0, 5, 1, 2, 3, NAN, 0}, {1, 0, 5, 1, 2, 1, INFINITY, 0}};
+  /* the lowest example wins; inside it the top layer, then the head, the row, and in the
+   * row the attention keys before the row sum before the gradient keys */
+  const injection_t order[] = {{0, 0, 7, 0, 0, 0, NAN, 0}, {0, 0, 3, 2, 5, 2, -1.0f, 0},
+                               {0, 2, 3, 2, 5, 8, NAN, 0}, {0, 2, 3, 1, 9, 3, NAN, 0},
+                               {1, 2, 3, 1, 4, 3, NAN, 0}, {0, 2, 3, 1, 4, 6, -0.5f, 0}};
+  expect_same_fault(&c, nan_att, 1, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, negative, 1, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, infinite, 1, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, row_sum, 1, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, grad, 2, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, order, 6, AM_STATUS_BAD_INPUT);
+  /* a negative weight too small to move the row sum */
+  const injection_t tiny[] = {{0, 1, 0, 2, 6, 11, -1e-7f, 0}};
+  expect_same_fault(&c, tiny, 1, AM_STATUS_BAD_INPUT);
+  /* F32 rows just past and just inside the tolerance 4 * 2^-11 + 1e-5 = 1.963e-3: the
+   * device's float screen must send both to the exact check */
+  c.dtype = AM_DTYPE_F32;
+  c.name = "row sum at the tolerance";
+  const injection_t past[] = {{0, 2, 1, 0, 3, 0, 0, 1.00198f}};
+  const injection_t inside[] = {{0, 2, 1, 0, 3, 0, 0, 1.00195f}};
+  expect_same_fault(&c, past, 1, AM_STATUS_BAD_INPUT);
+  expect_same_fault(&c, inside, 1, AM_STATUS_OK);
+}
+
+Test(parity_ops, faults_across_slabs_and_devices) {
+  /* slabs of a few examples on every device: a later slab may finish first, and the
+   * lowest bad example must still be the one reported */
+  par_case_t c = {.name = "faults, many slabs",
+                  .L = 2,
+                  .H = 3,
+                  .T = 48,
+                  .nex = 40,
+                  .dtype = AM_DTYPE_F32,
+                  .grads = 1,
+                  .no_empty = 1,
+                  .want = ALL,
+                  .seed = 25};
+  const injection_t two[] = {{0, 1, 33, 1, 2, 3, NAN, 0}, {1, 0, 9, 2, 0, 1, INFINITY, 0}};
+  const injection_t late[] = {{0, 0, 38, 0, 0, 0, -1.0f, 0}};
+  setenv("AM_CUDA_SLAB_MB", "1", 1);
+  am_ctx_t *all = make_ctx("cuda:all");
+  unsetenv("AM_CUDA_SLAB_MB");
+  cr_assert_not_null(all);
+  expect_fault_on(all, &c, two, 2, AM_STATUS_BAD_INPUT);
+  expect_fault_on(all, &c, late, 1, AM_STATUS_BAD_INPUT);
+  am_ctx_destroy(all);
+}
+
+Test(parity_ops, argument_errors) {
+  const par_case_t c = {.name = "arguments",
+                        .L = 2,
+                        .H = 2,
+                        .T = 12,
+                        .nex = 6,
+                        .dtype = AM_DTYPE_F32,
+                        .grads = 1,
+                        .no_empty = 1,
+                        .want = ALL,
+                        .seed = 18};
+  par_data_t *d = par_make(&c);
+  d->ex[4].target = d->ex[4].n; /* out of range */
+  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  am_fault_t f;
+  int bc, bg;
+  const am_status sc = pass(cpu, d, ref, &f, &bc), sg = pass(gpu, d, got, &f, &bg);
+  cr_expect_eq(sc, AM_STATUS_INVALID_ARGUMENT);
+  cr_expect_eq(sg, sc);
+  cr_expect_eq(bg, bc);
+  /* a fault before the bad argument is the one reported */
+  par_store(d, 0, 1, 1, 0, d->ex[1].idx[0], d->ex[1].idx[0], NAN);
+  const am_status sc2 = pass(cpu, d, ref, &f, &bc), sg2 = pass(gpu, d, got, &f, &bg);
+  cr_expect_eq(sc2, AM_STATUS_BAD_INPUT);
+  cr_expect_eq(sg2, sc2);
+  cr_expect_eq(bg, 1);
+  cr_expect_eq(bc, 1);
+  par_out_free(ref);
+  par_out_free(got);
+  par_free(d);
+}
+
+/* ---- agreement, saliency, widening ----------------------------------------------------
+ */
+
+Test(parity_ops, agreement_metrics) {
+  enum { NP = 160 };
+  static const int lens[] = {0, 1, 2, 3, 5, 17, 64, 129, 700, 3000};
+  float *x[NP], *y[NP];
+  int m[NP];
+  uint64_t rng = 22;
+  for (int p = 0; p < NP; p++) {
+    m[p] = lens[p % 10];
+    x[p] = malloc(((size_t)m[p] + 1) * sizeof(float));
+    y[p] = malloc(((size_t)m[p] + 1) * sizeof(float));
+    const int style = (p / 10) % 8;
+    for (int i = 0; i < m[p]; i++) {
+      float a = (float)par_uniform(&rng), b = (float)(0.5 * a + 0.5 * par_uniform(&rng));
+      if (style == 1) /* many ties */
+        a = floorf(a * 4) / 4, b = floorf(b * 3) / 3;
+      if (style == 2) /* constant x */
+        a = 0.25f;
+      if (style == 3) /* zero y */
+        b = 0.0f;
+      if (style == 4 && i == m[p] / 2) /* a NaN */
+        b = NAN;
+      if (style == 5) /* signs, -0 and +0 */
+        a = i % 3 == 0 ? -0.0f : a - 0.5f, b = i % 4 == 0 ? 0.0f : b - 0.5f;
+      if (style == 6) /* identical */
+        b = a;
+      x[p][i] = a;
+      y[p][i] = b;
+    }
+  }
+  for (int k = 0; k <= 7; k += 7) { /* k = 0: top-k undefined; 7 */
+    double *ref = malloc((size_t)NP * AM_METRIC_COUNT * sizeof *ref);
+    double *got = malloc((size_t)NP * AM_METRIC_COUNT * sizeof *got);
+    cr_assert_eq(cpu->backend->agreement(cpu->backend_state, (const float *const *)x,
+                                         (const float *const *)y, m, NP, k, ref),
+                 AM_STATUS_OK);
+    cr_assert_eq(gpu->backend->agreement(gpu->backend_state, (const float *const *)x,
+                                         (const float *const *)y, m, NP, k, got),
+                 AM_STATUS_OK, "%s", am_last_error(gpu));
+    for (int p = 0; p < NP; p++)
+      for (int t = 0; t < AM_METRIC_COUNT; t++) {
+        const double r = ref[p * AM_METRIC_COUNT + t], g = got[p * AM_METRIC_COUNT + t];
+        /* counts give exact values; sums in another order agree to ~1e-15 */
+        const int exact = t == AM_METRIC_KENDALL || t == AM_METRIC_JACCARD ||
+                          t == AM_METRIC_FEATURE_AGREEMENT || t == AM_METRIC_RANK_AGREEMENT;
+        const int ok = (isnan(r) && isnan(g)) ||
+                       (exact ? g == r : fabs(g - r) <= 1e-12 + 1e-9 * fabs(r));
+        cr_expect(ok, "pair %d (m %d, style %d) k %d %s: cuda %.17g cpu %.17g", p, m[p],
+                  (p / 10) % 8, k, am_metric_name((am_metric)t), g, r);
+      }
+    free(ref);
+    free(got);
+  }
+  for (int p = 0; p < NP; p++) {
+    free(x[p]);
+    free(y[p]);
+  }
+}
+
+Test(parity_ops, saliency_reductions) {
+  const am_backend_t *be = gpu->backend;
+  cr_assert_not_null(be->saliency);
+  enum { NEX = 5, T = 9, D = 67 };
+  static const am_dtype types[][2] = {{AM_DTYPE_F32, AM_DTYPE_F32},
+                                      {AM_DTYPE_F16, AM_DTYPE_BF16},
+                                      {AM_DTYPE_F64, AM_DTYPE_F16}};
+  uint64_t rng = 23;
+  for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+    const am_dtype de = types[t][0], dg = types[t][1];
+    unsigned char *emb = malloc((size_t)NEX * T * D * 8 + 3);
+    unsigned char *grad = malloc((size_t)NEX * T * D * 8 + 3);
+    const void *ep[NEX], *gp[NEX];
+    int32_t idx[NEX][T];
+    const int32_t *ip[NEX];
+    int n[NEX];
+    float ref[NEX][3][T], got[NEX][3][T];
+    float *outs[3 * NEX];
+    for (int e = 0; e < NEX; e++) {
+      ep[e] = emb + 1 + (size_t)e * T * D * am_dtype_size(de);
+      gp[e] = grad + 3 + (size_t)e * T * D * am_dtype_size(dg);
+      n[e] = e == 2 ? 0 : T - e;
+      for (int i = 0; i < n[e]; i++) /* example 4: left padding */
+        idx[e][i] = e == 4 ? i + (T - n[e]) : i;
+      ip[e] = idx[e];
+      for (int q = 0; q < T * D; q++) {
+        const float a = (float)(2 * par_uniform(&rng) - 1);
+        const float b = (float)(par_uniform(&rng) - 0.5);
+        unsigned char *pe = (unsigned char *)ep[e] + (size_t)q * am_dtype_size(de);
+        unsigned char *pg = (unsigned char *)gp[e] + (size_t)q * am_dtype_size(dg);
+        if (de == AM_DTYPE_F64) {
+          double v = a;
+          memcpy(pe, &v, 8);
+        } else if (de == AM_DTYPE_F16) {
+          uint16_t h = am_f32_to_f16(a);
+          memcpy(pe, &h, 2);
+        } else {
+          memcpy(pe, &a, 4);
+        }
+        if (dg == AM_DTYPE_BF16) {
+          uint16_t h = am_f32_to_bf16(b);
+          memcpy(pg, &h, 2);
+        } else if (dg == AM_DTYPE_F16) {
+          uint16_t h = am_f32_to_f16(b);
+          memcpy(pg, &h, 2);
+        } else {
+          memcpy(pg, &b, 4);
+        }
+      }
+      am_cpu_saliency(ep[e], de, gp[e], dg, D, idx[e], n[e], ref[e][0], ref[e][1],
+                      ref[e][2]);
+      for (int k = 0; k < 3; k++)
+        outs[3 * e + k] = got[e][k];
+    }
+    cr_assert_eq(be->saliency(gpu->backend_state, NEX, D, ep, de, gp, dg, ip, n, outs),
+                 AM_STATUS_OK, "%s", am_last_error(gpu));
+    for (int e = 0; e < NEX; e++)
+      for (int k = 0; k < 3; k++)
+        cr_expect_eq(par_compare_floats("saliency", got[e][k], ref[e][k], (size_t)n[e],
+                                        1e-6, "saliency", 23),
+                     0, "types %zu example %d output %d", t, e, k);
+    free(emb);
+    free(grad);
+  }
+}
+
+Test(parity_ops, widening_every_half_pattern) {
+  static uint16_t bits[65536];
+  static float got[65536];
+  for (int i = 0; i < 65536; i++)
+    bits[i] = (uint16_t)i;
+  const am_dtype types[2] = {AM_DTYPE_F16, AM_DTYPE_BF16};
+  for (int t = 0; t < 2; t++) {
+    cr_assert_eq(am_cuda_widen(gpu->backend_state, types[t], bits, 65536, got),
+                 AM_STATUS_OK);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+      const float ref = t == 0 ? am_f16_to_f32(bits[i]) : am_bf16_to_f32(bits[i]);
+      const int same = isnan(ref) ? isnan(got[i]) : memcmp(&ref, &got[i], 4) == 0;
+      if (!same && bad++ < 3)
+        cr_expect(same, "%s 0x%04x: cuda %a host %a", am_dtype_name(types[t]), i, got[i],
+                  ref);
+    }
+    cr_expect_eq(bad, 0);
+  }
+}
