@@ -272,7 +272,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
 typedef enum am_colormap {
   AM_COLORMAP_VIRIDIS = 0, /* non-negative values: matplotlib's viridis */
   AM_COLORMAP_MAGMA,       /* non-negative values: matplotlib's magma */
-  AM_COLORMAP_RDBU_R       /* signed values: matplotlib's RdBu_r, negative blue, positive red */
+  AM_COLORMAP_RDBU_R /* signed values: matplotlib's RdBu_r, negative blue, positive red */
 } am_colormap;
 typedef enum am_upsample { AM_UPSAMPLE_NEAREST = 0, AM_UPSAMPLE_BILINEAR } am_upsample;
 
@@ -316,7 +316,7 @@ typedef struct am_report_result {
   int compared;    /* 1: a baseline was compared (comparison.json written) */
   int64_t drifted; /* head statistics and agreement metrics beyond the threshold */
   int views;       /* examples given attention views */
-  char note[512];  /* why the dataset's tokens and views are missing; "" when they are not */
+  char note[512]; /* why the dataset's tokens and views are missing; "" when they are not */
 } am_report_result_t;
 
 void am_report_options_init(am_report_options_t *opts);

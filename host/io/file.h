@@ -56,9 +56,9 @@ am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spe
                             am_st_writer_t **out);
 /* Reopens a file that am_st_writer_open made with the same specs and metadata (an
  * interrupted run): nothing is truncated; AM_STATUS_BAD_INPUT when it does not match. */
-am_status am_st_writer_resume(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
-                              int nspecs, const char *const *meta, int nmeta,
-                              am_st_writer_t **out);
+am_status am_st_writer_resume(am_ctx_t *ctx, const char *path,
+                              const am_tensor_spec_t *specs, int nspecs,
+                              const char *const *meta, int nmeta, am_st_writer_t **out);
 /* Makes what was put so far durable (fdatasync). */
 am_status am_st_writer_sync(am_st_writer_t *w);
 /* Writes nbytes of tensor `index` starting at byte `offset` within that tensor. */

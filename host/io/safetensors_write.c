@@ -229,9 +229,9 @@ am_status am_st_writer_open(am_ctx_t *ctx, const char *path, const am_tensor_spe
   return writer_make(ctx, path, specs, nspecs, meta, nmeta, 0, out);
 }
 
-am_status am_st_writer_resume(am_ctx_t *ctx, const char *path, const am_tensor_spec_t *specs,
-                              int nspecs, const char *const *meta, int nmeta,
-                              am_st_writer_t **out) {
+am_status am_st_writer_resume(am_ctx_t *ctx, const char *path,
+                              const am_tensor_spec_t *specs, int nspecs,
+                              const char *const *meta, int nmeta, am_st_writer_t **out) {
   return writer_make(ctx, path, specs, nspecs, meta, nmeta, 1, out);
 }
 

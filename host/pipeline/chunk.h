@@ -62,7 +62,8 @@ static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
 
 /* Examples per chunk: --chunk, else the backend's choice, else what fits a 256 MiB budget
  * of input bytes (run.c). */
-int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay);
+int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
+                          const am_layout_t *lay);
 
 /* Writes the chunk's rows into examples.safetensors. */
 am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w);

@@ -100,11 +100,11 @@ static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const 
   const am_tensor_t *mask = am_file_find(f, "mask");
   if (!mask || mask->ndim != 2 || mask->shape[0] != in[r].N || mask->shape[1] != in[r].T ||
       L < 1 || H < 1 || L * H > 65536 || P < 0 || P > AM_MAX_PAIRS)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensor mask: missing or not [N,T] as %s/summary.json claims (N=%lld, "
-                   "T=%d, %lld layers x %lld heads)",
-                   am_file_path(f), run, (long long)in[r].N, in[r].T, (long long)L,
-                   (long long)H);
+    return am_fail(
+        ctx, AM_STATUS_BAD_INPUT,
+        "%s: tensor mask: missing or not [N,T] as %s/summary.json claims (N=%lld, "
+        "T=%d, %lld layers x %lld heads)",
+        am_file_path(f), run, (long long)in[r].N, in[r].T, (long long)L, (long long)H);
   if (L != dataset_int(&in[0], "layers") || H != dataset_int(&in[0], "heads"))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s/summary.json: %lld layers x %lld heads differ from the first run's "

@@ -17,7 +17,8 @@
 #define AM_CHUNK_BUDGET_BYTES (256ull << 20)
 #define AM_CHUNK_MAX 1024
 
-int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay) {
+int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
+                          const am_layout_t *lay) {
   if (lay->plan.chunk > 0)
     return lay->plan.chunk > AM_CHUNK_MAX * 64 ? AM_CHUNK_MAX * 64 : (int)lay->plan.chunk;
   uint64_t T = (uint64_t)ds->Tmax;
