@@ -2,6 +2,9 @@
  * AVX2 + FMA + F16C sweep where the CPU and the OS support those instructions, else none
  * (the plain loops of example_pass.c). The choice is made once and is the same for every
  * thread, so results do not depend on the thread count. */
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 
 #include "cpu/row_sweep.h"
@@ -11,9 +14,11 @@ static atomic_int chosen = -2;
 
 int am_cpu_simd_supported(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  /* F16C through cpuid: clang 14's __builtin_cpu_supports does not know "f16c" */
+  unsigned a, b, c, d;
+  int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
   return 0;
 #endif

@@ -99,7 +99,7 @@ static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const 
    * it: mask [N,T] is always written, and a run has at most 65,536 heads in all */
   const am_tensor_t *mask = am_file_find(f, "mask");
   if (!mask || mask->ndim != 2 || mask->shape[0] != in[r].N || mask->shape[1] != in[r].T ||
-      L < 1 || H < 1 || L * H > 65536 || P < 0 || P > AM_MAX_PAIRS)
+      in[r].T > (1 << 20) || L < 1 || H < 1 || L * H > 65536 || P < 0 || P > AM_MAX_PAIRS)
     return am_fail(
         ctx, AM_STATUS_BAD_INPUT,
         "%s: tensor mask: missing or not [N,T] as %s/summary.json claims (N=%lld, "

@@ -26,12 +26,20 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   per *= (ds->roles & AM_ROLE_ATTENTION_GRADS) ? 2 : 1;
   if (lay->plan.all_rows)
     per += 2 * T * T * 4;
+  /* the chunk's own buffers per example (am_chunk_alloc): head results, maps, agreement,
+   * indices and padded rows — input of 0 bytes must not buy 1024 examples of those */
+  uint64_t LH = (uint64_t)ds->L * (uint64_t)ds->H;
+  per += (AM_STAT_COUNT + 2) * LH * 4 + ((uint64_t)lay->nmaps + 8) * T * 4 +
+         (uint64_t)lay->npairs * (AM_METRIC_COUNT * 8 + 2 * T * 4) + 64;
   int hint = ctx->backend->chunk_examples /* a device sizes its own chunks */
                  ? ctx->backend->chunk_examples(ctx->backend_state, per)
                  : 0;
   if (hint > 0)
     return hint;
-  uint64_t n = per ? AM_CHUNK_BUDGET_BYTES / per : AM_CHUNK_MAX;
+  uint64_t n = AM_CHUNK_BUDGET_BYTES / per, most = 1;
+  for (int s = 0; s < ds->nshards; s++) /* no chunk is larger than the largest shard */
+    most = (uint64_t)ds->shards[s].B > most ? (uint64_t)ds->shards[s].B : most;
+  n = n < most ? n : most;
   return n < 1 ? 1 : (n > AM_CHUNK_MAX ? AM_CHUNK_MAX : (int)n);
 }
 
