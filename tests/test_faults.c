@@ -22,6 +22,7 @@
 #include "io/file.h"
 #include "support/dataset_builder.h"
 #include "support/run_cli.h"
+#include "support/run_limited.h"
 
 static char work[128];
 static char mnt[256]; /* a tmpfs mounted by a test, unmounted by teardown */
@@ -75,45 +76,13 @@ static void check_failed(const cli_result_t *r, int code, const char *phrase,
 
 /* ---- the output cannot be written ------------------------------------------------ */
 
-/* Runs the CLI in a child with RLIMIT_FSIZE = limit bytes and SIGXFSZ ignored (writes
- * then fail with EFBIG) or left at its default (the child is killed). Returns the wait
- * status; stderr (through a pipe, which the limit does not touch) goes to err. */
+/* Runs the CLI with RLIMIT_FSIZE = limit bytes and SIGXFSZ ignored (writes then fail
+ * with EFBIG) or left at its default (the child is killed). Returns the wait status. */
 static int run_fsize_limited(const char *const *argv, rlim_t limit, int ignore_xfsz,
                              char *err, size_t errlen) {
-  int fds[2];
-  cr_assert_eq(pipe(fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    if (null < 0)
-      _exit(120);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    signal(SIGXFSZ, ignore_xfsz ? SIG_IGN : SIG_DFL);
-    struct rlimit rl = {limit, limit};
-    if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
-      _exit(121);
-    execv(ATTNMAP_CLI, (char *const *)argv);
-    _exit(122);
-  }
-  close(fds[1]);
-  size_t n = 0;
-  ssize_t got;
-  while (n + 1 < errlen &&
-         ((got = read(fds[0], err + n, errlen - 1 - n)) > 0 || (got < 0 && errno == EINTR)))
-    n += got > 0 ? (size_t)got : 0;
-  err[n] = '\0';
-  char drain[4096]; /* whatever does not fit, so that the child never blocks on the pipe */
-  while ((got = read(fds[0], drain, sizeof drain)) > 0 || (got < 0 && errno == EINTR))
-    ;
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  int status =
+      run_limited(argv, RLIMIT_FSIZE, limit, ignore_xfsz ? SIGXFSZ : 0, err, errlen);
+  cr_assert_neq(status, -1, "cannot start %s", argv[0]);
   return status;
 }
 

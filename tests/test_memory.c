@@ -1,13 +1,20 @@
 /* test_memory.c — bounded memory (issue 8): am_shard_release_rows lets the pages of rows
  * already read leave the process's resident set (a pass over a dataset larger than memory
- * calls it after each chunk), and the data reads back unchanged afterwards. */
+ * calls it after each chunk), and the data reads back unchanged afterwards; a small file
+ * that claims many layers and heads does not make the CLI reserve gigabytes: it must run
+ * within 2 GB of address space (the CUDA libraries a CUDA build links map about 0.9 GB
+ * before main; the 88-byte file's 60,244-layer summary.json of 48 MB needs ~0.35 GB). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dataset/dataset.h"
 #include "support/dataset_builder.h"
+#include "support/run_limited.h"
 
 static char work[128];
 static void setup(void) { cr_assert_eq(dsb_tempdir(work, sizeof work, "memory"), 0); }
@@ -70,4 +77,38 @@ Test(memory, released_rows_leave_the_resident_set_and_read_back_unchanged) {
   cr_expect_eq(touch_all(ds), before);
   am_dataset_close(ds);
   am_ctx_destroy(ctx);
+}
+
+Test(memory, many_heads_in_a_small_file_fit_in_two_gigabytes) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  cr_skip_test("sanitizer build: its shadow memory needs terabytes of address space");
+#endif
+  char b0[256], lh[256], ok[256], run[256];
+  /* 88 bytes: [60244,0,1,4,4] F32, no examples; 256 KB: 256 layers x 256 heads, T = 1 */
+  am_named_tensor_t t = {"attentions", {AM_DTYPE_F32, 5, {60244, 0, 1, 4, 4}, NULL, 0}};
+  cr_assert_eq(
+      dsb_write_list(dsb_join(b0, sizeof b0, work, "b0.safetensors"), &t, 1, NULL, 0), 0);
+  static float ones[256 * 256];
+  for (int i = 0; i < 256 * 256; i++)
+    ones[i] = 1.0f;
+  t.tensor = (am_tensor_t){AM_DTYPE_F32, 5, {256, 1, 256, 1, 1}, ones, sizeof ones};
+  cr_assert_eq(
+      dsb_write_list(dsb_join(lh, sizeof lh, work, "lh.safetensors"), &t, 1, NULL, 0), 0);
+  dsb_spec_t spec = {.L = 2, .H = 2, .B = 8, .T = 16, .grads = 1, .seed = 4};
+  cr_assert_eq(dsb_make(&spec, dsb_join(ok, sizeof ok, work, "ok.safetensors")), 0);
+  const rlim_t limit = (rlim_t)2 << 30;
+  const char *inputs[] = {ok, b0, lh};
+  for (int i = 0; i < 3; i++) {
+    const char *inspect[] = {ATTNMAP_CLI, "inspect", inputs[i], NULL};
+    char err[1024];
+    int status = run_limited(inspect, RLIMIT_AS, limit, 0, err, sizeof err);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "inspect %s does not fit in 2 GB of address space: %s", inputs[i], err);
+    dsb_join(run, sizeof run, work, "run");
+    dsb_rmtree(run);
+    const char *analyze[] = {ATTNMAP_CLI, "analyze", inputs[i], "-o", run, "--quiet", NULL};
+    status = run_limited(analyze, RLIMIT_AS, limit, 0, err, sizeof err);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "analyze %s does not fit in 2 GB of address space: %s", inputs[i], err);
+  }
 }

@@ -1,5 +1,6 @@
 /* ctx.c — contexts, status names, dtype names and the version string. */
 #include "core/ctx.h"
+#include "core/json_guard.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,6 +80,7 @@ am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errb
       snprintf(errbuf, errlen, "out of memory");
     return AM_STATUS_OUT_OF_MEMORY;
   }
+  am_json_guard_install();
   const char *want = (opts && opts->backend) ? opts->backend : "cpu";
   ctx->threads = (opts && opts->threads > 0) ? opts->threads : am_cpu_core_count();
   am_status st = am_backend_select(ctx, want);

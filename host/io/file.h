@@ -5,6 +5,7 @@
 #define AM_IO_FILE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "attnmap.h"
 
@@ -105,6 +106,11 @@ char *am_io_temp_path(const char *path);
 /* Renames the complete file tmp onto path and syncs the directory; on failure tmp is
  * unlinked and AM_STATUS_IO names both paths. */
 am_status am_io_commit(am_ctx_t *ctx, const char *tmp, const char *path);
+/* Writes path whole: write_fn fills a temporary file (then flushed and synced) that is
+ * renamed into place. write_fn returns 0, or -1 with errno set (0 or ENOMEM: out of
+ * memory). On failure nothing is left behind and the message names path. */
+am_status am_io_write_whole(am_ctx_t *ctx, const char *path,
+                            int (*write_fn)(FILE *f, void *arg), void *arg);
 
 /* host/io/safetensors_header.c — the JSON header of a safetensors file, parsed and
  * checked entry by entry (layout checks are the reader's). */

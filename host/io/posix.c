@@ -113,6 +113,38 @@ am_status am_io_commit(am_ctx_t *ctx, const char *tmp, const char *path) {
   return AM_STATUS_OK;
 }
 
+am_status am_io_write_whole(am_ctx_t *ctx, const char *path,
+                            int (*write_fn)(FILE *f, void *arg), void *arg) {
+  char *tmp = am_io_temp_path(path);
+  if (!tmp)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    am_status st =
+        am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    free(tmp);
+    return st;
+  }
+  errno = 0;
+  int bad = write_fn(f, arg) != 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
+  int err = errno;
+  if (fclose(f) != 0 && !bad) {
+    bad = 1;
+    err = errno;
+  }
+  am_status st = AM_STATUS_OK;
+  if (!bad) {
+    st = am_io_commit(ctx, tmp, path);
+  } else {
+    unlink(tmp);
+    st = err == 0 || err == ENOMEM
+             ? am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path)
+             : am_fail(ctx, AM_STATUS_IO, "%s: write failed: %s", path, strerror(err));
+  }
+  free(tmp);
+  return st;
+}
+
 am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f) {
   struct stat sb;
   if (!f || !f->map || stat(f->path, &sb) != 0)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
 #include "io/file.h"
 
 struct am_st_writer {
@@ -106,7 +107,7 @@ static am_status build_header(am_st_writer_t *w, const am_tensor_spec_t *specs,
   if (st != AM_STATUS_OK)
     goto done;
   json = json_dumps(root, JSON_COMPACT);
-  if (!json) {
+  if (!json || am_json_take_failures() != 0) {
     st = am_fail(w->ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", w->path);
     goto done;
   }

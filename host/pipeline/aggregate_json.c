@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
 #include "pipeline/aggregate.h"
 
 #define TOP_TOKENS 20
@@ -31,8 +32,10 @@ static double welford_std(const am_welford_t *w) {
 static json_t *welford_grid(const am_aggregates_t *a, const am_welford_t *w) {
   size_t LH = (size_t)a->L * (size_t)a->H;
   double *tmp = malloc(4 * LH * sizeof *tmp);
-  if (!tmp)
+  if (!tmp) {
+    am_json_note_failure();
     return NULL;
+  }
   for (size_t i = 0; i < LH; i++) {
     tmp[i] = w[i].n;
     tmp[LH + i] = w[i].n ? w[i].mean : NAN;
@@ -61,8 +64,10 @@ static json_t *head_json(const am_aggregates_t *a, const am_layout_t *lay) {
 static json_t *importance_json(const am_aggregates_t *a) {
   size_t LH = (size_t)a->L * (size_t)a->H;
   double *score = malloc(LH * sizeof *score);
-  if (!score)
+  if (!score) {
+    am_json_note_failure();
     return NULL;
+  }
   for (int l = 0; l < a->L; l++) {
     double norm = 0;
     for (int h = 0; h < a->H; h++) {
@@ -114,8 +119,10 @@ static int cmp_token_mean(const void *x, const void *y) {
 
 static json_t *tokens_json(const am_aggregates_t *a, const am_layout_t *lay) {
   am_token_agg_t **list = malloc(((size_t)a->tokens_used + 1) * sizeof *list);
-  if (!list)
+  if (!list) {
+    am_json_note_failure();
     return NULL;
+  }
   int64_t n = 0;
   for (int64_t i = 0; i < a->tokens_cap; i++)
     if (a->tokens_tab[i].sum)

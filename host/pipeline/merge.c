@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
@@ -250,6 +251,7 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
 am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                        const char *out_dir, const am_run_options_t *opts) {
   am_clear_error(ctx);
+  am_json_take_failures(); /* the documents this merge writes count their own failures */
   int force = opts ? opts->force : 0;
   merge_input_t *in = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *in);
   am_layout_t *lay = calloc(1, sizeof *lay);

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "core/ctx.h"
+#include "core/json_guard.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/resume.h"
 #include "pipeline/run_dir.h"
@@ -200,6 +201,7 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
 am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
                          const char *run_dir, const am_run_options_t *opts) {
   am_clear_error(ctx);
+  am_json_take_failures(); /* the documents this run writes count their own failures */
   double t0 = am_now_seconds();
   am_timings_t times = {0};
   run_state_t *r = calloc(1, sizeof *r);

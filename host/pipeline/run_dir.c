@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
+#include "io/file.h"
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb;
@@ -88,27 +90,19 @@ am_status am_run_dir_publish(am_ctx_t *ctx, const char *tmp, const char *run_dir
   return AM_STATUS_OK;
 }
 
+/* Streamed to the file: a summary of tens of thousands of heads never exists twice in
+ * memory (as the tree and as one string). A document built while an allocation failed may
+ * lack values (core/json_guard.h) and is refused as out of memory. */
+static int dump_json(FILE *f, void *doc) {
+  if (json_dumpf(doc, f, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 || fputc('\n', f) == EOF)
+    return -1;
+  if (am_json_take_failures() != 0) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return 0;
+}
+
 am_status am_write_json(am_ctx_t *ctx, const char *path, json_t *doc) {
-  char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
-  if (!text)
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: cannot serialise JSON", path);
-  am_status st = AM_STATUS_OK;
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    st = am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", path, strerror(errno));
-    goto done;
-  }
-  size_t n = strlen(text);
-  int bad = fwrite(text, 1, n, f) != n || fputc('\n', f) == EOF || fflush(f) != 0 ||
-            fsync(fileno(f)) != 0;
-  int err = errno;
-  if (fclose(f) != 0 && !bad) {
-    bad = 1;
-    err = errno;
-  }
-  if (bad)
-    st = am_fail(ctx, AM_STATUS_IO, "%s: write failed: %s", path, strerror(err));
-done:
-  free(text);
-  return st;
+  return am_io_write_whole(ctx, path, dump_json, doc);
 }

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
+#include "io/file.h"
 
 void am_html_init(am_html_t *h) { memset(h, 0, sizeof *h); }
 
@@ -116,27 +118,14 @@ void am_html_num(am_html_t *h, double v) {
     am_html_printf(h, "%.4g", v);
 }
 
+static int write_html(FILE *f, void *arg) {
+  const am_html_t *h = arg;
+  return h->len && fwrite(h->buf, 1, h->len, f) != h->len ? -1 : 0;
+}
+
 am_status am_html_write(am_ctx_t *ctx, const char *path, const am_html_t *h) {
-  if (h->oom)
+  /* a page built while a JSON allocation failed may lack values (core/json_guard.h) */
+  if (h->oom || am_json_take_failures() != 0)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: path too long", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", tmp, strerror(errno));
-  int bad = h->len && fwrite(h->buf, 1, h->len, f) != h->len;
-  bad |= fflush(f) != 0;
-  int err = errno;
-  if (fclose(f) != 0 && !bad) {
-    bad = 1;
-    err = errno;
-  }
-  if (bad || rename(tmp, path) != 0) {
-    if (!bad)
-      err = errno;
-    remove(tmp);
-    return am_fail(ctx, AM_STATUS_IO, "%s: write failed: %s", path, strerror(err));
-  }
-  return AM_STATUS_OK;
+  return am_io_write_whole(ctx, path, write_html, (void *)h);
 }

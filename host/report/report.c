@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "core/ctx.h"
+#include "core/json_guard.h"
 #include "dataset/dataset.h"
 #include "pipeline/run_dir.h"
 #include "report/compare.h"
@@ -116,6 +117,7 @@ static am_status check_options(am_ctx_t *ctx, const char *run_dir,
 
 am_status am_run_report(am_ctx_t *ctx, const char *run_dir, const am_report_options_t *opts,
                         am_report_result_t *result) {
+  am_json_take_failures(); /* the files this report writes count their own failures */
   am_report_t r = {0};
   char final[4096], tmp[4200];
   if (result)
