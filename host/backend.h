@@ -46,8 +46,9 @@ typedef struct am_backend {
    * opinion (the pipeline's memory budget decides). */
   int (*chunk_examples)(void *state, uint64_t bytes_per_example);
 
-  /* Token saliency of nex examples as am_cpu_saliency: emb[e], grad[e] [T,D] in their
-   * dtypes, rows idx[e][0..n[e]); out[3e+0..2]: grad_l2, grad_x_input, abs_grad_x_input. */
+  /* Token saliency of nex examples (every backend has it) as am_cpu_saliency: emb[e],
+   * grad[e] [T,D] in their dtypes, rows idx[e][0..n[e]); out[3e+0..2]: grad_l2,
+   * grad_x_input, abs_grad_x_input. */
   am_status (*saliency)(void *state, int nex, int D, const void *const *emb,
                         am_dtype emb_dtype, const void *const *grad, am_dtype grad_dtype,
                         const int32_t *const *idx, const int *n, float *const *out);

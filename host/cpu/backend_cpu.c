@@ -129,6 +129,18 @@ static am_status cpu_agreement(void *state, const float *const *x, const float *
   return st;
 }
 
+static am_status cpu_saliency(void *state, int nex, int D, const void *const *emb,
+                              am_dtype emb_dtype, const void *const *grad,
+                              am_dtype grad_dtype, const int32_t *const *idx, const int *n,
+                              float *const *out) {
+  cpu_state_t *s = state;
+#pragma omp parallel for num_threads(s->threads) schedule(dynamic, 1) if (nex > 1)
+  for (int e = 0; e < nex; e++)
+    am_cpu_saliency(emb[e], emb_dtype, grad[e], grad_dtype, D, idx[e], n[e], out[3 * e],
+                    out[3 * e + 1], out[3 * e + 2]);
+  return AM_STATUS_OK;
+}
+
 const am_backend_t am_backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -136,4 +148,5 @@ const am_backend_t am_backend_cpu = {
     .example_pass = cpu_example_pass,
     .flow = cpu_flow,
     .agreement = cpu_agreement,
+    .saliency = cpu_saliency,
 };

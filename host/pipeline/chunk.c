@@ -284,19 +284,11 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
   int m0 = map_index(lay, AM_MAP_SALIENCY_DERIVED, 0);
   size_t D = (size_t)ds->embed_dim;
   size_t es = am_dtype_size(sh->embeds->dtype), gs = am_dtype_size(sh->embeds_grads->dtype);
-  if (ctx->backend->saliency) { /* the whole chunk at once on the backend's device */
-    am_status st = backend_saliency(ctx, c, m0, (int)D, es, gs);
-    if (st != AM_STATUS_OK)
-      return st;
-  }
+  am_status st = backend_saliency(ctx, c, m0, (int)D, es, gs); /* the whole chunk at once */
+  if (st != AM_STATUS_OK)
+    return st;
   for (int e = 0; e < c->nex; e++) {
-    size_t off = (size_t)(c->row0 + e) * (size_t)sh->T * D;
-    float *l2 = am_chunk_map(c, m0, e);
-    if (!ctx->backend->saliency)
-      am_cpu_saliency((const unsigned char *)sh->embeds->data + off * es, sh->embeds->dtype,
-                      (const unsigned char *)sh->embeds_grads->data + off * gs,
-                      sh->embeds_grads->dtype, (int)D, c->idx + (size_t)e * (size_t)c->Tcap,
-                      c->n[e], l2, am_chunk_map(c, m0 + 1, e), am_chunk_map(c, m0 + 2, e));
+    const float *l2 = am_chunk_map(c, m0, e);
     for (int i = 0; i < c->n[e]; i++)
       if (!isfinite(l2[i]) || !isfinite(am_chunk_map(c, m0 + 1, e)[i]))
         return am_fail(
