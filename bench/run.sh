@@ -16,7 +16,7 @@
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
 #   usage: bash bench/run.sh [--quick] [--no-long] [--threads K]
-#   env:   DATA=/tmp/attnmap-bench (datasets, ~12 GB with the long case), BUILD=build,
+#   env:   DATA=/tmp/attnmap-bench (datasets, ~16 GB with the long case), BUILD=build,
 #          OUT=$DATA/results (raw log and tables)
 # Peers use Debian's /usr/bin/python3 (python3-torch, python3-scipy, python3-numpy; this
 # script installs them when missing). Timings are medians; the log says how much CPU the
@@ -88,14 +88,24 @@ peer() {
 log "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); threads $THREADS; $(date -u +%FT%TZ)"
 log "@@ command: bash bench/run.sh $([ $QUICK = 1 ] && echo --quick) $([ $LONG = 0 ] && echo --no-long) --threads $THREADS"
 
-N128=$([ $QUICK = 1 ] && echo 32 || echo 64)
-N512=$([ $QUICK = 1 ] && echo 4 || echo 8)
+# attnmap's rows use every example; the batched peers take the first B128 / 4 of them (their
+# rates are per example, and the first examples are as long as the rest on average)
+N128=$([ $QUICK = 1 ] && echo 32 || echo 256)
+B128=$([ $QUICK = 1 ] && echo 32 || echo 64)
+N512=$([ $QUICK = 1 ] && echo 4 || echo 16)
 synth bert128-f16 --examples "$N128" --layers 12 --heads 12 --tokens 128 --min-tokens 64 \
   --embed-dim 768 --dtype f16 --pad mixed
 synth bert512-f16 --examples "$N512" --layers 12 --heads 12 --tokens 512 --min-tokens 256 \
   --embed-dim 768 --dtype f16 --pad mixed
 [ $LONG = 1 ] && synth long2048-bf16 --examples 1 --layers 32 --heads 32 --tokens 2048 \
   --min-tokens 2048 --embed-dim 0 --dtype bf16 --no-grads
+
+# what every `attnmap analyze` row includes: starting the process (a CUDA build maps the CUDA
+# libraries at start, ~80 ms on the development machine)
+starts=$(for i in 1 2 3 4 5; do
+  t0=$(date +%s.%N); "$AM" --version >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+done | sort -n | sed -n 3p)
+log "@@ process start (attnmap --version, median of 5): ${starts} s"
 
 # ---- the sizes, side by side ------------------------------------------------------------
 run_case() { # CASE LOOP_EXAMPLES REPEATS BATCHED_EXAMPLES PEER_REPEATS
@@ -118,12 +128,12 @@ run_case() { # CASE LOOP_EXAMPLES REPEATS BATCHED_EXAMPLES PEER_REPEATS
     peer "$case" grad_rollout $PY chefer_loop "$R/grad" --repeats 1 --max-examples "$loops"
   fi
 }
-run_case bert128-f16 16 5 "$N128" 3
+run_case bert128-f16 16 5 "$B128" 3
 run_case bert512-f16 4 3 4 1
 [ $LONG = 1 ] && run_case long2048-bf16 1 1 1 1
 
 # ---- scaling: examples, T, threads --------------------------------------------------------
-for n in 8 16 32 "$N128"; do
+for n in 8 32 128 "$N128"; do
   log "@@ scaling=examples value=$n case=bert128-f16"
   "$BENCH" "$DATA/bert128-f16" --threads "$THREADS" --examples "$n" --repeats 3 | grep RESULT |
     tee -a "$LOG"
