@@ -76,13 +76,19 @@ bench() {
   log "@@ case=$case group=$group impl=attnmap_pass"
   "$BENCH" "$DATA/$case" --threads "$THREADS" "$@" | tee -a "$LOG"
 }
-# peer CASE GROUP PYTHON SCRIPT RUN [options]
+# peer CASE GROUP PYTHON SCRIPT RUN [options]: a peer that fails (the published loops hold
+# whole [L,H,T,T] stacks in float64 and run out of memory on long inputs) is a result too:
+# its last line of stderr goes into the table
 peer() {
   local case=$1 group=$2 py=$3 script=$4 run=$5; shift 5
   log "@@ case=$case group=$group impl=$script"
-  OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
-    $py "bench/peers/$script.py" "$DATA/$case" --run "$run" --threads "$THREADS" "$@" |
-    tee -a "$LOG"
+  local err="$OUT/peer.err"
+  if ! OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+    $py "bench/peers/$script.py" "$DATA/$case" --run "$run" --threads "$THREADS" "$@" \
+    2>"$err" | tee -a "$LOG"; then
+    $PY -c 'import json, sys; print(json.dumps({"peer": sys.argv[1], "failed": sys.argv[2]}))' \
+      "$script" "$(tail -n 1 "$err" | cut -c1-200)" | tee -a "$LOG"
+  fi
 }
 
 log "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); threads $THREADS; $(date -u +%FT%TZ)"

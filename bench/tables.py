@@ -110,6 +110,10 @@ def case_table(rows, data):
                              "ok" if bench["check"] <= 1 else "FAILED %g" % bench["check"]))
         for h, r in mine:
             g, impl = h["group"], h["impl"]
+            if "failed" in r:
+                lines.append("| %s | %s | %s | failed: %s | - | - | - |" % (
+                    case, GROUP_TEXT.get(g, g), impl, r["failed"].replace("|", "/")))
+                continue
             grads = g in READS_GRADS
             per = stored_bytes(data, case, grads)
             eps = r["examples_per_s"]
@@ -153,7 +157,7 @@ def case_table(rows, data):
 
 
 def bench_examples(mine):
-    return max((r.get("examples", 0) for _, r in mine), default=0)
+    return max((r.get("examples", 0) for _, r in mine if "failed" not in r), default=0)
 
 
 def scaling_tables(rows):

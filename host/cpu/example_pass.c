@@ -127,14 +127,16 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   size_t n = (size_t)p->n, nn = n * n;
   unsigned w = p->want;
   size_t ntab = w & AM_PASS_HEAD_STATS ? am_grid_table_size(&p->opt->grid, p->n) : 0;
+  size_t nh = (size_t)p->ex->H * (AM_STAT_COUNT + 1); /* the layer sweep's head sums */
   size_t nd = (w & AM_PASS_ROLLOUT ? 2 * n : 0) + (w & AM_PASS_GRAD_ROLLOUT ? 2 * n : 0) +
-              (w & AM_PASS_ATTENTION_LAST ? n : 0) + ntab;
+              (w & AM_PASS_ATTENTION_LAST ? n : 0) + ntab + nh;
   size_t nmat = (w & WANT_FUSED ? 1 : 0) + (w & AM_PASS_ROLLOUT_ROWS ? 1 : 0) +
                 (w & AM_PASS_GRAD_ROLLOUT_ROWS ? 2 : 0);
   /* floats; SKEW between the row buffers that the sweep stores to and loads from, so that
    * they do not sit a multiple of 4 KiB apart (a load then waits for an unrelated store:
    * "4K aliasing", measured 20% slower on BERT-base rows) */
-  size_t base = 2 * nd + 3 * (n + SKEW); /* floats */
+  size_t ntrow = (size_t)am_layer_block_rows(p->n) * n + SKEW;
+  size_t base = 2 * nd + 3 * (n + SKEW) + ntrow; /* floats */
   if (nn / n != n || (nmat && nn > (SIZE_MAX / sizeof(float) - base) / nmat))
     return AM_STATUS_OUT_OF_MEMORY;
   size_t need = base + nmat * nn;
@@ -153,9 +155,11 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   p->ug = take_d(&d, n, w & AM_PASS_GRAD_ROLLOUT);
   p->last = take_d(&d, n, w & AM_PASS_ATTENTION_LAST);
   am_grid_geom_init(&p->geo, &p->opt->grid, p->n, d);
+  p->hacc = take_d(&d, nh, 1);
   p->arow = take_f(&f, n + SKEW, 1);
   p->grow = take_f(&f, n + SKEW, 1);
   p->uf = take_f(&f, n + SKEW, 1);
+  p->trow = take_f(&f, ntrow, 1);
   p->fused = take_f(&f, nn, w & WANT_FUSED);
   p->tr = take_f(&f, nn, w & AM_PASS_ROLLOUT_ROWS);
   p->abar = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);
@@ -252,6 +256,18 @@ static am_status read_layer(pass_t *p, int l) {
   if (p->sweep && p->uf)
     memset(p->uf, 0, (size_t)n * sizeof *p->uf);
   int whole = am_pass_head_mode(p);
+  if (whole && p->layer_sweep && n <= AM_LAYER_MAX_N) {
+    am_status st = am_pass_sweep_layer(p, l, att, grad);
+    if (st != AM_STATUS_OK)
+      return st;
+    for (int h = 0; h < H && (p->want & AM_PASS_HEAD_STATS); h++)
+      am_head_stats_store(p->hacc + (size_t)h * AM_STAT_COUNT, n, &p->geo,
+                          p->out->head_stats, L, H, l, h);
+    for (int h = 0; h < H && (p->want & AM_PASS_HEAD_IMPORTANCE); h++)
+      p->out->head_importance[(size_t)l * H + h] =
+          (float)p->hacc[(size_t)H * AM_STAT_COUNT + (size_t)h];
+    H = 0; /* every head is done: none left for the loop below */
+  }
   for (int h = 0; h < H; h++) {
     double acc[AM_STAT_COUNT] = {0}, importance = 0.0;
     if (whole) {
@@ -389,13 +405,20 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
   p.contiguous = ex->idx[ex->n - 1] - ex->idx[0] == ex->n - 1;
   p.sweep = am_cpu_row_sweep();
   p.head_sweep = am_cpu_head_sweep();
+  p.layer_sweep = am_cpu_layer_sweep();
   st = plan_scratch(&p, scratch);
   if (st != AM_STATUS_OK)
     return st;
   st = run_layers(&p);
+  if (st ==
+      LAYER_REDO) { /* a row near a limit: head by head, where it is checked exactly */
+    p.layer_sweep = NULL;
+    st = run_layers(&p);
+  }
   if (st == SWEEP_REDO) {
     p.sweep = NULL;
     p.head_sweep = NULL;
+    p.layer_sweep = NULL;
     st = run_layers(&p);
   }
   return st;

@@ -118,6 +118,33 @@ am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const voi
   return AM_STATUS_OK;
 }
 
+am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad) {
+  const am_example_t *ex = p->ex;
+  size_t es = am_dtype_size(ex->dtype);
+  int64_t first = (int64_t)ex->idx[0] * ex->T + ex->idx[0];
+  memset(p->hacc, 0, (size_t)ex->H * (AM_STAT_COUNT + 1) * sizeof *p->hacc);
+  am_layer_job_t job = {.a = (const unsigned char *)att + (size_t)first * es,
+                        .g = grad ? (const unsigned char *)grad + (size_t)first * es : NULL,
+                        .dtype = ex->dtype,
+                        .stride = ex->T,
+                        .head_stride = (int64_t)ex->T * ex->T,
+                        .n = p->n,
+                        .H = ex->H,
+                        .stats = (p->want & AM_PASS_HEAD_STATS) != 0,
+                        .arow = p->arow,
+                        .trow = p->trow,
+                        .fuse = p->fused,
+                        .v = p->vg,
+                        .uf = p->uf,
+                        .ug = p->ug,
+                        .last = l == ex->L - 1 ? p->last : NULL,
+                        .last_row = ex->target,
+                        .tol = p->tol - 1e-6,
+                        .acc = p->hacc,
+                        .importance = p->hacc + (size_t)ex->H * AM_STAT_COUNT};
+  return p->layer_sweep(&job) ? AM_STATUS_OK : LAYER_REDO;
+}
+
 /* Can the whole-head sweep do every head of this example? */
 int am_pass_head_mode(const pass_t *p) {
   int mean = p->opt->fusion != AM_FUSION_MAX && p->opt->fusion != AM_FUSION_MIN;

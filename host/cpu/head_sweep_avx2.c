@@ -27,11 +27,10 @@ INLINE void flush_u(float *uf, double *ug, int n) {
   }
 }
 
-/* Row i's terms, as am_head_stats_row_from_sums and example_pass.c's use_sums add them. */
-INLINE void add_row(am_head_job_t *hj, const am_row_sums_t *s, int i) {
-  const float *a = hj->arow;
-  double *acc = hj->acc;
-  int n = hj->n;
+/* Row i's terms, as am_head_stats_row_from_sums and example_pass.c's use_sums add them:
+ * a the widened row, acc and importance its head's sums. */
+INLINE void add_row(const float *a, int n, int i, const am_row_sums_t *s, double *acc,
+                    double *importance, double *last, int last_row) {
   acc[AM_STAT_ENTROPY] -= s->ent;
   acc[AM_STAT_CONFIDENCE] += s->amax;
   acc[AM_STAT_TO_FIRST] += a[0];
@@ -42,10 +41,15 @@ INLINE void add_row(am_head_job_t *hj, const am_row_sums_t *s, int i) {
   if (i < n - 1)
     acc[AM_STAT_TO_NEXT] += a[i + 1];
   acc[AM_STAT_DISTANCE] += s->dist;
-  hj->importance += fabs(s->imp);
-  if (hj->last && (hj->last_row == AM_ROW_MEAN || hj->last_row == i))
+  *importance += fabs(s->imp);
+  if (last && (last_row == AM_ROW_MEAN || last_row == i))
     for (int j = 0; j < n; j++)
-      hj->last[j] += a[j];
+      last[j] += a[j];
+}
+
+/* Does row sums s stop a sweep (the caller checks the row exactly)? */
+INLINE int stops(const am_row_sums_t *s, double tol, int has_g) {
+  return !(s->amin >= 0.0f) || !(fabs(s->sum - 1.0) <= tol) || (has_g && !isfinite(s->imp));
 }
 
 INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, const int has_u,
@@ -65,11 +69,10 @@ INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, cons
                        .vi = has_u ? (float)hj->v[i] : 0.0f};
     am_row_sums_t s;
     sweep_core(&jb, &s, dt, has_g, has_u, opts);
-    add_row(hj, &s, i);
+    add_row(hj->arow, n, i, &s, hj->acc, &hj->importance, hj->last, hj->last_row);
     if (has_u && ((i & 15) == 15 || i == n - 1))
       flush_u(hj->uf, hj->ug, n);
-    if (!(s.amin >= 0.0f) || !(fabs(s.sum - 1.0) <= hj->tol) ||
-        (has_g && !isfinite(s.imp))) {
+    if (stops(&s, hj->tol, has_g)) {
       hj->stop = s;
       return i;
     }
@@ -77,8 +80,65 @@ INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, cons
   return n;
 }
 
+/* uf += v t over n keys (float). */
+INLINE void add_scaled(float *uf, const float *t, float v, int n) {
+  __m256 vv = _mm256_set1_ps(v);
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(uf + j,
+                     _mm256_fmadd_ps(vv, _mm256_loadu_ps(t + j), _mm256_loadu_ps(uf + j)));
+  for (; j < n; j++)
+    uf[j] = fmaf(v, t[j], uf[j]);
+}
+
+/* Blocks of rows (am_layer_block_rows); within a block head by head, and within a head row
+ * by row: the block's fused rows and row sums of max(0, a g) stay in L1 (or L2 for long
+ * rows) over the heads, while each head is still read as 16 consecutive rows. trow collects
+ * sum_h max(0, a g) of each row of the block through the sweep's u update with v = 1 (an
+ * exact add); the block's rows then go into uf with their v_i, and uf into ug. */
+INLINE int layer_core(am_layer_job_t *lj, const am_dtype dt, const int has_g,
+                      const int has_u, const int opts) {
+  const size_t es = dt == AM_DTYPE_F32 ? 4 : 2;
+  const int n = lj->n, H = lj->H;
+  const int block = am_layer_block_rows(n);
+  for (int i0 = 0; i0 < n; i0 += block) {
+    const int i1 = n - i0 < block ? n : i0 + block;
+    if (has_u)
+      memset(lj->trow, 0, (size_t)(i1 - i0) * (size_t)n * sizeof *lj->trow);
+    for (int h = 0; h < H; h++)
+      for (int i = i0; i < i1; i++) {
+        size_t off =
+            ((size_t)h * (size_t)lj->head_stride + (size_t)i * (size_t)lj->stride) * es;
+        am_row_job_t jb = {.a = (const unsigned char *)lj->a + off,
+                           .g = has_g ? (const unsigned char *)lj->g + off : NULL,
+                           .dtype = dt,
+                           .n = n,
+                           .i = i,
+                           .arow = lj->arow,
+                           .fuse = opts & OPT_FUSE ? lj->fuse + (size_t)i * n : NULL,
+                           .u = has_u ? lj->trow + (size_t)(i - i0) * n : NULL,
+                           .vi = 1.0f};
+        am_row_sums_t s;
+        sweep_core(&jb, &s, dt, has_g, has_u, opts);
+        add_row(lj->arow, n, i, &s, lj->acc + (size_t)h * AM_STAT_COUNT, &lj->importance[h],
+                lj->last, lj->last_row);
+        if (stops(&s, lj->tol, has_g))
+          return 0;
+      }
+    if (has_u) {
+      for (int i = i0; i < i1; i++)
+        add_scaled(lj->uf, lj->trow + (size_t)(i - i0) * n, (float)lj->v[i], n);
+      flush_u(lj->uf, lj->ug, n);
+    }
+  }
+  return 1;
+}
+
 #define HEAD_VARIANT(name, DT, G, U, OPTS)                                                 \
-  AVX2 static int name(am_head_job_t *hj) { return head_core(hj, DT, G, U, OPTS); }
+  AVX2 static int name(am_head_job_t *hj) { return head_core(hj, DT, G, U, OPTS); }        \
+  AVX2 static int layer_##name(am_layer_job_t *lj) {                                       \
+    return layer_core(lj, DT, G, U, OPTS);                                                 \
+  }
 #define S OPT_STATS
 #define F OPT_FUSE
 #define HEAD_DTYPE(tag, DT)                                                                \
@@ -110,6 +170,25 @@ typedef int (*head_fn)(am_head_job_t *);
 static const head_fn heads[3][2][6] = {HEAD_ROW(head_f32), HEAD_ROW(head_f16),
                                        HEAD_ROW(head_bf16)};
 
+typedef int (*layer_fn)(am_layer_job_t *);
+#define LAYER_ROW(tag)                                                                     \
+  {                                                                                        \
+    {layer_##tag##_a,   layer_##tag##_f_nostats,  layer_##tag##_ag,                        \
+     layer_##tag##_agf, layer_##tag##_gu_nostats, layer_##tag##_guf_nostats},              \
+    {                                                                                      \
+      layer_##tag##_a, layer_##tag##_af, layer_##tag##_ag, layer_##tag##_agf,              \
+          layer_##tag##_agu, layer_##tag##_aguf                                            \
+    }                                                                                      \
+  }
+static const layer_fn layers[3][2][6] = {LAYER_ROW(head_f32), LAYER_ROW(head_f16),
+                                         LAYER_ROW(head_bf16)};
+
+int am_layer_sweep_avx2(am_layer_job_t *lj) {
+  int d = lj->dtype == AM_DTYPE_F16 ? 1 : (lj->dtype == AM_DTYPE_BF16 ? 2 : 0);
+  int g = lj->g != NULL, u = g && lj->v && lj->uf && lj->ug, f = lj->fuse != NULL;
+  return layers[d][lj->stats != 0][(g ? 2 + 2 * u : 0) + f](lj);
+}
+
 int am_head_sweep_avx2(am_head_job_t *hj) {
   int d = hj->dtype == AM_DTYPE_F16 ? 1 : (hj->dtype == AM_DTYPE_BF16 ? 2 : 0);
   int g = hj->g != NULL, u = g && hj->v && hj->uf && hj->ug, f = hj->fuse != NULL;
@@ -118,4 +197,5 @@ int am_head_sweep_avx2(am_head_job_t *hj) {
 
 #else /* not x86-64: never selected (am_cpu_head_sweep returns NULL) */
 int am_head_sweep_avx2(am_head_job_t *hj) { return hj ? hj->n : 0; }
+int am_layer_sweep_avx2(am_layer_job_t *lj) { return lj ? 0 : 0; }
 #endif

@@ -27,11 +27,17 @@ typedef struct pass {
   am_grid_geom_t geo;
   am_row_sweep_fn sweep;       /* the tuned row sweep (row_sweep.h), or NULL: plain loops */
   am_head_sweep_fn head_sweep; /* the tuned sweep of whole heads, where it applies */
+  am_layer_sweep_fn layer_sweep; /* the tuned sweep of whole layers, where it applies */
+  float *trow;                   /* [block rows, n] the layer sweep's scratch rows */
+  double *hacc; /* [H][AM_STAT_COUNT + 1] its per-head sums, importance last */
 } pass_t;
 
 /* Returned by the sweep path when a float product overflowed (|g| near FLT_MAX): the
  * example is then computed again by the plain loops, which keep such values finite. */
 #define SWEEP_REDO AM_STATUS_UNSUPPORTED
+/* Returned when a row stopped the layer sweep: the example is then computed again head by
+ * head, where such rows are checked exactly (never leaves host/cpu). */
+#define LAYER_REDO ((am_status)100)
 
 /* example_pass.c: widen valid row i of head h of a [H,T,T] block over the valid keys;
  * check the row in p->arow (and p->grow): AM_STATUS_BAD_INPUT with p->fault filled. */
@@ -44,6 +50,9 @@ am_status am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att,
                             double *importance);
 am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
                              double acc[AM_STAT_COUNT], double *importance);
+/* Every head of layer l through the layer sweep into p->hacc; LAYER_REDO when a row
+ * stopped it. */
+am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad);
 /* Can the whole-head sweep do every head of this example? */
 int am_pass_head_mode(const pass_t *p);
 /* ug += uf, uf = 0. */

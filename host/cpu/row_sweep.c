@@ -49,6 +49,14 @@ am_head_sweep_fn am_cpu_head_sweep(void) {
 #endif
 }
 
+am_layer_sweep_fn am_cpu_layer_sweep(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  return decide() == 1 ? am_layer_sweep_avx2 : NULL;
+#else
+  return NULL;
+#endif
+}
+
 void am_cpu_simd_force(int level) {
   int v = level < 0 ? -2 : (level > 0 && am_cpu_simd_supported() ? 1 : 0);
   atomic_store_explicit(&chosen, v, memory_order_relaxed);
