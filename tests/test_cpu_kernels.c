@@ -209,9 +209,11 @@ Test(kernels, head_sweep_adds_what_the_row_sweep_finds) {
     }
   }
   double v[N], ug[N] = {0}, ug2[N] = {0};
-  static float fuse[N * N], fuse2[N * N], uf[N], uf2[N], arow[N + 8];
+  static float fuse[N * N], fuse2[N * N], uf[N], uf2[N], arow[N + 8], dist[2 * N];
   for (int i = 0; i < N; i++)
     v[i] = uniform01();
+  for (int k = 0; k < 2 * N - 1; k++)
+    dist[k] = (float)abs(k - (N - 1));
   am_head_job_t hj = {.a = att + 3,
                       .g = grad + 3,
                       .dtype = AM_DTYPE_F16,
@@ -223,6 +225,7 @@ Test(kernels, head_sweep_adds_what_the_row_sweep_finds) {
                       .v = v,
                       .uf = uf,
                       .ug = ug,
+                      .dist_mid = dist + N - 1,
                       .tol = 1e-3};
   cr_assert_eq(am_head_sweep_avx2(&hj), N, "no row stops the sweep");
   double acc[AM_STAT_COUNT] = {0}, importance = 0;
@@ -254,6 +257,80 @@ Test(kernels, head_sweep_adds_what_the_row_sweep_finds) {
   cr_expect(hj.importance == importance);
   cr_expect(memcmp(fuse, fuse2, sizeof fuse) == 0, "fused rows");
   cr_expect(memcmp(ug, ug2, sizeof ug) == 0, "gradient rollout sums");
+}
+
+/* ---- the layer sweep against the head sweep ----------------------------------------- */
+
+/* Three heads of 37 valid keys in rows of 41 (blocks of 16 rows and a short last block):
+ * each head's statistics and importance are the head sweep's exactly (the same additions
+ * in the same order), the fused rows too (heads added in head order); the gradient-rollout
+ * sums differ only by the order of float additions (the heads' max(0, a g) summed first).
+ */
+Test(kernels, layer_sweep_adds_what_the_head_sweep_finds) {
+  need_simd();
+  enum { N = 37, T = 41, H = 3 };
+  static unsigned char att[H * T * T * 2 + 8], grad[H * T * T * 2 + 8];
+  rng = 12;
+  for (int h = 0; h < H; h++)
+    for (int i = 0; i < N; i++) {
+      double e[N], s = 0;
+      for (int j = 0; j < N; j++)
+        s += e[j] = exp(4.0 * uniform01());
+      for (int j = 0; j < N; j++) {
+        size_t at = ((size_t)h * T + (size_t)i) * T + (size_t)j;
+        put(att + 3, AM_DTYPE_F16, at, (float)(e[j] / s));
+        put(grad + 3, AM_DTYPE_F16, at, (float)(uniform01() - 0.5));
+      }
+    }
+  double v[N], ug[N] = {0}, ug2[N] = {0}, hacc[H * (AM_STAT_COUNT + 1)] = {0};
+  static float fuse[N * N], fuse2[N * N], uf[N], uf2[N], arow[N + 8], trow[16 * N];
+  static float dist[2 * N];
+  for (int i = 0; i < N; i++)
+    v[i] = uniform01();
+  for (int k = 0; k < 2 * N - 1; k++)
+    dist[k] = (float)abs(k - (N - 1));
+  am_layer_job_t lj = {.a = att + 3,
+                       .g = grad + 3,
+                       .dtype = AM_DTYPE_F16,
+                       .stride = T,
+                       .head_stride = (int64_t)T * T,
+                       .n = N,
+                       .H = H,
+                       .stats = 1,
+                       .arow = arow,
+                       .trow = trow,
+                       .fuse = fuse,
+                       .v = v,
+                       .uf = uf,
+                       .ug = ug,
+                       .dist_mid = dist + N - 1,
+                       .tol = 1e-3,
+                       .acc = hacc,
+                       .importance = hacc + H * AM_STAT_COUNT};
+  cr_assert_eq(am_layer_sweep_avx2(&lj), 1, "no row stops the sweep");
+  for (int h = 0; h < H; h++) {
+    am_head_job_t hj = {.a = att + 3 + 2 * (size_t)h * T * T,
+                        .g = grad + 3 + 2 * (size_t)h * T * T,
+                        .dtype = AM_DTYPE_F16,
+                        .stride = T,
+                        .n = N,
+                        .stats = 1,
+                        .arow = arow,
+                        .fuse = fuse2,
+                        .v = v,
+                        .uf = uf2,
+                        .ug = ug2,
+                        .dist_mid = dist + N - 1,
+                        .tol = 1e-3};
+    cr_assert_eq(am_head_sweep_avx2(&hj), N);
+    for (int k = 0; k < AM_STAT_COUNT; k++)
+      cr_expect(hacc[h * AM_STAT_COUNT + k] == hj.acc[k], "head %d statistic %d", h, k);
+    cr_expect(hacc[H * AM_STAT_COUNT + h] == hj.importance, "head %d importance", h);
+  }
+  cr_expect(memcmp(fuse, fuse2, sizeof fuse) == 0, "fused rows");
+  for (int j = 0; j < N; j++)
+    cr_expect(fabs(ug[j] - ug2[j]) <= 1e-6 * fabs(ug2[j]) + 1e-9, "u[%d]: %.9g vs %.9g", j,
+              ug[j], ug2[j]);
 }
 
 /* ---- the whole pass: tuned against the plain loops ----------------------------------- */

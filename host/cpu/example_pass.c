@@ -136,7 +136,7 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
    * they do not sit a multiple of 4 KiB apart (a load then waits for an unrelated store:
    * "4K aliasing", measured 20% slower on BERT-base rows) */
   size_t ntrow = (size_t)am_layer_block_rows(p->n) * n + SKEW;
-  size_t base = 2 * nd + 3 * (n + SKEW) + ntrow; /* floats */
+  size_t base = 2 * nd + 3 * (n + SKEW) + ntrow + 2 * n; /* floats */
   if (nn / n != n || (nmat && nn > (SIZE_MAX / sizeof(float) - base) / nmat))
     return AM_STATUS_OUT_OF_MEMORY;
   size_t need = base + nmat * nn;
@@ -160,6 +160,10 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   p->grow = take_f(&f, n + SKEW, 1);
   p->uf = take_f(&f, n + SKEW, 1);
   p->trow = take_f(&f, ntrow, 1);
+  float *dist = take_f(&f, 2 * n, 1);
+  for (size_t k = 0; k + 1 < 2 * n; k++)
+    dist[k] = (float)(k > n - 1 ? k - (n - 1) : (n - 1) - k);
+  p->dist_mid = dist + (n - 1);
   p->fused = take_f(&f, nn, w & WANT_FUSED);
   p->tr = take_f(&f, nn, w & AM_PASS_ROLLOUT_ROWS);
   p->abar = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);

@@ -98,6 +98,7 @@ am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const voi
                        .ug = p->ug,
                        .last = l == ex->L - 1 ? p->last : NULL,
                        .last_row = ex->target,
+                       .dist_mid = p->dist_mid,
                        .tol = p->tol - 1e-6};
   while (job.first < p->n) {
     int k = p->head_sweep(&job);
@@ -139,6 +140,7 @@ am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *gra
                         .ug = p->ug,
                         .last = l == ex->L - 1 ? p->last : NULL,
                         .last_row = ex->target,
+                        .dist_mid = p->dist_mid,
                         .tol = p->tol - 1e-6,
                         .acc = p->hacc,
                         .importance = p->hacc + (size_t)ex->H * AM_STAT_COUNT};

@@ -66,9 +66,10 @@ INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, cons
                        .arow = hj->arow,
                        .fuse = opts & OPT_FUSE ? hj->fuse + (size_t)i * n : NULL,
                        .u = has_u ? hj->uf : NULL,
-                       .vi = has_u ? (float)hj->v[i] : 0.0f};
+                       .vi = has_u ? (float)hj->v[i] : 0.0f,
+                       .dist = hj->dist_mid - i};
     am_row_sums_t s;
-    sweep_core(&jb, &s, dt, has_g, has_u, opts);
+    sweep_core(&jb, &s, dt, has_g, has_u, opts, 1);
     add_row(hj->arow, n, i, &s, hj->acc, &hj->importance, hj->last, hj->last_row);
     if (has_u && ((i & 15) == 15 || i == n - 1))
       flush_u(hj->uf, hj->ug, n);
@@ -117,9 +118,10 @@ INLINE int layer_core(am_layer_job_t *lj, const am_dtype dt, const int has_g,
                            .arow = lj->arow,
                            .fuse = opts & OPT_FUSE ? lj->fuse + (size_t)i * n : NULL,
                            .u = has_u ? lj->trow + (size_t)(i - i0) * n : NULL,
-                           .vi = 1.0f};
+                           .vi = 1.0f,
+                           .dist = lj->dist_mid - i};
         am_row_sums_t s;
-        sweep_core(&jb, &s, dt, has_g, has_u, opts);
+        sweep_core(&jb, &s, dt, has_g, has_u, opts, 1);
         add_row(lj->arow, n, i, &s, lj->acc + (size_t)h * AM_STAT_COUNT, &lj->importance[h],
                 lj->last, lj->last_row);
         if (stops(&s, lj->tol, has_g))

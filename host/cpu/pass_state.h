@@ -29,7 +29,8 @@ typedef struct pass {
   am_head_sweep_fn head_sweep; /* the tuned sweep of whole heads, where it applies */
   am_layer_sweep_fn layer_sweep; /* the tuned sweep of whole layers, where it applies */
   float *trow;                   /* [block rows, n] the layer sweep's scratch rows */
-  double *hacc; /* [H][AM_STAT_COUNT + 1] its per-head sums, importance last */
+  double *hacc;    /* [H][AM_STAT_COUNT + 1] its per-head sums, importance last */
+  float *dist_mid; /* dist_mid[k] = |k| for k in (-n, n), for the sweeps */
 } pass_t;
 
 /* Returned by the sweep path when a float product overflowed (|g| near FLT_MAX): the

@@ -41,6 +41,7 @@ typedef struct am_row_job {
   float *fuse;  /* [n] += a (head-mean fusion), or NULL */
   float *u;     /* [n] += vi * max(0, a g) (gradient rollout, needs g), or NULL */
   float vi;
+  const float *dist; /* [n] |i - j| as floats (the head and layer sweeps), or NULL */
 } am_row_job_t;
 
 typedef void (*am_row_sweep_fn)(const am_row_job_t *job, am_row_sums_t *sums);
@@ -62,8 +63,10 @@ typedef struct am_head_job {
   double *ug;      /* [n] */
   double *last;    /* [n] += a for the rows last_row picks, or NULL */
   int last_row;    /* a row index, or AM_ROW_MEAN for every row */
-  double tol;      /* rows with |sum - 1| > tol, a negative weight or a non-finite
-                      importance stop the sweep (the caller checks them exactly) */
+  const float *dist_mid; /* dist_mid[k] = |k| for k in (-n, n): row i's distances start at
+                            dist_mid - i */
+  double tol;            /* rows with |sum - 1| > tol, a negative weight or a non-finite
+                            importance stop the sweep (the caller checks them exactly) */
   double acc[AM_STAT_COUNT]; /* the head's statistics sums (as am_head_stats_row); the
                                 linear distance, as no grid is active */
   double importance;         /* sum_i |sum_j a_ij g_ij| */
@@ -110,10 +113,11 @@ typedef struct am_layer_job {
   float *uf;       /* [n] float sums, added into ug after rows 15, 31, ... and the last */
   double *ug;      /* [n] */
   double *last;    /* [n] += a for the rows last_row picks (every head), or NULL */
-  int last_row;    /* a row index, or AM_ROW_MEAN */
-  double tol;      /* as am_head_job_t */
-  double *acc;     /* [H][AM_STAT_COUNT] each head's statistics sums */
-  double *importance; /* [H] */
+  const float *dist_mid; /* as am_head_job_t */
+  int last_row;          /* a row index, or AM_ROW_MEAN */
+  double tol;            /* as am_head_job_t */
+  double *acc;           /* [H][AM_STAT_COUNT] each head's statistics sums */
+  double *importance;    /* [H] */
 } am_layer_job_t;
 
 /* Sweeps the layer; 1 when every row passed, 0 when a row stopped it (the caller then

@@ -21,7 +21,7 @@ AVX2 void am_fast_log_avx2(const float *x, float *out, int n) {
 
 #define SWEEP_VARIANT(name, DT, G, U, F)                                                   \
   AVX2 static void name(const am_row_job_t *jb, am_row_sums_t *out) {                      \
-    sweep_core(jb, out, DT, G, U, (F) | OPT_STATS);                                        \
+    sweep_core(jb, out, DT, G, U, (F) | OPT_STATS, 0);                                     \
   }
 #define SWEEP_DTYPE(tag, DT)                                                               \
   SWEEP_VARIANT(tag##_a, DT, 0, 0, 0)                                                      \

@@ -104,8 +104,8 @@ INLINE __m256d hi4(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1
  * the lanes that count (all ones, or the last keys of an overlapping final step). */
 INLINE void step8(lanes_t *s, const unsigned char *pa, const unsigned char *pg,
                   const am_dtype dt, const int has_g, const int has_u, const int opts,
-                  float *arow, float *grow, float *fuse, float *u, const int masked,
-                  __m256 keep) {
+                  float *arow, float *grow, float *fuse, float *u, const float *dist,
+                  const int masked, __m256 keep) {
   __m256 a = load8(pa, dt);
   if (arow)
     _mm256_storeu_ps(arow, a);
@@ -118,9 +118,12 @@ INLINE void step8(lanes_t *s, const unsigned char *pa, const unsigned char *pg,
   if (opts & OPT_STATS) {
     s->mx = _mm256_max_ps(s->mx, a);
     s->fent = _mm256_fmadd_ps(a, log8(a, s->tinv, s->tlnc), s->fent);
-    __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), s->jv); /* |i - j| */
+    /* |i - j|: a load from the table where there is one (two vector operations fewer) */
+    __m256 d =
+        dist ? _mm256_loadu_ps(dist) : _mm256_andnot_ps(_mm256_set1_ps(-0.0f), s->jv);
     s->fdist = _mm256_fmadd_ps(a, d, s->fdist);
-    s->jv = _mm256_add_ps(s->jv, _mm256_set1_ps(8.0f));
+    if (!dist)
+      s->jv = _mm256_add_ps(s->jv, _mm256_set1_ps(8.0f));
   }
   if (opts & OPT_FUSE)
     _mm256_storeu_ps(fuse, _mm256_add_ps(_mm256_loadu_ps(fuse), a));
@@ -154,7 +157,7 @@ INLINE void tail8(lanes_t *s, const am_row_job_t *jb, int j, int c, const am_dty
     memcpy(ru, jb->u + j, (size_t)c * sizeof *ru);
   __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(c), lane));
-  step8(s, ta, tg, dt, has_g, has_u, opts, ra, rg, rf, ru, 1, keep);
+  step8(s, ta, tg, dt, has_g, has_u, opts, ra, rg, rf, ru, NULL, 1, keep);
   if (jb->arow)
     memcpy(jb->arow + j, ra, (size_t)c * sizeof *ra);
   if (has_g && jb->grow)
@@ -207,8 +210,9 @@ INLINE void finish(lanes_t *s, am_row_sums_t *out) {
   out->imp = hsum(s->dimp0, s->dimp1);
 }
 
+/* tab: 1 when jb->dist holds |i - j| (the head and layer sweeps), 0 to compute it. */
 INLINE void sweep_core(const am_row_job_t *jb, am_row_sums_t *out, const am_dtype dt,
-                       const int has_g, const int has_u, const int opts) {
+                       const int has_g, const int has_u, const int opts, const int tab) {
   const size_t es = dt == AM_DTYPE_F32 ? 4 : 2;
   const unsigned char *pa = jb->a, *pg = jb->g;
   float *arow = jb->arow, *grow = jb->grow, *fuse = jb->fuse;
@@ -237,7 +241,8 @@ INLINE void sweep_core(const am_row_job_t *jb, am_row_sums_t *out, const am_dtyp
     for (; j + 8 <= end; j += 8)
       step8(&s, pa + (size_t)j * es, has_g ? pg + (size_t)j * es : NULL, dt, has_g, has_u,
             opts, arow ? arow + j : NULL, has_g && grow ? grow + j : NULL,
-            opts & OPT_FUSE ? fuse + j : NULL, has_u ? u + j : NULL, 0, keep0);
+            opts & OPT_FUSE ? fuse + j : NULL, has_u ? u + j : NULL,
+            tab ? jb->dist + j : NULL, 0, keep0);
     if (j + 8 > n)
       break;
     flush(&s);
@@ -249,7 +254,8 @@ INLINE void sweep_core(const am_row_job_t *jb, am_row_sums_t *out, const am_dtyp
     s.jv = _mm256_cvtepi32_ps(_mm256_add_epi32(lane, _mm256_set1_epi32(b - jb->i)));
     step8(&s, pa + (size_t)b * es, has_g ? pg + (size_t)b * es : NULL, dt, has_g, has_u,
           opts, arow ? arow + b : NULL, has_g && grow ? grow + b : NULL,
-          opts & OPT_FUSE ? fuse + b : NULL, has_u ? u + b : NULL, 1, keep);
+          opts & OPT_FUSE ? fuse + b : NULL, has_u ? u + b : NULL,
+          tab ? jb->dist + b : NULL, 1, keep);
   }
   flush(&s);
   finish(&s, out);
