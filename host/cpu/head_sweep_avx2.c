@@ -93,8 +93,8 @@ INLINE void add_scaled(float *uf, const float *t, float v, int n) {
 }
 
 /* Blocks of rows (am_layer_block_rows); within a block head by head, and within a head row
- * by row: the block's fused rows and row sums of max(0, a g) stay in L1 (or L2 for long
- * rows) over the heads, while each head is still read as 16 consecutive rows. trow collects
+ * by row: the block's fused rows and row sums of max(0, a g) stay in L1 over the heads,
+ * while each head is still read a block of consecutive rows at a time. trow collects
  * sum_h max(0, a g) of each row of the block through the sweep's u update with v = 1 (an
  * exact add); the block's rows then go into uf with their v_i, and uf into ug. */
 INLINE int layer_core(am_layer_job_t *lj, const am_dtype dt, const int has_g,
