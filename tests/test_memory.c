@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "dataset/dataset.h"
+#include "pipeline/chunk.h"
+#include "pipeline/layout.h"
 #include "support/dataset_builder.h"
 #include "support/run_limited.h"
 
@@ -110,5 +112,32 @@ Test(memory, many_heads_in_a_small_file_fit_in_two_gigabytes) {
     status = run_limited(analyze, RLIMIT_AS, limit, 0, err, sizeof err);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "analyze %s does not fit in 2 GB of address space: %s", inputs[i], err);
+  }
+}
+
+/* Examples per chunk without --chunk: a 256 MiB budget of input bytes, but never fewer
+ * examples than threads (the CPU backend runs a chunk's examples in parallel: one 8.6 GB
+ * example of 32 x 32 x 2048 per chunk left every core but one idle), nor more than the
+ * largest shard holds. The shapes are claimed by the dataset struct; no file is read. */
+Test(memory, a_chunk_has_an_example_per_thread_however_long_the_examples) {
+  am_shard_t shard = {.B = 10};
+  am_dataset_t ds = {.shards = &shard, .nshards = 1, .L = 32, .H = 32, .Tmax = 2048};
+  ds.dtype = AM_DTYPE_BF16;
+  am_layout_t lay = {0};
+  struct {
+    int threads, B, T, want;
+  } cases[] = {{4, 10, 2048, 4}, {1, 10, 2048, 1}, {4, 3, 2048, 3}, {2, 10, 16, 10}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    am_ctx_options_t o = {.backend = "cpu", .threads = cases[k].threads};
+    am_ctx_t *ctx = NULL;
+    char err[256];
+    cr_assert_eq(am_ctx_create(&o, &ctx, err, sizeof err), AM_STATUS_OK, "%s", err);
+    shard.B = cases[k].B;
+    ds.Tmax = cases[k].T;
+    cr_expect_eq(am_run_chunk_examples(ctx, &ds, &lay), cases[k].want,
+                 "%d threads, %d examples of T = %d: %d per chunk, want %d",
+                 cases[k].threads, cases[k].B, cases[k].T,
+                 am_run_chunk_examples(ctx, &ds, &lay), cases[k].want);
+    am_ctx_destroy(ctx);
   }
 }

@@ -61,7 +61,7 @@ static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
 }
 
 /* Examples per chunk: --chunk, else the backend's choice, else what fits a 256 MiB budget
- * of input bytes (run.c). */
+ * of input bytes but at least one example per thread (run.c). */
 int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
                           const am_layout_t *lay);
 

@@ -38,6 +38,11 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   if (hint > 0)
     return hint;
   uint64_t n = AM_CHUNK_BUDGET_BYTES / per, most = 1;
+  /* at least one example per thread: the CPU backend runs the examples of a chunk in
+   * parallel, and long examples (8.6 GB at 32 x 32 x 2048) would otherwise leave every
+   * core but one idle; their bytes are mapped, not copied, and released after the chunk */
+  if (n < (uint64_t)ctx->threads)
+    n = (uint64_t)ctx->threads;
   for (int s = 0; s < ds->nshards; s++) /* no chunk is larger than the largest shard */
     most = (uint64_t)ds->shards[s].B > most ? (uint64_t)ds->shards[s].B : most;
   n = n < most ? n : most;
