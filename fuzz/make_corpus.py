@@ -113,14 +113,18 @@ def bad_corpus_seeds():
             put("dataset", "bad_" + name.replace(".safetensors", ""), joined(files))
 
 
-def fixed_summary(path):
+def fixed_summary(path, other=False):
+    """summary.json without its times; other: as if made from another shard (attnmap merge
+    refuses two runs of one input file)."""
     with open(path) as f:
         doc = json.load(f)
     prov = doc.get("provenance", {})
     prov["created"] = "2026-01-01T00:00:00Z"
     prov["timings"] = {k: 0.0 for k in prov.get("timings", {})}
     for i, inp in enumerate(prov.get("inputs", [])):
-        inp["path"] = "ds%d.safetensors" % i
+        inp["path"] = ("other%d.safetensors" if other else "ds%d.safetensors") % i
+        if other and "crc32c" in inp:
+            inp["crc32c"] = "%08x" % (int(inp["crc32c"], 16) ^ 1)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -137,12 +141,13 @@ def run_seeds(cli):
             subprocess.run([cli, "analyze", ds, "-o", run, "--quiet", "--threads", "1"],
                            check=True)
             summary = fixed_summary(os.path.join(run, "summary.json"))
+            summary2 = fixed_summary(os.path.join(run, "summary.json"), other=True)
             with open(os.path.join(run, "examples.safetensors"), "rb") as f:
                 examples = f.read()
             put("run", "one_" + tag, SEP.join([b"\0" + summary, b"\0" + examples]))
             if tag != "full":  # two runs of the full one would make a 230 KB seed
                 put("run", "two_" + tag,
-                    SEP.join([b"\0" + summary, b"\0" + examples, b"\0" + summary]))
+                    SEP.join([b"\0" + summary, b"\0" + examples, b"\0" + summary2]))
     finally:
         shutil.rmtree(work)
 

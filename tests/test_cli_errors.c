@@ -511,6 +511,20 @@ Test(cli_errors, merge_of_runs_with_different_heads_or_missing) {
   merge_fails(a, P("missing"), P("missing"), "cannot read");
 }
 
+/* A run given twice, or two runs over one file: its examples would be counted twice. */
+Test(cli_errors, merge_of_a_run_with_itself_or_of_two_runs_of_one_file) {
+  char a[512], again[512];
+  snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
+  snprintf(again, sizeof again, "%s", P("again"));
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", P("a.safetensors"), "-o", again, "-q", NULL),
+               0);
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  merge_fails(a, a, a, "twice");
+  merge_fails(a, again, again, "a.safetensors");
+}
+
 /* A run folder edited by hand: summary.json says 2 tokens, examples.safetensors has 8. */
 Test(cli_errors, merge_of_a_run_whose_summary_disagrees_with_its_examples) {
   char a[512], b[512], sj[600];

@@ -29,14 +29,16 @@ static void *failing_malloc(size_t n) {
   return installed_malloc(n);
 }
 
-static char dir[128], data[256], ref[256], part[256];
+static char dir[128], data[256], data2[256], ref[256], ref2[256], part[256];
 static am_ctx_t *ctx;
-static am_dataset_t *ds;
+static am_dataset_t *ds, *ds2; /* two shards: runs over one file cannot be merged */
 
 static void setup(void) {
   cr_assert_eq(dsb_tempdir(dir, sizeof dir, "jsonguard"), 0);
   dsb_join(data, sizeof data, dir, "data.safetensors");
+  dsb_join(data2, sizeof data2, dir, "data2.safetensors");
   dsb_join(ref, sizeof ref, dir, "ref");
+  dsb_join(ref2, sizeof ref2, dir, "ref2");
   dsb_join(part, sizeof part, dir, "part");
   dsb_spec_t spec = {.L = 2,
                      .H = 2,
@@ -48,20 +50,26 @@ static void setup(void) {
                      .special = 1,
                      .seed = 11};
   cr_assert_eq(dsb_make(&spec, data), 0);
+  spec.seed = 12;
+  spec.first = 6;
+  cr_assert_eq(dsb_make(&spec, data2), 0);
   char err[256];
   am_ctx_options_t o = {.backend = "cpu", .threads = 1};
   cr_assert_eq(am_ctx_create(&o, &ctx, err, sizeof err), AM_STATUS_OK, "%s", err);
   json_get_alloc_funcs(&installed_malloc, &installed_free);
   cr_assert_neq((void *)installed_malloc, (void *)malloc,
                 "am_ctx_create did not install the counting allocator");
-  const char *paths[] = {data};
+  const char *paths[] = {data}, *paths2[] = {data2};
   cr_assert_eq(am_dataset_open(ctx, paths, 1, &ds), AM_STATUS_OK, "%s", am_last_error(ctx));
+  cr_assert_eq(am_dataset_open(ctx, paths2, 1, &ds2), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
   json_set_alloc_funcs(failing_malloc, installed_free);
 }
 
 static void teardown(void) {
   json_set_alloc_funcs(installed_malloc, installed_free);
   am_dataset_close(ds);
+  am_dataset_close(ds2);
   am_ctx_destroy(ctx);
   dsb_rmtree(dir);
 }
@@ -70,17 +78,19 @@ TestSuite(json_guard, .init = setup, .fini = teardown, .timeout = 300);
 
 typedef am_status (*job_fn)(const char *out);
 
-static am_status analyze(const char *out) {
+static am_status analyze_dataset(am_dataset_t *d, const char *out) {
   am_plan_t plan;
   am_plan_init(&plan);
   am_run_options_t opts;
   am_run_options_init(&opts);
   opts.force = 1;
-  return am_run_analyze(ctx, ds, &plan, out, &opts);
+  return am_run_analyze(ctx, d, &plan, out, &opts);
 }
 
+static am_status analyze(const char *out) { return analyze_dataset(ds, out); }
+
 static am_status merge(const char *out) {
-  const char *runs[] = {ref, ref};
+  const char *runs[] = {ref, ref2};
   am_run_options_t opts;
   am_run_options_init(&opts);
   opts.force = 1;
@@ -130,6 +140,7 @@ Test(json_guard, analyze_never_writes_a_summary_that_lacks_values) {
 
 Test(json_guard, merge_never_writes_a_summary_that_lacks_values) {
   cr_assert_eq(analyze(ref), AM_STATUS_OK, "%s", am_last_error(ctx));
+  cr_assert_eq(analyze_dataset(ds2, ref2), AM_STATUS_OK, "%s", am_last_error(ctx));
   fail_each_in_turn(merge, "merge");
 }
 

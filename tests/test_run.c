@@ -481,10 +481,11 @@ Test(run, fully_masked_example_gives_zeros_and_nan_agreement) {
 }
 
 /* ---- (g) what the CLI prints -------------------------------------------------------- */
-static const char *small_dataset(void) {
+static const char *small_dataset(const char *name, uint64_t seed) {
   static const int lens[4] = {6, 3, 5, 6};
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 4, .T = 6, .lengths = lens, .grads = 1, .seed = 3};
-  const char *ds = P("small.safetensors");
+  dsb_spec_t s = {
+      .L = 2, .H = 2, .B = 4, .T = 6, .lengths = lens, .grads = 1, .seed = seed};
+  const char *ds = P(name);
   cr_assert_eq(dsb_make(&s, ds), 0);
   return ds;
 }
@@ -492,7 +493,8 @@ static const char *small_dataset(void) {
 /* Into a pipe: no progress line, and nothing at all with --quiet. On a terminal (a
  * pseudo-terminal, where one can be opened): progress, and still nothing with --quiet. */
 Test(run, cli_prints_progress_only_on_a_terminal_and_nothing_with_quiet) {
-  const char *ds = small_dataset(), *run = P("run"), *quiet = P("run-quiet");
+  const char *ds = small_dataset("small.safetensors", 3), *run = P("run"),
+             *quiet = P("run-quiet");
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", run, "--chunk", "1", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
@@ -501,7 +503,9 @@ Test(run, cli_prints_progress_only_on_a_terminal_and_nothing_with_quiet) {
             "progress in a pipe: %s", r.err);
   cr_expect_leq(cli_count_lines(r.err), 1, "stderr: %s", r.err);
   cli_result_free(&r);
-  cr_assert_eq(cli_run(&r, NULL, "analyze", ds, "-o", quiet, "--quiet", NULL), 0);
+  /* another shard: runs over the same file cannot be merged */
+  const char *ds2 = small_dataset("small2.safetensors", 4);
+  cr_assert_eq(cli_run(&r, NULL, "analyze", ds2, "-o", quiet, "--quiet", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_expect_eq(r.out_len + r.err_len, 0, "--quiet printed: [%s] [%s]", r.out, r.err);
   cli_result_free(&r);

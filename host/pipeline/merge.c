@@ -139,6 +139,41 @@ static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const 
   return AM_STATUS_OK;
 }
 
+/* The same input file: equal CRC-32C and size where both runs have checksums, else equal
+ * path and size. */
+static int same_input(const json_t *a, const json_t *b) {
+  const json_t *ca = json_object_get(a, "crc32c"), *cb = json_object_get(b, "crc32c");
+  if (!json_equal(json_object_get(a, "bytes"), json_object_get(b, "bytes")))
+    return 0;
+  if (json_is_string(ca) && json_is_string(cb))
+    return json_equal(ca, cb);
+  return json_equal(json_object_get(a, "path"), json_object_get(b, "path"));
+}
+
+/* Run r against the runs before it: an input file both were made from would have its
+ * examples counted twice (a run given twice, or two runs over one shard). */
+static am_status check_distinct(am_ctx_t *ctx, const merge_input_t *in, int r,
+                                const char *const *runs) {
+  const json_t *mine =
+      json_object_get(json_object_get(in[r].summary, "provenance"), "inputs");
+  for (int q = 0; q < r; q++) {
+    const json_t *theirs =
+        json_object_get(json_object_get(in[q].summary, "provenance"), "inputs");
+    for (size_t i = 0; i < json_array_size(mine); i++)
+      for (size_t k = 0; k < json_array_size(theirs); k++) {
+        const json_t *file = json_array_get(mine, i);
+        if (!same_input(file, json_array_get(theirs, k)))
+          continue;
+        const char *path = json_string_value(json_object_get(file, "path"));
+        return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                       "%s and %s were both made from %s; merging them would count its "
+                       "examples twice",
+                       runs[q], runs[r], path ? path : "the same input file");
+      }
+  }
+  return AM_STATUS_OK;
+}
+
 /* Options that change numbers must agree; the chunk size does not matter. */
 static int same_options(const json_t *a, const json_t *b) {
   json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
@@ -271,6 +306,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                    "%s/summary.json: no dataset examples/max_tokens", runs[r]);
     if (st == AM_STATUS_OK)
       st = check_run(ctx, in, r, runs[r]);
+    if (st == AM_STATUS_OK)
+      st = check_distinct(ctx, in, r, runs);
     if (st == AM_STATUS_OK && r > 0 &&
         !same_options(options_of(&in[0]), options_of(&in[r])))
       st = am_fail(ctx, AM_STATUS_BAD_INPUT,
