@@ -43,23 +43,14 @@ static void *am_cuda_device_copy(void *state, const void *src, size_t bytes) {
 static void am_cuda_device_free(void *state, void *p) { (void)state, (void)p; }
 #endif
 
-static am_ctx_t *make_ctx(const char *backend) {
-  am_ctx_options_t o = {.backend = backend, .threads = 2};
-  am_ctx_t *ctx = NULL;
-  char err[512] = "";
-  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
-    return NULL;
-  return ctx;
-}
-
 static void setup(void) {
 #ifndef ATTNMAP_HAVE_CUDA
   cr_skip_test("no CUDA device (this build has no CUDA backend)");
 #else
-  gpu = make_ctx("cuda");
+  gpu = par_ctx("cuda");
   if (!gpu)
     cr_skip_test("no CUDA device");
-  cpu = make_ctx("cpu");
+  cpu = par_ctx("cpu");
   cr_assert_not_null(cpu);
 #endif
 }
@@ -72,13 +63,6 @@ static void teardown(void) {
 
 TestSuite(parity, .init = setup, .fini = teardown, .timeout = 900);
 
-static am_status pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
-  *bad = -1;
-  memset(f, 0, sizeof *f);
-  return ctx->backend->example_pass(ctx->backend_state, d->ex, d->c.nex, &d->opt, o->out, f,
-                                    bad);
-}
-
 /* Runs c on both backends (the CUDA one: ctx) and compares everything. */
 static void check_on(am_ctx_t *ctx, const par_case_t *c) {
   par_data_t *d = par_make(c);
@@ -86,9 +70,9 @@ static void check_on(am_ctx_t *ctx, const par_case_t *c) {
   par_out_t *ref = par_out_make(d), *got = par_out_make(d);
   am_fault_t f;
   int bad;
-  cr_assert_eq(pass(cpu, d, ref, &f, &bad), AM_STATUS_OK, "%s: cpu: %s", c->name,
+  cr_assert_eq(par_pass(cpu, d, ref, &f, &bad), AM_STATUS_OK, "%s: cpu: %s", c->name,
                am_last_error(cpu));
-  am_status st = pass(ctx, d, got, &f, &bad);
+  am_status st = par_pass(ctx, d, got, &f, &bad);
   cr_assert_eq(st, AM_STATUS_OK, "%s: cuda: %s (fault example %d kind %d)", c->name,
                am_last_error(ctx), bad, f.kind);
   cr_expect_eq(par_out_check(d, ref, "cpu"), 0, "%s: cpu outputs", c->name);
@@ -319,7 +303,7 @@ Test(parity, small_slabs_and_memory_fallback) {
                         .want = ALL,
                         .seed = 15};
   setenv("AM_CUDA_SLAB_MB", "1", 1);
-  am_ctx_t *small = make_ctx("cuda");
+  am_ctx_t *small = par_ctx("cuda");
   unsetenv("AM_CUDA_SLAB_MB");
   cr_assert_not_null(small);
   check_on(small, &c);
@@ -327,7 +311,7 @@ Test(parity, small_slabs_and_memory_fallback) {
   /* slabs of 4 MiB whose allocations fail above 2.5 MiB: split in halves twice */
   setenv("AM_CUDA_SLAB_MB", "4", 1);
   setenv("AM_CUDA_FAIL_ALLOC_ABOVE", "2621440", 1);
-  am_ctx_t *tight = make_ctx("cuda");
+  am_ctx_t *tight = par_ctx("cuda");
   unsetenv("AM_CUDA_SLAB_MB");
   unsetenv("AM_CUDA_FAIL_ALLOC_ABOVE");
   cr_assert_not_null(tight);
@@ -347,7 +331,7 @@ Test(parity, every_device_gives_the_same_bits) {
                         .want = NO_ROWS,
                         .seed = 16};
   setenv("AM_CUDA_SLAB_MB", "1", 1); /* several slabs, spread over the devices */
-  am_ctx_t *all = make_ctx("cuda:all");
+  am_ctx_t *all = par_ctx("cuda:all");
   unsetenv("AM_CUDA_SLAB_MB");
   cr_assert_not_null(all);
   check_on(all, &c);
@@ -355,8 +339,8 @@ Test(parity, every_device_gives_the_same_bits) {
   par_out_t *one = par_out_make(d), *many = par_out_make(d);
   am_fault_t f;
   int bad;
-  cr_assert_eq(pass(gpu, d, one, &f, &bad), AM_STATUS_OK);
-  cr_assert_eq(pass(all, d, many, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(gpu, d, one, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(all, d, many, &f, &bad), AM_STATUS_OK);
   size_t total = 0;
   for (int k = 0; k < d->c.nex * 7; k++)
     total += one->len[k] + 4;
@@ -388,7 +372,7 @@ static am_status pass_device(par_data_t *d, par_out_t *o, am_fault_t *f, int *ba
   cr_assert(da && dg, "device copies");
   rebase(d, d->att_buf, d->grad_buf, da, dg);
   d->opt.device_pointers = 1;
-  const am_status st = pass(gpu, d, o, f, bad);
+  const am_status st = par_pass(gpu, d, o, f, bad);
   d->opt.device_pointers = 0;
   rebase(d, da, dg, d->att_buf, d->grad_buf);
   am_cuda_device_free(gpu->backend_state, da);
@@ -410,13 +394,13 @@ Test(parity, device_pointers) {
   par_out_t *ref = par_out_make(d), *got = par_out_make(d);
   am_fault_t fc, fg;
   int bc, bg;
-  cr_assert_eq(pass(cpu, d, ref, &fc, &bc), AM_STATUS_OK);
+  cr_assert_eq(par_pass(cpu, d, ref, &fc, &bc), AM_STATUS_OK);
   cr_assert_eq(pass_device(d, got, &fg, &bg), AM_STATUS_OK, "%s", am_last_error(gpu));
   cr_expect_eq(par_out_check(d, got, "cuda"), 0);
   cr_expect_eq(par_compare(d, got, ref, RTOL, RTOL_ROWS), 0);
   /* a fault is described from device memory as the CPU describes it from the host */
   par_store(d, 0, 1, 3, 2, d->ex[3].idx[1], d->ex[3].idx[2], -0.5f);
-  cr_assert_eq(pass(cpu, d, ref, &fc, &bc), AM_STATUS_BAD_INPUT);
+  cr_assert_eq(par_pass(cpu, d, ref, &fc, &bc), AM_STATUS_BAD_INPUT);
   cr_expect_eq(pass_device(d, got, &fg, &bg), AM_STATUS_BAD_INPUT);
   cr_expect_eq(bg, bc);
   cr_expect(fg.kind == fc.kind && fg.value == fc.value && fg.row == fc.row &&
@@ -458,8 +442,8 @@ Test(parity, submit_and_wait) {
                AM_STATUS_OK);
   cr_assert_eq(be->pass_submit(gpu->backend_state, db->ex, b.nex, &db->opt, gb->out),
                AM_STATUS_OK);
-  cr_assert_eq(pass(cpu, da, ra, &f, &bad), AM_STATUS_OK);
-  cr_assert_eq(pass(cpu, db, rb, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(cpu, da, ra, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(cpu, db, rb, &f, &bad), AM_STATUS_OK);
   cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
   cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
   cr_expect_eq(par_compare(da, ga, ra, RTOL, RTOL_ROWS), 0);

@@ -28,23 +28,14 @@ static am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, siz
 }
 #endif
 
-static am_ctx_t *make_ctx(const char *backend) {
-  am_ctx_options_t o = {.backend = backend, .threads = 2};
-  am_ctx_t *ctx = NULL;
-  char err[512] = "";
-  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
-    return NULL;
-  return ctx;
-}
-
 static void setup(void) {
 #ifndef ATTNMAP_HAVE_CUDA
   cr_skip_test("no CUDA device (this build has no CUDA backend)");
 #else
-  gpu = make_ctx("cuda");
+  gpu = par_ctx("cuda");
   if (!gpu)
     cr_skip_test("no CUDA device");
-  cpu = make_ctx("cpu");
+  cpu = par_ctx("cpu");
   cr_assert_not_null(cpu);
 #endif
 }
@@ -56,13 +47,6 @@ static void teardown(void) {
 }
 
 TestSuite(parity_ops, .init = setup, .fini = teardown, .timeout = 900);
-
-static am_status pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
-  *bad = -1;
-  memset(f, 0, sizeof *f);
-  return ctx->backend->example_pass(ctx->backend_state, d->ex, d->c.nex, &d->opt, o->out, f,
-                                    bad);
-}
 
 /* ---- bad input: the same first fault ---------------------------------------------------
  */
@@ -95,7 +79,8 @@ static void expect_fault_on(am_ctx_t *ctx, const par_case_t *c, const injection_
   par_out_t *ref = par_out_make(d), *got = par_out_make(d);
   am_fault_t fc, fg;
   int bc, bg;
-  const am_status sc = pass(cpu, d, ref, &fc, &bc), sg = pass(ctx, d, got, &fg, &bg);
+  const am_status sc = par_pass(cpu, d, ref, &fc, &bc),
+                  sg = par_pass(ctx, d, got, &fg, &bg);
   cr_expect_eq(sc, want, "%s: cpu status %d", c->name, sc);
   cr_expect_eq(sg, sc, "%s: cuda status %d, cpu %d: %s", c->name, sg, sc,
                am_last_error(ctx));
@@ -176,7 +161,7 @@ Test(parity_ops, faults_across_slabs_and_devices) {
   const injection_t two[] = {{0, 1, 33, 1, 2, 3, NAN, 0}, {1, 0, 9, 2, 0, 1, INFINITY, 0}};
   const injection_t late[] = {{0, 0, 38, 0, 0, 0, -1.0f, 0}};
   setenv("AM_CUDA_SLAB_MB", "1", 1);
-  am_ctx_t *all = make_ctx("cuda:all");
+  am_ctx_t *all = par_ctx("cuda:all");
   unsetenv("AM_CUDA_SLAB_MB");
   cr_assert_not_null(all);
   expect_fault_on(all, &c, two, 2, AM_STATUS_BAD_INPUT);
@@ -200,13 +185,14 @@ Test(parity_ops, argument_errors) {
   par_out_t *ref = par_out_make(d), *got = par_out_make(d);
   am_fault_t f;
   int bc, bg;
-  const am_status sc = pass(cpu, d, ref, &f, &bc), sg = pass(gpu, d, got, &f, &bg);
+  const am_status sc = par_pass(cpu, d, ref, &f, &bc), sg = par_pass(gpu, d, got, &f, &bg);
   cr_expect_eq(sc, AM_STATUS_INVALID_ARGUMENT);
   cr_expect_eq(sg, sc);
   cr_expect_eq(bg, bc);
   /* a fault before the bad argument is the one reported */
   par_store(d, 0, 1, 1, 0, d->ex[1].idx[0], d->ex[1].idx[0], NAN);
-  const am_status sc2 = pass(cpu, d, ref, &f, &bc), sg2 = pass(gpu, d, got, &f, &bg);
+  const am_status sc2 = par_pass(cpu, d, ref, &f, &bc),
+                  sg2 = par_pass(gpu, d, got, &f, &bg);
   cr_expect_eq(sc2, AM_STATUS_BAD_INPUT);
   cr_expect_eq(sg2, sc2);
   cr_expect_eq(bg, 1);

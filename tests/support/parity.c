@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ctx.h"
 #include "core/half.h"
 
 #define GUARD 4
@@ -352,4 +353,20 @@ int par_compare(const par_data_t *d, const par_out_t *got, const par_out_t *ref,
                                 k == 3 || k == 4 ? rtol_rows : rtol, d->c.name, d->c.seed);
     }
   return bad;
+}
+
+am_ctx_t *par_ctx(const char *backend) {
+  am_ctx_options_t o = {.backend = backend, .threads = 2};
+  am_ctx_t *ctx = NULL;
+  char err[512] = "";
+  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
+    return NULL;
+  return ctx;
+}
+
+am_status par_pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
+  *bad = -1;
+  memset(f, 0, sizeof *f);
+  return ctx->backend->example_pass(ctx->backend_state, d->ex, d->c.nex, &d->opt, o->out, f,
+                                    bad);
 }

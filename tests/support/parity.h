@@ -85,6 +85,13 @@ int par_compare_floats(const char *what, const float *got, const float *ref, siz
                        double rtol, const char *case_name, uint64_t seed);
 
 /* Deterministic random numbers. */
+/* A context of backend ("cpu", "cuda", "cuda:all") with 2 threads, or NULL where it cannot
+ * be made (no device). */
+am_ctx_t *par_ctx(const char *backend);
+/* The backend's fused pass over the batch of d into o; f and bad as example_pass gives
+ * them (bad -1 when no example was bad). */
+am_status par_pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad);
+
 uint64_t par_rand(uint64_t *s);
 double par_uniform(uint64_t *s); /* [0,1) */
 
