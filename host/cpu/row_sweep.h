@@ -89,7 +89,7 @@ int am_head_sweep_avx2(am_head_job_t *job);
  * gradient-rollout update of row i is u += v_i (sum_h max(0, a_h g_h)), the head sum in
  * float (terms >= 0, within ~H x 6e-8 relative), added into double after each block.
  * Measured on F16 BERT-base shapes (2 threads, Zen 4): the pass 12% faster at T = 128
- * (blocks of 16 rows) and 13% at T = 512 (blocks of 4); at T = 2048 (32 heads) it was 17%
+ * (blocks of 16 rows) and 12% at T = 512 (blocks of 4); at T = 2048 (32 heads) it was 17%
  * slower than head by head, as the heads' rows no longer stream: those stay head by head.
  */
 #define AM_LAYER_MAX_N 512
