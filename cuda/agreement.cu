@@ -23,7 +23,10 @@ namespace {
 #define AM_AGR_THREADS 256
 #define AM_AGR_SMEM_MAX 12288 /* tokens kept in shared memory (96 KiB) */
 
-__device__ __forceinline__ double clip_unit(double r) { return fmin(1.0, fmax(-1.0, r)); }
+/* fmin/fmax drop a NaN operand: an undefined value must stay NaN, never become -1 or 0 */
+__device__ __forceinline__ double clip_unit(double r) {
+  return isnan(r) ? r : fmin(1.0, fmax(-1.0, r));
+}
 
 __global__ void __launch_bounds__(AM_AGR_THREADS)
     agreement_kernel(const float *xs, const float *ys, const long long *off, const int *mm,
@@ -149,7 +152,8 @@ __global__ void __launch_bounds__(AM_AGR_THREADS)
     o[AM_METRIC_RANK_AGREEMENT] = (double)same / kk;
   }
   if (ax > 0.0 && ay > 0.0) {
-    o[AM_METRIC_JSD] = fmax(0.0, (left + right) / 2.0);
+    const double jsd = (left + right) / 2.0;
+    o[AM_METRIC_JSD] = isnan(jsd) ? jsd : fmax(0.0, jsd);
     o[AM_METRIC_TVD] = 0.5 * l1;
   }
 }

@@ -463,10 +463,20 @@ Test(cli_errors, existing_output_without_force) {
   free(text);
   cr_expect(!dsb_exists(made));
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0);
-  /* --force replaces it */
+  /* --force does not replace a folder attnmap did not write */
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--force", "-q", NULL), 0);
+  check_failure(&r, run, NULL, "not a run folder attnmap wrote");
+  cli_result_free(&r);
+  cr_expect(dsb_exists(keep) && !dsb_exists(made));
+  /* it replaces a run folder attnmap wrote */
+  cr_assert_eq(unlink(keep), 0);
+  cr_assert_eq(rmdir(run), 0);
+  cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "-q", NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
+  cli_result_free(&r);
   cr_assert_eq(cli_run(&r, NULL, "analyze", p, "-o", run, "--force", "-q", NULL), 0);
   cr_expect_eq(r.exit_code, 0, "stderr: %s", r.err);
-  cr_expect(dsb_exists(made) && !dsb_exists(keep));
+  cr_expect(dsb_exists(made));
   cr_expect_eq(dsb_count_prefixed(run, ".tmp-"), 0);
   cli_result_free(&r);
 }

@@ -239,7 +239,8 @@ Test(report, attention_only_run) {
 Test(report, replaces_the_old_report_whole) {
   const char *run = make(&full, "run");
   free(report(run, NULL, NULL));
-  const char *stale = in(run, "report/stale.txt");
+  /* a PNG of an earlier report (a view no longer drawn) goes with the old report */
+  const char *stale = in(run, "report/img/stale.png");
   cr_assert_eq(dsb_write_bytes(stale, "x", 1), 0);
   free(report(run, NULL, NULL));
   cr_assert_not(dsb_exists(stale));
@@ -250,6 +251,18 @@ Test(report, replaces_the_old_report_whole) {
   cr_assert_eq(am_run_report(ctx, run, NULL, NULL), AM_STATUS_BAD_INPUT);
   cr_assert(dsb_exists(stale));
   cr_assert_eq(dsb_count_prefixed(in(run, "report"), ".tmp-"), 0);
+}
+
+/* A file the user put in the report folder is not attnmap's: the folder is kept whole. */
+Test(report, keeps_a_report_folder_holding_a_user_file) {
+  const char *run = make(&full, "run");
+  free(report(run, NULL, NULL));
+  const char *mine = in(run, "report/notes.txt");
+  cr_assert_eq(dsb_write_bytes(mine, "mine", 4), 0);
+  cr_assert_eq(am_run_report(ctx, run, NULL, NULL), AM_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(am_last_error(ctx), "notes.txt") != NULL, "%s", am_last_error(ctx));
+  cr_expect(dsb_exists(mine) && dsb_exists(in(run, "report/index.html")));
+  cr_expect_eq(dsb_count_prefixed(run, "report.tmp-"), 0);
 }
 
 Test(report, bad_run_folders_and_options) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/ctx.h"
 
 int am_cli_fail(am_ctx_t *ctx, am_status status) {
   const char *msg = am_last_error(ctx);
@@ -15,12 +16,13 @@ int am_cli_fail(am_ctx_t *ctx, am_status status) {
 }
 
 int am_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char raw[1024], text[1024];
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "attnmap %s: ", cmd);
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, " (try attnmap %s --help)\n", cmd);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  am_escape_controls(text, sizeof text, raw); /* an argument may hold escape sequences */
+  fprintf(stderr, "attnmap %s: %s (try attnmap %s --help)\n", cmd, text, cmd);
   return AM_EXIT_USAGE;
 }
 

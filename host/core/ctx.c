@@ -48,16 +48,41 @@ size_t am_dtype_size(am_dtype dtype) {
   return 0;
 }
 
+size_t am_escape_controls(char *dst, size_t len, const char *src) {
+  size_t k = 0;
+  if (!len)
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)src; *p && k + 1 < len; p++) {
+    char esc[8] = "";
+    if (*p == '\n' || *p == '\r')
+      snprintf(esc, sizeof esc, " ");
+    else if (*p < 0x20 || *p == 0x7f)
+      snprintf(esc, sizeof esc, "\\x%02x", *p);
+    else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1 controls as UTF-8 */
+      snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*++p);
+    size_t n = esc[0] ? strlen(esc) : 1;
+    if (k + n >= len)
+      break;
+    if (esc[0])
+      memcpy(dst + k, esc, n);
+    else
+      dst[k] = (char)*p;
+    k += n;
+  }
+  dst[k] = '\0';
+  return k;
+}
+
 am_status am_fail(am_ctx_t *ctx, am_status status, const char *fmt, ...) {
   if (!ctx)
     return status;
+  char raw[sizeof ctx->error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
-  for (char *p = ctx->error; *p; p++)
-    if (*p == '\n' || *p == '\r')
-      *p = ' ';
+  /* names and strings from files reach a terminal: no escape sequence gets through */
+  am_escape_controls(ctx->error, sizeof ctx->error, raw);
   return status;
 }
 

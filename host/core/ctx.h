@@ -2,6 +2,8 @@
 #ifndef AM_CORE_CTX_H
 #define AM_CORE_CTX_H
 
+#include <stddef.h>
+
 #include "attnmap.h"
 
 struct am_backend; /* host/backend.h */
@@ -17,9 +19,13 @@ struct am_ctx {
 
 /* Records a one-line message on ctx (may be NULL) and returns status, so that a failure
  * reads `return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: ...", path, name);`.
- * Newlines in the message are replaced by spaces. */
+ * Newlines in the message are replaced by spaces, other control characters escaped. */
 am_status am_fail(am_ctx_t *ctx, am_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* src into dst (len bytes, NUL-terminated) with control characters written as \xNN
+ * (C1 controls as \u00NN) and newlines as spaces; returns the length written. */
+size_t am_escape_controls(char *dst, size_t len, const char *src);
 
 /* Forgets the last message. */
 void am_clear_error(am_ctx_t *ctx);

@@ -82,7 +82,7 @@ int64_t am_load_int(const void *data, am_dtype dtype, int64_t i) {
   case AM_DTYPE_U64: {
     uint64_t v;
     memcpy(&v, p + 8 * i, 8);
-    return (int64_t)v;
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v; /* never wraps negative */
   }
   default:
     return (int64_t)am_load_float(data, dtype, i);

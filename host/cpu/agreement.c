@@ -30,7 +30,8 @@ const char *am_metric_name(am_metric metric) {
   return names[metric];
 }
 
-static double clip_unit(double r) { return fmin(1.0, fmax(-1.0, r)); }
+/* fmin/fmax drop a NaN operand: an undefined value must stay NaN, never become -1 or 0 */
+static double clip_unit(double r) { return isnan(r) ? r : fmin(1.0, fmax(-1.0, r)); }
 
 static int has_nan(const float *v, int m) {
   for (int i = 0; i < m; i++)
@@ -145,7 +146,8 @@ static void divergences(const float *x, const float *y, int m,
     l1 += fabs(p - q);
   }
   /* the divergence is >= 0; rounding can leave a few ulps below it */
-  out[AM_METRIC_JSD] = fmax(0.0, (left + right) / 2.0);
+  const double jsd = (left + right) / 2.0;
+  out[AM_METRIC_JSD] = isnan(jsd) ? jsd : fmax(0.0, jsd);
   out[AM_METRIC_TVD] = 0.5 * l1;
 }
 

@@ -141,7 +141,7 @@ double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work
   const int64_t con_minus_dis = tot - xtie - ytie + ntie - 2 * dis;
   double tau =
       (double)con_minus_dis / sqrt((double)(tot - xtie)) / sqrt((double)(tot - ytie));
-  return fmin(1.0, fmax(-1.0, tau));
+  return isnan(tau) ? tau : fmin(1.0, fmax(-1.0, tau)); /* NaN stays NaN */
 }
 
 void am_rank_order_abs_desc(const float *v, int m, double *idx, double *work) {

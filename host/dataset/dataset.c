@@ -2,6 +2,7 @@
  * read in name order, or .npy files named after their roles; checks every shard against
  * the first (L, H, roles) and serves per-example views. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,8 @@ static am_status list_dir(am_ctx_t *ctx, const char *dir, const char *suffix, ch
   *n = 0;
   DIR *d = opendir(dir);
   if (!d)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open directory", dir);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open directory: %s", dir,
+                   strerror(errno));
   struct dirent *e;
   am_status st = AM_STATUS_OK;
   while ((e = readdir(d))) {
@@ -124,8 +126,11 @@ static am_status discover(am_ctx_t *ctx, am_dataset_t *ds, const char *const *pa
   int npy_shard = -1; /* .npy files named directly form one shard */
   for (int i = 0; i < npaths; i++) {
     struct stat sb;
-    if (stat(paths[i], &sb) != 0)
-      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: no such file or directory", paths[i]);
+    if (stat(paths[i], &sb) != 0) /* a permission problem is not a missing file */
+      return errno == ENOENT ? am_fail(ctx, AM_STATUS_BAD_INPUT,
+                                       "%s: no such file or directory", paths[i])
+                             : am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s",
+                                       paths[i], strerror(errno));
     am_status st;
     if (S_ISDIR(sb.st_mode)) {
       st = add_directory(ctx, ds, paths[i]);

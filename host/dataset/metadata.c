@@ -3,6 +3,8 @@
  * position or one per valid token) and attnmap.ids (one id per example). */
 #include <string.h>
 
+#include "core/half.h"
+
 #include "core/ctx.h"
 #include "dataset/dataset.h"
 #include "dataset/shard.h"
@@ -39,6 +41,16 @@ static am_status parse_array(am_ctx_t *ctx, const am_shard_t *sh, const char *ke
   return AM_STATUS_OK;
 }
 
+/* Valid tokens of example b: the ones of its attention mask, T without one. */
+static int64_t valid_tokens(const am_shard_t *sh, int64_t b) {
+  if (!sh->mask)
+    return sh->T;
+  int64_t n = 0;
+  for (int i = 0; i < sh->T; i++)
+    n += am_load_int(sh->mask->data, sh->mask->dtype, b * sh->T + i) != 0;
+  return n;
+}
+
 am_status am_shard_read_metadata(am_ctx_t *ctx, am_shard_t *sh) {
   am_status st = parse_array(ctx, sh, "attnmap.tokens", &sh->tokens);
   if (st != AM_STATUS_OK)
@@ -51,11 +63,12 @@ am_status am_shard_read_metadata(am_ctx_t *ctx, am_shard_t *sh) {
     json_array_foreach(sh->tokens, b, row) {
       size_t i;
       json_t *tok;
-      if (!json_is_array(row) || json_array_size(row) > (size_t)sh->T)
+      int64_t n = valid_tokens(sh, (int64_t)b), len = (int64_t)json_array_size(row);
+      if (!json_is_array(row) || (len != sh->T && len != n))
         return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                       "%s: __metadata__ attnmap.tokens: entry %zu is not an array of at "
-                       "most T=%d strings",
-                       path, b, sh->T);
+                       "%s: __metadata__ attnmap.tokens: entry %zu is not an array of T=%d "
+                       "strings (one per position) or of %lld (one per valid token)",
+                       path, b, sh->T, (long long)n);
       json_array_foreach(row, i, tok) if (!json_is_string(tok)) return am_fail(
           ctx, AM_STATUS_BAD_INPUT,
           "%s: __metadata__ attnmap.tokens: entry %zu, token %zu is not a string", path, b,

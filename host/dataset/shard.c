@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,20 +37,21 @@ static void shape_str(const am_tensor_t *t, char *buf, size_t len) {
     snprintf(buf + k, len - k, "]");
 }
 
-/* Parses "<prefix>.<int>" → the int, or -1. */
+/* Parses "<prefix>.<int>" → the int; -1 for a name of another role; -2 for "<prefix>."
+ * followed by anything but a layer number below AM_MAX_LAYER_HEADS in canonical decimal
+ * ("attentions.01", "attentions. 1", "attentions.100001"): refused, never ignored. */
 static long layer_suffix(const char *name, const char *prefix) {
   size_t n = strlen(prefix);
-  if (strncmp(name, prefix, n) != 0 || name[n] != '.' || name[n + 1] == '\0')
+  if (strncmp(name, prefix, n) != 0 || name[n] != '.')
     return -1;
-  /* canonical decimal only: "attentions.01" or "attentions. 1" is not layer 1 */
   const char *d = name + n + 1;
   if (!isdigit((unsigned char)d[0]) || (d[0] == '0' && d[1] != '\0'))
-    return -1;
+    return -2;
   char *end = NULL;
   errno = 0;
   long v = strtol(d, &end, 10);
-  if (*end != '\0' || errno || v > 100000)
-    return -1;
+  if (*end != '\0' || errno || v >= AM_MAX_LAYER_HEADS)
+    return -2;
   return v;
 }
 
@@ -66,6 +68,12 @@ static am_status collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
         stacked_src = (am_source_t){am_file_path(sh->files[f]), name};
       } else {
         long l = layer_suffix(name, role);
+        if (l == -2)
+          return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                         "%s: tensor %s: not a layer of %s (%s.N with N in 0..%d, no "
+                         "leading zeros)",
+                         am_file_path(sh->files[f]), name, role, role,
+                         AM_MAX_LAYER_HEADS - 1);
         if (l >= 0) {
           count++;
           if (l > maxl)
@@ -144,6 +152,11 @@ static am_status check_layers(am_ctx_t *ctx, const am_layers_t *ls, int L, int64
     if (s[0] < 0 || s[1] < 1)
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: shape %s has no heads",
                      ls->source[l].path, ls->source[l].name, found);
+    if (s[0] > 0 && s[2] < 1) /* no bytes back such examples: 2e7 of them cost a minute */
+      return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                     "%s: tensor %s: shape %s claims %lld examples of T = 0 tokens; every "
+                     "example needs at least one position",
+                     ls->source[l].path, ls->source[l].name, found, (long long)s[0]);
     if (s[2] > (1 << 20) || s[1] > (1 << 16))
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: shape %s is too large",
                      ls->source[l].path, ls->source[l].name, found);
@@ -223,6 +236,21 @@ static am_status check_binary(am_ctx_t *ctx, const am_shard_t *sh, const char *n
   return AM_STATUS_OK;
 }
 
+/* Labels and predictions are stored as I32: a value outside it is refused, never cast. */
+static am_status check_int32(am_ctx_t *ctx, const am_shard_t *sh, const char *name,
+                             const am_tensor_t *t) {
+  am_source_t src = {0};
+  find(sh, name, &src);
+  for (int64_t b = 0; t && b < sh->B; b++) {
+    int64_t v = am_load_int(t->data, t->dtype, b);
+    if (v < INT32_MIN || v > INT32_MAX)
+      return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                     "%s: tensor %s: value %lld at example %lld does not fit in 32 bits",
+                     src.path, name, (long long)v, (long long)b);
+  }
+  return AM_STATUS_OK;
+}
+
 am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
   int La = 0, Lg = 0;
   int64_t B, Hh, T, Bg, Hg, Tg;
@@ -267,6 +295,8 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
       (st = check_aux(ctx, sh, "input_ids", &sh->ids, 2, 'i')) ||
       (st = check_aux(ctx, sh, "labels", &sh->labels, 1, 'i')) ||
       (st = check_aux(ctx, sh, "predictions", &sh->predictions, 1, 'i')) ||
+      (st = check_int32(ctx, sh, "labels", sh->labels)) ||
+      (st = check_int32(ctx, sh, "predictions", sh->predictions)) ||
       (st = check_binary(ctx, sh, "attention_mask", sh->mask)) ||
       (st = check_binary(ctx, sh, "special_tokens_mask", sh->special)))
     return st;

@@ -288,6 +288,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   am_clear_error(ctx);
   am_json_take_failures(); /* the documents this merge writes count their own failures */
   int force = opts ? opts->force : 0;
+  const am_out_inputs_t inputs = {runs, nruns}; /* the out folder never replaces a run */
   merge_input_t *in = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *in);
   am_layout_t *lay = calloc(1, sizeof *lay);
   am_aggregates_t agg;
@@ -320,7 +321,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK)
     st = layout_from(ctx, &in[0], N, T, lay, runs[0]);
   if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, out_dir, force);
+    st = am_run_dir_check(ctx, out_dir, AM_OUT_RUN, force, &inputs);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &agg, lay);
   am_merge_part_t *parts = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *parts);
@@ -343,7 +344,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     st = am_write_json(ctx, path, doc);
   }
   if (st == AM_STATUS_OK)
-    st = am_run_dir_publish(ctx, tmp, out_dir, force);
+    st = am_run_dir_publish(ctx, tmp, out_dir, AM_OUT_RUN, force, &inputs);
   if (st != AM_STATUS_OK && began)
     am_rmtree(tmp);
   for (int r = 0; in && r < nruns; r++) {

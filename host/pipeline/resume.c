@@ -67,11 +67,8 @@ static am_status lock_dir(am_ctx_t *ctx, am_partial_t *p) {
   snprintf(path, sizeof path, "%s.lock", p->dir);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
   if (fd < 0) {
-    char parent[4200];
-    snprintf(parent, sizeof parent, "%s", p->dir);
-    am_status st = am_run_dir_make(ctx, parent); /* missing parents: make them */
-    am_rmtree(parent);
-    fd = st == AM_STATUS_OK ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    am_run_dir_make_parents(ctx, path); /* missing parents: make them */
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0)
       return am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", path, strerror(errno));
   }
@@ -103,6 +100,19 @@ am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t
       return AM_STATUS_OK; /* else options or inputs changed: start again */
   }
   p->done = 0;
+  if (lstat(p->dir, &sb) == 0) { /* an old partial folder, if it is one attnmap wrote */
+    am_out_inputs_t in = {0};
+    st = am_out_inputs_of(ctx, ds, &in);
+    if (st == AM_STATUS_OK)
+      st = am_out_check(ctx, p->dir, AM_OUT_PARTIAL, 1, &in);
+    am_out_inputs_free(&in);
+    if (st != AM_STATUS_OK) { /* not ours: unlocked, so that the caller never removes it */
+      close(p->lock_fd);
+      p->lock_fd = -1;
+      return st;
+    }
+    am_rmtree(p->dir);
+  }
   return am_run_dir_make(ctx, p->dir);
 }
 

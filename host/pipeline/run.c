@@ -62,6 +62,7 @@ typedef struct run_state {
   am_chunk_t chunk, chunk2; /* chunk2: the second buffer of analyze_all_async */
   am_st_writer_t *writer;
   am_partial_t partial;
+  am_out_inputs_t inputs; /* what the run folder must never replace */
 } run_state_t;
 
 /* Writes and aggregates a computed chunk, checkpoints now and then, lets its pages go. */
@@ -198,7 +199,8 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   json_decref(doc);
   if (st == AM_STATUS_OK) {
     am_partial_end(&r->partial, 1);
-    st = am_run_dir_publish(ctx, r->partial.dir, run_dir, opts ? opts->force : 0);
+    st = am_run_dir_publish(ctx, r->partial.dir, run_dir, AM_OUT_RUN, opts ? opts->force : 0,
+                            &r->inputs);
   }
   return st;
 }
@@ -217,7 +219,9 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, ds, plan, &r->lay);
   if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, run_dir, opts ? opts->force : 0);
+    st = am_out_inputs_of(ctx, ds, &r->inputs);
+  if (st == AM_STATUS_OK)
+    st = am_run_dir_check(ctx, run_dir, AM_OUT_RUN, opts ? opts->force : 0, &r->inputs);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &r->agg, &r->lay);
   if (st == AM_STATUS_OK) {
@@ -241,6 +245,7 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
     am_chunk_free(&r->chunk);
     am_chunk_free(&r->chunk2);
     am_agg_free(&r->agg);
+    am_out_inputs_free(&r->inputs);
   }
   free(r);
   return st;

@@ -26,31 +26,40 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 void am_rmtree(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
-am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, int force) {
-  struct stat sb;
-  if (stat(run_dir, &sb) == 0 && !force)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "%s: already exists (use --force to replace it)", run_dir);
-  return AM_STATUS_OK;
+am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind,
+                           int force, const am_out_inputs_t *inputs) {
+  return am_out_check(ctx, run_dir, kind, force, inputs);
 }
 
+/* mkdtemp: a name no one else holds, so nothing is removed to make room for it. */
 am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t len) {
   size_t n = strlen(run_dir);
   while (n > 1 && run_dir[n - 1] == '/')
     n--;
-  snprintf(tmp, len, "%.*s.tmp-%ld", (int)n, run_dir, (long)getpid());
-  return am_run_dir_make(ctx, tmp);
+  if ((size_t)snprintf(tmp, len, "%.*s.tmp-XXXXXX", (int)n, run_dir) >= len)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: path too long", run_dir);
+  am_status st = am_run_dir_make_parents(ctx, tmp);
+  if (st == AM_STATUS_OK && !mkdtemp(tmp))
+    st = am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+  if (st != AM_STATUS_OK)
+    tmp[0] = '\0';
+  return st;
 }
 
-am_status am_run_dir_make(am_ctx_t *ctx, char *tmp) {
-  am_rmtree(tmp);
-  for (char *slash = strchr(tmp + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-    *slash = '\0'; /* make missing parents, like mkdir -p */
-    mkdir(tmp, 0777);
+am_status am_run_dir_make_parents(am_ctx_t *ctx, char *path) {
+  for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0'; /* like mkdir -p; a failure shows when the last one is made */
+    mkdir(path, 0777);
     *slash = '/';
   }
-  if (mkdir(tmp, 0777) != 0)
-    return am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp,
+  (void)ctx;
+  return AM_STATUS_OK;
+}
+
+am_status am_run_dir_make(am_ctx_t *ctx, char *dir) {
+  am_run_dir_make_parents(ctx, dir);
+  if (mkdir(dir, 0777) != 0)
+    return am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", dir,
                    strerror(errno));
   return AM_STATUS_OK;
 }
@@ -64,13 +73,14 @@ static void sync_dir(const char *path) {
 }
 
 am_status am_run_dir_publish(am_ctx_t *ctx, const char *tmp, const char *run_dir,
-                             int force) {
-  char old[4096];
+                             am_out_kind kind, int force, const am_out_inputs_t *inputs) {
+  char old[4200];
   struct stat sb;
-  int had_old = stat(run_dir, &sb) == 0;
-  if (had_old && !force)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "%s: already exists (use --force to replace it)", run_dir);
+  int had_old = lstat(run_dir, &sb) == 0;
+  /* checked again: the folder may have changed since the run began */
+  am_status st = am_out_check(ctx, run_dir, kind, force, inputs);
+  if (st != AM_STATUS_OK)
+    return st;
   sync_dir(tmp);
   if (had_old) {
     snprintf(old, sizeof old, "%s.old-%ld", tmp, (long)getpid());

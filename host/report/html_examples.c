@@ -157,6 +157,11 @@ static am_status block(am_report_t *r, const am_shown_t *s, int32_t *idx, float 
     am_html_raw(h,
                 "<p class=\"note\">The dataset's valid tokens for this example differ from "
                 "the run's: token strings are not shown.</p>");
+  if (n == 0) { /* a fully masked example is valid input: there is nothing to draw */
+    am_html_raw(h, "<p class=\"note\">No valid token (every position is padding): no map "
+                   "to show.</p></div>");
+    return AM_STATUS_OK;
+  }
   am_status st = strips(r, ex, vals, n);
   if (st == AM_STATUS_OK)
     token_view(r, ex, idx, vals, n);

@@ -137,7 +137,15 @@ am_status am_run_report(am_ctx_t *ctx, const char *run_dir, const am_report_opti
   snprintf(final, sizeof final, "%s", r.opts.out_dir ? r.opts.out_dir : "");
   if (!r.opts.out_dir)
     snprintf(final, sizeof final, "%s/report", run_dir);
-  if ((st = am_run_dir_begin(ctx, final, r.out, sizeof r.out)) != AM_STATUS_OK)
+  /* an earlier report is replaced; the run, its parents, the baseline, the dataset or a
+   * folder attnmap did not write never are */
+  const char *in_paths[66] = {run_dir, r.opts.baseline};
+  int nin = 2;
+  for (int i = 0; i < r.opts.ndataset && i < 64; i++)
+    in_paths[nin++] = r.opts.dataset[i];
+  const am_out_inputs_t inputs = {in_paths, nin};
+  if ((st = am_run_dir_check(ctx, final, AM_OUT_REPORT, 1, &inputs)) != AM_STATUS_OK ||
+      (st = am_run_dir_begin(ctx, final, r.out, sizeof r.out)) != AM_STATUS_OK)
     goto done;
   snprintf(tmp, sizeof tmp, "%s/img", r.out);
   if (mkdir(tmp, 0777) != 0) {
@@ -150,7 +158,7 @@ am_status am_run_report(am_ctx_t *ctx, const char *run_dir, const am_report_opti
   if ((st = rank_heads(&r)) != AM_STATUS_OK ||
       (st = am_report_pick_examples(&r)) != AM_STATUS_OK || (st = page(&r)) != AM_STATUS_OK)
     goto done;
-  st = am_run_dir_publish(ctx, r.out, final, 1);
+  st = am_run_dir_publish(ctx, r.out, final, AM_OUT_REPORT, 1, &inputs);
   if (st == AM_STATUS_OK && result) {
     result->compared = r.comparison != NULL;
     result->drifted = r.drifted;

@@ -343,9 +343,9 @@ def metadata():
     tok("meta_tokens_not_json.safetensors", "[[\"a\"], [\"b\"", ["expected a JSON array"])
     tok("meta_tokens_not_array.safetensors", json.dumps({"0": ["a"]}),
         ["expected a JSON array of 2 entries"])
-    tok("meta_tokens_row_too_long.safetensors", json.dumps([["a"] * 5, ["b"]]),
-        ["entry 0 is not an array of at most T=4 strings"])
-    tok("meta_tokens_not_string.safetensors", json.dumps([["a", 7], ["b"]]),
+    tok("meta_tokens_row_too_long.safetensors", json.dumps([["a"] * 5, ["b"] * 3]),
+        ["entry 0 is not an array of T=4 strings (one per position) or of 4"])
+    tok("meta_tokens_not_string.safetensors", json.dumps([["a", 7, "c", "d"], ["b"] * 3]),
         ["entry 0, token 1 is not a string"])
     st_case("meta_ids_wrong_length.safetensors", t, {"attnmap.ids": json.dumps(["x"])},
             ["attnmap.ids", "expected a JSON array of 2 entries"])

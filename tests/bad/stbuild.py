@@ -21,6 +21,8 @@ def softmax_rows(logits, n):
     and columns (positions >= n) hold 0."""
     T = logits.shape[-1]
     out = np.zeros_like(logits, dtype=np.float64)
+    if n == 0:  # a fully masked example: every row and column is padding
+        return out
     z = logits[..., :n, :n].astype(np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     out[..., :n, :n] = z / z.sum(axis=-1, keepdims=True)
