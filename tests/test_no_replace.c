@@ -4,7 +4,6 @@
  * folder above an input, a user's folder or file, or what a symbolic link points at.
  * Every refusal is one line, exit 2, and every byte of what was there is still there. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,39 +47,30 @@ static void expect_same(const char *path, const char *bytes, size_t len) {
   free(text);
 }
 
-static void expect_refused(const char *what, const char *phrase, const char *arg0, ...) {
-  const char *argv[16];
-  int n = 0;
-  va_list ap;
-  va_start(ap, arg0);
-  for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *))
-    argv[n++] = a;
-  va_end(ap);
-  argv[n] = NULL;
-  cli_result_t r;
-  cr_assert_eq(cli_runv(&r, NULL, argv), 0);
-  cr_expect_eq(r.signal, 0, "%s: signal %d", what, r.signal);
-  cr_expect_eq(r.exit_code, 2, "%s: exit %d; stderr: %s", what, r.exit_code, r.err);
-  cr_expect_eq(cli_count_lines(r.err), 1, "%s: stderr not one line: %s", what, r.err);
-  cr_expect(strstr(r.err, phrase) != NULL, "%s: no '%s' in: %s", what, phrase, r.err);
-  cli_result_free(&r);
+static void check_refused(cli_result_t *r, const char *what, const char *phrase) {
+  cr_expect_eq(r->signal, 0, "%s: signal %d", what, r->signal);
+  cr_expect_eq(r->exit_code, 2, "%s: exit %d; stderr: %s", what, r->exit_code, r->err);
+  cr_expect_eq(cli_count_lines(r->err), 1, "%s: stderr not one line: %s", what, r->err);
+  cr_expect(strstr(r->err, phrase) != NULL, "%s: no '%s' in: %s", what, phrase, r->err);
+  cli_result_free(r);
 }
 
-static void run_ok(const char *arg0, ...) {
-  const char *argv[16];
-  int n = 0;
-  va_list ap;
-  va_start(ap, arg0);
-  for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *))
-    argv[n++] = a;
-  va_end(ap);
-  argv[n] = NULL;
-  cli_result_t r;
-  cr_assert_eq(cli_runv(&r, NULL, argv), 0);
-  cr_assert_eq(r.exit_code, 0, "%s %s: exit %d; stderr: %s", argv[0], argv[1], r.exit_code,
-               r.err);
-  cli_result_free(&r);
-}
+/* attnmap ARGS... must exit 2 with one line holding phrase. */
+#define expect_refused(what, phrase, ...)                                                  \
+  do {                                                                                     \
+    cli_result_t r_;                                                                       \
+    cr_assert_eq(cli_run(&r_, NULL, __VA_ARGS__), 0);                                      \
+    check_refused(&r_, what, phrase);                                                      \
+  } while (0)
+
+/* attnmap ARGS... must succeed. */
+#define run_ok(...)                                                                        \
+  do {                                                                                     \
+    cli_result_t r_;                                                                       \
+    cr_assert_eq(cli_run(&r_, NULL, __VA_ARGS__), 0);                                      \
+    cr_assert_eq(r_.exit_code, 0, "exit %d; stderr: %s", r_.exit_code, r_.err);            \
+    cli_result_free(&r_);                                                                  \
+  } while (0)
 
 Test(no_replace, analyze_never_replaces_its_input_file) {
   size_t len;

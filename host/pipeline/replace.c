@@ -71,23 +71,22 @@ static int listed(const char *name, const char *const *names) {
   return 0;
 }
 
-/* "NAME.tmp", "NAME.tmp.<pid>" or "NAME.tmp-<pid>" of a listed NAME: a file a killed writer
- * left (host/io/posix.c, resume.c). */
+/* NAME followed by one or more ".tmp", ".tmp.<pid>" or ".tmp-<pid>" of a listed NAME: a
+ * file a killed writer left (host/io/posix.c, resume.c: "progress.json.tmp.tmp.8038"). */
 static int temporary(const char *name, const char *const *names) {
-  const char *t = strstr(name, ".tmp");
-  if (!t)
-    return 0;
-  const char *d = t + 4;
-  if (*d == '.' || *d == '-') {
-    d++;
-    if (*d == '\0' || strspn(d, "0123456789") != strlen(d))
-      return 0;
-  } else if (*d != '\0') {
-    return 0;
-  }
-  for (; *names; names++)
-    if (strlen(*names) == (size_t)(t - name) && strncmp(name, *names, t - name) == 0)
+  for (; *names; names++) {
+    size_t k = strlen(*names);
+    if (strncmp(name, *names, k) != 0 || strncmp(name + k, ".tmp", 4) != 0)
+      continue;
+    const char *d = name + k;
+    while (strncmp(d, ".tmp", 4) == 0) {
+      d += 4;
+      if ((*d == '.' || *d == '-') && d[1] >= '0' && d[1] <= '9')
+        d += 1 + strspn(d + 1, "0123456789");
+    }
+    if (*d == '\0')
       return 1;
+  }
   return 0;
 }
 
@@ -125,28 +124,11 @@ static int is_marker(const char *dir, am_out_kind kind) {
   return ok;
 }
 
-/* A report's img/ holds PNG files only. */
-static int png_stranger(const char *dir, char *bad, size_t len) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return -1;
-  bad[0] = '\0';
-  struct dirent *e;
-  char path[PATH_MAX + 300];
-  while (!bad[0] && (e = readdir(d))) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-      continue;
-    struct stat sb;
-    if (!join(path, sizeof path, dir, e->d_name) || !has_suffix(e->d_name, ".png") || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-      snprintf(bad, len, "%s", path);
-  }
-  closedir(d);
-  return 0;
-}
+#define IMG_KIND 3 /* a report's img/: PNG files only */
 
 /* The first entry of dir that attnmap does not write in a folder of this kind (copied to
  * bad), or "" when there is none; -1 when dir cannot be read. */
-static int stranger(const char *dir, am_out_kind kind, char *bad, size_t len) {
+static int stranger(const char *dir, int kind, char *bad, size_t len) {
   const char *const *names =
       kind == AM_OUT_RUN ? run_names : kind == AM_OUT_REPORT ? report_names : partial_names;
   DIR *d = opendir(dir);
@@ -160,15 +142,16 @@ static int stranger(const char *dir, am_out_kind kind, char *bad, size_t len) {
     if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
       continue;
     struct stat sb;
-    int ok = join(path, sizeof path, dir, n) && lstat(path, &sb) == 0 && (listed(n, names) || temporary(n, names));
+    int ok = join(path, sizeof path, dir, n) && lstat(path, &sb) == 0 &&
+             (kind == IMG_KIND ? has_suffix(n, ".png") : listed(n, names) || temporary(n, names));
     int is_dir = ok && S_ISDIR(sb.st_mode);
-    if (ok && strcmp(n, "report") == 0 && kind == AM_OUT_RUN)
+    if (ok && kind == AM_OUT_RUN && strcmp(n, "report") == 0)
       ok = is_dir && is_marker(path, AM_OUT_REPORT) &&
            stranger(path, AM_OUT_REPORT, bad, len) == 0 && !bad[0];
-    else if (ok && strcmp(n, "img") == 0)
-      ok = is_dir && png_stranger(path, bad, len) == 0 && !bad[0];
+    else if (ok && kind == AM_OUT_REPORT && strcmp(n, "img") == 0)
+      ok = is_dir && stranger(path, IMG_KIND, bad, len) == 0 && !bad[0];
     else
-      ok = ok && S_ISREG(sb.st_mode);
+      ok = ok && S_ISREG(sb.st_mode); /* never a link, out of the folder or not */
     if (!ok && !bad[0])
       snprintf(bad, len, "%s", path);
   }
