@@ -5,25 +5,71 @@ The `safetensors` package reads the files when it is installed; otherwise a smal
 here does (the format is an 8-byte header length, a JSON header and raw little-endian
 data). BF16 tensors, which numpy cannot hold, come back widened to float32.
 """
+import functools
 import json
 import os
 import struct
 
 import numpy as np
 
+from ._lib import AttnmapError
+
 _NP = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
        "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+
+
+def _bad(path, what):
+    return AttnmapError("BAD_INPUT", "attnmap: %s: %s" % (path, what))
+
+
+def _clear_errors(fn):
+    """Every failure of a reader as one AttnmapError naming the file and the problem, never
+    a bare KeyError, json or struct error from deep inside (issue 21)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        path = next((a for a in args if isinstance(a, (str, bytes, os.PathLike))), "?")
+        try:
+            return fn(*args, **kwargs)
+        except AttnmapError:
+            raise
+        except OSError as e:
+            raise AttnmapError("IO", "attnmap: %s: %s" % (
+                e.filename or path, e.strerror or e)) from e
+        except MemoryError as e:
+            raise AttnmapError("OUT_OF_MEMORY", "attnmap: %s: out of memory"
+                               % path) from e
+        except Exception as e:  # a malformed file: json, unicode, struct, numpy, keys
+            raise _bad(path, "%s: %s" % (type(e).__name__, e)) from e
+    return wrapper
 
 
 def _read_header(f, path):
     raw = f.read(8)
     if len(raw) != 8:
-        raise ValueError("%s: not a safetensors file (shorter than 8 bytes)" % path)
+        raise _bad(path, "not a safetensors file (shorter than 8 bytes)")
     (n,) = struct.unpack("<Q", raw)
-    if n > 100_000_000:
-        raise ValueError("%s: header length %d is too large" % (path, n))
+    size = os.fstat(f.fileno()).st_size
+    if n > 100_000_000 or n > size - 8:
+        raise _bad(path, "header length %d exceeds the file or the limit" % n)
     header = json.loads(f.read(n).decode("utf-8"))
+    if not isinstance(header, dict):
+        raise _bad(path, "the header is not a JSON object")
     return header, 8 + n
+
+
+def _check_entry(path, name, info, nbytes):
+    """Offsets inside the data and a size that matches the shape, before numpy sees them."""
+    if not isinstance(info, dict) or not isinstance(info.get("dtype"), str):
+        raise _bad(path, "tensor %s: not an entry with a dtype" % name)
+    shape, off = info.get("shape"), info.get("data_offsets")
+    if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
+            or not isinstance(off, list) or len(off) != 2
+            or not all(type(o) is int for o in off) or not 0 <= off[0] <= off[1] <= nbytes):
+        raise _bad(path, "tensor %s: shape or data_offsets malformed or out of bounds" % name)
+    width = 2 if info["dtype"] == "BF16" else np.dtype(_NP.get(info["dtype"], "u1")).itemsize
+    if int(np.prod(shape, dtype=object)) * width != off[1] - off[0]:
+        raise _bad(path, "tensor %s: %d bytes do not hold shape %s of %s"
+                   % (name, off[1] - off[0], shape, info["dtype"]))
 
 
 def _read_own(path):
@@ -33,6 +79,7 @@ def _read_own(path):
     meta = header.pop("__metadata__", None) or {}
     out = {}
     for name, info in header.items():
+        _check_entry(path, name, info, len(data))
         begin, end = info["data_offsets"]
         raw = data[begin:end]
         if info["dtype"] == "BF16":
@@ -41,12 +88,12 @@ def _read_own(path):
         elif info["dtype"] in _NP:
             arr = np.frombuffer(raw, _NP[info["dtype"]]).copy()
         else:
-            raise ValueError("%s: tensor %s: dtype %s is not supported" % (path, name,
-                                                                           info["dtype"]))
+            raise _bad(path, "tensor %s: dtype %s is not supported" % (name, info["dtype"]))
         out[name] = arr.reshape(info["shape"])
     return out, meta
 
 
+@_clear_errors
 def read_safetensors(path):
     """(tensors, metadata) of one .safetensors file: {name: numpy array}, {key: str}."""
     try:
@@ -65,6 +112,7 @@ class Run:
     """A run folder: .examples {name: array} as in docs/run-folder.md, .metadata (the
     __metadata__ strings), .pairs (agreement column names), .summary (summary.json)."""
 
+    @_clear_errors
     def __init__(self, path):
         self.path = path
         self.examples, self.metadata = read_safetensors(os.path.join(path, "examples.safetensors"))
@@ -81,7 +129,15 @@ class Run:
 
     def agreement(self, metric, pair):
         """[N] values of one metric for one pair ("rollout~saliency.grad_x_input")."""
-        return self.examples["agreement." + metric][:, self.pairs.index(pair)]
+        values = self.examples.get("agreement." + str(metric))
+        if values is None or pair not in self.pairs:
+            raise AttnmapError("INVALID_ARGUMENT", "attnmap: %s: no agreement %s "
+                               "for pair %s (metrics: %s; pairs: %s)" % (
+                                   self.path, metric, pair,
+                                   ", ".join(k[10:] for k in self.examples
+                                             if k.startswith("agreement.")),
+                                   ", ".join(self.pairs)))
+        return values[:, self.pairs.index(pair)]
 
     def __getitem__(self, name):
         return self.examples[name]
@@ -96,6 +152,7 @@ def read_run(path):
     return Run(path)
 
 
+@_clear_errors
 def read_dataset(path):
     """Reads a dataset (one .safetensors file or a directory of shards, DESIGN §2) as a list
     of (tensors, metadata) per shard, in name order. For inspection and tests: a dataset

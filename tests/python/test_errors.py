@@ -1,0 +1,75 @@
+"""test_errors.py - the Python readers never let a bare exception out (issue 21): every file
+of the bad-input corpus (tests/bad/cases), and broken run folders, either read or fail
+with one attnmap.AttnmapError that names the file."""
+import json
+import os
+
+import pytest
+
+import attnmap
+from attnmap import run as run_mod
+
+CASES = os.path.join(os.path.dirname(__file__), "..", "bad", "cases")
+
+
+def corpus_files():
+    out = []
+    for name in sorted(os.listdir(CASES)):
+        path = os.path.join(CASES, name)
+        out.append(path) if name.endswith(".safetensors") and os.path.isfile(path) else None
+    return out
+
+
+@pytest.mark.parametrize("reader", ["package", "own"])
+def test_corpus_reads_or_fails_clearly(reader):
+    read = attnmap.read_safetensors if reader == "package" else run_mod._clear_errors(
+        run_mod._read_own)
+    failed = set()
+    for path in corpus_files():
+        try:
+            read(path)
+        except attnmap.AttnmapError as e:
+            failed.add(os.path.basename(path)[3:-len(".safetensors")])
+            assert os.path.basename(path) in str(e), str(e)
+            assert str(e).startswith("attnmap: ") and "\n" not in str(e)
+            assert e.status in ("BAD_INPUT", "IO")
+    # what both readers must refuse (the C reader refuses more: docs/reliability.md)
+    must = {"empty", "short_length", "header_beyond_file", "header_not_json",
+            "header_not_object", "shape_negative", "offsets_out_of_bounds", "unknown_dtype",
+            "offsets_wrong_size", "truncated_data", "header_bad_utf8", "entry_without_dtype"}
+    assert must <= failed, sorted(must - failed)
+
+
+def test_broken_run_folders(tmp_path, cli, repo):
+    data = os.path.join(repo, "examples", "data", "synthetic")
+    run_dir = str(tmp_path / "run")
+    p = __import__("subprocess").run([cli, "analyze", data, "-o", run_dir, "-q"])
+    assert p.returncode == 0
+    good = attnmap.read_run(run_dir)
+    with pytest.raises(attnmap.AttnmapError, match="no agreement nope"):
+        good.agreement("nope", good.pairs[0])
+    with pytest.raises(attnmap.AttnmapError, match="nowhere"):
+        attnmap.read_run(str(tmp_path / "nowhere"))
+    summary = os.path.join(run_dir, "summary.json")
+    with open(summary, "w") as f:
+        f.write("{\"dataset\": ")
+    with pytest.raises(attnmap.AttnmapError, match="summary.json|run") as e:
+        attnmap.read_run(run_dir)
+    assert e.value.status == "BAD_INPUT"
+    examples = os.path.join(run_dir, "examples.safetensors")
+    raw = open(examples, "rb").read()
+    for cut in (4, 12, len(raw) // 2):
+        with open(examples, "wb") as f:
+            f.write(raw[:cut])
+        with pytest.raises(attnmap.AttnmapError, match="examples.safetensors"):
+            attnmap.read_run(run_dir)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["data_offsets"][1] += 10**9
+    text = json.dumps(header).encode()
+    with open(examples, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    for read in (attnmap.read_safetensors, run_mod._clear_errors(run_mod._read_own)):
+        with pytest.raises(attnmap.AttnmapError, match="out of bounds|examples.safetensors"):
+            read(examples)
