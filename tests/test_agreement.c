@@ -252,6 +252,25 @@ static void expect_nan(const double out[AM_METRIC_COUNT], unsigned mask, const c
 #define DIV ((1u << AM_METRIC_JSD) | (1u << AM_METRIC_TVD))
 #define ALL ((1u << AM_METRIC_COUNT) - 1u)
 
+/* An overflowed map (inf) once gave cosine -1 and JSD 0, "identical": fmax(-1, NaN) is -1
+ * and fmax(0, NaN) is 0. Every metric of a non-finite input is undefined. */
+Test(agreement, infinite_inputs_are_nan_never_a_bound) {
+  double out[AM_METRIC_COUNT];
+  float x[] = {INFINITY, 1.0f, 2.0f, 0.5f}, y[] = {1.0f, 2.0f, 3.0f, 0.25f};
+  float big[] = {3e38f, 3e38f, 3e38f,
+                 3e38f}; /* finite, but x*x overflows F32, not double */
+  run(x, y, 4, 2, out);
+  expect_nan(out, ALL, "inf in x");
+  run(y, x, 4, 2, out);
+  expect_nan(out, ALL, "inf in y");
+  x[0] = -INFINITY;
+  run(x, x, 4, 2, out);
+  expect_nan(out, ALL, "-inf in both");
+  run(big, y, 4, 2, out);
+  cr_expect(fabs(out[AM_METRIC_COSINE] - 0.83333333333333337) < 1e-6, "cosine %.17g",
+            out[AM_METRIC_COSINE]);
+}
+
 Test(agreement, undefined_values_are_nan) {
   double out[AM_METRIC_COUNT];
   float x[] = {0.3f, -1.0f, 2.0f, 0.0f, 5.0f}, y[] = {1.0f, 2.0f, -0.5f, 4.0f, 0.25f};

@@ -117,8 +117,8 @@ Test(no_replace, force_replaces_only_a_run_folder_attnmap_wrote) {
   const char *mine = P("mine"), *notes = P("mine/notes.txt");
   mkdir(mine, 0777);
   cr_assert_eq(dsb_write_bytes(notes, "keep", 4), 0);
-  expect_refused("a user folder", "not a run folder attnmap wrote", "analyze", x, "-o", mine,
-                 "--force", "-q", NULL);
+  expect_refused("a user folder", "not a run folder attnmap wrote", "analyze", x, "-o",
+                 mine, "--force", "-q", NULL);
   expect_same(notes, "keep", 4);
   const char *file = P("file.txt");
   cr_assert_eq(dsb_write_bytes(file, "keep", 4), 0);
@@ -221,8 +221,8 @@ Test(no_replace, merge_never_replaces_a_merged_run) {
   run_ok("analyze", b, "-o", rb, "-q", NULL);
   size_t slen = 0;
   char *summary = dsb_read_file(P("ra/summary.json"), &slen);
-  expect_refused("merge -o an input run", "never replaces its inputs", "merge", ra, rb, "-o",
-                 ra, "--force", "-q", NULL);
+  expect_refused("merge -o an input run", "never replaces its inputs", "merge", ra, rb,
+                 "-o", ra, "--force", "-q", NULL);
   expect_refused("merge -o the parent", "never replaces its inputs", "merge", ra, rb, "-o",
                  work, "--force", "-q", NULL);
   expect_same(P("ra/summary.json"), summary, slen);

@@ -70,6 +70,15 @@ static inline float am_load_float(const void *data, am_dtype dtype, int64_t i) {
   }
 }
 
+/* Element i as a double: F64 exactly (a value beyond F32 stays finite), others widened. */
+static inline double am_load_double(const void *data, am_dtype dtype, int64_t i) {
+  double d;
+  if (dtype != AM_DTYPE_F64)
+    return am_load_float(data, dtype, i);
+  memcpy(&d, (const unsigned char *)data + 8 * i, 8);
+  return d;
+}
+
 /* Widens n consecutive elements starting at element `first` into dst. */
 void am_widen(float *dst, const void *src, am_dtype dtype, int64_t first, int64_t n);
 

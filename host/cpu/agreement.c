@@ -33,9 +33,10 @@ const char *am_metric_name(am_metric metric) {
 /* fmin/fmax drop a NaN operand: an undefined value must stay NaN, never become -1 or 0 */
 static double clip_unit(double r) { return isnan(r) ? r : fmin(1.0, fmax(-1.0, r)); }
 
-static int has_nan(const float *v, int m) {
+/* NaN or infinity: an overflowed map would read as cosine -1 or JSD 0 (inf/inf, clamped) */
+static int has_nonfinite(const float *v, int m) {
   for (int i = 0; i < m; i++)
-    if (isnan(v[i]))
+    if (!isfinite(v[i]))
       return 1;
   return 0;
 }
@@ -155,7 +156,7 @@ void am_cpu_agreement(const float *x, const float *y, int m, int k, double *work
                       double out[AM_METRIC_COUNT]) {
   for (int i = 0; i < AM_METRIC_COUNT; i++)
     out[i] = NAN;
-  if (m <= 0 || has_nan(x, m) || has_nan(y, m))
+  if (m <= 0 || has_nonfinite(x, m) || has_nonfinite(y, m))
     return;
   correlations(x, y, m, work, out);
   out[AM_METRIC_COSINE] = cosine(x, y, m);

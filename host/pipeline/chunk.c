@@ -1,6 +1,5 @@
 /* chunk.c — loads a chunk of examples (views into the mapped shard, no copies) and runs
  * every requested analysis on it: the backend's fused pass, saliency and agreement. */
-#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -183,70 +182,6 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
   return AM_STATUS_OK;
 }
 
-static const char *fault_text(am_fault_kind k) {
-  switch (k) {
-  case AM_FAULT_ATT_NOT_FINITE:
-    return "attention weight is not finite";
-  case AM_FAULT_ATT_NEGATIVE:
-    return "attention weight is negative";
-  case AM_FAULT_ATT_ROW_SUM:
-    return "attention row does not sum to 1 over the valid keys";
-  case AM_FAULT_GRAD_NOT_FINITE:
-    return "gradient is not finite";
-  case AM_FAULT_NONE:
-    break;
-  }
-  return "bad value";
-}
-
-static double load_f64(const void *data, int64_t i) {
-  double v;
-  memcpy(&v, (const unsigned char *)data + (size_t)i * 8, 8);
-  return v;
-}
-
-/* For a value found not finite in F32: the largest finite F64 value of that row that F32
- * cannot hold (1e300 reads as inf in F32), or 0 when the row holds none. */
-static double f64_overflow(const am_shard_t *sh, const am_layers_t *ls, int l, int64_t b,
-                           int h, int row, int H) {
-  const am_tensor_t *t = ls->layer[l];
-  if (t->dtype != AM_DTYPE_F64 || row < 0 || row >= sh->T)
-    return 0.0;
-  int64_t T = sh->T, off = ((b * H + h) * T + row) * T;
-  if (ls->stacked)
-    off += (int64_t)l * sh->B * H * T * T;
-  for (int64_t j = 0; j < T; j++) {
-    double v = load_f64(t->data, off + j);
-    if (isfinite(v) && fabs(v) > FLT_MAX)
-      return v;
-  }
-  return 0.0;
-}
-
-static am_status report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault_t *f,
-                              int e) {
-  const am_shard_t *sh = c->sh;
-  const am_layers_t *ls = f->kind == AM_FAULT_GRAD_NOT_FINITE ? &sh->grad : &sh->att;
-  int l = f->layer >= 0 && f->layer < c->lay->L ? f->layer : 0;
-  int row = f->row >= 0 && f->row < c->n[e] ? c->idx[(size_t)e * (size_t)c->Tcap + f->row]
-                                            : f->row;
-  int notfin = f->kind == AM_FAULT_GRAD_NOT_FINITE || f->kind == AM_FAULT_ATT_NOT_FINITE;
-  double big = notfin && f->head >= 0 && f->head < c->lay->H
-                   ? f64_overflow(sh, ls, l, c->row0 + e, f->head, row, c->lay->H)
-                   : 0.0;
-  if (big != 0.0)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensor %s: example %lld, layer %d, head %d, query position %d: F64 "
-                   "value %g does not fit in F32, in which attnmap computes",
-                   ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e),
-                   f->layer, f->head, row, big);
-  return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                 "%s: tensor %s: example %lld, layer %d, head %d, query position %d: %s "
-                 "(value %g)",
-                 ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e), f->layer,
-                 f->head, row, fault_text(f->kind), f->value);
-}
-
 /* Precomputed saliency copied in valid-token order; NaN or infinity is bad input. */
 static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
   const am_shard_t *sh = c->sh;
@@ -258,7 +193,7 @@ static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
     for (int i = 0; i < c->n[e]; i++) {
       int64_t at = (c->row0 + e) * sh->T + idx[i];
       dst[i] = am_load_float(t->data, t->dtype, at);
-      double wide = t->dtype == AM_DTYPE_F64 ? load_f64(t->data, at) : dst[i];
+      double wide = am_load_double(t->data, t->dtype, at);
       if (!isfinite(dst[i]))
         return am_fail(ctx, AM_STATUS_BAD_INPUT,
                        "%s: tensor %s: example %lld, position %d: %s (value %g)", src->path,
@@ -395,36 +330,6 @@ done:
   return st;
 }
 
-/* A map or head importance that overflowed (finite inputs whose products exceed F32, e.g.
- * gradients of 1e30) would go on as cosine -1 or JSD 0: refused here, with the example,
- * before any metric or aggregate sees it. */
-static am_status check_finite(am_ctx_t *ctx, const am_chunk_t *c) {
-  const am_layout_t *lay = c->lay;
-  size_t LH = (size_t)lay->L * (size_t)lay->H;
-  for (int e = 0; e < c->nex; e++) {
-    long long ex = (long long)(c->row0 + e);
-    for (int m = 0; m < lay->nmaps; m++) {
-      const float *v = am_chunk_map(c, m, e);
-      for (int i = 0; i < c->n[e]; i++)
-        if (!isfinite(v[i]))
-          return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                         "%s: example %lld: %s is not finite at valid token %d (%g): the "
-                         "inputs' products overflow F32; rescale the gradients",
-                         c->sh->path, ex, lay->maps[m].name, i, (double)v[i]);
-    }
-    const float *imp = c->importance + (size_t)e * LH;
-    for (size_t k = 0; lay->head_importance && k < LH; k++)
-      if (!isfinite(imp[k]))
-        return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                       "%s: example %lld: head importance of layer %zu, head %zu is not "
-                       "finite (%g): the inputs' products overflow F32; rescale the "
-                       "gradients",
-                       c->sh->path, ex, k / (size_t)lay->H, k % (size_t)lay->H,
-                       (double)imp[k]);
-  }
-  return AM_STATUS_OK;
-}
-
 static void clear_maps(am_chunk_t *c) {
   size_t T = (size_t)c->Tcap;
   for (int m = 0; m < c->lay->nmaps; m++)
@@ -437,7 +342,7 @@ static void clear_maps(am_chunk_t *c) {
 static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds,
                             am_status st, const am_fault_t *fault, int bad) {
   if (st == AM_STATUS_BAD_INPUT && bad >= 0)
-    return report_fault(ctx, c, fault, bad);
+    return am_chunk_report_fault(ctx, c, fault, bad);
   if (st != AM_STATUS_OK) {
     char why[512];
     snprintf(why, sizeof why, "%s", am_last_error(ctx));
@@ -461,7 +366,7 @@ static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds
   }
   st = compute_saliency(ctx, c, ds);
   if (st == AM_STATUS_OK)
-    st = check_finite(ctx, c);
+    st = am_chunk_check_finite(ctx, c);
   return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
 }
 

@@ -55,6 +55,13 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
 am_status am_chunk_submit(am_ctx_t *ctx, am_chunk_t *c);
 am_status am_chunk_finish(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds);
 
+/* The backend's fault at example e of the chunk as a one-line bad-input message
+ * (chunk_check.c). */
+am_status am_chunk_report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault_t *f,
+                                int e);
+/* Refuses maps or head importance that are not finite after the pass (chunk_check.c). */
+am_status am_chunk_check_finite(am_ctx_t *ctx, const am_chunk_t *c);
+
 /* Map m of example e in valid-token order. */
 static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
   return c->maps + ((size_t)m * (size_t)c->cap + (size_t)e) * (size_t)c->Tcap;

@@ -116,7 +116,8 @@ static int is_marker(const char *dir, am_out_kind kind) {
     if (f)
       fclose(f);
     head[n] = '\0';
-    return strncmp(head, "<!DOCTYPE html>", 15) == 0 && strstr(head, "<title>attnmap report");
+    return strncmp(head, "<!DOCTYPE html>", 15) == 0 &&
+           strstr(head, "<title>attnmap report");
   }
   json_t *doc = json_load_file(path, 0, NULL);
   int ok = json_is_integer(json_object_get(json_object_get(doc, "provenance"), "format"));
@@ -129,8 +130,9 @@ static int is_marker(const char *dir, am_out_kind kind) {
 /* The first entry of dir that attnmap does not write in a folder of this kind (copied to
  * bad), or "" when there is none; -1 when dir cannot be read. */
 static int stranger(const char *dir, int kind, char *bad, size_t len) {
-  const char *const *names =
-      kind == AM_OUT_RUN ? run_names : kind == AM_OUT_REPORT ? report_names : partial_names;
+  const char *const *names = kind == AM_OUT_RUN      ? run_names
+                             : kind == AM_OUT_REPORT ? report_names
+                                                     : partial_names;
   DIR *d = opendir(dir);
   if (!d)
     return -1;
@@ -143,7 +145,8 @@ static int stranger(const char *dir, int kind, char *bad, size_t len) {
       continue;
     struct stat sb;
     int ok = join(path, sizeof path, dir, n) && lstat(path, &sb) == 0 &&
-             (kind == IMG_KIND ? has_suffix(n, ".png") : listed(n, names) || temporary(n, names));
+             (kind == IMG_KIND ? has_suffix(n, ".png")
+                               : listed(n, names) || temporary(n, names));
     int is_dir = ok && S_ISDIR(sb.st_mode);
     if (ok && kind == AM_OUT_RUN && strcmp(n, "report") == 0)
       ok = is_dir && is_marker(path, AM_OUT_REPORT) &&

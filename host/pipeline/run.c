@@ -199,8 +199,8 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   json_decref(doc);
   if (st == AM_STATUS_OK) {
     am_partial_end(&r->partial, 1);
-    st = am_run_dir_publish(ctx, r->partial.dir, run_dir, AM_OUT_RUN, opts ? opts->force : 0,
-                            &r->inputs);
+    st = am_run_dir_publish(ctx, r->partial.dir, run_dir, AM_OUT_RUN,
+                            opts ? opts->force : 0, &r->inputs);
   }
   return st;
 }

@@ -26,8 +26,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 void am_rmtree(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
-am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind,
-                           int force, const am_out_inputs_t *inputs) {
+am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind, int force,
+                           const am_out_inputs_t *inputs) {
   return am_out_check(ctx, run_dir, kind, force, inputs);
 }
 
@@ -40,7 +40,8 @@ am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: path too long", run_dir);
   am_status st = am_run_dir_make_parents(ctx, tmp);
   if (st == AM_STATUS_OK && !mkdtemp(tmp))
-    st = am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+    st =
+        am_fail(ctx, AM_STATUS_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
   if (st != AM_STATUS_OK)
     tmp[0] = '\0';
   return st;

@@ -9,8 +9,8 @@
 
 /* Fails unless run_dir is absent, or force is set and run_dir is a folder of this kind
  * that attnmap wrote, and never when it is or holds one of the inputs (replace.h). */
-am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind,
-                           int force, const am_out_inputs_t *inputs);
+am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind, int force,
+                           const am_out_inputs_t *inputs);
 /* Makes a new "<run_dir>.tmp-XXXXXX" (mkdtemp) and its missing parents, and writes its path
  * to tmp ("" on failure). */
 am_status am_run_dir_begin(am_ctx_t *ctx, const char *run_dir, char *tmp, size_t len);
