@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "core/ctx.h"
 
 int am_cli_fail(am_ctx_t *ctx, am_status status) {
   const char *msg = am_last_error(ctx);
@@ -15,14 +14,25 @@ int am_cli_fail(am_ctx_t *ctx, am_status status) {
              : AM_EXIT_FAILURE;
 }
 
+/* The CLI sees only the public API; the library escapes its own messages (am_fail), this
+ * escapes what the CLI prints from argv: no escape sequence reaches the terminal. */
+static void put_escaped(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      fprintf(stderr, "\\x%02x", *p);
+    else
+      fputc(*p, stderr);
+}
+
 int am_cli_usage_error(const char *cmd, const char *fmt, ...) {
-  char raw[1024], text[1024];
+  char text[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(raw, sizeof raw, fmt, ap);
+  vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  am_escape_controls(text, sizeof text, raw); /* an argument may hold escape sequences */
-  fprintf(stderr, "attnmap %s: %s (try attnmap %s --help)\n", cmd, text, cmd);
+  fprintf(stderr, "attnmap %s: ", cmd);
+  put_escaped(text);
+  fprintf(stderr, " (try attnmap %s --help)\n", cmd);
   return AM_EXIT_USAGE;
 }
 

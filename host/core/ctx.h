@@ -6,7 +6,7 @@
 
 #include "attnmap.h"
 
-struct am_backend; /* host/backend.h */
+struct am_backend; /* ops/backend.h */
 
 struct am_ctx {
   char error[1024];
@@ -29,5 +29,8 @@ size_t am_escape_controls(char *dst, size_t len, const char *src);
 
 /* Forgets the last message. */
 void am_clear_error(am_ctx_t *ctx);
+
+/* Online processors. */
+int am_cpu_core_count(void);
 
 #endif
