@@ -285,11 +285,30 @@ def shard_metadata(recs, batch, proc, task, args, extra):
 
 
 # ---- main ------------------------------------------------------------------------------
+def exported_by_us(path):
+    """True when path is a shard this exporter wrote (its attnmap.exporter metadata)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n > 100_000_000:
+                return False
+            header = json.loads(f.read(n))
+        return "attnmap.exporter" in (header.get("__metadata__") or {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def prepare_out(args):
     os.makedirs(args.out, exist_ok=True)
     old = sorted(f for f in os.listdir(args.out) if f.endswith(".safetensors"))
     if old and not args.force:
         raise SystemExit("export_hf: %s already holds shards (--force replaces them)" % args.out)
+    # --force replaces only shards this exporter wrote: a model's weights or a user's
+    # file in the same folder are never deleted (issue 21)
+    foreign = [f for f in old if not exported_by_us(os.path.join(args.out, f))]
+    if foreign:
+        raise SystemExit("export_hf: %s holds %s, which the exporter did not write; not "
+                         "replacing it (choose another --out)" % (args.out, foreign[0]))
     for f in old:
         os.remove(os.path.join(args.out, f))
 

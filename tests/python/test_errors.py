@@ -73,3 +73,26 @@ def test_broken_run_folders(tmp_path, cli, repo):
     for read in (attnmap.read_safetensors, run_mod._clear_errors(run_mod._read_own)):
         with pytest.raises(attnmap.AttnmapError, match="out of bounds|examples.safetensors"):
             read(examples)
+
+
+def test_exporter_force_keeps_files_it_did_not_write(tmp_path):
+    """export_hf.py --force replaces its own shards only: --out pointed at a model's folder
+    never deletes model.safetensors (issue 21, data loss)."""
+    export_hf = pytest.importorskip("export_hf")
+    import argparse
+
+    def shard(path, meta):
+        text = json.dumps({"__metadata__": meta}).encode()
+        path.write_bytes(len(text).to_bytes(8, "little") + text)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    shard(out / "shard-00000.safetensors", {"attnmap.exporter": "{}"})
+    shard(out / "model.safetensors", {"format": "pt"})
+    args = argparse.Namespace(out=str(out), force=True)
+    with pytest.raises(SystemExit, match="model.safetensors"):
+        export_hf.prepare_out(args)
+    assert (out / "model.safetensors").exists() and (out / "shard-00000.safetensors").exists()
+    (out / "model.safetensors").unlink()
+    export_hf.prepare_out(args)
+    assert not (out / "shard-00000.safetensors").exists()
