@@ -93,7 +93,11 @@ static void *open_module(const char *file, char *why, size_t whylen) {
       try_open(NULL, file, &h, why, whylen))
     return h;
   if (!why[0])
-    snprintf(why, whylen, "%s not found", file);
+    snprintf(why, whylen,
+             "%s not found next to the library or program, in its ../" ATTNMAP_LIBDIR_NAME
+             ", in " ATTNMAP_INSTALL_LIBDIR " or on the loader's path (ATTNMAP_BACKEND_DIR "
+             "names another folder)",
+             file);
   return NULL;
 }
 
