@@ -47,7 +47,10 @@ static void usage(FILE *out) {
       "  --checkpoint S          seconds between checkpoints of a run (default 2; 0:\n"
       "                          after every chunk)\n"
       "  --no-checksum           skip the CRC-32C of the input files in summary.json\n"
-      "  -q, --quiet             no progress line\n"
+      "  --progress WHEN         auto (default: on a terminal only), always (a plain line\n"
+      "                          every 10 s in logs: examples/s, ETA;\n"
+      "                          $ATTNMAP_PROGRESS_INTERVAL seconds), never\n"
+      "  -q, --quiet             no progress and no closing line\n"
       "  -h, --help              this help\n");
 }
 
@@ -108,7 +111,8 @@ enum {
   OPT_RESUME,
   OPT_CHECKPOINT,
   OPT_ROW_TOL,
-  OPT_INCLUDE_TARGET
+  OPT_INCLUDE_TARGET,
+  OPT_PROGRESS
 };
 
 static const struct option options[] = {
@@ -133,6 +137,7 @@ static const struct option options[] = {
     {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
     {"resume", no_argument, 0, OPT_RESUME},
     {"checkpoint", required_argument, 0, OPT_CHECKPOINT},
+    {"progress", required_argument, 0, OPT_PROGRESS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -143,6 +148,7 @@ typedef struct analyze_args {
   const char *output, *backend, *target_arg;
   long threads;
   int quiet;
+  am_progress_mode progress;
 } analyze_args_t;
 
 /* Applies one option; returns 0, or an exit code (>0) to stop with. */
@@ -228,6 +234,11 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
     return 0;
   case OPT_INCLUDE_TARGET:
     a->plan.include_target = 1;
+    return 0;
+  case OPT_PROGRESS:
+    if (am_progress_parse(arg, &a->progress) != 0)
+      return am_cli_usage_error("analyze", "--progress '%s': expected auto, always or never",
+                                arg);
     return 0;
   case OPT_METHODS:
     if (parse_methods(arg, &a->plan.methods) != 0)
@@ -317,7 +328,7 @@ int am_cli_analyze(int argc, char **argv) {
   am_status st =
       am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
   am_progress_t progress;
-  am_progress_init(&progress, "analyze", a.quiet);
+  am_progress_init(&progress, "analyze", a.progress, a.quiet);
   a.run.progress = am_progress_update;
   a.run.progress_user = &progress;
   if (st == AM_STATUS_OK)
