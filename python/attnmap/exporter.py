@@ -22,9 +22,10 @@ import sys
 import numpy as np
 import torch
 
+from . import export_shards as shards_mod
 from . import hf_tasks
+from .export_shards import DTYPES, SHARD
 
-DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 
 
 def parse_args(argv=None):
@@ -56,7 +57,15 @@ def parse_args(argv=None):
                    help="storage dtype of attentions, gradients and embeddings")
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at most")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--examples-per-shard", type=int, default=256)
+    p.add_argument("--examples-per-shard", type=int, default=0,
+                   help="examples per shard (default: as many as --shard-memory holds)")
+    p.add_argument("--shard-memory", type=int, default=1024, metavar="MIB",
+                   help="memory budget of one shard's tensors in MiB (default 1024): sizes "
+                   "the shards from the model's layers, heads and --max-length; the "
+                   "exporter holds about twice this while it writes a shard")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted export into --out: finished shards (same "
+                   "examples and options, checked) are kept, the rest are written")
     p.add_argument("--sort-by-length", action="store_true",
                    help="group texts of similar length into shards (less padding)")
     p.add_argument("--limit", type=int, default=0, help="first N examples only")
@@ -71,7 +80,11 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-name", help="the shards' `model` metadata (default: --model)")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--progress", choices=("auto", "always", "never", "on", "off"),
+                   default="auto", help="auto: a progress line on a terminal only; always: "
+                   "also in logs, a plain line every 10 s ($ATTNMAP_PROGRESS_INTERVAL); "
+                   "never (on/off: always/never)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no notes")
     p.add_argument("--force", action="store_true", help="replace shards in --out")
     return p.parse_args(argv)
 
@@ -212,70 +225,6 @@ def prepare_probe(model, proc, recs, labels, names, args, device):
 
 
 # ---- shards ----------------------------------------------------------------------------
-def to_storage(t, dtype, name):
-    t = t.detach().cpu().to(dtype).contiguous()
-    if not torch.isfinite(t.float()).all():
-        raise SystemExit("attnmap-export: %s does not fit %s (overflow); use --dtype f32 or bf16"
-                         % (name, dtype))
-    return t
-
-
-def shard_tensors(parts, batch, args, task, prefix):
-    """Concatenates the per-batch results of one shard into the DESIGN §2 tensors."""
-    dt = DTYPES[args.dtype]
-    cat = {k: torch.cat([p[k] for p in parts], dim=1 if k.startswith("attention") else 0)
-           for k in parts[0]}
-    out = {"attentions": to_storage(cat["attentions"], dt, "attentions"),
-           "attention_grads": to_storage(cat["attention_grads"], dt, "attention_grads"),
-           "predictions": cat["predictions"].cpu().to(torch.int32)}
-    B, T = out["attentions"].shape[1], out["attentions"].shape[-1]
-    if task == "image-cls":
-        out["attention_mask"] = torch.ones(B, T, dtype=torch.uint8)
-        special = torch.zeros(B, T, dtype=torch.uint8)
-        special[:, :prefix] = 1
-        out["special_tokens_mask"] = special
-    else:
-        mask = batch["attention_mask"].to(torch.uint8)
-        out["attention_mask"] = mask
-        out["special_tokens_mask"] = (batch["special_tokens_mask"].to(torch.uint8) & mask)
-        out["input_ids"] = batch["input_ids"].to(torch.int32)
-    if "labels" in batch and task == "causal-lm" and args.target_class != "label":
-        # predictions are next-token ids; the data's class labels are another quantity, so
-        # they are kept under a name attnmap does not read (never as `labels`, which would
-        # make every example "misclassified")
-        out["data_labels"] = batch["labels"].to(torch.int32)
-    elif "labels" in batch:
-        out["labels"] = batch["labels"].to(torch.int32)
-    if "inputs_embeds" in cat and args.embeds == "full":
-        out["inputs_embeds"] = to_storage(cat["inputs_embeds"], dt, "inputs_embeds")
-        out["inputs_embeds_grads"] = to_storage(cat["inputs_embeds_grads"], dt,
-                                                "inputs_embeds_grads")
-    elif "inputs_embeds" in cat and args.embeds == "saliency":
-        x, g = cat["inputs_embeds"].float(), cat["inputs_embeds_grads"].float()
-        m = out["attention_mask"].float()
-        gx = (g * x).sum(-1) * m  # the formulas of docs/analyses.md, padding 0
-        out["saliency.grad_l2"] = (g.norm(dim=-1) * m).contiguous()
-        out["saliency.grad_x_input"] = gx.contiguous()
-        out["saliency.abs_grad_x_input"] = gx.abs().contiguous()
-    if "saliency.ig" in cat:
-        out["saliency.ig"] = cat["saliency.ig"].cpu().float().contiguous()
-    # exporter extras, ignored by attnmap: the class whose logit was differentiated, its value
-    out["target_class"] = cat["target_class"].cpu().to(torch.int32)
-    out["target_score"] = cat["score"].cpu().float()
-    return out
-
-
-def write_shard(path, tensors, meta):
-    from safetensors.torch import save_file
-
-    tmp = path + ".tmp-%d" % os.getpid()
-    save_file(tensors, tmp, metadata=meta)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def shard_metadata(recs, batch, proc, task, args, extra):
     meta = {"model": args.model_name or args.model,
             "attnmap.ids": json.dumps([r["id"] for r in recs]),
@@ -295,56 +244,41 @@ def shard_metadata(recs, batch, proc, task, args, extra):
 # ---- main ------------------------------------------------------------------------------
 def prepare_out(args):
     os.makedirs(args.out, exist_ok=True)
+    shards_mod.clean_own_temporaries(args.out)
     old = sorted(f for f in os.listdir(args.out) if f.endswith(".safetensors"))
+    if args.resume:
+        return
     if old and not args.force:
-        raise SystemExit("attnmap-export: %s already holds shards (--force replaces them)" % args.out)
+        raise SystemExit("attnmap-export: %s already holds shards (--resume continues an "
+                         "interrupted export, --force replaces them)" % args.out)
     for f in old:
         os.remove(os.path.join(args.out, f))
 
 
-def progress_bar(total, args):
-    on = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    if on and tqdm:
-        return tqdm(total=total, unit="ex", file=sys.stderr)
-
-    class Plain:
-        done = 0
-
-        def update(self, n):
-            self.done += n
-            if on:
-                print("\rattnmap-export: %d/%d examples" % (self.done, total), end="",
-                      file=sys.stderr, flush=True)
-
-        def close(self):
-            if on:
-                print(file=sys.stderr)
-
-    return Plain()
-
-
-def shard_order(recs, proc, task, args):
+def shard_order(recs, proc, task, args, k):
     order = list(range(len(recs)))
     if args.sort_by_length and task != "image-cls":
         n = [len(proc(r["text"], truncation=True, max_length=args.max_length)["input_ids"])
              for r in recs]
         order.sort(key=lambda i: n[i])  # stable: equal lengths keep their order
-    k = max(1, args.examples_per_shard)
+    k = max(1, k)
     return [order[i:i + k] for i in range(0, len(order), k)]
 
 
 def export_shard(s, idx, ctx):
-    """Runs every batch of one shard and writes it."""
+    """Runs every batch of one shard and writes it (or keeps it, resuming)."""
     args, task, model, proc = ctx["args"], ctx["task"], ctx["model"], ctx["proc"]
     recs = [ctx["recs"][i] for i in idx]
+    path = os.path.join(args.out, SHARD % s)
+    if args.resume and shards_mod.finished(path, json.dumps([r["id"] for r in recs]),
+                                           ctx["extra"]):
+        ctx["bar"].update(len(idx))
+        ctx["kept"] = ctx.get("kept", 0) + 1
+        return
     batch_all = encode(recs, proc, task, args)
     if ctx["labels"] is not None:
         batch_all["labels"] = torch.tensor([ctx["labels"][i] for i in idx])
-    parts = []
+    shard = shards_mod.ShardBuilder(len(idx), args, task)
     for j in range(0, len(idx), args.batch_size):
         b = {k: v[j:j + args.batch_size].to(ctx["device"]) for k, v in batch_all.items()}
         res = hf_tasks.run_batch(model, task, b, ctx["capture"], ctx["probe"],
@@ -357,12 +291,13 @@ def export_shard(s, idx, ctx):
             ctx["capture"].on = True
             res["saliency.ig"] = sal.detach()
             ctx["ig_delta"] = max(ctx.get("ig_delta", 0.0), float(delta.max()))
-        parts.append({k: v.detach().cpu() for k, v in res.items()})
+        shard.add(res, b.get("attention_mask"))
+        del res
         ctx["bar"].update(b[next(iter(b))].shape[0])
-    tensors = shard_tensors(parts, batch_all, args, task, ctx["prefix"])
+    tensors = shard.tensors(batch_all, ctx["prefix"])
     extra = dict(ctx["extra"], tokens=int(tensors["attentions"].shape[-1]))
     meta = shard_metadata(recs, batch_all, proc, task, args, extra)
-    write_shard(os.path.join(args.out, "shard-%05d.safetensors" % s), tensors, meta)
+    shards_mod.write_shard(path, tensors, meta)
 
 
 def main(argv=None):
@@ -384,7 +319,7 @@ def main(argv=None):
     probe, probe_info = None, None
     if task == "embedding-probe":
         probe, probe_info = prepare_probe(model, proc, recs, labels, names, args, device)
-    prefix = 0
+    prefix, n_tok = 0, 0
     if task == "image-cls":
         n_tok = model.base_model.embeddings.position_embeddings.shape[1]
         prefix = n_tok - (config.image_size // config.patch_size) ** 2
@@ -403,16 +338,21 @@ def main(argv=None):
     ctx = {"args": args, "task": task, "model": model, "proc": proc, "recs": recs,
            "labels": labels, "device": device, "probe": probe, "prefix": prefix,
            "emb_module": emb_module, "capture": hf_tasks.Capture(emb_module),
-           "extra": extra, "bar": progress_bar(len(recs), args)}
-    shards = shard_order(recs, proc, task, args)
+           "extra": extra,
+           "bar": shards_mod.Progress(len(recs), args.progress, args.quiet)}
+    tokens = n_tok if task == "image-cls" else args.max_length
+    per_shard = shards_mod.examples_per_shard(model.config, tokens, args)
+    shards = shard_order(recs, proc, task, args, per_shard)
     for s, idx in enumerate(shards):
         export_shard(s, idx, ctx)
     ctx["bar"].close()
     ctx["capture"].remove()
     note = " (max |IG completeness delta| %.3g)" % ctx["ig_delta"] if "ig_delta" in ctx else ""
-    print("attnmap-export: wrote %d examples in %d shards to %s%s; analyse with: attnmap analyze "
-          "%s -o RUN/%s" % (len(recs), len(shards), args.out, note, args.out,
-                            "" if target == "cls" else " --target " + target), file=sys.stderr)
+    kept = " (%d finished shards kept)" % ctx["kept"] if ctx.get("kept") else ""
+    shards_mod.note("wrote %d examples in %d shards of at most %d to %s%s%s; analyse with: "
+                    "attnmap analyze %s -o RUN/ (it reads target %s from the shards)"
+                    % (len(recs), len(shards), per_shard, args.out, kept, note, args.out,
+                       target), args)
 
 
 if __name__ == "__main__":
