@@ -319,6 +319,8 @@ typedef struct am_report_options {
   const char *const *dataset; /* dataset paths to use instead of summary.json's; NULL */
   int ndataset;
   const char *out_dir; /* NULL: RUN/report */
+  int stratify_length; /* 1: compare with the baseline within strata of similar length
+                          (docs/report.md); reads both runs' examples.safetensors */
 } am_report_options_t;
 
 typedef struct am_report_result {
