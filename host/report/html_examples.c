@@ -155,7 +155,7 @@ static am_status strips(am_report_t *r, int64_t ex, const float *vals, int n) {
 static void token_view(am_report_t *r, int64_t ex, const int32_t *idx, const float *vals,
                        int n) {
   am_html_t *h = &r->html;
-  char buf[64];
+  char buf[64], text[512];
   am_html_raw(h, "<h4>Tokens</h4><div class=\"tv\"><table><thead><tr><th>position</th>");
   for (int i = 0; i < n; i++)
     am_html_printf(h, "<th class=\"num\">%d</th>", i);
@@ -170,10 +170,19 @@ static void token_view(am_report_t *r, int64_t ex, const int32_t *idx, const flo
     for (int i = 0; i < n; i++) {
       uint8_t rgb[3];
       am_colormap_rgb(c, v[i], lo, hi, rgb);
-      am_html_printf(h, "<td%s style=\"background:#%02x%02x%02x\" title=\"%.4g\">",
+      const char *raw = am_report_token(r, ex, idx[i], i, n, buf, sizeof buf);
+      const char *shown = am_token_display(raw, text, sizeof text);
+      am_html_printf(h,
+                     "<td%s style=\"background:#%02x%02x%02x;white-space:pre\" "
+                     "title=\"%.4g",
                      am_colormap_is_light(rgb) ? "" : " class=\"d\"", rgb[0], rgb[1],
                      rgb[2], v[i]);
-      am_html_text(h, am_report_token(r, ex, idx[i], i, n, buf, sizeof buf));
+      if (shown != raw) { /* the raw token on hover, escaped like all data */
+        am_html_raw(h, " &#183; token ");
+        am_html_text(h, raw);
+      }
+      am_html_raw(h, "\">");
+      am_html_text(h, shown);
       am_html_raw(h, "</td>");
     }
     am_html_raw(h, "</tr>");
