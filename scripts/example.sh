@@ -14,6 +14,12 @@ step "compiling the CLI build/attnmap and the library build/libattnmap.so ($(npr
 cmake --build build -j"$(nproc)" --target attnmap_cli attnmap >/dev/null
 step "checking the dataset: attnmap inspect examples/data/minilm-sentiment"
 ./build/attnmap inspect examples/data/minilm-sentiment | tail -n 5
+if [ -d examples/runs/minilm-sentiment/report ]; then
+  # analyze --force refuses to replace a run whose report a person may want to keep; this
+  # script made that report, so it removes it itself
+  step "removing the example run's previous report (examples/runs/minilm-sentiment/report)"
+  rm -rf examples/runs/minilm-sentiment/report
+fi
 step "analysing: attnmap analyze examples/data/minilm-sentiment -o examples/runs/minilm-sentiment"
 # The shards record --target mean (the probe reads the mean-pooled embedding); analyze
 # takes it from there and says so.

@@ -54,11 +54,16 @@ am_status am_report_provenance(am_report_t *r) {
   am_html_raw(h, "</tbody></table></div></div>");
   if (r->note[0]) {
     am_html_raw(h,
-                "<p class=\"note\" id=\"dataset-note\">Token strings and attention views "
-                "are not shown: ");
+                "<p class=\"note\" id=\"dataset-note\"><b>Missing from this report:</b> "
+                "the model view and the head view of each example, which draw the "
+                "attention matrices (the run folder keeps maps and statistics, not the "
+                "matrices: they stay in the dataset), and the dataset's token strings "
+                "where summary.json does not hold them. Why: ");
     am_html_text(h, r->note);
     am_html_raw(
-        h, ". Pass the dataset with <code>attnmap report RUN --dataset PATH</code>.</p>");
+        h, " (a run folder copied or moved without its dataset reads it from the recorded "
+           "path). Pass the dataset with <code>attnmap report RUN --dataset PATH</code>."
+           "</p>");
   }
   am_html_raw(h, "</section>\n");
   return AM_STATUS_OK;
