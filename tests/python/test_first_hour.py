@@ -37,12 +37,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 import attnmap.exporter as exporter  # noqa: E402
 import tiny_models  # noqa: E402
-
-
-def export(model, data, out, *extra):
-    exporter.main(["--model", model, "--data", data, "--out", out, "--progress", "never",
-                   *extra])
-    return attnmap.read_dataset(out)
+from test_exporter import export  # noqa: E402  exports and reads the shards back
 
 
 @pytest.fixture(scope="module")
