@@ -140,7 +140,7 @@ NO_WEIGHTS = ("the model returned no attention weights (%s) - its attention impl
               "materialise them. Load it with attn_implementation=\"eager\" (e.g. "
               "AutoModel.from_pretrained(name, attn_implementation=\"eager\")) and call it "
               "with output_attentions=True; for contexts too long for [B,H,T,T] weights, the "
-              "long-context form from queries, keys and values (DESIGN section 3a) is not "
+              "long-context form from queries, keys and values (docs/design.md section 3a) is not "
               "implemented yet")
 
 
@@ -211,7 +211,7 @@ def analyze(attentions, attention_grads=None, attention_mask=None, special_token
             include_special=False, methods=None, pairs=None, all_rows=False,
             row_tolerance=0.0, include_target=False, backend="cpu", threads=0,
             context=None):
-    """Runs attnmap's per-example analyses (DESIGN §3) on arrays in memory.
+    """Runs attnmap's per-example analyses (docs/design.md §3) on arrays in memory.
 
     attentions: [L,B,H,T,T] or a sequence of L [B,H,T,T] (Hugging Face's
     `output_attentions` tuple as it is), F32/F16/BF16/F64; numpy arrays, PyTorch tensors

@@ -98,7 +98,7 @@ class ShardBuilder:
         self.rows += b
 
     def tensors(self, batch, prefix):
-        """The DESIGN §2 tensors of the shard (batch: the shard's encoded inputs)."""
+        """The docs/design.md §2 tensors of the shard (batch: the shard's encoded inputs)."""
         out = {"attentions": self.big["attentions"],
                "attention_grads": self.big["attention_grads"]}
         cat = {k: torch.cat(v) for k, v in self.small.items()}

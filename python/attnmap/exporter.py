@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """attnmap.exporter - runs a Hugging Face model over a dataset and writes attnmap shards
-(DESIGN §2): attentions (eager attention) and their gradients w.r.t. one target logit per
+(docs/design.md §2): attentions (eager attention) and their gradients w.r.t. one target logit per
 example, attention_mask, special_tokens_mask, input_ids, token strings, labels,
 predictions, inputs_embeds and their gradients, optionally integrated-gradients saliency
 (Captum). See docs/exporter.md.
