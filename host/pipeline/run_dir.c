@@ -28,7 +28,20 @@ void am_rmtree(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 
 am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, am_out_kind kind, int force,
                            const am_out_inputs_t *inputs) {
-  return am_out_check(ctx, run_dir, kind, force, inputs);
+  am_status st = am_out_check(ctx, run_dir, kind, force, inputs);
+  if (st != AM_STATUS_OK || kind != AM_OUT_RUN)
+    return st;
+  /* A report is what a person reads and may have shared: replacing the run would delete
+   * it with the run (and a new run's report is not the old one), so --force stops here. */
+  char report[4200];
+  struct stat sb;
+  snprintf(report, sizeof report, "%s/report", run_dir);
+  if (force && lstat(report, &sb) == 0)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                   "%s: holds the report of the run --force would replace; attnmap does not "
+                   "delete reports: move it elsewhere (or remove it), then run again",
+                   report);
+  return AM_STATUS_OK;
 }
 
 /* mkdtemp: a name no one else holds, so nothing is removed to make room for it. */

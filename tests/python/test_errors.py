@@ -76,9 +76,9 @@ def test_broken_run_folders(tmp_path, cli, repo):
 
 
 def test_exporter_force_keeps_files_it_did_not_write(tmp_path):
-    """export_hf.py --force replaces its own shards only: --out pointed at a model's folder
+    """attnmap-export (examples/export_hf.py) --force replaces its own shards only: --out pointed at a model's folder
     never deletes model.safetensors (issue 21, data loss)."""
-    export_hf = pytest.importorskip("export_hf")
+    export_hf = pytest.importorskip("attnmap.exporter")
     import argparse
 
     def shard(path, meta):
@@ -89,7 +89,7 @@ def test_exporter_force_keeps_files_it_did_not_write(tmp_path):
     out.mkdir()
     shard(out / "shard-00000.safetensors", {"attnmap.exporter": "{}"})
     shard(out / "model.safetensors", {"format": "pt"})
-    args = argparse.Namespace(out=str(out), force=True)
+    args = argparse.Namespace(out=str(out), force=True, resume=False)
     with pytest.raises(SystemExit, match="model.safetensors"):
         export_hf.prepare_out(args)
     assert (out / "model.safetensors").exists() and (out / "shard-00000.safetensors").exists()
