@@ -1,4 +1,7 @@
-/* fuzz_run.c — libFuzzer harness of the run-folder reader behind `attnmap merge`: the
+/* fuzz_run.c — libFuzzer harness of the run-folder reader (am_run_open, run_folder.c)
+ * behind `attnmap merge`, with the summary's record of the examples file's checksum made
+ * to match the mutated file (fuzz_fix_checksum) so that mutations reach the checks behind
+ * it: the
  * input is split at FUZZ_SEP into summary.json and examples.safetensors of one run folder
  * (each part's first byte is ignored, kept for the common input format) and, when a third
  * part is present, a second run folder with that summary.json and the same examples
@@ -48,6 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     put(run2, "summary.json", &parts[2]);
     put(run2, "examples.safetensors", &parts[1]);
   }
+  fuzz_fix_checksum(run1);
+  if (n == 3)
+    fuzz_fix_checksum(run2);
   const char *runs[2] = {run1, run2};
   am_run_options_t opts;
   am_run_options_init(&opts);

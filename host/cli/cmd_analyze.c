@@ -1,286 +1,68 @@
 /* cmd_analyze.c — `attnmap analyze DATASET... -o RUN [options]`. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "cli/cli.h"
 
+#define SCOPES (1u << AM_SCOPE_CTX | 1u << AM_SCOPE_PLAN | 1u << AM_SCOPE_RUN)
+
 static void usage(FILE *out) {
-  fprintf(
-      out,
-      "usage: attnmap analyze DATASET... -o RUN [options]\n"
-      "\n"
-      "DATASET: a .safetensors file, a directory of shards, or .npy files named after\n"
-      "their roles. Writes RUN/examples.safetensors and RUN/summary.json atomically.\n"
-      "\n"
-      "  -o, --output RUN        run folder to write (required)\n"
-      "  --target T              cls (default), last, mean, or a valid-token index\n"
-      "                          (negative counts from the end)\n"
-      "  --fusion F              head fusion of rollout: mean (default), max, min\n"
-      "  --discard R             rollout discard ratio in [0,1) (default 0)\n"
-      "  --normalize N           readout of rollout maps: none, max, sum, minmax\n"
-      "  --topk K                k of jaccard/feature/rank agreement (default 5)\n"
-      "  --include-special       let special tokens take part in agreement and rankings\n"
-      "  --methods LIST          comma list of attention_last, rollout, grad_rollout,\n"
-      "                          head_stats, head_importance, saliency, agreement, flow\n"
-      "                          (default: all but flow, those whose inputs exist)\n"
-      "  --pairs LIST            agreement pairs, e.g. "
-      "rollout~saliency.ig,rollout~grad_rollout\n"
-      "  --all-rows              also write rollout.rows and grad_rollout.rows [N,T,T]\n"
-      "  --worst K               examples where attention and gradients disagree most "
-      "(20)\n"
-      "  --bins N                bins of the agreement histograms (40)\n"
-      "  --row-tolerance X       allowed |row sum - 1| of attentions (default by dtype:\n"
-      "                          ~2e-3 for F32/F16, ~1.6e-2 for BF16)\n"
-      "  --backend B             cpu (default), cuda, cuda:N, cuda:all, auto\n"
-      "  --chunk N               examples per chunk (default: from a 256 MiB budget,\n"
-      "                          at least one per thread)\n"
-      "  --threads N             CPU threads (default: all cores)\n"
-      "  --force                 replace RUN if it exists\n"
-      "  --resume                continue RUN.partial left by an interrupted run with\n"
-      "                          the same options and inputs (else start afresh)\n"
-      "  --checkpoint S          seconds between checkpoints of a run (default 2; 0:\n"
-      "                          after every chunk)\n"
-      "  --no-checksum           skip the CRC-32C of the input files in summary.json\n"
-      "  -q, --quiet             no progress line\n"
-      "  -h, --help              this help\n");
+  fprintf(out,
+          "usage: attnmap analyze DATASET... -o RUN [options]\n"
+          "\n"
+          "DATASET: a .safetensors file, a directory of shards, or .npy files named after\n"
+          "their roles. Writes RUN/examples.safetensors and RUN/summary.json atomically.\n"
+          "\n"
+          "  -o, --output RUN          run folder to write (required)\n");
+  am_cli_options_help(out, SCOPES, "checksums");
+  fprintf(out, "  --no-checksum             skip the CRC-32C of the input files in "
+               "summary.json\n"
+               "  -q, --quiet               no progress line\n"
+               "  -h, --help                this help\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_methods(const char *s, unsigned *out) {
-  static const struct {
-    const char *name;
-    unsigned bit;
-  } names[] = {{"attention_last", AM_METHOD_ATTENTION_LAST},
-               {"rollout", AM_METHOD_ROLLOUT},
-               {"grad_rollout", AM_METHOD_GRAD_ROLLOUT},
-               {"flow", AM_METHOD_FLOW},
-               {"head_stats", AM_METHOD_HEAD_STATS},
-               {"head_importance", AM_METHOD_HEAD_IMPORTANCE},
-               {"saliency", AM_METHOD_SALIENCY},
-               {"agreement", AM_METHOD_AGREEMENT}};
-  *out = 0;
-  while (*s) {
-    size_t len = strcspn(s, ",");
-    size_t i = 0;
-    for (; i < sizeof names / sizeof names[0]; i++)
-      if (strlen(names[i].name) == len && strncmp(names[i].name, s, len) == 0)
-        break;
-    if (i == sizeof names / sizeof names[0])
-      return -1;
-    *out |= names[i].bit;
-    s += len + (s[len] == ',');
-  }
-  return *out ? 0 : -1;
-}
-
-enum {
-  OPT_TARGET = 256,
-  OPT_FUSION,
-  OPT_DISCARD,
-  OPT_NORMALIZE,
-  OPT_TOPK,
-  OPT_SPECIAL,
-  OPT_METHODS,
-  OPT_PAIRS,
-  OPT_ALL_ROWS,
-  OPT_WORST,
-  OPT_BINS,
-  OPT_BACKEND,
-  OPT_CHUNK,
-  OPT_THREADS,
-  OPT_FORCE,
-  OPT_NO_CHECKSUM,
-  OPT_RESUME,
-  OPT_CHECKPOINT,
-  OPT_ROW_TOL
-};
-
-static const struct option options[] = {
-    {"output", required_argument, 0, 'o'},
-    {"target", required_argument, 0, OPT_TARGET},
-    {"fusion", required_argument, 0, OPT_FUSION},
-    {"discard", required_argument, 0, OPT_DISCARD},
-    {"normalize", required_argument, 0, OPT_NORMALIZE},
-    {"topk", required_argument, 0, OPT_TOPK},
-    {"include-special", no_argument, 0, OPT_SPECIAL},
-    {"methods", required_argument, 0, OPT_METHODS},
-    {"pairs", required_argument, 0, OPT_PAIRS},
-    {"all-rows", no_argument, 0, OPT_ALL_ROWS},
-    {"worst", required_argument, 0, OPT_WORST},
-    {"bins", required_argument, 0, OPT_BINS},
-    {"backend", required_argument, 0, OPT_BACKEND},
-    {"chunk", required_argument, 0, OPT_CHUNK},
-    {"threads", required_argument, 0, OPT_THREADS},
-    {"force", no_argument, 0, OPT_FORCE},
-    {"no-checksum", no_argument, 0, OPT_NO_CHECKSUM},
-    {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
-    {"resume", no_argument, 0, OPT_RESUME},
-    {"checkpoint", required_argument, 0, OPT_CHECKPOINT},
-    {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
-
-typedef struct analyze_args {
-  am_plan_t plan;
-  am_run_options_t run;
-  const char *output, *backend;
-  long threads;
-  int quiet;
-} analyze_args_t;
-
-/* Applies one option; returns 0, or an exit code (>0) to stop with. */
-static int apply(analyze_args_t *a, int c, const char *arg) {
-  long v;
-  char *end;
-  switch (c) {
-  case 'o':
-    a->output = arg;
-    return 0;
-  case 'q':
-    a->quiet = 1;
-    return 0;
-  case 'h':
-    usage(stdout);
-    return -1;
-  case OPT_TARGET:
-    if (!strcmp(arg, "cls"))
-      a->plan.target = AM_TARGET_CLS;
-    else if (!strcmp(arg, "last"))
-      a->plan.target = AM_TARGET_LAST;
-    else if (!strcmp(arg, "mean"))
-      a->plan.target = AM_TARGET_MEAN;
-    else if (parse_long(arg, -1000000, 1000000, &v) == 0) {
-      a->plan.target = AM_TARGET_INDEX;
-      a->plan.target_index = (int)v;
-    } else
-      return am_cli_usage_error(
-          "analyze", "--target '%s': expected cls, last, mean or an integer", arg);
-    return 0;
-  case OPT_FUSION:
-    if (!strcmp(arg, "mean"))
-      a->plan.fusion = AM_FUSION_MEAN;
-    else if (!strcmp(arg, "max"))
-      a->plan.fusion = AM_FUSION_MAX;
-    else if (!strcmp(arg, "min"))
-      a->plan.fusion = AM_FUSION_MIN;
-    else
-      return am_cli_usage_error("analyze", "--fusion '%s': expected mean, max or min", arg);
-    return 0;
-  case OPT_DISCARD:
-    errno = 0;
-    a->plan.discard = strtod(arg, &end);
-    if (errno || end == arg || *end || !(a->plan.discard >= 0 && a->plan.discard < 1))
-      return am_cli_usage_error("analyze", "--discard '%s': expected a number in [0,1)",
-                                arg);
-    return 0;
-  case OPT_NORMALIZE:
-    if (!strcmp(arg, "none"))
-      a->plan.normalize = AM_NORMALIZE_NONE;
-    else if (!strcmp(arg, "max"))
-      a->plan.normalize = AM_NORMALIZE_MAX;
-    else if (!strcmp(arg, "sum"))
-      a->plan.normalize = AM_NORMALIZE_SUM;
-    else if (!strcmp(arg, "minmax"))
-      a->plan.normalize = AM_NORMALIZE_MINMAX;
-    else
-      return am_cli_usage_error("analyze",
-                                "--normalize '%s': expected none, max, sum or minmax", arg);
-    return 0;
-  case OPT_TOPK:
-  case OPT_WORST:
-  case OPT_BINS:
-  case OPT_CHUNK:
-  case OPT_THREADS:
-    if (parse_long(arg, c == OPT_WORST ? 0 : 1, 1000000, &v) != 0)
-      return am_cli_usage_error("analyze", "'%s': expected a positive integer", arg);
-    if (c == OPT_TOPK)
-      a->plan.topk = (int)v;
-    if (c == OPT_WORST)
-      a->plan.worst = (int)v;
-    if (c == OPT_BINS)
-      a->plan.histogram_bins = (int)v;
-    if (c == OPT_CHUNK)
-      a->plan.chunk = v;
-    if (c == OPT_THREADS)
-      a->threads = v;
-    return 0;
-  case OPT_SPECIAL:
-    a->plan.include_special = 1;
-    return 0;
-  case OPT_METHODS:
-    if (parse_methods(arg, &a->plan.methods) != 0)
-      return am_cli_usage_error("analyze", "--methods '%s': unknown method", arg);
-    a->plan.methods_explicit = 1;
-    return 0;
-  case OPT_PAIRS:
-    a->plan.pairs = arg;
-    return 0;
-  case OPT_ROW_TOL:
-    errno = 0;
-    a->plan.row_tolerance = strtod(arg, &end);
-    if (errno || end == arg || *end ||
-        !(a->plan.row_tolerance > 0 && a->plan.row_tolerance <= 1))
-      return am_cli_usage_error("analyze",
-                                "--row-tolerance '%s': expected a number in (0,1]", arg);
-    return 0;
-  case OPT_ALL_ROWS:
-    a->plan.all_rows = 1;
-    return 0;
-  case OPT_BACKEND:
-    a->backend = arg;
-    return 0;
-  case OPT_FORCE:
-    a->run.force = 1;
-    return 0;
-  case OPT_NO_CHECKSUM:
-    a->run.checksums = 0;
-    return 0;
-  case OPT_RESUME:
-    a->run.resume = 1;
-    return 0;
-  case OPT_CHECKPOINT:
-    errno = 0;
-    a->run.checkpoint_s = strtod(arg, &end);
-    if (errno || end == arg || *end || !(a->run.checkpoint_s >= 0))
-      return am_cli_usage_error("analyze", "--checkpoint '%s': expected seconds >= 0", arg);
-    return 0;
-  default:
-    return am_cli_usage_error("analyze", "unknown option");
-  }
-}
+enum { OPT_NO_CHECKSUM = 1000 };
 
 int am_cli_analyze(int argc, char **argv) {
-  analyze_args_t a = {.backend = "cpu"};
-  am_plan_init(&a.plan);
-  am_run_options_init(&a.run);
+  struct option options[AM_CLI_MAX_OPTIONS];
+  char names[AM_CLI_MAX_OPTIONS][40];
+  int n = am_cli_options(options, names, AM_CLI_MAX_OPTIONS - 4, SCOPES, "checksums");
+  options[n++] = (struct option){"output", required_argument, 0, 'o'};
+  options[n++] = (struct option){"no-checksum", no_argument, 0, OPT_NO_CHECKSUM};
+  options[n++] = (struct option){"quiet", no_argument, 0, 'q'};
+  options[n++] = (struct option){"help", no_argument, 0, 'h'};
+  options[n] = (struct option){0, 0, 0, 0};
+  am_settings_t set;
+  am_settings_init(&set);
+  struct {
+    const char *output;
+    int quiet;
+  } a = {0};
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
     if (c == '?')
       return am_cli_usage_error("analyze", "unknown option or missing value '%s'",
                                 argv[optind - 1]);
-    int code = apply(&a, c, optarg);
-    if (code)
-      return code < 0 ? AM_EXIT_OK : code;
+    if (c == 'h') {
+      usage(stdout);
+      return AM_EXIT_OK;
+    }
+    if (c == 'o')
+      a.output = optarg;
+    else if (c == 'q')
+      a.quiet = 1;
+    else if (c == OPT_NO_CHECKSUM)
+      set.run.checksums = 0;
+    else if (am_cli_option_apply("analyze", &set, c, optarg) != 0)
+      return AM_EXIT_USAGE;
   }
   if (!a.output)
     return am_cli_usage_error("analyze", "-o RUN is required");
   if (optind >= argc)
     return am_cli_usage_error("analyze", "no DATASET given");
   int code = AM_EXIT_OK;
-  am_ctx_t *ctx = am_cli_context(a.backend, (int)a.threads, &code);
+  am_ctx_t *ctx = am_cli_context(set.ctx.backend, set.ctx.threads, &code);
   if (!ctx)
     return code;
   am_dataset_t *ds = NULL;
@@ -288,10 +70,10 @@ int am_cli_analyze(int argc, char **argv) {
       am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
   am_progress_t progress;
   am_progress_init(&progress, "analyze", a.quiet);
-  a.run.progress = am_progress_update;
-  a.run.progress_user = &progress;
+  set.run.progress = am_progress_update;
+  set.run.progress_user = &progress;
   if (st == AM_STATUS_OK)
-    st = am_run_analyze(ctx, ds, &a.plan, a.output, &a.run);
+    st = am_run_analyze(ctx, ds, &set.plan, a.output, &set.run);
   am_progress_end(&progress);
   if (st != AM_STATUS_OK)
     code = am_cli_fail(ctx, st);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pipeline/options.h"
 
 const char *am_version(void) { return AM_VERSION_STRING; }
 
@@ -81,6 +82,10 @@ am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errb
     return AM_STATUS_OUT_OF_MEMORY;
   }
   am_json_guard_install();
+  if (opts && am_options_check(NULL, AM_SCOPE_CTX, opts, errbuf, errlen) != AM_STATUS_OK) {
+    free(ctx);
+    return AM_STATUS_INVALID_ARGUMENT;
+  }
   const char *want = (opts && opts->backend) ? opts->backend : "cpu";
   ctx->threads = (opts && opts->threads > 0) ? opts->threads : am_cpu_core_count();
   am_status st = am_backend_select(ctx, want);
