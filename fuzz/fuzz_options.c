@@ -17,8 +17,13 @@ static am_status run_plan(am_ctx_t *ctx, const am_plan_t *plan) {
   static const float att[9] = {1.f / 3, 1.f / 3, 1.f / 3, 1.f / 3, 1.f / 3,
                                1.f / 3, 1.f / 3, 1.f / 3, 1.f / 3};
   const void *layers[1] = {att};
-  am_arrays_t in = {.layers = 1, .batch = 1, .heads = 1, .tokens = 3, .dtype = AM_DTYPE_F32,
-                    .attentions = layers, .attention_grads = layers};
+  am_arrays_t in = {.layers = 1,
+                    .batch = 1,
+                    .heads = 1,
+                    .tokens = 3,
+                    .dtype = AM_DTYPE_F32,
+                    .attentions = layers,
+                    .attention_grads = layers};
   am_arrays_desc_t *desc = NULL;
   am_status st = am_arrays_describe(ctx, &in, plan, &desc);
   if (st != AM_STATUS_OK)
@@ -41,7 +46,10 @@ static am_status run_plan(am_ctx_t *ctx, const am_plan_t *plan) {
   }
   int32_t lengths[1];
   am_arrays_result_t out = {
-      .maps = mp, .head_stats = sp, .agreement = ap, .lengths = lengths,
+      .maps = mp,
+      .head_stats = sp,
+      .agreement = ap,
+      .lengths = lengths,
       .head_importance = (flags & AM_ARRAYS_HAS_HEAD_IMPORTANCE) ? importance : NULL,
       .rollout_rows = (flags & AM_ARRAYS_HAS_ROLLOUT_ROWS) ? rows[0] : NULL,
       .grad_rollout_rows = (flags & AM_ARRAYS_HAS_GRAD_ROLLOUT_ROWS) ? rows[1] : NULL};
@@ -63,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int i = 0; i + 1 < n; i += 2) {
     const am_option_info_t *o = am_option_find(text[i]);
     double lo, hi;
-    if ((am_option_bounds(text[i], &lo, &hi) == AM_STATUS_OK) != (o && (o->kind <= 1 ||
-        (o->kind == AM_OPTION_CHOICE && o->min < o->max))))
+    if ((am_option_bounds(text[i], &lo, &hi) == AM_STATUS_OK) !=
+        (o && (o->kind <= 1 || (o->kind == AM_OPTION_CHOICE && o->min < o->max))))
       abort();
     err[0] = '\0';
     am_status st = am_settings_set(&set, text[i], text[i + 1], err, sizeof err);

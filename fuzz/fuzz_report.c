@@ -13,19 +13,6 @@
 
 #include "fuzz_support.h"
 
-static int exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
-static void put(const char *dir, const char *name, const fuzz_part_t *part) {
-  char path[300];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  const uint8_t *p = part->size ? part->data + 1 : part->data;
-  if (fuzz_write(path, p, part->size ? part->size - 1 : 0) != 0)
-    abort();
-}
-
 static long long size_of(const char *dir, const char *name) {
   char path[300];
   struct stat sb;
@@ -45,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (mkdir(run, 0700) != 0)
     abort();
-  put(run, "summary.json", &parts[0]);
-  put(run, "examples.safetensors", &parts[1]);
+  fuzz_put_part(run, "summary.json", &parts[0]);
+  fuzz_put_part(run, "examples.safetensors", &parts[1]);
   fuzz_fix_checksum(run);
   long long before = size_of(run, "examples.safetensors");
   am_report_options_t opts;
@@ -59,10 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   am_status st = am_run_report(ctx, run, &opts, &res);
   fuzz_check_message(ctx, st);
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
-  if (exists(tmp) || (st != AM_STATUS_OK && exists(out)) ||
+  if (fuzz_exists(tmp) || (st != AM_STATUS_OK && fuzz_exists(out)) ||
       size_of(run, "examples.safetensors") != before) {
     fprintf(stderr, "fuzz: status %d left %s behind or changed the run\n", (int)st,
-            exists(tmp) ? tmp : out);
+            fuzz_exists(tmp) ? tmp : out);
     abort();
   }
   return 0;

@@ -16,19 +16,6 @@
 
 #include "fuzz_support.h"
 
-static int exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
-static void put(const char *dir, const char *name, const fuzz_part_t *part) {
-  char path[300];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  const uint8_t *p = part->size ? part->data + 1 : part->data;
-  if (fuzz_write(path, p, part->size ? part->size - 1 : 0) != 0)
-    abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   am_ctx_t *ctx = fuzz_ctx();
   const char *top = fuzz_dir();
@@ -43,13 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (mkdir(run1, 0700) != 0)
     abort();
-  put(run1, "summary.json", &parts[0]);
-  put(run1, "examples.safetensors", &parts[1]);
+  fuzz_put_part(run1, "summary.json", &parts[0]);
+  fuzz_put_part(run1, "examples.safetensors", &parts[1]);
   if (n == 3) {
     if (mkdir(run2, 0700) != 0)
       abort();
-    put(run2, "summary.json", &parts[2]);
-    put(run2, "examples.safetensors", &parts[1]);
+    fuzz_put_part(run2, "summary.json", &parts[2]);
+    fuzz_put_part(run2, "examples.safetensors", &parts[1]);
   }
   fuzz_fix_checksum(run1);
   if (n == 3)
@@ -60,8 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   am_status st = am_run_merge(ctx, runs, n == 3 ? 2 : 1, out, &opts);
   fuzz_check_message(ctx, st);
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
-  if (exists(tmp) || (st != AM_STATUS_OK && exists(out))) {
-    fprintf(stderr, "fuzz: status %d left %s behind\n", (int)st, exists(tmp) ? tmp : out);
+  if (fuzz_exists(tmp) || (st != AM_STATUS_OK && fuzz_exists(out))) {
+    fprintf(stderr, "fuzz: status %d left %s behind\n", (int)st,
+            fuzz_exists(tmp) ? tmp : out);
     abort();
   }
   return 0;

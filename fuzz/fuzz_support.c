@@ -152,3 +152,16 @@ void fuzz_fix_checksum(const char *dir) {
   }
   json_decref(doc);
 }
+
+void fuzz_put_part(const char *dir, const char *name, const fuzz_part_t *part) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  const uint8_t *p = part->size ? part->data + 1 : part->data;
+  if (fuzz_write(path, p, part->size ? part->size - 1 : 0) != 0)
+    abort();
+}
+
+int fuzz_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}

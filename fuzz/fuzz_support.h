@@ -31,6 +31,11 @@ const char *fuzz_dir(void);
 int fuzz_split(const uint8_t *data, size_t size, fuzz_part_t *parts, int max);
 /* Writes a file (0 on success). */
 int fuzz_write(const char *path, const void *data, size_t n);
+/* Writes part, less its first byte (the name-picking byte of the common format), as
+ * dir/name; aborts when it cannot. */
+void fuzz_put_part(const char *dir, const char *name, const fuzz_part_t *part);
+/* 1 when path exists. */
+int fuzz_exists(const char *path);
 /* Empties folder path (keeps the folder itself). */
 void fuzz_clear(const char *path);
 /* Reads every byte of every tensor and metadata string of f (ASan checks the reads),

@@ -224,7 +224,7 @@ enum {
 #define AM_METHOD_ENUM_(name, bit, text) AM_METHOD_##name = 1u << bit,
   AM_METHOD_LIST(AM_METHOD_ENUM_)
 #undef AM_METHOD_ENUM_
-  AM_METHOD_DEFAULT = 0xF7u /* all but flow */
+      AM_METHOD_DEFAULT = 0xF7u /* all but flow */
 };
 
 typedef struct am_plan {
@@ -255,10 +255,10 @@ void am_plan_init(am_plan_t *plan);
 typedef enum am_list {
   AM_LIST_METHODS = 0, /* "attention_last", ...: method i is the AM_METHOD_* bit 1u << i */
   AM_LIST_STATS,       /* head statistics in the order of a run's head.* tensors */
-  AM_LIST_METRICS,     /* agreement metrics; "@k" stands for the plan's topk ("jaccard@k") */
-  AM_LIST_FUSIONS,     /* am_fusion value i: "mean", "max", "min" */
-  AM_LIST_TARGETS,     /* am_target value i: "cls", "last", "index", "mean" */
-  AM_LIST_NORMALIZE,   /* am_normalize value i: "none", "max", "sum", "minmax" */
+  AM_LIST_METRICS,   /* agreement metrics; "@k" stands for the plan's topk ("jaccard@k") */
+  AM_LIST_FUSIONS,   /* am_fusion value i: "mean", "max", "min" */
+  AM_LIST_TARGETS,   /* am_target value i: "cls", "last", "index", "mean" */
+  AM_LIST_NORMALIZE, /* am_normalize value i: "none", "max", "sum", "minmax" */
   AM_LIST_COUNT
 } am_list;
 
@@ -397,12 +397,12 @@ typedef struct am_option_info {
   const char *name; /* "topk"; the CLI spells it --topk, '_' as '-' */
   am_option_kind kind;
   am_option_scope scope;
-  double min, max;       /* the range of INT and REAL values (and CHOICE integers) */
-  int max_open;          /* 1: max itself is excluded */
-  const char *choices;   /* CHOICE and LIST: "mean,max,min"; else NULL */
-  const char *metavar;   /* "K", for help texts */
-  const char *help;      /* one line */
-  const char *fallback;  /* the default, as text */
+  double min, max;      /* the range of INT and REAL values (and CHOICE integers) */
+  int max_open;         /* 1: max itself is excluded */
+  const char *choices;  /* CHOICE and LIST: "mean,max,min"; else NULL */
+  const char *metavar;  /* "K", for help texts */
+  const char *help;     /* one line */
+  const char *fallback; /* the default, as text */
 } am_option_info_t;
 
 /* Every option: the settings of contexts, plans, runs and reports in one list. */
@@ -418,8 +418,8 @@ int am_option_count(void);
 const am_option_info_t *am_option_get(int i);
 /* The option called name ('-' read as '_'), or NULL. */
 const am_option_info_t *am_option_find(const char *name);
-/* The bounds of a numeric option (INT, REAL, CHOICE with integers). AM_STATUS_INVALID_ARGUMENT
- * for an unknown or non-numeric option. */
+/* The bounds of a numeric option (INT, REAL, CHOICE with integers).
+ * AM_STATUS_INVALID_ARGUMENT for an unknown or non-numeric option. */
 am_status am_option_bounds(const char *name, double *min, double *max);
 /* Sets option name in whichever part of settings holds it, from its text ("5", "0.1",
  * "max", "rollout,flow"); the value is checked against the option's range or choices.

@@ -181,7 +181,8 @@ Test(options, library_refuses_out_of_range_structs) {
 Test(options, cli_reads_the_table) {
   cli_result_t r;
   cr_assert_eq(cli_run(&r, NULL, "analyze", "x.safetensors", "-o", "/nonexistent/run",
-                       "--threads", "100000", NULL), 0);
+                       "--threads", "100000", NULL),
+               0);
   cr_expect_eq(r.exit_code, 2, "%s", r.err);
   cr_expect(strstr(r.err, "--threads '100000': expected an integer in [0,1024]"), "%s",
             r.err);
@@ -204,4 +205,17 @@ Test(options, cli_reads_the_table) {
   cr_expect_eq(r.exit_code, 2);
   cr_expect(strstr(r.err, "--views '-1': expected an integer in [0,100000]"), "%s", r.err);
   cli_result_free(&r);
+}
+
+/* Found by fuzz_options: a value with a newline broke the one-line message. */
+Test(options, control_characters_in_values_stay_out_of_messages) {
+  am_settings_t s;
+  am_settings_init(&s);
+  char err[256];
+  cr_assert_eq(am_settings_set(&s, "methods", "rollout\nflow\x1b[2J", err, sizeof err),
+               AM_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(err, "methods 'rollout?flow?[2J'"), "%s", err);
+  cr_assert_eq(am_settings_set(&s, "bo\ngus", "1", err, sizeof err),
+               AM_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(err, "bo?gus: unknown option"), "%s", err);
 }

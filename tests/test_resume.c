@@ -124,8 +124,8 @@ Test(resume, killed_at_random_points_resumes_to_identical_outputs) {
     if (!dsb_exists(run)) { /* else it finished before the kill: nothing to resume */
       cli_result_t r;
       /* the same options as the killed run (--chunk is one of them): a real resume */
-      cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--chunk",
-                           "1", NULL),
+      cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume",
+                           "--chunk", "1", NULL),
                    0);
       cr_expect_eq(r.exit_code, 0, "seed %u trial %d (killed after %ld us): %s", seed,
                    trial, delay, r.err);
@@ -222,7 +222,8 @@ Test(resume, edited_progress_or_rows_are_not_trusted) {
     json_decref(doc);
     cli_result_t r;
     cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--chunk",
-                         "1", NULL), 0);
+                         "1", NULL),
+                 0);
     cr_expect_eq(r.exit_code, 0, "%s", r.err);
     cli_result_free(&r);
     expect_same_as_full(edit == 0 ? "done edited to 160" : "a stored row edited");

@@ -28,8 +28,15 @@ static const char *analyzed(const char *name, uint64_t seed, int checksums) {
   char file[64];
   snprintf(file, sizeof file, "%s.safetensors", name);
   const char *p = tmp_path(file);
-  dsb_spec_t s = {.L = 2, .H = 2, .B = 3, .T = 5, .grads = 1, .saliency = 1,
-                  .labels = 1, .special = 1, .seed = seed};
+  dsb_spec_t s = {.L = 2,
+                  .H = 2,
+                  .B = 3,
+                  .T = 5,
+                  .grads = 1,
+                  .saliency = 1,
+                  .labels = 1,
+                  .special = 1,
+                  .seed = seed};
   cr_assert_eq(dsb_make(&s, p), 0);
   snprintf(run, 600, "%s", tmp_path(name));
   am_dataset_t *ds = NULL;
@@ -88,8 +95,8 @@ Test(run_folder, valid_run_opens_with_its_names) {
   am_run_t *r = NULL;
   cr_assert_eq(am_run_open(ctx, run, &r), AM_STATUS_OK, "%s", am_last_error(ctx));
   json_t *doc = load_summary(run);
-  json_t *maps = json_object_get(json_object_get(json_object_get(doc, "provenance"),
-                                                 "options"), "maps");
+  json_t *maps = json_object_get(
+      json_object_get(json_object_get(doc, "provenance"), "options"), "maps");
   cr_assert_eq(am_run_map_count(r), (int)json_array_size(maps));
   for (int m = 0; m < am_run_map_count(r); m++)
     cr_expect_str_eq(am_run_map_name(r, m), json_string_value(json_array_get(maps, m)));
@@ -133,8 +140,8 @@ Test(run_folder, summary_without_checksum_is_refused) {
 Test(run_folder, reordered_pairs_are_refused_by_reader_merge_and_report) {
   const char *a = analyzed("a", 1, 1), *b = analyzed("b", 2, 1);
   json_t *doc = load_summary(b);
-  json_t *pairs = json_object_get(json_object_get(json_object_get(doc, "provenance"),
-                                                  "options"), "pairs");
+  json_t *pairs = json_object_get(
+      json_object_get(json_object_get(doc, "provenance"), "options"), "pairs");
   json_t *first = json_incref(json_array_get(pairs, 0));
   json_array_remove(pairs, 0);
   json_array_append_new(pairs, first);
@@ -156,8 +163,8 @@ Test(run_folder, reordered_pairs_are_refused_by_reader_merge_and_report) {
 Test(run_folder, reordered_maps_and_wrong_shapes_are_refused) {
   const char *a = analyzed("a", 1, 1);
   json_t *doc = load_summary(a);
-  json_t *maps = json_object_get(json_object_get(json_object_get(doc, "provenance"),
-                                                 "options"), "maps");
+  json_t *maps = json_object_get(
+      json_object_get(json_object_get(doc, "provenance"), "options"), "maps");
   json_t *first = json_incref(json_array_get(maps, 0));
   json_array_remove(maps, 0);
   json_array_append_new(maps, first);
@@ -180,11 +187,13 @@ Test(run_folder, edited_mask_and_lengths_are_refused) {
   am_file_t *f = NULL;
   cr_assert_eq(am_file_open(ctx, in(a, "examples.safetensors"), &f), AM_STATUS_OK);
   const am_tensor_t *mask = am_file_find(f, "mask");
-  size_t off = (size_t)((const char *)mask->data - (const char *)am_file_tensor(f, 0)->data);
+  size_t off =
+      (size_t)((const char *)mask->data - (const char *)am_file_tensor(f, 0)->data);
   am_file_close(f);
   /* mask is the file's first tensor: its first byte sits at the data offset */
   size_t len = 0;
-  unsigned char *bytes = (unsigned char *)dsb_read_file(in(a, "examples.safetensors"), &len);
+  unsigned char *bytes =
+      (unsigned char *)dsb_read_file(in(a, "examples.safetensors"), &len);
   uint64_t header;
   memcpy(&header, bytes, 8);
   bytes[8 + header + off] = 2;
@@ -222,11 +231,13 @@ Test(run_folder, merge_refuses_one_folder_or_file_under_two_spellings) {
   cr_assert_not_null(getcwd(cwd, sizeof cwd));
   cr_assert_eq(chdir(dir), 0);
   cr_assert_eq(cli_run(&r, NULL, "analyze", "a.safetensors", "-o", "r1", "-q",
-                       "--no-checksum", NULL), 0);
+                       "--no-checksum", NULL),
+               0);
   cr_expect_eq(r.exit_code, 0, "%s", r.err);
   cli_result_free(&r);
   cr_assert_eq(cli_run(&r, NULL, "analyze", "./a.safetensors", "-o", "r2", "-q",
-                       "--no-checksum", NULL), 0);
+                       "--no-checksum", NULL),
+               0);
   cr_expect_eq(r.exit_code, 0, "%s", r.err);
   cli_result_free(&r);
   cr_assert_eq(cli_run(&r, NULL, "merge", "r1", "r2", "-o", "m2", NULL), 0);

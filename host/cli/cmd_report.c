@@ -44,8 +44,8 @@ static int parse(int argc, char **argv, report_args_t *a) {
   enum { O_BASE = 1000, O_JSON, O_FAIL, O_DATA };
   struct option options[AM_CLI_MAX_OPTIONS];
   char names[AM_CLI_MAX_OPTIONS][40];
-  int n = am_cli_options(options, names, AM_CLI_MAX_OPTIONS - 8, 1u << AM_SCOPE_REPORT,
-                         NULL);
+  int n =
+      am_cli_options(options, names, AM_CLI_MAX_OPTIONS - 8, 1u << AM_SCOPE_REPORT, NULL);
   options[n++] = (struct option){"baseline", required_argument, 0, O_BASE};
   options[n++] = (struct option){"json", no_argument, 0, O_JSON};
   options[n++] = (struct option){"fail-on-drift", no_argument, 0, O_FAIL};

@@ -49,9 +49,9 @@ int am_cli_options(struct option *out, char (*names)[40], int cap, unsigned scop
     snprintf(names[n], sizeof names[n], "%s", o->name);
     for (char *p = names[n]; *p; p++)
       *p = *p == '_' ? '-' : *p;
-    out[n] = (struct option){names[n], o->kind == AM_OPTION_FLAG ? no_argument
-                                                                 : required_argument,
-                             0, AM_CLI_OPTION_BASE + i};
+    out[n] = (struct option){names[n],
+                             o->kind == AM_OPTION_FLAG ? no_argument : required_argument, 0,
+                             AM_CLI_OPTION_BASE + i};
     n++;
   }
   return n;

@@ -46,10 +46,11 @@ static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const 
   for (int p = 0; same && p < a->npairs; p++)
     same = strcmp(a->pair_names[p], b->pair_names[p]) == 0;
   if (!same)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensors or agreement pairs (__metadata__ attnmap.pairs) differ from "
-                   "the first run's; such runs cannot be merged",
-                   am_file_path(in[r].run->examples));
+    return am_fail(
+        ctx, AM_STATUS_BAD_INPUT,
+        "%s: tensors or agreement pairs (__metadata__ attnmap.pairs) differ from "
+        "the first run's; such runs cannot be merged",
+        am_file_path(in[r].run->examples));
   return AM_STATUS_OK;
 }
 
@@ -96,10 +97,11 @@ static am_status check_distinct(am_ctx_t *ctx, const merge_input_t *in, int r,
     free(other);
     if (same_dir) {
       free(me);
-      return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                     "%s and %s are the same run folder; merging it with itself would count "
-                     "its examples twice",
-                     runs[q], runs[r]);
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s and %s are the same run folder; merging it with itself would count "
+          "its examples twice",
+          runs[q], runs[r]);
     }
   }
   free(me);
@@ -199,7 +201,8 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   int shards = 0;
   for (int r = 0; r < n; r++) {
     json_array_extend(
-        inputs, json_object_get(json_object_get(in[r].run->summary, "provenance"), "inputs"));
+        inputs,
+        json_object_get(json_object_get(in[r].run->summary, "provenance"), "inputs"));
     json_array_append_new(from, json_string(runs[r]));
     shards += (int)json_integer_value(
         json_object_get(json_object_get(in[r].run->summary, "dataset"), "shards"));
@@ -265,8 +268,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK && !parts)
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
-    parts[r] = (am_merge_part_t){in[r].run->examples, in[r].run->summary, in[r].N, in[r].T,
-                                 NULL, NULL};
+    parts[r] = (am_merge_part_t){
+        in[r].run->examples, in[r].run->summary, in[r].N, in[r].T, NULL, NULL};
   if (st == AM_STATUS_OK)
     st = am_merge_aggregate(ctx, &agg, lay, parts, nruns);
   free(parts);

@@ -263,21 +263,32 @@ static int parse_value(const option_t *opt, const char *text, void *field) {
   return -1;
 }
 
+/* At most 200 bytes of text for a message, control characters as '?': a value echoed
+ * back must not break the one-line message or drive the terminal. */
+static void printable(const char *text, char *buf, size_t len) {
+  size_t n = 0;
+  for (; text && text[n] && n < 200 && n + 1 < len; n++)
+    buf[n] = ((unsigned char)text[n] < 0x20 || text[n] == 0x7f) ? '?' : text[n];
+  buf[n] = '\0';
+}
+
 am_status am_settings_set(am_settings_t *settings, const char *name, const char *value,
                           char *errbuf, size_t errlen) {
   const option_t *o = find(name);
-  char want[256];
+  char want[256], shown[208];
   if (!o || !settings || !value) {
+    printable(name ? name : "(null)", shown, sizeof shown);
     if (errbuf && errlen)
-      snprintf(errbuf, errlen, "%s: %s", name ? name : "(null)",
+      snprintf(errbuf, errlen, "%s: %s", shown,
                o ? "no settings or value given" : "unknown option");
     return AM_STATUS_INVALID_ARGUMENT;
   }
   if (parse_value(o, value, (char *)settings + o->offset) == 0)
     return AM_STATUS_OK;
   describe(&o->info, want, sizeof want);
+  printable(value, shown, sizeof shown);
   if (errbuf && errlen)
-    snprintf(errbuf, errlen, "%s '%.200s': expected %s", o->info.name, value, want);
+    snprintf(errbuf, errlen, "%s '%s': expected %s", o->info.name, shown, want);
   return AM_STATUS_INVALID_ARGUMENT;
 }
 
@@ -320,8 +331,10 @@ static int check_field(const option_t *opt, const void *field, char *buf, size_t
         plan->target == AM_TARGET_MEAN ||
         (plan->target == AM_TARGET_INDEX && in_range(o, plan->target_index)))
       return 0;
-    snprintf(buf, len, "target = %d (index %d): expected cls, last, mean or an index in "
-             "[%.0f,%.0f]", (int)plan->target, plan->target_index, o->min, o->max);
+    snprintf(buf, len,
+             "target = %d (index %d): expected cls, last, mean or an index in "
+             "[%.0f,%.0f]",
+             (int)plan->target, plan->target_index, o->min, o->max);
     return -1;
   }
   case F_METHODS: {

@@ -103,7 +103,8 @@ static int64_t matching_done(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *
       done = -1;
   }
   char keep[1024];
-  snprintf(keep, sizeof keep, "%s", am_last_error(ctx)); /* a refused checkpoint is no error */
+  snprintf(keep, sizeof keep, "%s",
+           am_last_error(ctx)); /* a refused checkpoint is no error */
   if (done > 0 && extend_crc(ctx, p, lay, done) != AM_STATUS_OK)
     done = -1;
   for (int i = 0; done > 0 && i < lay->nspecs; i++) {

@@ -43,10 +43,12 @@ static am_status read_summary(am_ctx_t *ctx, am_run_t *rf) {
   if (!rf->summary)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: not JSON: %s (line %d)", path, err.text,
                    err.line);
-  if (!json_is_object(rf->summary) || !json_is_object(json_object_get(rf->summary, "dataset")) ||
+  if (!json_is_object(rf->summary) ||
+      !json_is_object(json_object_get(rf->summary, "dataset")) ||
       !json_is_object(json_object_get(rf->summary, "provenance")))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: not an attnmap summary (no \"dataset\" or \"provenance\" object)", path);
+                   "%s: not an attnmap summary (no \"dataset\" or \"provenance\" object)",
+                   path);
   return AM_STATUS_OK;
 }
 
@@ -65,9 +67,9 @@ static am_status get_int(am_ctx_t *ctx, const am_run_t *rf, const json_t *obj,
 
 /* provenance.files["examples.safetensors"]: the size and CRC-32C the writer recorded. */
 static am_status check_checksum(am_ctx_t *ctx, const am_run_t *rf) {
-  const json_t *rec = json_object_get(
-      json_object_get(json_object_get(rf->summary, "provenance"), "files"),
-      "examples.safetensors");
+  const json_t *rec =
+      json_object_get(json_object_get(json_object_get(rf->summary, "provenance"), "files"),
+                      "examples.safetensors");
   const char *want = json_string_value(json_object_get(rec, "crc32c"));
   const json_t *bytes = json_object_get(rec, "bytes");
   if (!want || !json_is_integer(bytes))
@@ -85,7 +87,8 @@ static am_status check_checksum(am_ctx_t *ctx, const am_run_t *rf) {
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: %lld bytes, but %s/summary.json records %lld: the summary belongs "
                    "to another run or the file was changed",
-                   path, (long long)sb.st_size, rf->dir, (long long)json_integer_value(bytes));
+                   path, (long long)sb.st_size, rf->dir,
+                   (long long)json_integer_value(bytes));
   uint32_t crc = 0;
   am_status st = am_file_crc32c(ctx, path, &crc);
   if (st != AM_STATUS_OK)
@@ -127,7 +130,8 @@ static am_status read_maps(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
   if (!json_is_array(maps) || json_array_size(maps) > AM_MAX_MAPS)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s/summary.json: provenance.options.maps: not an array of at most %d "
-                   "map names", rf->dir, AM_MAX_MAPS);
+                   "map names",
+                   rf->dir, AM_MAX_MAPS);
   for (size_t m = 0; m < json_array_size(maps); m++) {
     const char *name = json_string_value(json_array_get(maps, m));
     am_map_t *map = &lay->maps[lay->nmaps];
@@ -137,7 +141,8 @@ static am_status read_maps(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
     if (!known)
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s/summary.json: provenance.options.maps[%zu]: not a map name, or "
-                     "given twice", rf->dir, m);
+                     "given twice",
+                     rf->dir, m);
     snprintf(map->name, sizeof map->name, "%s", name);
     lay->nmaps++;
   }
@@ -160,18 +165,21 @@ static am_status read_pairs(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
   const char *path = am_file_path(rf->examples);
   am_status st = AM_STATUS_OK;
   if (!json_is_array(pairs) || json_array_size(pairs) > AM_MAX_PAIRS)
-    st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                 "%s: __metadata__ attnmap.pairs: missing or not a JSON array of at most %d "
-                 "pair names", path, AM_MAX_PAIRS);
+    st =
+        am_fail(ctx, AM_STATUS_BAD_INPUT,
+                "%s: __metadata__ attnmap.pairs: missing or not a JSON array of at most %d "
+                "pair names",
+                path, AM_MAX_PAIRS);
   for (size_t p = 0; st == AM_STATUS_OK && p < json_array_size(pairs); p++) {
     const char *name = json_string_value(json_array_get(pairs, p));
     const char *tilde = name ? strchr(name, '~') : NULL;
     int a = tilde ? find_map(lay, name, (size_t)(tilde - name)) : -1;
     int b = tilde ? find_map(lay, tilde + 1, strlen(tilde + 1)) : -1;
     if (a < 0 || b < 0 || a == b || strlen(name) >= sizeof lay->pair_names[0])
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: __metadata__ attnmap.pairs[%zu]: not MAP~MAP of two maps of the run",
-                   path, p);
+      st =
+          am_fail(ctx, AM_STATUS_BAD_INPUT,
+                  "%s: __metadata__ attnmap.pairs[%zu]: not MAP~MAP of two maps of the run",
+                  path, p);
     else {
       lay->pair_a[lay->npairs] = a;
       lay->pair_b[lay->npairs] = b;
@@ -226,7 +234,8 @@ static void read_roles(am_run_t *rf) {
   }
   for (int m = 0; m < lay->nmaps && lay->plan.all_rows; m++) {
     lay->pass.want |= lay->maps[m].kind == AM_MAP_ROLLOUT ? AM_PASS_ROLLOUT_ROWS : 0;
-    lay->pass.want |= lay->maps[m].kind == AM_MAP_GRAD_ROLLOUT ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
+    lay->pass.want |=
+        lay->maps[m].kind == AM_MAP_GRAD_ROLLOUT ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
   }
 }
 
@@ -242,7 +251,8 @@ static am_status read_worst_pair(am_ctx_t *ctx, am_run_t *rf) {
       lay->worst_pair = p;
   if (lay->worst_pair < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: disagreement.pair: not one of the run's pairs", rf->dir);
+                   "%s/summary.json: disagreement.pair: not one of the run's pairs",
+                   rf->dir);
   return AM_STATUS_OK;
 }
 
@@ -262,8 +272,8 @@ static am_status check_tensors(am_ctx_t *ctx, const am_run_t *rf) {
     const am_tensor_spec_t *s = i < lay->nspecs ? &lay->specs[i] : NULL;
     const am_tensor_t *t = i < n ? am_file_tensor(f, i) : NULL;
     const char *name = i < n ? am_file_tensor_name(f, i) : NULL;
-    int ok = s && t && strcmp(name, s->name) == 0 && t->dtype == s->dtype &&
-             t->ndim == s->ndim;
+    int ok =
+        s && t && strcmp(name, s->name) == 0 && t->dtype == s->dtype && t->ndim == s->ndim;
     for (int d = 0; ok && d < s->ndim; d++)
       ok = t->shape[d] == s->shape[d];
     if (ok)
@@ -330,8 +340,8 @@ static am_status read_layout(am_ctx_t *ctx, am_run_t *rf) {
   lay->L = (int)L;
   lay->H = (int)H;
   if (!json_is_object(opt))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: provenance.options: missing", rf->dir);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: provenance.options: missing",
+                   rf->dir);
   if ((st = read_plan(ctx, rf, opt)) || (st = read_maps(ctx, rf, opt)) ||
       (st = read_pairs(ctx, rf, opt)) || (st = read_worst_pair(ctx, rf)))
     return st;

@@ -13,8 +13,8 @@
 #include "core/ctx.h"
 #include "core/json_guard.h"
 #include "dataset/dataset.h"
-#include "pipeline/run_dir.h"
 #include "pipeline/options.h"
+#include "pipeline/run_dir.h"
 #include "report/compare.h"
 #include "report/report.h"
 
@@ -110,8 +110,10 @@ static am_status check_options(am_ctx_t *ctx, const char *run_dir,
   if (st != AM_STATUS_OK)
     return st;
   if (o->ndataset < 0 || (o->ndataset > 0 && !o->dataset))
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "report options: ndataset = %d without "
-                   "dataset paths", o->ndataset);
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                   "report options: ndataset = %d without "
+                   "dataset paths",
+                   o->ndataset);
   struct stat sb;
   if (stat(run_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: not a run folder", run_dir);

@@ -108,8 +108,8 @@ static am_status summary_only(am_ctx_t *ctx, am_report_run_t *run) {
   double L = am_jnum(am_jget(run->summary, "dataset", "layers", NULL));
   double H = am_jnum(am_jget(run->summary, "dataset", "heads", NULL));
   if (!(L >= 0 && L <= 4096 && H >= 0 && H <= 4096))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: dataset.layers/heads missing",
-                   run->dir);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: dataset.layers/heads missing", run->dir);
   run->L = (int)L;
   run->H = (int)H;
   return AM_STATUS_OK;
@@ -121,8 +121,8 @@ am_status am_report_run_open(am_ctx_t *ctx, const char *dir, int with_examples,
   run->dir = strdup(dir);
   if (!run->dir)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-  am_status st = with_examples ? am_run_open_checked(ctx, dir, 1, &run->rf)
-                               : summary_only(ctx, run);
+  am_status st =
+      with_examples ? am_run_open_checked(ctx, dir, 1, &run->rf) : summary_only(ctx, run);
   if (st == AM_STATUS_OK && with_examples)
     st = fill(ctx, run);
   if (st != AM_STATUS_OK)

@@ -14,13 +14,13 @@
 
 typedef struct am_report_run {
   char *dir;
-  am_run_t *rf;          /* the validated run folder (owned) */
-  json_t *summary;       /* summary.json (borrowed from rf or own_summary) */
-  json_t *own_summary;   /* summary.json read alone (with_examples 0) */
-  const am_file_t *file; /* examples.safetensors (borrowed from rf) */
-  int64_t N;       /* examples */
-  int T, L, H;     /* padded length of the run's maps, layers, heads */
-  const am_tensor_t *mask, *lengths;       /* U8 [N,T], I32 [N] */
+  am_run_t *rf;                      /* the validated run folder (owned) */
+  json_t *summary;                   /* summary.json (borrowed from rf or own_summary) */
+  json_t *own_summary;               /* summary.json read alone (with_examples 0) */
+  const am_file_t *file;             /* examples.safetensors (borrowed from rf) */
+  int64_t N;                         /* examples */
+  int T, L, H;                       /* padded length of the run's maps, layers, heads */
+  const am_tensor_t *mask, *lengths; /* U8 [N,T], I32 [N] */
   const am_tensor_t *labels, *predictions; /* I32 [N] or NULL */
   const am_tensor_t *ids;                  /* input_ids I32 [N,T] or NULL */
   int nmaps;
