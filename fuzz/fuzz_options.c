@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz_support.h"
-#include "pipeline/options.h"
+#include "core/options.h"
 
 /* One batch: B=1, L=1, H=1, T=3, uniform rows, half the keys of the last row masked. */
 static am_status run_plan(am_ctx_t *ctx, const am_plan_t *plan) {

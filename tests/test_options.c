@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pipeline/options.h"
+#include "core/options.h"
 #include "support/run_cli.h"
 
 TestSuite(options, .timeout = 60);

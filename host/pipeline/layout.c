@@ -6,7 +6,7 @@
 
 #include "core/ctx.h"
 #include "pipeline/layout.h"
-#include "pipeline/options.h"
+#include "core/options.h"
 
 void am_plan_init(am_plan_t *plan) {
   memset(plan, 0, sizeof *plan);

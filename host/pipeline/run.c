@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "ops/backend.h"
 #include "core/ctx.h"
 #include "core/json_guard.h"
 #include "pipeline/aggregate.h"
-#include "pipeline/options.h"
+#include "core/options.h"
 #include "pipeline/resume.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/summary.h"

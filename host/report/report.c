@@ -13,7 +13,7 @@
 #include "core/ctx.h"
 #include "core/json_guard.h"
 #include "dataset/dataset.h"
-#include "pipeline/options.h"
+#include "core/options.h"
 #include "pipeline/run_dir.h"
 #include "report/compare.h"
 #include "report/report.h"

@@ -4,9 +4,8 @@
 #include <string.h>
 
 #include "attnmap.h"
-#include "cpu/agreement.h"
-#include "cpu/example_pass.h"
-#include "pipeline/names.h"
+#include "core/names.h"
+#include "ops/lists.h"
 
 const char *am_status_name(am_status status) {
   switch (status) {

@@ -1,7 +1,7 @@
 /* options.h — the library's side of the option table (options.c): range checks of the
  * structs a caller fills directly, and the comma-list lookup the names share. */
-#ifndef AM_PIPELINE_OPTIONS_H
-#define AM_PIPELINE_OPTIONS_H
+#ifndef AM_CORE_OPTIONS_H
+#define AM_CORE_OPTIONS_H
 
 #include <stddef.h>
 

@@ -1,7 +1,7 @@
 /* names.h — the names of the plan's enums, each written once: the arrays behind
  * am_list_name and the comma lists of the option table (options.c) come from these. */
-#ifndef AM_PIPELINE_NAMES_H
-#define AM_PIPELINE_NAMES_H
+#ifndef AM_CORE_NAMES_H
+#define AM_CORE_NAMES_H
 
 /* In the order of the enum values (am_fusion, am_target, am_normalize). */
 #define AM_FUSION_NAMES(X) X("mean") X("max") X("min")

@@ -5,7 +5,7 @@
  * Ranges: a bound exists where a larger value cannot be meant (threads beyond 1024 made a
  * thread team the machine cannot hold: `--threads 100000` crashed) or where a value
  * sizes memory; each is stated in docs/ and --help. */
-#include "pipeline/options.h"
+#include "core/options.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
-#include "pipeline/names.h"
+#include "core/names.h"
 
 typedef enum field_type {
   F_INT,     /* int */
