@@ -19,32 +19,19 @@ double am_now_seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const char *fusion_name(am_fusion f) {
-  return f == AM_FUSION_MAX ? "max" : f == AM_FUSION_MIN ? "min" : "mean";
-}
+/* The names of the plan's enums (am_list_name; the plan was range-checked). */
+static const char *fusion_name(am_fusion f) { return am_list_name(AM_LIST_FUSIONS, f); }
 static const char *normalize_name(am_normalize n) {
-  return n == AM_NORMALIZE_MAX      ? "max"
-         : n == AM_NORMALIZE_SUM    ? "sum"
-         : n == AM_NORMALIZE_MINMAX ? "minmax"
-                                    : "none";
+  return am_list_name(AM_LIST_NORMALIZE, n);
 }
 
 json_t *am_plan_to_json(const am_layout_t *lay) {
   const am_plan_t *p = &lay->plan;
   json_t *target;
-  switch (p->target) {
-  case AM_TARGET_LAST:
-    target = json_string("last");
-    break;
-  case AM_TARGET_MEAN:
-    target = json_string("mean");
-    break;
-  case AM_TARGET_INDEX:
+  if (p->target == AM_TARGET_INDEX)
     target = json_integer(p->target_index);
-    break;
-  default:
-    target = json_string("cls");
-  }
+  else
+    target = json_string(am_list_name(AM_LIST_TARGETS, p->target));
   json_t *maps = json_array(), *pairs = json_array();
   for (int m = 0; m < lay->nmaps; m++)
     json_array_append_new(maps, json_string(lay->maps[m].name));
