@@ -4,8 +4,10 @@ uses: contexts, plans and the in-memory arrays entry point (am_analyze_arrays).
 The library is looked for, in order: the file named by $ATTNMAP_LIBRARY; a
 libattnmap.so next to this package; the CMake build folders of the repository this
 package sits in (build/, build-py/); the system's library path (ctypes.util). The struct
-mirrors below follow attnmap.h field for field; tests/python/test_module.py checks them
-against the header.
+mirrors below follow attnmap.h field for field: their sizes and the constants written here
+are checked against the library at import (_check_abi), and tests/python/test_module.py
+checks the field names against the header. Names (statuses, dtypes, methods, options) are
+read from the library, never copied.
 """
 import ctypes
 import ctypes.util
