@@ -45,7 +45,7 @@ unsigned fuzz_touch_file(const am_file_t *f);
  * is a JSON object with a provenance object, as analyze does: a mutated file would else
  * stop every input at the checksum, before the checks behind it. */
 void fuzz_fix_checksum(const char *dir);
-/* Aborts unless ctx's last message is one non-empty line (DESIGN §6). */
+/* Aborts unless ctx's last message is one non-empty line (docs/design.md §6). */
 void fuzz_check_message(am_ctx_t *ctx, am_status st);
 
 #endif
