@@ -100,7 +100,9 @@ static int parse(int argc, char **argv, report_args_t *a) {
     return am_cli_usage_error("report", optind >= argc ? "no RUN given" : "one RUN only");
   if ((a->json || a->fail_on_drift) && !opts->baseline)
     return am_cli_usage_error("report", "%s needs --baseline",
-                              a->json ? "--json" : "--fail-on-drift");
+                              a->json            ? "--json"
+                              : a->fail_on_drift ? "--fail-on-drift"
+                                                 : "--stratify-length");
   return -1;
 }
 

@@ -44,6 +44,9 @@ static const option_t options[] = {
   {{"target", AM_OPTION_CHOICE, AM_SCOPE_PLAN, -1000000, 1000000, 0, "cls,last,mean", "T",
     "row read out: cls, last, mean, or a valid-token index (negative counts from the end)",
     "cls"}, AT(plan.target), F_TARGET},
+  {{"include_target", AM_OPTION_FLAG, AM_SCOPE_PLAN, 0, 1, 0, NULL, NULL,
+    "let the target token take part in agreement and the top tokens (docs/analyses.md)",
+    "0"}, AT(plan.include_target), F_FLAG},
   {{"fusion", AM_OPTION_CHOICE, AM_SCOPE_PLAN, 0, 0, 0, FUSION_CHOICES, "F",
     "head fusion of rollout", "mean"}, AT(plan.fusion), F_ENUM},
   {{"discard", AM_OPTION_REAL, AM_SCOPE_PLAN, 0, 1, 1, NULL, "R",
@@ -90,6 +93,9 @@ static const option_t options[] = {
     "CRC-32C of the input files in summary.json", "1"}, AT(run.checksums), F_FLAG},
   {{"drift", AM_OPTION_REAL, AM_SCOPE_REPORT, 0, 1e6, 0, NULL, "X",
     "drift threshold in pooled standard deviations", "0.5"}, AT(report.drift), F_DOUBLE},
+  {{"stratify_length", AM_OPTION_FLAG, AM_SCOPE_REPORT, 0, 1, 0, NULL, NULL,
+    "compare with the baseline within strata of similar length", "0"},
+   AT(report.stratify_length), F_FLAG},
   {{"examples", AM_OPTION_INT, AM_SCOPE_REPORT, 0, 100000, 0, NULL, "K",
     "rows of the disagreement and misclassified tables", "20"}, AT(report.examples), F_INT},
   {{"views", AM_OPTION_INT, AM_SCOPE_REPORT, 0, 100000, 0, NULL, "K",
@@ -229,14 +235,11 @@ static int parse_value(const option_t *opt, const char *text, void *field) {
   case F_TARGET: {
     am_plan_t *plan = (am_plan_t *)((char *)field - offsetof(am_plan_t, target));
     int i = am_choice_index(o->choices, text, strlen(text));
-    if (i >= 0) {
-      plan->target = am_list_find(AM_LIST_TARGETS, text);
-      return 0;
-    }
-    if (parse_int(o, text, &iv) != 0)
+    if (i < 0 && parse_int(o, text, &iv) != 0)
       return -1;
-    plan->target = AM_TARGET_INDEX;
-    plan->target_index = (int)iv;
+    plan->target = i >= 0 ? (am_target)am_list_find(AM_LIST_TARGETS, text) : AM_TARGET_INDEX;
+    plan->target_index = i >= 0 ? plan->target_index : (int)iv;
+    plan->target_recorded = 0; /* a target given by name overrides the exporter's record */
     return 0;
   }
   case F_METHODS: {

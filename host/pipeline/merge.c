@@ -108,11 +108,14 @@ static am_status check_distinct(am_ctx_t *ctx, const merge_input_t *in, int r,
   return AM_STATUS_OK;
 }
 
-/* Options that change numbers must agree; the chunk size does not matter. */
+/* Options that change numbers must agree; the chunk size and where the target came from
+ * (the exporter's record or --target) do not matter. */
 static int same_options(const json_t *a, const json_t *b) {
   json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
   json_object_del(x, "chunk");
   json_object_del(y, "chunk");
+  json_object_del(x, "target_source");
+  json_object_del(y, "target_source");
   int same = json_equal(x, y);
   json_decref(x);
   json_decref(y);

@@ -213,6 +213,23 @@ static am_status read_plan(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
     *dst[i] = (int)v;
   }
   lay->plan.include_special = json_is_true(json_object_get(opt, "include_special"));
+  /* the target token left out of the per-token table again, as when the run was made */
+  lay->plan.include_target = json_is_true(json_object_get(opt, "include_target"));
+  const json_t *target = json_object_get(opt, "target");
+  int t = am_list_find(AM_LIST_TARGETS, json_string_value(target));
+  double lo = 0, hi = 0;
+  am_option_bounds("target", &lo, &hi);
+  if (json_is_integer(target) && json_integer_value(target) >= lo &&
+      json_integer_value(target) <= hi) {
+    lay->plan.target = AM_TARGET_INDEX;
+    lay->plan.target_index = (int)json_integer_value(target);
+  } else if (t >= 0 && t != AM_TARGET_INDEX)
+    lay->plan.target = (am_target)t;
+  else
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: provenance.options.target: not cls, last, mean or an "
+                   "index in [%.0f,%.0f]",
+                   rf->dir, lo, hi);
   lay->plan.all_rows = json_is_true(json_object_get(opt, "all_rows"));
   lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
   lay->head_importance = json_is_true(json_object_get(opt, "head_importance"));

@@ -91,6 +91,8 @@ class Plan(ctypes.Structure):
         ("chunk", ctypes.c_int64),
         ("histogram_bins", ctypes.c_int),
         ("row_tolerance", ctypes.c_double),
+        ("target_recorded", ctypes.c_int),
+        ("include_target", ctypes.c_int),
     ]
 
 
@@ -115,6 +117,7 @@ class ReportOptions(ctypes.Structure):
         ("dataset", ctypes.POINTER(ctypes.c_char_p)),
         ("ndataset", ctypes.c_int),
         ("out_dir", ctypes.c_char_p),
+        ("stratify_length", ctypes.c_int),
     ]
 
 

@@ -19,9 +19,22 @@ _NP = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I1
 _NAMES = {v: k for k, v in _lib.DTYPES.items()}
 
 
-def _context():
-    from .analyze import Context
-    return Context("cpu", 1)
+class _context:
+    """A one-thread CPU context for a read (made here: importing the analyze submodule
+    would shadow the package's lazy attnmap.analyze function with the module)."""
+
+    def __enter__(self):
+        self.handle = ctypes.c_void_p()
+        err = ctypes.create_string_buffer(512)
+        opts = _lib.CtxOptions(b"cpu", 1)
+        st = _lib.am_ctx_create(ctypes.byref(opts), ctypes.byref(self.handle), err, len(err))
+        if st != 0:
+            raise _lib.AttnmapError(_lib.STATUS_NAMES.get(st, str(st)),
+                                    err.value.decode("utf-8", "replace"))
+        return self
+
+    def __exit__(self, *exc):
+        _lib.am_ctx_destroy(self.handle)
 
 
 def _tensors(handle, path):
