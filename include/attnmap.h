@@ -263,6 +263,14 @@ void am_run_options_init(am_run_options_t *opts);
 am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
                          const char *run_dir, const am_run_options_t *opts);
 
+/* *complete = 1 when run_dir is a finished run made with this plan from these inputs
+ * (the paths, sizes and modification times its summary.json records are the files' now):
+ * am_run_analyze with opts->resume then returns AM_STATUS_OK and leaves it as it is. With
+ * resume, a run_dir made otherwise is an error (AM_STATUS_INVALID_ARGUMENT) unless force.
+ */
+am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                             const char *run_dir, int *complete);
+
 /* Combines run folders made with the same options, in the given order, into out_dir:
  * examples concatenated, aggregates merged. */
 am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,

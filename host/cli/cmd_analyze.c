@@ -290,11 +290,17 @@ int am_cli_analyze(int argc, char **argv) {
   am_progress_init(&progress, "analyze", a.quiet);
   a.run.progress = am_progress_update;
   a.run.progress_user = &progress;
-  if (st == AM_STATUS_OK)
+  int complete = 0; /* nightly jobs pass --resume every time: a finished run is success */
+  if (st == AM_STATUS_OK && a.run.resume && !a.run.force)
+    st = am_run_is_complete(ctx, ds, &a.plan, a.output, &complete);
+  if (st == AM_STATUS_OK && !complete)
     st = am_run_analyze(ctx, ds, &a.plan, a.output, &a.run);
   am_progress_end(&progress);
   if (st != AM_STATUS_OK)
     code = am_cli_fail(ctx, st);
+  else if (complete)
+    fprintf(stderr, "attnmap: %s is already complete with these inputs and options\n",
+            a.output);
   else if (!a.quiet) {
     am_dataset_info_t info;
     am_dataset_get_info(ds, &info);

@@ -2,15 +2,11 @@
  * with sizes and CRC-32C checksums, timings), the dataset's shape and the aggregates. */
 #include "pipeline/summary.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "core/crc32c.h"
 #include "core/ctx.h"
 
 double am_now_seconds(void) {
@@ -60,98 +56,25 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
                    p->row_tolerance);
 }
 
-/* CRC-32C of the file's pieces on the context's threads (pread into a buffer per thread:
- * a file cut short meanwhile is a read error, never a SIGBUS), combined in file order. */
-#define CRC_PIECE (8u << 20)
-#define CRC_BUFFER (1u << 20)
-
-static uint32_t piece_crc(int fd, uint64_t off, uint64_t len, unsigned char *buf,
-                          int *err) {
-  uint32_t c = 0;
-  while (len > 0 && *err == 0) {
-    size_t want = len < CRC_BUFFER ? (size_t)len : CRC_BUFFER;
-    ssize_t got = pread(fd, buf, want, (off_t)off);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0) {
-      *err = got < 0 ? errno : EIO; /* EIO: fewer bytes than when the run began */
-      break;
-    }
-    c = am_crc32c(c, buf, (size_t)got);
-    off += (uint64_t)got;
-    len -= (uint64_t)got;
-  }
-  return c;
-}
-
-static am_status file_crc(am_ctx_t *ctx, const char *path, uint32_t *crc) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb) != 0) {
-    int err = errno;
-    if (fd >= 0)
-      close(fd);
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(err));
-  }
-  uint64_t size = (uint64_t)sb.st_size, npieces = (size + CRC_PIECE - 1) / CRC_PIECE;
-  uint32_t *crcs = calloc(npieces ? npieces : 1, sizeof *crcs);
-  if (!crcs) {
-    close(fd);
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-  }
-  int err = 0, threads = npieces < (uint64_t)ctx->threads ? (int)npieces : ctx->threads;
-#pragma omp parallel num_threads(threads > 0 ? threads : 1)
-  {
-    unsigned char *buf = malloc(CRC_BUFFER);
-    int my_err = buf ? 0 : ENOMEM;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < (int64_t)npieces; i++) {
-      uint64_t off = (uint64_t)i * CRC_PIECE;
-      if (my_err == 0)
-        crcs[i] = piece_crc(fd, off, size - off < CRC_PIECE ? size - off : CRC_PIECE, buf,
-                            &my_err);
-    }
-    if (my_err != 0) {
-#pragma omp critical(am_file_crc_error)
-      err = err ? err : my_err;
-    }
-    free(buf);
-  }
-  close(fd);
-  uint32_t c = 0;
-  for (uint64_t i = 0; i < npieces; i++)
-    c = am_crc32c_combine(
-        c, crcs[i], size - i * CRC_PIECE < CRC_PIECE ? size - i * CRC_PIECE : CRC_PIECE);
-  free(crcs);
-  if (err == ENOMEM)
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-  if (err != 0)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: read failed: %s", path,
-                   err == EIO ? "the file is shorter than when the run began"
-                              : strerror(err));
-  *crc = c;
-  return AM_STATUS_OK;
-}
-
-am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, const uint32_t *crcs,
                          json_t **out) {
+  (void)ctx;
   json_t *arr = json_array();
+  int k = 0;
   for (int s = 0; s < ds->nshards; s++)
-    for (int f = 0; f < ds->shards[s].nfiles; f++) {
+    for (int f = 0; f < ds->shards[s].nfiles; f++, k++) {
       const char *path = am_file_path(ds->shards[s].files[f]);
       struct stat sb;
-      json_t *o = json_pack("{s:s,s:I}", "path", path, "bytes",
-                            (json_int_t)(stat(path, &sb) == 0 ? sb.st_size : -1));
-      if (checksums) {
-        uint32_t crc = 0;
-        am_status st = file_crc(ctx, path, &crc);
-        if (st != AM_STATUS_OK) {
-          json_decref(o);
-          json_decref(arr);
-          return st;
-        }
+      int ok =
+          stat(path, &sb) == 0; /* the identity --resume compares (pipeline/resume.c) */
+      json_t *o = json_pack(
+          "{s:s,s:I,s:I}", "path", path, "bytes", (json_int_t)(ok ? sb.st_size : -1),
+          "mtime_ns",
+          (json_int_t)(ok ? (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
+                          : -1));
+      if (crcs) {
         char hex[16];
-        snprintf(hex, sizeof hex, "%08x", crc);
+        snprintf(hex, sizeof hex, "%08x", crcs[k]);
         json_object_set_new(o, "crc32c", json_string(hex));
       }
       json_array_append_new(arr, o);
