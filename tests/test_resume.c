@@ -108,13 +108,17 @@ static int has_checkpoint(void) {
   return dsb_exists(dsb_join(path, sizeof path, partial, "progress.json"));
 }
 
+/* How long an uninterrupted run takes on this machine now (us): kills land inside it. */
+static long uninterrupted_us(void) {
+  double t0 = now_s();
+  run_and_kill(600 * 1000000L);
+  return (long)((now_s() - t0) * 1e6);
+}
+
 Test(resume, killed_at_random_points_resumes_to_identical_outputs) {
   unsigned seed = (unsigned)time(NULL);
   srand(seed);
-  /* how long an uninterrupted run takes on this machine now: kills land inside it */
-  double t0 = now_s();
-  run_and_kill(600 * 1000000L);
-  long span = (long)((now_s() - t0) * 1e6);
+  long span = uninterrupted_us();
   int killed_mid_run = 0;
   for (int trial = 0; trial < 6; trial++) {
     dsb_rmtree(run);
@@ -225,9 +229,7 @@ static json_t *input_crc(json_t *summary) {
  * as the chunks are read; combined, the CRC-32C of the whole file, as an uninterrupted
  * run records it. */
 Test(resume, resumed_run_records_the_same_checksums) {
-  double t0 = now_s();
-  run_and_kill(600 * 1000000L);
-  long span = (long)((now_s() - t0) * 1e6);
+  long span = uninterrupted_us();
   int resumed = 0;
   for (int trial = 0; trial < 4; trial++) {
     dsb_rmtree(run);
