@@ -25,11 +25,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
 #include "core/ctx.h"
 #include "core/half.h"
 #include "cpu/row_sweep.h"
 #include "dataset/dataset.h"
+#include "ops/backend.h"
 #include "pipeline/chunk.h"
 
 typedef struct bench {

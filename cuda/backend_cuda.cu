@@ -231,7 +231,20 @@ static am_status cuda_saliency(void *state, int nex, int D, const void *const *e
   return st == AM_STATUS_OK ? st : am_fail(s->ctx, st, "saliency: %s", am_cuda_error());
 }
 
+/* C++17 has no designated initialisers: the labels say which field each value fills, in
+ * the order of ops/backend.h. */
 extern "C" const am_backend_t am_backend_cuda = {
-    "cuda",         cuda_create,      cuda_destroy,   cuda_example_pass,   am_cu_flow,
-    cuda_agreement, cuda_pass_submit, cuda_pass_wait, cuda_chunk_examples, cuda_saliency,
+    /* .name           = */ "cuda",
+    /* .create         = */ cuda_create,
+    /* .destroy        = */ cuda_destroy,
+    /* .example_pass   = */ cuda_example_pass,
+    /* .flow           = */ am_cu_flow,
+    /* .agreement      = */ cuda_agreement,
+    /* .pass_submit    = */ cuda_pass_submit,
+    /* .pass_wait      = */ cuda_pass_wait,
+    /* .chunk_examples = */ cuda_chunk_examples,
+    /* .saliency       = */ cuda_saliency,
+    /* .widen          = */ am_cuda_widen,
+    /* .device_copy    = */ am_cuda_device_copy,
+    /* .device_free    = */ am_cuda_device_free,
 };

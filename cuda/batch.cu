@@ -1,52 +1,20 @@
-/* batch.cu — a batch of examples through the CUDA backend: the CPU reference's argument
- * checks, the cut into slabs that fit every device's slot, the round-robin hand-out, and
- * the answer once every slab is back: the lowest example with bad input and its fault,
- * exactly what am_cpu_example_pass would say, or the first device failure. */
+/* batch.cu — a batch of examples through the CUDA backend: the argument checks every
+ * backend makes (ops/check.c), the cut into slabs that fit every device's slot, the
+ * round-robin hand-out, and the answer once every slab is back: the lowest example with bad
+ * input and its fault, exactly what am_cpu_example_pass would say, or the first device
+ * failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
 
-#define WANT_TARGET (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT)
-#define WANT_GRAD                                                                          \
-  (AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE)
-#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
-
-/* The checks of am_cpu_example_pass (check_args), in the same order. */
+/* The checks every backend makes (ops/check.c), then this backend's own limits. */
 static am_status check_example(const am_example_t *ex, const am_pass_options_t *opt,
                                const am_pass_output_t *out) {
-  if (ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
-      !(ex->dtype == AM_DTYPE_F32 || ex->dtype == AM_DTYPE_F16 ||
-        ex->dtype == AM_DTYPE_BF16 || ex->dtype == AM_DTYPE_F64))
-    return AM_STATUS_INVALID_ARGUMENT;
-  const unsigned w = opt->want;
-  if ((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
-      (w & AM_PASS_ROLLOUT && !out->rollout) ||
-      (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
-      (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
-      (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
-      (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
-      (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance))
-    return AM_STATUS_INVALID_ARGUMENT;
-  if (ex->n == 0)
-    return AM_STATUS_OK;
-  if (!ex->att || !ex->idx || (w & WANT_GRAD && !ex->grad))
-    return AM_STATUS_INVALID_ARGUMENT;
-  for (int l = 0; l < ex->L; l++)
-    if (!ex->att[l] || (ex->grad && !ex->grad[l]))
-      return AM_STATUS_INVALID_ARGUMENT;
-  for (int j = 0; j < ex->n; j++)
-    if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
-      return AM_STATUS_INVALID_ARGUMENT;
-  if (w & WANT_TARGET && ex->target != AM_ROW_MEAN &&
-      (ex->target < 0 || ex->target >= ex->n))
-    return AM_STATUS_INVALID_ARGUMENT;
-  if (w & WANT_FUSED && !(opt->discard >= 0.0 && opt->discard < 1.0))
-    return AM_STATUS_INVALID_ARGUMENT;
-  if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&
-      opt->fusion != AM_FUSION_MIN)
-    return AM_STATUS_INVALID_ARGUMENT;
+  const am_status st = am_ops_check_example(ex, opt, out);
+  if (st != AM_STATUS_OK || ex->n == 0)
+    return st;
   /* the fused kernel keeps [16 rows][H][9] floats in shared memory */
   if (ex->H > 300 || ex->n > 46340) /* n*n fits an int */
     return AM_STATUS_UNSUPPORTED;

@@ -22,7 +22,7 @@
 #include "cuda/rows.cuh"
 
 extern "C" {
-#include "backend.h"
+#include "ops/backend.h"
 #include "core/ctx.h"
 }
 
@@ -207,6 +207,11 @@ am_status am_cuda_saliency_run(am_cu_state_t *s, int nex, int D, const void *con
                                float *const *out);
 
 /* flow_op.cu: the backend's flow op (cuda/flow.cu's solver; on the CPU in the emulator) */
+/* widen.cu: the backend table's widen, device_copy and device_free (ops/backend.h). */
+am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, size_t count,
+                        float *dst);
+void *am_cuda_device_copy(void *state, const void *src, size_t bytes);
+void am_cuda_device_free(void *state, void *p);
 am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
                      const am_pass_options_t *opt, float *const *out);
 

@@ -8,10 +8,6 @@
 
 #include "cuda/cuda_internal.h"
 
-extern "C" {
-#include "cpu/flow.h"
-}
-
 #ifndef AM_CUDA_EMU
 #include "cuda/flow.cuh"
 
@@ -108,6 +104,12 @@ am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
 }
 
 #else /* AM_CUDA_EMU: the CPU reference on the copy threads */
+
+/* The one place cuda/ reaches into cpu/, and only in the emulator's build, which links the
+ * whole library into one program (docs/architecture.md calls it deliberate). */
+extern "C" {
+#include "cpu/flow.h"
+}
 
 typedef struct flow_task {
   const am_example_t *ex;

@@ -13,7 +13,7 @@
 #include "cuda/cuda_common.cuh"
 
 extern "C" {
-#include "cpu/example_pass.h"
+#include "ops/example.h"
 }
 
 #define AM_CU_THREADS 128  /* fused kernel block: 4 warps */

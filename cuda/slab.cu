@@ -17,7 +17,7 @@
 
 extern "C" {
 #include "core/half.h"
-#include "cpu/head_stats.h"
+#include "ops/grid.h"
 }
 
 unsigned am_cu_example_flags(const am_cu_batch_t *b, int e, unsigned long long *kdrop) {

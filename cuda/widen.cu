@@ -122,8 +122,8 @@ done:
   return st;
 }
 
-extern "C" am_status am_cuda_widen(void *state, am_dtype dtype, const void *src,
-                                   size_t count, float *dst) {
+am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, size_t count,
+                        float *dst) {
   am_cu_state_t *s = (am_cu_state_t *)state;
   if (!s || !src || !dst ||
       !(dtype == AM_DTYPE_F32 || dtype == AM_DTYPE_F16 || dtype == AM_DTYPE_BF16))
@@ -136,7 +136,7 @@ extern "C" am_status am_cuda_widen(void *state, am_dtype dtype, const void *src,
   return st;
 }
 
-extern "C" void *am_cuda_device_copy(void *state, const void *src, size_t bytes) {
+void *am_cuda_device_copy(void *state, const void *src, size_t bytes) {
   am_cu_state_t *s = (am_cu_state_t *)state;
   void *p = NULL;
   if (!s || cudaSetDevice(s->aux.dev) != cudaSuccess ||
@@ -152,7 +152,7 @@ extern "C" void *am_cuda_device_copy(void *state, const void *src, size_t bytes)
   return p;
 }
 
-extern "C" void am_cuda_device_free(void *state, void *p) {
+void am_cuda_device_free(void *state, void *p) {
   am_cu_state_t *s = (am_cu_state_t *)state;
   if (s && p && cudaSetDevice(s->aux.dev) == cudaSuccess)
     cudaFree(p);

@@ -20,13 +20,21 @@
 extern "C" {
 #endif
 
+/* AM_API marks what the shared library exports; everything else in it is hidden
+ * (-fvisibility=hidden), so the ABI is exactly the declarations below. */
+#if defined(_WIN32)
+#define AM_API
+#else
+#define AM_API __attribute__((visibility("default")))
+#endif
+
 #define AM_VERSION_MAJOR 0
 #define AM_VERSION_MINOR 1
 #define AM_VERSION_PATCH 0
 #define AM_VERSION_STRING "0.1.0"
 
 /* The library's version string, e.g. "0.1.0" (static). */
-const char *am_version(void);
+AM_API const char *am_version(void);
 
 /* ---- status codes: one list, fixed numbers ------------------------------------- */
 #define AM_STATUS_LIST(X)                                                                  \
@@ -47,7 +55,7 @@ typedef enum am_status {
 } am_status;
 
 /* Static name of a status ("bad input"); "unknown status" for other values. */
-const char *am_status_str(am_status status);
+AM_API const char *am_status_str(am_status status);
 
 /* ---- element types: names as safetensors spells them --------------------------- */
 #define AM_DTYPE_LIST(X)                                                                   \
@@ -74,8 +82,8 @@ typedef enum am_dtype {
       AM_DTYPE_COUNT
 } am_dtype;
 
-const char *am_dtype_name(am_dtype dtype); /* "F16"; NULL when unknown */
-size_t am_dtype_size(am_dtype dtype);      /* bytes per element; 0 when unknown */
+AM_API const char *am_dtype_name(am_dtype dtype); /* "F16"; NULL when unknown */
+AM_API size_t am_dtype_size(am_dtype dtype);      /* bytes per element; 0 when unknown */
 
 #define AM_MAX_DIMS 8
 
@@ -105,40 +113,41 @@ typedef struct am_ctx_options {
 
 /* opts may be NULL (defaults). A failure message for a context that could not be made
  * goes to errbuf when it is not NULL. */
-am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errbuf,
-                        size_t errlen);
-void am_ctx_destroy(am_ctx_t *ctx);
+AM_API am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errbuf,
+                               size_t errlen);
+AM_API void am_ctx_destroy(am_ctx_t *ctx);
 /* The message of the last failure on ctx (one line, names file, tensor and problem
  * where they are known); "" when none. Borrowed; valid until the next call on ctx. */
-const char *am_last_error(const am_ctx_t *ctx);
-const char *am_ctx_backend_name(const am_ctx_t *ctx); /* "cpu", "cuda" */
-const char *am_ctx_device_name(const am_ctx_t *ctx);  /* CPU model or GPU name */
-int am_ctx_threads(const am_ctx_t *ctx);
+AM_API const char *am_last_error(const am_ctx_t *ctx);
+AM_API const char *am_ctx_backend_name(const am_ctx_t *ctx); /* "cpu", "cuda" */
+AM_API const char *am_ctx_device_name(const am_ctx_t *ctx);  /* CPU model or GPU name */
+AM_API int am_ctx_threads(const am_ctx_t *ctx);
 
 /* ---- tensor files (.safetensors, .npy) ------------------------------------------ */
 typedef struct am_file am_file_t;
 
 /* Maps a .safetensors file (checked as the reference implementation checks it, plus
  * duplicate names rejected) or reads a .npy file (one tensor, named after the file). */
-am_status am_file_open(am_ctx_t *ctx, const char *path, am_file_t **out);
-void am_file_close(am_file_t *file);
-const char *am_file_path(const am_file_t *file);
-int am_file_tensor_count(const am_file_t *file);
-const char *am_file_tensor_name(const am_file_t *file, int i);   /* borrowed */
-const am_tensor_t *am_file_tensor(const am_file_t *file, int i); /* borrowed */
-const am_tensor_t *am_file_find(const am_file_t *file,
-                                const char *name); /* NULL if absent */
-int am_file_metadata_count(const am_file_t *file);
-const char *am_file_metadata_key(const am_file_t *file, int i);
-const char *am_file_metadata(const am_file_t *file, const char *key); /* NULL if absent */
+AM_API am_status am_file_open(am_ctx_t *ctx, const char *path, am_file_t **out);
+AM_API void am_file_close(am_file_t *file);
+AM_API const char *am_file_path(const am_file_t *file);
+AM_API int am_file_tensor_count(const am_file_t *file);
+AM_API const char *am_file_tensor_name(const am_file_t *file, int i);   /* borrowed */
+AM_API const am_tensor_t *am_file_tensor(const am_file_t *file, int i); /* borrowed */
+AM_API const am_tensor_t *am_file_find(const am_file_t *file,
+                                       const char *name); /* NULL if absent */
+AM_API int am_file_metadata_count(const am_file_t *file);
+AM_API const char *am_file_metadata_key(const am_file_t *file, int i);
+AM_API const char *am_file_metadata(const am_file_t *file,
+                                    const char *key); /* NULL if absent */
 
 /* Writes a .safetensors file (header padded to 8 bytes, tensors in the given order,
  * metadata as key/value string pairs meta[2*i], meta[2*i+1]). Atomic: temp + rename. */
-am_status am_safetensors_write(am_ctx_t *ctx, const char *path,
-                               const am_named_tensor_t *tensors, int ntensors,
-                               const char *const *meta, int nmeta);
+AM_API am_status am_safetensors_write(am_ctx_t *ctx, const char *path,
+                                      const am_named_tensor_t *tensors, int ntensors,
+                                      const char *const *meta, int nmeta);
 /* Writes a .npy file (version 1.0, C order, little-endian) unless the header needs 2.0. */
-am_status am_npy_write(am_ctx_t *ctx, const char *path, const am_tensor_t *tensor);
+AM_API am_status am_npy_write(am_ctx_t *ctx, const char *path, const am_tensor_t *tensor);
 
 /* ---- datasets --------------------------------------------------------------------- */
 typedef struct am_dataset am_dataset_t;
@@ -158,7 +167,7 @@ enum {
 };
 
 /* The input name of a role bit ("attention_grads"); NULL for anything but one bit. */
-const char *am_role_name(unsigned role);
+AM_API const char *am_role_name(unsigned role);
 
 typedef struct am_dataset_info {
   int64_t examples;  /* N, over all shards */
@@ -175,21 +184,22 @@ typedef struct am_dataset_info {
 /* Opens a dataset: each path is a .safetensors file, a .npy file, or a directory of
  * *.safetensors shards (name order) or of .npy files named after their roles.
  * Every shard is checked against DESIGN §2 before anything is computed. */
-am_status am_dataset_open(am_ctx_t *ctx, const char *const *paths, int npaths,
-                          am_dataset_t **out);
-void am_dataset_close(am_dataset_t *ds);
-void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
-int am_dataset_shard_count(const am_dataset_t *ds);
-const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
-int am_dataset_shard_file_count(const am_dataset_t *ds, int shard);
-const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard,
-                                       int i);                       /* borrowed */
-const char *am_dataset_saliency_name(const am_dataset_t *ds, int i); /* "ig", borrowed */
+AM_API am_status am_dataset_open(am_ctx_t *ctx, const char *const *paths, int npaths,
+                                 am_dataset_t **out);
+AM_API void am_dataset_close(am_dataset_t *ds);
+AM_API void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
+AM_API int am_dataset_shard_count(const am_dataset_t *ds);
+AM_API const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
+AM_API int am_dataset_shard_file_count(const am_dataset_t *ds, int shard);
+AM_API const am_file_t *am_dataset_shard_file(const am_dataset_t *ds, int shard,
+                                              int i); /* borrowed */
+AM_API const char *am_dataset_saliency_name(const am_dataset_t *ds,
+                                            int i); /* "ig", borrowed */
 
 /* Reads every attention row of the dataset and checks it: finite, non-negative, summing
  * to 1 over the valid keys; gradients finite. AM_STATUS_BAD_INPUT names the first
  * failure (file, tensor, example, layer, head, row). */
-am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds);
+AM_API am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds);
 
 /* ---- the analysis plan (DESIGN §3) ------------------------------------------------- */
 typedef enum am_fusion { AM_FUSION_MEAN = 0, AM_FUSION_MAX, AM_FUSION_MIN } am_fusion;
@@ -240,7 +250,7 @@ typedef struct am_plan {
 
 /* Fills plan with the defaults (mean fusion, cls target, no discard, no normalisation,
  * k = 5, all pairs, automatic chunk). */
-void am_plan_init(am_plan_t *plan);
+AM_API void am_plan_init(am_plan_t *plan);
 
 /* ---- runs --------------------------------------------------------------------------- */
 typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
@@ -256,12 +266,12 @@ typedef struct am_run_options {
                           every chunk). Each checkpoint syncs the partial output. */
 } am_run_options_t;
 
-void am_run_options_init(am_run_options_t *opts);
+AM_API void am_run_options_init(am_run_options_t *opts);
 
 /* Analyses the dataset and writes run_dir (examples.safetensors, summary.json)
  * atomically: it is built under a temporary name and renamed when complete. */
-am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
-                         const char *run_dir, const am_run_options_t *opts);
+AM_API am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                                const char *run_dir, const am_run_options_t *opts);
 
 /* *complete = 1 when run_dir is a finished run made with this plan from these inputs
  * (the paths, sizes and modification times its summary.json records are the files' now):
@@ -273,8 +283,8 @@ am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *p
 
 /* Combines run folders made with the same options, in the given order, into out_dir:
  * examples concatenated, aggregates merged. */
-am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
-                       const char *out_dir, const am_run_options_t *opts);
+AM_API am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
+                              const char *out_dir, const am_run_options_t *opts);
 
 /* ---- images: colormaps and PNG maps (docs/report.md) -------------------------------- */
 typedef enum am_colormap {
@@ -285,11 +295,12 @@ typedef enum am_colormap {
 typedef enum am_upsample { AM_UPSAMPLE_NEAREST = 0, AM_UPSAMPLE_BILINEAR } am_upsample;
 
 /* "viridis", "magma", "RdBu_r"; NULL for other values. */
-const char *am_colormap_name(am_colormap cmap);
+AM_API const char *am_colormap_name(am_colormap cmap);
 /* The 8-bit colour of v between the limits as matplotlib draws it: entry
  * floor(256 (v - vmin) / (vmax - vmin)) of the 256-entry table, clipped to 0..255 (entry 0
  * when vmax <= vmin); NaN gives the NaN colour, grey 128,128,128, which no table holds. */
-void am_colormap_rgb(am_colormap cmap, double v, double vmin, double vmax, uint8_t rgb[3]);
+AM_API void am_colormap_rgb(am_colormap cmap, double v, double vmin, double vmax,
+                            uint8_t rgb[3]);
 
 typedef struct am_png_options {
   am_colormap colormap;
@@ -301,12 +312,12 @@ typedef struct am_png_options {
 } am_png_options_t;
 
 /* Viridis, automatic limits, scale 1, nearest, quantity "value". */
-void am_png_options_init(am_png_options_t *opts);
+AM_API void am_png_options_init(am_png_options_t *opts);
 /* Writes values [rows, cols] (row-major) as an 8-bit RGB PNG through the colormap, with
  * tEXt chunks attnmap.quantity, attnmap.colormap, attnmap.vmin, attnmap.vmax (the limits
  * used) and Software. Atomic: temporary name, then rename. */
-am_status am_png_write_map(am_ctx_t *ctx, const char *path, const float *values, int rows,
-                           int cols, const am_png_options_t *opts);
+AM_API am_status am_png_write_map(am_ctx_t *ctx, const char *path, const float *values,
+                                  int rows, int cols, const am_png_options_t *opts);
 
 /* ---- reports (docs/report.md) -------------------------------------------------------- */
 typedef struct am_report_options {
@@ -327,19 +338,20 @@ typedef struct am_report_result {
   char note[512]; /* why the dataset's tokens and views are missing; "" when they are not */
 } am_report_result_t;
 
-void am_report_options_init(am_report_options_t *opts);
+AM_API void am_report_options_init(am_report_options_t *opts);
 /* Writes the report of run_dir into opts->out_dir (default RUN/report): index.html, its
  * PNGs under img/, and comparison.json with a baseline. Built under a temporary name and
  * renamed into place, replacing an older report. result may be NULL. A dataset that
  * cannot be found or no longer matches the run is not an error: the report says so. */
-am_status am_run_report(am_ctx_t *ctx, const char *run_dir, const am_report_options_t *opts,
-                        am_report_result_t *result);
+AM_API am_status am_run_report(am_ctx_t *ctx, const char *run_dir,
+                               const am_report_options_t *opts, am_report_result_t *result);
 /* Compares run_dir's summary.json against baseline_dir's: per head statistic (layer x
  * head) and per agreement pair and metric, the change of the mean in pooled standard
  * deviations; writes the comparison as JSON to json_path (NULL: not written) and the
  * number of entries beyond `drift` to *drifted. */
-am_status am_run_compare(am_ctx_t *ctx, const char *run_dir, const char *baseline_dir,
-                         double drift, const char *json_path, int64_t *drifted);
+AM_API am_status am_run_compare(am_ctx_t *ctx, const char *run_dir,
+                                const char *baseline_dir, double drift,
+                                const char *json_path, int64_t *drifted);
 
 /* ---- arrays in memory (language bindings: python/attnmap) ------------------------- */
 /* One batch of B examples that the caller holds in memory, with the meanings of DESIGN §2.
@@ -385,12 +397,12 @@ enum {
 };
 
 /* Checks in against plan (the same checks as a dataset shard) and describes the outputs. */
-am_status am_arrays_describe(am_ctx_t *ctx, const am_arrays_t *in, const am_plan_t *plan,
-                             am_arrays_desc_t **out);
-void am_arrays_desc_destroy(am_arrays_desc_t *desc);
-int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
-const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
-                                int i); /* borrowed; NULL out of range */
+AM_API am_status am_arrays_describe(am_ctx_t *ctx, const am_arrays_t *in,
+                                    const am_plan_t *plan, am_arrays_desc_t **out);
+AM_API void am_arrays_desc_destroy(am_arrays_desc_t *desc);
+AM_API int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
+AM_API const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
+                                       int i); /* borrowed; NULL out of range */
 unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
 
 /* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */
@@ -407,8 +419,8 @@ typedef struct am_arrays_result {
 /* Runs the plan's analyses on the arrays with ctx's backend, exactly as am_run_analyze
  * does for a dataset shard holding the same tensors, and fills out. Bad values come back
  * as AM_STATUS_BAD_INPUT naming the array, example, layer, head and position. */
-am_status am_analyze_arrays(am_ctx_t *ctx, const am_arrays_t *in, const am_plan_t *plan,
-                            const am_arrays_result_t *out);
+AM_API am_status am_analyze_arrays(am_ctx_t *ctx, const am_arrays_t *in,
+                                   const am_plan_t *plan, const am_arrays_result_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,13 +1,16 @@
-/* ctx.c — contexts, status names, dtype names and the version string. */
+/* ctx.c — a context's error message and accessors, status names, dtype names, the version
+ * string. Contexts are created with their backend (backend/ctx_create.c). */
 #include "core/ctx.h"
-#include "core/json_guard.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "backend.h"
+int am_cpu_core_count(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
 
 const char *am_version(void) { return AM_VERSION_STRING; }
 
@@ -70,34 +73,3 @@ const char *am_last_error(const am_ctx_t *ctx) { return ctx ? ctx->error : ""; }
 const char *am_ctx_backend_name(const am_ctx_t *ctx) { return ctx->backend_name; }
 const char *am_ctx_device_name(const am_ctx_t *ctx) { return ctx->device_name; }
 int am_ctx_threads(const am_ctx_t *ctx) { return ctx->threads; }
-
-am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errbuf,
-                        size_t errlen) {
-  *out = NULL;
-  am_ctx_t *ctx = calloc(1, sizeof *ctx);
-  if (!ctx) {
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "out of memory");
-    return AM_STATUS_OUT_OF_MEMORY;
-  }
-  am_json_guard_install();
-  const char *want = (opts && opts->backend) ? opts->backend : "cpu";
-  ctx->threads = (opts && opts->threads > 0) ? opts->threads : am_cpu_core_count();
-  am_status st = am_backend_select(ctx, want);
-  if (st != AM_STATUS_OK) {
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "%s", ctx->error);
-    free(ctx);
-    return st;
-  }
-  *out = ctx;
-  return AM_STATUS_OK;
-}
-
-void am_ctx_destroy(am_ctx_t *ctx) {
-  if (!ctx)
-    return;
-  if (ctx->backend && ctx->backend->destroy)
-    ctx->backend->destroy(ctx->backend_state);
-  free(ctx);
-}

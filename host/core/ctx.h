@@ -4,7 +4,7 @@
 
 #include "attnmap.h"
 
-struct am_backend; /* host/backend.h */
+struct am_backend; /* ops/backend.h */
 
 struct am_ctx {
   char error[1024];
@@ -23,5 +23,8 @@ am_status am_fail(am_ctx_t *ctx, am_status status, const char *fmt, ...)
 
 /* Forgets the last message. */
 void am_clear_error(am_ctx_t *ctx);
+
+/* Online processors. */
+int am_cpu_core_count(void);
 
 #endif

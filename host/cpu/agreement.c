@@ -19,17 +19,6 @@
 
 #include "cpu/rank.h"
 
-const char *am_metric_name(am_metric metric) {
-  static const char *const names[] = {
-#define AM_METRIC_NAME_(name, text) text,
-      AM_METRIC_LIST(AM_METRIC_NAME_)
-#undef AM_METRIC_NAME_
-  };
-  if ((int)metric < 0 || metric >= AM_METRIC_COUNT)
-    return "unknown";
-  return names[metric];
-}
-
 static double clip_unit(double r) { return fmin(1.0, fmax(-1.0, r)); }
 
 static int has_nan(const float *v, int m) {

@@ -3,27 +3,7 @@
 #ifndef AM_CPU_AGREEMENT_H
 #define AM_CPU_AGREEMENT_H
 
-/* name as written in outputs ("@k" is replaced by the plan's k, e.g. "jaccard@5") */
-#define AM_METRIC_LIST(X)                                                                  \
-  X(SPEARMAN, "spearman")                                                                  \
-  X(KENDALL, "kendall")                                                                    \
-  X(PEARSON, "pearson")                                                                    \
-  X(COSINE, "cosine")                                                                      \
-  X(JACCARD, "jaccard@k")                                                                  \
-  X(FEATURE_AGREEMENT, "feature_agreement@k")                                              \
-  X(RANK_AGREEMENT, "rank_agreement@k")                                                    \
-  X(JSD, "jsd")                                                                            \
-  X(TVD, "tvd")
-
-typedef enum am_metric {
-#define AM_METRIC_ENUM_(name, text) AM_METRIC_##name,
-  AM_METRIC_LIST(AM_METRIC_ENUM_)
-#undef AM_METRIC_ENUM_
-      AM_METRIC_COUNT
-} am_metric;
-
-/* Static name with "@k" still in it ("jaccard@k"). */
-const char *am_metric_name(am_metric metric);
+#include "ops/lists.h"
 
 /* Doubles of scratch that am_cpu_agreement needs for vectors of length m. */
 #define AM_AGREEMENT_WORK(m) (8 * (size_t)(m) + 8)

@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "core/ctx.h"
+#include "cpu/agreement.h"
 #include "cpu/flow.h"
+#include "ops/backend.h"
 
 typedef struct cpu_state {
   int threads;

@@ -7,18 +7,7 @@
 #include <stddef.h>
 
 #include "cpu/example_pass.h"
-
-/* The patch geometry used by the distance statistic. */
-typedef struct am_grid_geom {
-  int active; /* 1 when the grid matches n (prefix + rows*cols == n) */
-  int prefix, rows, cols;
-  const double *dist; /* [rows,cols]: dist[dr*cols+dc] = sqrt(dr^2 + dc^2) */
-} am_grid_geom_t;
-
-/* Doubles of table that am_grid_geom_init needs for n valid tokens (0 without a grid). */
-size_t am_grid_table_size(const am_grid_t *grid, int n);
-/* table: am_grid_table_size(grid, n) doubles (unused when the grid is not active). */
-void am_grid_geom_init(am_grid_geom_t *geo, const am_grid_t *grid, int n, double *table);
+#include "ops/grid.h"
 
 /* Adds the statistics of query row i (a: [n] weights over the valid keys) to acc. */
 void am_head_stats_row(const float *a, int n, int i, const am_grid_geom_t *geo,

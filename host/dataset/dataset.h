@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "attnmap.h"
-#include "cpu/example_pass.h"
+#include "ops/example.h"
 
 /* Where a tensor came from, for messages. */
 typedef struct am_source {

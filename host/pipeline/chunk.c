@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "ops/backend.h"
 #include "core/ctx.h"
 #include "core/half.h"
 #include "pipeline/chunk.h"

@@ -4,8 +4,7 @@
 #define AM_PIPELINE_LAYOUT_H
 
 #include "attnmap.h"
-#include "cpu/agreement.h"
-#include "cpu/example_pass.h"
+#include "ops/example.h"
 #include "dataset/dataset.h"
 #include "io/file.h"
 

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "backend.h"
+#include "ops/backend.h"
 
 /* Valid positions of an example: which tokens of its row are real. */
 typedef enum par_mask {

@@ -1,12 +1,13 @@
 /* backend.h — the table of ops every backend implements (DESIGN §5). The CPU backend
  * (host/cpu/backend_cpu.c) is the reference; the CUDA backend (cuda/) implements the same
- * set. Handles are opaque; a backend's state is made by create and freed by destroy. */
-#ifndef AM_BACKEND_H
-#define AM_BACKEND_H
+ * set. Handles are opaque; a backend's state is made by create and freed by destroy.
+ * Backends include this and ops/; never each other (docs/architecture.md). */
+#ifndef AM_OPS_BACKEND_H
+#define AM_OPS_BACKEND_H
 
 #include "attnmap.h"
-#include "cpu/agreement.h"
-#include "cpu/example_pass.h"
+#include "ops/example.h"
+#include "ops/lists.h"
 
 typedef struct am_backend {
   const char *name;
@@ -22,7 +23,7 @@ typedef struct am_backend {
                             const am_pass_options_t *opt, am_pass_output_t *out,
                             am_fault_t *fault, int *fault_example);
 
-  /* Attention flow of a batch: out[e] receives example e's [n] flow map (cpu/flow.h). */
+  /* Attention flow of a batch: out[e] receives example e's [n] flow map (as cpu/flow.h). */
   am_status (*flow)(void *state, const am_example_t *ex, int nex,
                     const am_pass_options_t *opt, float *const *out);
 
@@ -52,25 +53,16 @@ typedef struct am_backend {
   am_status (*saliency)(void *state, int nex, int D, const void *const *emb,
                         am_dtype emb_dtype, const void *const *grad, am_dtype grad_dtype,
                         const int32_t *const *idx, const int *n, float *const *out);
+
+  /* ---- for the parity suites: device memory (NULL on a backend without any) ---- */
+
+  /* F32/F16/BF16 elements widened to float on the backend's first device. */
+  am_status (*widen)(void *state, am_dtype dtype, const void *src, size_t count,
+                     float *dst);
+  /* A device copy of bytes of host memory (NULL on failure), for the device-pointer path
+   * (opt->device_pointers); device_free frees it. */
+  void *(*device_copy)(void *state, const void *src, size_t bytes);
+  void (*device_free)(void *state, void *p);
 } am_backend_t;
-
-extern const am_backend_t am_backend_cpu;
-#ifdef ATTNMAP_HAVE_CUDA
-extern const am_backend_t am_backend_cuda;
-/* F32/F16/BF16 elements widened to float on the CUDA backend's first device (state: a
- * cuda context's backend state); for the parity suite. */
-am_status am_cuda_widen(void *state, am_dtype dtype, const void *src, size_t count,
-                        float *dst);
-/* A device copy of bytes of host memory on that device (NULL on failure), for the
- * device-pointer path of the parity suite; am_cuda_device_free frees it. */
-void *am_cuda_device_copy(void *state, const void *src, size_t bytes);
-void am_cuda_device_free(void *state, void *p);
-#endif
-
-/* Chooses and creates the backend named by spec ("cpu", "cuda[:N|:all]", "auto"). */
-am_status am_backend_select(am_ctx_t *ctx, const char *spec);
-
-/* Online processors. */
-int am_cpu_core_count(void);
 
 #endif

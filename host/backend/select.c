@@ -1,16 +1,10 @@
-/* backend.c — picks a backend for a context from the user's --backend choice. */
-#include "backend.h"
+/* select.c — picks a backend for a context from the user's --backend choice. */
+#include "backend/select.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/ctx.h"
-
-int am_cpu_core_count(void) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
-}
 
 static am_status backend_start(am_ctx_t *ctx, const am_backend_t *b, const char *spec) {
   void *state = NULL;

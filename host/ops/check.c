@@ -1,0 +1,68 @@
+/* check.c — what every backend checks before a pass reads anything (example.h), and the
+ * row-sum tolerance of the input check. The CUDA backend adds its own limits after these
+ * (cuda/batch.cu); the answer for an example is the same on every backend. */
+#include "ops/example.h"
+
+/* Stored probabilities are rounded to nearest, each with a relative error of at most the
+ * unit roundoff u (F16 2^-11, BF16 2^-8), so a stored row of true sum 1 sums to within u
+ * (plus n * 2^-25 absolute for F16 values that underflow to subnormals or zero: 1.2e-4
+ * at n = 4096). We allow 4u + 1e-5 for the half types, headroom for a softmax computed in
+ * that type. F32/F64: a float softmax is exact to ~1e-6 at these lengths; 1e-4 still
+ * catches a wrong axis, logits or an unmasked padding, which miss by far more. */
+double am_row_sum_tolerance(am_dtype dtype) {
+  switch (dtype) {
+  case AM_DTYPE_F16:
+    return 4.0 * 0x1p-11 + 1e-5;
+  case AM_DTYPE_BF16:
+    return 4.0 * 0x1p-8 + 1e-5;
+  default:
+    /* F32/F64 dumps often come from models run in float16 and cast up: allow the
+     * float16 rounding of the stored probabilities (--row-tolerance widens it further,
+     * e.g. for bfloat16 models dumped as F32). */
+    return 4.0 * 0x1p-11 + 1e-5;
+  }
+}
+
+#define WANT_TARGET (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT)
+#define WANT_GRAD                                                                          \
+  (AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE)
+#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
+
+static int valid_dtype(am_dtype d) {
+  return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
+}
+
+am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
+                               const am_pass_output_t *out) {
+  if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
+      !valid_dtype(ex->dtype))
+    return AM_STATUS_INVALID_ARGUMENT;
+  unsigned w = opt->want;
+  if ((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
+      (w & AM_PASS_ROLLOUT && !out->rollout) ||
+      (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
+      (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
+      (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
+      (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
+      (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (ex->n == 0)
+    return AM_STATUS_OK;
+  if (!ex->att || !ex->idx || (w & WANT_GRAD && !ex->grad))
+    return AM_STATUS_INVALID_ARGUMENT;
+  for (int l = 0; l < ex->L; l++)
+    if (!ex->att[l] || (ex->grad && !ex->grad[l]))
+      return AM_STATUS_INVALID_ARGUMENT;
+  for (int j = 0; j < ex->n; j++)
+    if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
+      return AM_STATUS_INVALID_ARGUMENT;
+  if (w & WANT_TARGET && ex->target != AM_ROW_MEAN &&
+      (ex->target < 0 || ex->target >= ex->n))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (w & WANT_FUSED && !(opt->discard >= 0.0 && opt->discard < 1.0))
+    return AM_STATUS_INVALID_ARGUMENT;
+  if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&
+      opt->fusion != AM_FUSION_MIN)
+    return AM_STATUS_INVALID_ARGUMENT;
+  return AM_STATUS_OK;
+}

@@ -1,0 +1,91 @@
+/* example.h — one example as the backends see it, what a pass is asked for (options, wanted
+ * outputs) and what it answers (outputs, fault): the types every backend implements
+ * (backend.h), independent of any backend (docs/design.md §5). */
+#ifndef AM_OPS_EXAMPLE_H
+#define AM_OPS_EXAMPLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attnmap.h"
+#include "ops/lists.h"
+
+/* Target of the row form: a valid-token index, or AM_ROW_MEAN for the mean of all rows. */
+#define AM_ROW_MEAN (-1)
+
+/* One example as stored: its layers in the file's dtype, padded to T, valid positions idx.
+ */
+typedef struct am_example {
+  int L, H, T;
+  int n;          /* valid tokens */
+  am_dtype dtype; /* F32, F16, BF16 or F64 */
+  const void *const
+      *att; /* [L]: this example's [H,T,T] block of layer l (maybe unaligned) */
+  const void *const *grad; /* [L] like att, or NULL when there are no gradients */
+  const int32_t *idx;      /* [n] valid positions, increasing, each < T */
+  int target;              /* valid-token index in [0,n), or AM_ROW_MEAN */
+} am_example_t;
+
+/* A ViT-style patch grid: `prefix` tokens (CLS, ...) then rows x cols patches. */
+typedef struct am_grid {
+  int rows, cols, prefix; /* rows == 0: no grid */
+} am_grid_t;
+
+enum {
+  AM_PASS_ATTENTION_LAST = 1u << 0,
+  AM_PASS_ROLLOUT = 1u << 1,
+  AM_PASS_GRAD_ROLLOUT = 1u << 2,
+  AM_PASS_ROLLOUT_ROWS = 1u << 3,
+  AM_PASS_GRAD_ROLLOUT_ROWS = 1u << 4,
+  AM_PASS_HEAD_STATS = 1u << 5,
+  AM_PASS_HEAD_IMPORTANCE = 1u << 6,
+};
+
+typedef struct am_pass_options {
+  unsigned want; /* AM_PASS_* bits; GRAD_* and HEAD_IMPORTANCE need ex->grad */
+  am_fusion fusion;
+  double discard;         /* [0,1) */
+  am_normalize normalize; /* applied to the rollout and grad_rollout rows (not *_ROWS) */
+  am_grid_t grid;         /* for the distance statistic */
+  double row_tolerance;   /* |row sum - 1| allowed; 0 = am_row_sum_tolerance(dtype) */
+  int device_pointers;    /* 1: ex->att / ex->grad are CUDA device pointers (from
+                             am_analyze_arrays); only the cuda backend is given them */
+} am_pass_options_t;
+
+/* Outputs in valid-token order; a pointer is used only when its bit is wanted. */
+typedef struct am_pass_output {
+  float *attention_last; /* [n] row `target` of mean_h A_L (mean of rows for AM_ROW_MEAN) */
+  float *rollout;        /* [n] */
+  float *grad_rollout;   /* [n] */
+  float *rollout_rows;   /* [n,n] */
+  float *grad_rollout_rows; /* [n,n] */
+  float *head_stats;        /* [AM_STAT_COUNT,L,H] */
+  float *head_importance;   /* [L,H]: sum_i |sum_j a_ij g_ij| */
+} am_pass_output_t;
+
+/* Where the input was found wrong. */
+typedef enum am_fault_kind {
+  AM_FAULT_NONE = 0,
+  AM_FAULT_ATT_NOT_FINITE,  /* NaN or infinity in attentions */
+  AM_FAULT_ATT_NEGATIVE,    /* a negative attention weight */
+  AM_FAULT_ATT_ROW_SUM,     /* a valid row does not sum to 1 over the valid keys */
+  AM_FAULT_GRAD_NOT_FINITE, /* NaN or infinity in attention_grads */
+} am_fault_kind;
+
+typedef struct am_fault {
+  am_fault_kind kind;
+  int layer, head, row; /* row: valid-token index of the query */
+  double value;         /* the offending value or row sum */
+} am_fault_t;
+
+/* Tolerance on |row sum - 1| for attentions stored in dtype. */
+double am_row_sum_tolerance(am_dtype dtype);
+
+/* The argument checks every backend's example pass makes before reading anything
+ * (check.c): shapes, dtype, the wanted outputs present, layer pointers, increasing valid
+ * positions below T, the target, the discard ratio and the fusion.
+ * AM_STATUS_INVALID_ARGUMENT on the first that fails, else AM_STATUS_OK. */
+am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
+                               const am_pass_output_t *out);
+
+#endif
