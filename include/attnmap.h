@@ -278,8 +278,8 @@ AM_API am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t
  * am_run_analyze with opts->resume then returns AM_STATUS_OK and leaves it as it is. With
  * resume, a run_dir made otherwise is an error (AM_STATUS_INVALID_ARGUMENT) unless force.
  */
-am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
-                             const char *run_dir, int *complete);
+AM_API am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                                    const char *run_dir, int *complete);
 
 /* Combines run folders made with the same options, in the given order, into out_dir:
  * examples concatenated, aggregates merged. */
