@@ -1,7 +1,8 @@
 /* bench_cpu.c — times the CPU backend on a dataset (bench/synth files), beside the two
  * floors it is measured against, all in one process on the same bytes:
  *   - the pass: the backend's fused per-example pass (rollout, gradient rollout, every head
- *     statistic, head importance, attention_last; DESIGN §3 but flow), and the chunk
+ *     statistic, head importance, attention_last; docs/design.md §3 but flow), and the
+ *     chunk
  *     computation around it (the pass + saliency + agreement, as `attnmap analyze` runs
  *     it, without reading files anew, aggregating or writing);
  *   - the memory-read floor: the valid attention and gradient bytes the pass reads
@@ -27,6 +28,7 @@
 
 #include "core/ctx.h"
 #include "core/half.h"
+#include "cpu/backend_cpu.h"
 #include "cpu/row_sweep.h"
 #include "dataset/dataset.h"
 #include "ops/backend.h"
@@ -40,8 +42,15 @@ typedef struct bench {
   int cap, threads, repeats;
   int64_t limit; /* examples timed (the first ones) */
   unsigned methods;
-  double bytes; /* valid attention + gradient bytes the pass reads */
+  double bytes;                    /* valid attention + gradient bytes the pass reads */
+  const am_cpu_kernels_t *kernels; /* what the context's passes run with */
 } bench_t;
+
+/* The context's passes run with k from now on. */
+static void use_kernels(bench_t *b, const am_cpu_kernels_t *k) {
+  b->kernels = k;
+  am_cpu_backend_use_kernels(b->ctx->backend_state, k);
+}
 
 static double now(clockid_t clock) {
   struct timespec ts;
@@ -120,7 +129,7 @@ typedef enum what { PASS, COMPUTE, ENTROPY } what_t;
  * loop. Returns wall seconds; *cpu gets process CPU seconds. */
 static double sweep(bench_t *b, what_t what, double *cpu, am_status *st) {
   double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID), sink = 0;
-  int simd = am_cpu_row_sweep() != NULL;
+  int simd = b->kernels->row != NULL;
   *st = AM_STATUS_OK;
   int64_t done = 0;
   for (int s = 0; s < b->ds->nshards && *st == AM_STATUS_OK && done < b->limit; s++)
@@ -199,7 +208,8 @@ static double check_against_plain(bench_t *b) {
   double weights = (double)b->lay.L * b->lay.H * (double)c->Tcap * c->Tcap * nex;
   if (weights > 4e8) /* the plain loops take ~10 ns a weight: a long example once */
     nex = 1;
-  am_cpu_simd_force(0);
+  const am_cpu_kernels_t *fast = b->kernels;
+  use_kernels(b, am_cpu_kernels_plain());
   am_status st = am_chunk_load(b->ctx, c, b->ds, 0, 0, nex);
   if (st == AM_STATUS_OK)
     st = am_chunk_compute(b->ctx, c, b->ds);
@@ -208,7 +218,7 @@ static double check_against_plain(bench_t *b) {
     memcpy(stats, c->stats, ns * 4);
     memcpy(imp, c->importance, ni * 4);
   }
-  am_cpu_simd_force(-1);
+  use_kernels(b, fast);
   if (st == AM_STATUS_OK)
     st = am_chunk_compute(b->ctx, c, b->ds);
   double worst = -1;
@@ -232,6 +242,7 @@ static am_status setup(bench_t *b, char **paths, int npaths) {
     return st;
   }
   b->threads = am_ctx_threads(b->ctx);
+  use_kernels(b, am_cpu_kernels_for_this_cpu());
   am_plan_t plan;
   am_plan_init(&plan);
   if (b->methods)
@@ -331,9 +342,9 @@ int main(int argc, char **argv) {
   am_dataset_get_info(b.ds, &info);
   double check = check_against_plain(&b);
   if (portable)
-    am_cpu_simd_force(0);
+    use_kernels(&b, am_cpu_kernels_plain());
   printf("device: %s, %d threads, sweep %s\n", am_ctx_device_name(b.ctx), b.threads,
-         am_cpu_simd_name());
+         b.kernels->name);
   printf("dataset: %lld examples, L=%d H=%d T=%d %s, %.1f MB of valid attention%s read\n",
          (long long)b.limit, info.layers, info.heads, info.max_tokens,
          am_dtype_name(info.dtype), b.bytes / 1e6,
@@ -357,7 +368,7 @@ int main(int argc, char **argv) {
          "entropy_floor_s=%.6f read_gbs=%.3f bytes=%.0f check=%.4g threads=%d util=%.3f "
          "simd=%s\n",
          (long long)b.limit, t_pass, t_comp, t_mem, t_ent, bw, b.bytes, check, b.threads,
-         u_pass, am_cpu_simd_name());
+         u_pass, b.kernels->name);
   am_chunk_free(&b.chunk);
   am_dataset_close(b.ds);
   am_ctx_destroy(b.ctx);

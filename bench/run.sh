@@ -2,7 +2,8 @@
 # bench/run.sh — attnmap beside its peers, in one invocation, on the same files, with the
 # machine's limits measured in the same run (issue 7). Builds the Release tree, writes the
 # synthetic datasets (bench/synth) once into $DATA, then for each size:
-#   - `attnmap analyze` end to end (all analyses of DESIGN §3 but flow; and rollout alone,
+#   - `attnmap analyze` end to end (all analyses of docs/design.md §3 but flow; and rollout
+#   alone,
 #     gradient rollout alone, for the single-method peers), timings from summary.json;
 #   - build/bench/bench_cpu: the fused pass and the chunk computation in-process, checked
 #     against the plain reference loops, beside the memory-read floor and the entropy

@@ -1,4 +1,5 @@
-/* synth.c — writes synthetic attnmap datasets of any shape (DESIGN §2) with the structure
+/* synth.c — writes synthetic attnmap datasets of any shape (docs/design.md §2) with the
+ * structure
  * real models show: a sink on the first token, a diagonal band, a few sharp heads, random
  * right or left padding; masked softmax rows; attention gradients, embeddings and their
  * gradients, precomputed saliency, input ids with [CLS]/[SEP], labels and predictions.

@@ -1,6 +1,6 @@
 /* agreement.cu — agreement between two token-importance vectors, for many pairs at once
- * (DESIGN §3 "Agreement", the CPU reference in host/cpu/agreement.c): spearman (average
- * ranks with ties), kendall (tau-b exactly as scipy), pearson, cosine, jaccard@k,
+ * (docs/design.md §3 "Agreement", the CPU reference in host/cpu/agreement.c): spearman
+ * (average ranks with ties), kendall (tau-b exactly as scipy), pearson, cosine, jaccard@k,
  * feature_agreement@k, rank_agreement@k, jsd and tvd, with the CPU's NaN rules.
  *
  * Work mapping: one block of 256 threads per pair; the pair's vectors in shared memory

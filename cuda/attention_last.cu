@@ -1,4 +1,5 @@
-/* attention_last.cu — the last layer's head-mean attention row of the target (DESIGN §3,
+/* attention_last.cu — the last layer's head-mean attention row of the target
+ * (docs/design.md §3,
  * docs/analyses.md): last[j] = sum_h a[L-1][h][t][j] / H, or for the mean target the mean
  * over every valid row, sum_h sum_i a[h][i][j] / (H n).
  *

@@ -1,4 +1,4 @@
-/* backend_cuda.cu — the CUDA backend's entry in the op table (host/backend.h): choosing
+/* backend_cuda.cu — the CUDA backend's entry in the op table (ops/backend.h): choosing
  * the devices ("cuda", "cuda:N", "cuda:all", "cuda:0,2"), checking a batch's arguments
  * as the CPU reference does, cutting it into slabs handed round-robin to the devices,
  * and answering with the same fault the CPU would report (the lowest example, then the

@@ -22,8 +22,8 @@
 #include "cuda/rows.cuh"
 
 extern "C" {
-#include "ops/backend.h"
 #include "core/ctx.h"
+#include "ops/backend.h"
 }
 
 #define AM_CU_NSLOT 2

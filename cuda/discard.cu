@@ -1,4 +1,4 @@
-/* discard.cu — the discard ratio of attention rollout (vit-explain; DESIGN §3,
+/* discard.cu — the discard ratio of attention rollout (vit-explain; docs/design.md §3,
  * docs/analyses.md): the k = floor(n^2 d) smallest entries of the fused matrix F of one
  * layer are set to 0, ties broken toward the lower flat index, flat index 0 never zeroed
  * and not replaced by another entry. As the CPU reference: an exact radix selection on

@@ -1,4 +1,4 @@
-/* flow.cu — attention flow on the device (Abnar & Zuidema 2020, DESIGN §3): many
+/* flow.cu — attention flow on the device (Abnar & Zuidema 2020, docs/design.md §3): many
  * independent maximum-flow problems, one per (example, source row, block of 32 sinks),
  * each solved by one thread block with the synchronous push-relabel of flow_sync.h (the
  * CPU reference's algorithm, made synchronous; its host emulation is checked against the

@@ -1,6 +1,6 @@
 /* flow.cuh — attention flow on the device (cuda/flow.cu): many independent maximum-flow
  * problems, one per (example, source row, block of sinks), solved in parallel, for the
- * CUDA backend's `flow` op (host/backend.h).
+ * CUDA backend's `flow` op (host/ops/backend.h).
  *
  * Wiring into the backend (cuda/backend_cuda.cu, not done here): its `flow` op gets the
  * chunk's examples (am_example_t, attention already on the device when

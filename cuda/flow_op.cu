@@ -1,4 +1,4 @@
-/* flow_op.cu — the CUDA backend's attention flow op (host/backend.h `flow`): the examples
+/* flow_op.cu — the CUDA backend's attention flow op (ops/backend.h `flow`): the examples
  * go to cuda/flow.cu's solver (am_cuda_flow) on the first device, in groups of one shape
  * whose attention blocks fit 1 GiB: host inputs are copied block by block as they are
  * ([H,T,T] per layer, padded, any alignment), device pointers are passed as they are.

@@ -4,8 +4,8 @@
  *   - the per-head statistics and head importance (row terms, summed per row block),
  *   - head fusion F(A_l) (mean, max or min over heads, as the CPU fuses),
  *   - the rollout row step  v <- v rownorm(F + I)  and the gradient-weighted rollout
- *     row step  v <- v + v (mean_h max(0, G (.) A))  (DESIGN §3), or the matrices F and
- *     Gbar for the matrix form (discard, rows longer than 512, all rows).
+ *     row step  v <- v + v (mean_h max(0, G (.) A))  (docs/design.md §3), or the matrices F
+ *     and Gbar for the matrix form (discard, rows longer than 512, all rows).
  *
  * Work mapping. grid = (row blocks, examples); a block of 128 threads owns AM_CU_RB = 16
  * query rows of one example and reads all H heads of them. A row belongs to a group of

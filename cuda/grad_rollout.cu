@@ -1,5 +1,6 @@
 /* grad_rollout.cu — gradient-weighted rollout outside the fused kernel (Chefer, Gur & Wolf
- * 2021; DESIGN §3): Gbar_l = sum_h max(0, G_l (.) A_l) is written by the fused kernel,
+ * 2021; docs/design.md §3): Gbar_l = sum_h max(0, G_l (.) A_l) is written by the fused
+ * kernel,
  *   - the matrix-form row step  v <- v + (v Gbar_l) / H  (rows longer than 512), and
  *   - the all-rows hat  I + Gbar_l / H  in place, as am_grad_rollout_hat (float divide,
  *     then + 1 on the diagonal), for the products of grad_rollout.rows.

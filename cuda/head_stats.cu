@@ -1,5 +1,5 @@
-/* head_stats.cu — per-head statistics and head importance of each example (DESIGN §3)
- * from the row-block partial sums the fused kernel left: entropy, entropy / ln n,
+/* head_stats.cu — per-head statistics and head importance of each example (docs/design.md
+ * §3) from the row-block partial sums the fused kernel left: entropy, entropy / ln n,
  * confidence, attention to the first, last, own, previous and next token and the
  * distance, each averaged over the n valid rows (the distance on a patch grid over the
  * rows x cols patches, as the CPU does), and importance sum_i |sum_j a g|.

@@ -24,7 +24,8 @@ extern "C" {
 #define AM_CU_VM 256 /* rows per chunk and columns per block of the vector-matrix op */
 #define AM_CU_FAULT_NONE 0xFFFFFFFFFFFFFFFFull
 
-/* Partial sums per (layer, row block, head): the row terms of DESIGN §3's statistics. */
+/* Partial sums per (layer, row block, head): the row terms of docs/design.md §3's
+ * statistics. */
 enum {
   AM_PS_ENT, /* sum_i -sum_j a ln a */
   AM_PS_CONF,

@@ -1,6 +1,6 @@
 /* rollout.cu — attention rollout's row form outside the fused kernel (Abnar & Zuidema
- * 2020; DESIGN §3): the start vectors, the matrix-form step of one layer (used with the
- * discard ratio and for rows longer than 512, where F must be whole first)
+ * 2020; docs/design.md §3): the start vectors, the matrix-form step of one layer (used with
+ * the discard ratio and for rows longer than 512, where F must be whole first)
  *   s_i = 1 + sum_j F_ij,  w_i = v_i / s_i,  v_j <- w_j + sum_i w_i F_ij
  * and the final maps of both rollouts: the row vector after layer 0, rounded to float
  * and normalised as --normalize says (max, sum, minmax; am_cpu_normalize's rules).

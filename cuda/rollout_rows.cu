@@ -1,4 +1,5 @@
-/* rollout_rows.cu — the all-rows form of both rollouts (DESIGN §3 "Row form", --all-rows):
+/* rollout_rows.cu — the all-rows form of both rollouts (docs/design.md §3 "Row form",
+ * --all-rows):
  * R = A^_{L-1} ... A^_0 with A^_l = rownorm(F_l + I) (rollout) or I + Gbar_l / H
  * (gradient rollout, hat in grad_rollout.cu), the whole matrices multiplied with cuBLAS
  * strided-batched SGEMM, one call per layer for the examples of one length (so an

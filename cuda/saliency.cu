@@ -1,6 +1,6 @@
-/* saliency.cu — token saliency from input embeddings and their gradients (DESIGN §3,
- * the CPU reference host/cpu/saliency.c): per valid token, over the embedding dimension
- * D, grad_l2 = ||g||_2 (inseq), grad_x_input = sum_d g_d x_d (Captum) and
+/* saliency.cu — token saliency from input embeddings and their gradients (docs/design.md
+ * §3, the CPU reference host/cpu/saliency.c): per valid token, over the embedding
+ * dimension D, grad_l2 = ||g||_2 (inseq), grad_x_input = sum_d g_d x_d (Captum) and
  * abs_grad_x_input = |sum_d g_d x_d|, products and sums in double as the CPU.
  *
  * Work mapping: one warp per token (256 threads = 8 tokens per block), lanes stride D and

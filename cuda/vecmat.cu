@@ -2,7 +2,8 @@
  * part[rc][j] = sum_{i in rows chunk rc} c_i M_ij, then
  *   rollout:            V_j = w_j + sum_rc part[rc][j]          (M = F, c = w)
  *   gradient rollout:   V_j = V_j + (sum_rc part[rc][j]) / H     (M = Gbar, c = V)
- * which is one layer of e_t^T rownorm(F + I) ... and e_t^T (I + Gbar/H) ... (DESIGN §3).
+ * which is one layer of e_t^T rownorm(F + I) ... and e_t^T (I + Gbar/H) ... (docs/design.md
+ * §3).
  *
  * Work mapping: grid = (column blocks of 256, row chunks of 256, examples); a thread owns
  * one column j and walks the 256 rows of its chunk in order (coalesced across threads,

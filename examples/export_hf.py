@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """export_hf.py - runs a Hugging Face model over a dataset and writes attnmap shards
-(DESIGN §2): attentions (eager attention) and their gradients w.r.t. one target logit per
+(docs/design.md §2): attentions (eager attention) and their gradients w.r.t. one target logit per
 example, attention_mask, special_tokens_mask, input_ids, token strings, labels,
 predictions, inputs_embeds and their gradients, optionally integrated-gradients saliency
 (Captum). See docs/exporter.md.
@@ -218,7 +218,7 @@ def to_storage(t, dtype, name):
 
 
 def shard_tensors(parts, batch, args, task, prefix):
-    """Concatenates the per-batch results of one shard into the DESIGN §2 tensors."""
+    """Concatenates the per-batch results of one shard into the docs/design.md §2 tensors."""
     dt = DTYPES[args.dtype]
     cat = {k: torch.cat([p[k] for p in parts], dim=1 if k.startswith("attention") else 0)
            for k in parts[0]}

@@ -36,7 +36,7 @@ void fuzz_clear(const char *path);
 /* Reads every byte of every tensor and metadata string of f (ASan checks the reads),
  * checks the error message is one line, and returns a checksum so nothing is elided. */
 unsigned fuzz_touch_file(const am_file_t *f);
-/* Aborts unless ctx's last message is one non-empty line (DESIGN §6). */
+/* Aborts unless ctx's last message is one non-empty line (docs/design.md §6). */
 void fuzz_check_message(am_ctx_t *ctx, am_status st);
 
 #endif

@@ -3,7 +3,7 @@
  * attnmap reads attention matrices, attention gradients and token saliency dumped from
  * a transformer over a whole evaluation set, computes rollout, gradient-weighted rollout,
  * per-head statistics, head importance and attention-vs-gradient agreement, and writes a
- * run folder (examples.safetensors + summary.json). See docs/ and DESIGN.md.
+ * run folder (examples.safetensors + summary.json). See docs/ and docs/design.md.
  *
  * Ownership: an object made by am_X_create / am_X_open is freed by am_X_destroy /
  * am_X_close, and destroy(NULL) does nothing. Pointers returned by accessors are borrowed:
@@ -183,7 +183,7 @@ typedef struct am_dataset_info {
 
 /* Opens a dataset: each path is a .safetensors file, a .npy file, or a directory of
  * *.safetensors shards (name order) or of .npy files named after their roles.
- * Every shard is checked against DESIGN §2 before anything is computed. */
+ * Every shard is checked against docs/design.md §2 before anything is computed. */
 AM_API am_status am_dataset_open(am_ctx_t *ctx, const char *const *paths, int npaths,
                                  am_dataset_t **out);
 AM_API void am_dataset_close(am_dataset_t *ds);
@@ -201,7 +201,7 @@ AM_API const char *am_dataset_saliency_name(const am_dataset_t *ds,
  * failure (file, tensor, example, layer, head, row). */
 AM_API am_status am_dataset_check(am_ctx_t *ctx, const am_dataset_t *ds);
 
-/* ---- the analysis plan (DESIGN §3) ------------------------------------------------- */
+/* ---- the analysis plan (docs/design.md §3) ---------------------------------------- */
 typedef enum am_fusion { AM_FUSION_MEAN = 0, AM_FUSION_MAX, AM_FUSION_MIN } am_fusion;
 typedef enum am_target {
   AM_TARGET_CLS = 0, /* the first valid token */
@@ -354,7 +354,8 @@ AM_API am_status am_run_compare(am_ctx_t *ctx, const char *run_dir,
                                 const char *json_path, int64_t *drifted);
 
 /* ---- arrays in memory (language bindings: python/attnmap) ------------------------- */
-/* One batch of B examples that the caller holds in memory, with the meanings of DESIGN §2.
+/* One batch of B examples that the caller holds in memory, with the meanings of
+ * docs/design.md §2.
  * Every pointer is borrowed for the duration of the call; every array is C-contiguous and
  * host memory, except attentions and attention_grads with device_pointers = 1. */
 typedef struct am_arrays {
@@ -375,7 +376,7 @@ typedef struct am_arrays {
   am_dtype embeds_dtype;             /* of both embedding arrays */
   const void *inputs_embeds;         /* [B,T,D] */
   const void *inputs_embeds_grads;   /* [B,T,D] */
-  const char *grid;                  /* "14x14+1" (DESIGN §2 attnmap.grid) or NULL */
+  const char *grid;                  /* "14x14+1" (design.md §2 attnmap.grid) or NULL */
   int device_pointers; /* 1: attentions and attention_grads are CUDA device pointers, read
                           in place by the cuda backend; other backends refuse them */
 } am_arrays_t;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds (CUDA backend too where nvcc is
 # found), runs every Criterion suite, then builds again under AddressSanitizer and
-# UndefinedBehaviorSanitizer and runs every suite there. CUDA suites skip without a GPU.
+# UndefinedBehaviorSanitizer and runs every suite there. CUDA suites skip without a GPU;
+# the CUDA backend's suites also run on the CPU emulator of CUDA (tests/cuda_emu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,6 +13,11 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNMAP_TESTS=ON -DCMAKE_C_FLAGS="-Werror" >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 ctest --test-dir build -V --timeout 600 2>&1 | grep -vE '^(test [0-9]+|[0-9]+: Test command:|[0-9]+: Working Directory:|[0-9]+: Environment variables:|UpdateCTestConfiguration|Parse Config|Constructing a list|Updating test list|Checking test dependency|Test project)'
+# The CUDA backend on the CPU emulator: its parity suites, several devices, and `attnmap
+# analyze` --backend cuda:all against --backend cpu, so that a change that breaks a kernel
+# fails here on a machine without a GPU (tests/cuda_emu/run.sh; docs/cuda.md).
+echo "== the CUDA backend on the CPU emulator (tests/cuda_emu) =="
+EMU_BUILD="$PWD/build-emu" bash tests/cuda_emu/run.sh
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DATTNMAP_SANITIZE=ON -DATTNMAP_TESTS=ON -DATTNMAP_CUDA=OFF \
   -DATTNMAP_BENCH=OFF -DCMAKE_C_FLAGS="-Werror" >/dev/null

@@ -1,4 +1,5 @@
-/* test_agreement.c — the agreement metrics (host/cpu/agreement.c, DESIGN §3 "Agreement").
+/* test_agreement.c — the agreement metrics (host/cpu/agreement.c, docs/design.md §3
+ * "Agreement").
  * Expected values come from scipy/numpy (fixtures/agreement_reference.h, made by
  * fixtures/make_agreement_reference.py); Kendall's tau-b, Spearman and the top-k orders are
  * also checked against O(m^2) definitions written here on seeded random vectors with ties;

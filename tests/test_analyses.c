@@ -4,7 +4,7 @@
  * from numpy transcriptions of jacobgil/vit-explain (rollout, head fusion, discard),
  * samiraabnar/attention_flow (compute_joint_attention), hila-chefer/Transformer-MM-
  * Explainability (avg_heads, apply_self_attention_rules), the probing-vits mean attention
- * distance and the formulas of DESIGN §3, in float64. Never from attnmap itself.
+ * distance and the formulas of docs/design.md §3, in float64. Never from attnmap itself.
  * Tolerance: |x - ref| <= ATOL + RTOL |ref| (STYLE.md's F32 rtol); ATOL covers entries that
  * are exactly 0 in the reference and come out as float rounding noise here. */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
-/* test_cli_errors.c — bad input and bad usage through the CLI (DESIGN §2, §6): every
- * malformed file or dataset, made here under a fresh temp folder, must make
+/* test_cli_errors.c — bad input and bad usage through the CLI (docs/design.md §2, §6):
+ * every malformed file or dataset, made here under a fresh temp folder, must make
  * `attnmap analyze BAD -o RUN` (and `attnmap inspect BAD`) exit 2 with exactly one line
  * on stderr that names the file, the tensor where one is concerned, and the problem; and
  * no run folder (nor a RUN.tmp-* leftover) may appear. `attnmap merge` likewise. */
@@ -28,7 +28,7 @@ static const char *P(const char *name) {
   return dsb_join(paths[next_path++ % 8], sizeof paths[0], work, name);
 }
 
-/* The one-line contract of DESIGN §6 for a finished CLI run. */
+/* The one-line contract of docs/design.md §6 for a finished CLI run. */
 static void check_failure(const cli_result_t *r, const char *path, const char *tensor,
                           const char *phrase) {
   cr_assert_eq(r->signal, 0, "killed by signal %d; stderr: %s", r->signal, r->err);

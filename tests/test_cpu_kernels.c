@@ -379,11 +379,10 @@ static void run_pass(const passcase_t *c, const am_pass_options_t *opt, int simd
   }
   am_example_t ex = {c->L, c->H, c->T, c->n, c->dtype, att, grad, c->idx, c->target};
   am_pass_output_t out = {o->last, o->roll, o->grad, o->rrows, o->grows, o->stats, o->imp};
-  am_cpu_scratch_t scratch = {0};
+  am_cpu_scratch_t scratch = {.kernels = simd ? am_cpu_kernels_for_this_cpu()
+                                              : am_cpu_kernels_plain()};
   memset(o, 0, sizeof *o);
-  am_cpu_simd_force(simd);
   o->st = am_cpu_example_pass(&ex, opt, &out, &scratch, &o->fault);
-  am_cpu_simd_force(-1);
   am_cpu_scratch_free(&scratch);
 }
 

@@ -1,4 +1,5 @@
-/* test_dataset.c — dataset discovery (DESIGN §2): the same examples stored as one stacked
+/* test_dataset.c — dataset discovery (docs/design.md §2): the same examples stored as one
+ * stacked
  * safetensors file, as per-layer tensors, as a directory of .npy files named after their
  * roles, as .npy files named on the command line, and split into shards of different B
  * and T, all give the same per-example results; directory shards are read in name order. */

@@ -1,5 +1,5 @@
-/* test_npy.c — the .npy reader and writer (host/io/npy_*.c, DESIGN §2 and §6): files
- * written by numpy (fixtures/io/, made by fixtures/make_io_fixtures.py: C and Fortran
+/* test_npy.c — the .npy reader and writer (host/io/npy_*.c, docs/design.md §2 and §6):
+ * files written by numpy (fixtures/io/, made by fixtures/make_io_fixtures.py: C and Fortran
  * order, big-endian, format versions 1.0, 2.0 and 3.0, bool, int64, 0-d, zero-size),
  * round trips for every dtype numpy has, headers byte-identical to numpy's, and malformed
  * files built here, each of which must fail with AM_STATUS_BAD_INPUT and a message naming

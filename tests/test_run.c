@@ -1,4 +1,5 @@
-/* test_run.c — the run folder end to end through the public API (DESIGN §4): the tensors
+/* test_run.c — the run folder end to end through the public API (docs/design.md §4): the
+ * tensors
  * and metadata of examples.safetensors and the provenance of summary.json; results that do
  * not depend on padding side and amount, chunk size, thread count, or on running shards
  * separately and merging; padding and fully masked examples; and what the CLI prints. */

@@ -1,6 +1,6 @@
 /* test_safetensors.c — the safetensors reader and writers (host/io/safetensors_*.c,
- * DESIGN §2 and §6): round trips for every dtype, 0-d, zero-size and unaligned tensors,
- * the streaming writer, files written by the Python `safetensors` package
+ * docs/design.md §2 and §6): round trips for every dtype, 0-d, zero-size and unaligned
+ * tensors, the streaming writer, files written by the Python `safetensors` package
  * (fixtures/io/, made by fixtures/make_io_fixtures.py), and malformed files built here,
  * each of which must fail with AM_STATUS_BAD_INPUT and a message naming the file, the
  * tensor where there is one, and the problem. */

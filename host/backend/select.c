@@ -1,9 +1,11 @@
-/* select.c — picks a backend for a context from the user's --backend choice. */
+/* select.c — picks a backend for a context from the user's --backend choice: the CPU
+ * backend is linked in; the CUDA backend is a module loaded on demand (module.c). */
 #include "backend/select.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/module.h"
 #include "core/ctx.h"
 
 static am_status backend_start(am_ctx_t *ctx, const am_backend_t *b, const char *spec) {
@@ -17,22 +19,46 @@ static am_status backend_start(am_ctx_t *ctx, const am_backend_t *b, const char 
   return AM_STATUS_OK;
 }
 
+/* The CUDA backend's table: linked in (the emulator's build, tests/cuda_emu), loaded from
+ * libattnmap-cuda.so (a CUDA build), or none. NULL with a message in ctx. */
+static const am_backend_t *cuda_table(am_ctx_t *ctx, const char *spec) {
+#if defined(ATTNMAP_CUDA_LINKED)
+  (void)ctx, (void)spec;
+  return &am_backend_cuda;
+#elif defined(ATTNMAP_CUDA_MODULE)
+  char why[512];
+  const am_backend_t *t = am_backend_module("cuda", why, sizeof why);
+  if (!t)
+    am_fail(ctx, AM_STATUS_UNSUPPORTED,
+            "backend %s: the CUDA backend could not be loaded: %s", spec, why);
+  return t;
+#else
+  am_fail(ctx, AM_STATUS_UNSUPPORTED,
+          "backend %s: this build of attnmap has no CUDA backend "
+          "(configure with -DATTNMAP_CUDA=ON where nvcc is installed)",
+          spec);
+  return NULL;
+#endif
+}
+
 am_status am_backend_select(am_ctx_t *ctx, const char *spec) {
   if (strcmp(spec, "cpu") == 0)
     return backend_start(ctx, &am_backend_cpu, spec);
   int is_auto = strcmp(spec, "auto") == 0;
   if (is_auto || strcmp(spec, "cuda") == 0 || strncmp(spec, "cuda:", 5) == 0) {
-#ifdef ATTNMAP_HAVE_CUDA
-    am_status st = backend_start(ctx, &am_backend_cuda, is_auto ? "cuda" : spec);
-    if (st == AM_STATUS_OK || !is_auto)
-      return st;
-#else
-    if (!is_auto)
-      return am_fail(ctx, AM_STATUS_UNSUPPORTED,
-                     "backend %s: this build of attnmap has no CUDA backend "
-                     "(configure with -DATTNMAP_CUDA=ON where nvcc is installed)",
-                     spec);
+#if !defined(ATTNMAP_CUDA_LINKED)
+    /* auto loads the module only where the driver shows a device */
+    if (is_auto && !am_backend_device_present("cuda"))
+      return backend_start(ctx, &am_backend_cpu, "cpu");
 #endif
+    const am_backend_t *cuda = cuda_table(ctx, spec);
+    if (cuda) {
+      am_status st = backend_start(ctx, cuda, is_auto ? "cuda" : spec);
+      if (st == AM_STATUS_OK || !is_auto)
+        return st;
+    } else if (!is_auto) {
+      return AM_STATUS_UNSUPPORTED;
+    }
     am_clear_error(ctx);
     return backend_start(ctx, &am_backend_cpu, "cpu");
   }

@@ -7,8 +7,8 @@
 #include "ops/backend.h"
 
 extern const am_backend_t am_backend_cpu; /* cpu/backend_cpu.c */
-#ifdef ATTNMAP_HAVE_CUDA
-extern const am_backend_t am_backend_cuda; /* cuda/backend_cuda.cu */
+#ifdef ATTNMAP_CUDA_LINKED
+extern const am_backend_t am_backend_cuda; /* cuda/backend_cuda.cu, linked in (emulator) */
 #endif
 
 /* Chooses and creates the backend named by spec ("cpu", "cuda[:N|:all]", "auto"). */

@@ -4,7 +4,7 @@
 
 #include "attnmap.h"
 
-/* Exit codes (DESIGN §6). */
+/* Exit codes (docs/design.md §6). */
 #define AM_EXIT_OK 0
 #define AM_EXIT_FAILURE 1
 #define AM_EXIT_USAGE 2

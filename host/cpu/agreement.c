@@ -1,4 +1,5 @@
-/* agreement.c — agreement between two token-importance vectors of one example (DESIGN §3
+/* agreement.c — agreement between two token-importance vectors of one example
+ * (docs/design.md §3
  * "Agreement"), the CPU reference. Everything is computed in double from the float inputs.
  *   spearman  Pearson correlation of average ranks (scipy.stats.spearmanr)
  *   kendall   tau-b, O(m log m), as scipy.stats.kendalltau (rank.c)

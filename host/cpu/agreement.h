@@ -1,5 +1,5 @@
 /* agreement.h — agreement between two token-importance vectors of one example
- * (DESIGN §3 "Agreement"), the CPU reference. */
+ * (docs/design.md §3 "Agreement"), the CPU reference. */
 #ifndef AM_CPU_AGREEMENT_H
 #define AM_CPU_AGREEMENT_H
 

@@ -1,5 +1,6 @@
 /* backend_cpu.c — the CPU reference backend: OpenMP threads across the examples of a
- * batch, each running the plain per-example reference (example_pass.c, agreement.c). */
+ * batch, each running the per-example pass (example_pass.c, agreement.c) with the kernels
+ * the context chose when it was created (row_sweep.h). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,12 +9,19 @@
 
 #include "core/ctx.h"
 #include "cpu/agreement.h"
+#include "cpu/backend_cpu.h"
 #include "cpu/flow.h"
+#include "cpu/row_sweep.h"
 #include "ops/backend.h"
 
 typedef struct cpu_state {
   int threads;
+  const am_cpu_kernels_t *kernels; /* this context's: chosen at create */
 } cpu_state_t;
+
+void am_cpu_backend_use_kernels(void *state, const am_cpu_kernels_t *kernels) {
+  ((cpu_state_t *)state)->kernels = kernels;
+}
 
 static void read_cpu_model(char *dst, size_t len) {
   snprintf(dst, len, "CPU");
@@ -43,6 +51,7 @@ static am_status cpu_create(am_ctx_t *ctx, const char *spec, void **state) {
   if (!s)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   s->threads = ctx->threads;
+  s->kernels = am_cpu_kernels_for_this_cpu();
   /* Parallelism is across examples (OpenMP); a BLAS call inside one example stays on its
    * thread instead of spawning more. */
   openblas_set_num_threads(1);
@@ -62,7 +71,7 @@ static am_status cpu_example_pass(void *state, const am_example_t *ex, int nex,
   am_fault_t bad_fault = {0};
 #pragma omp parallel num_threads(s->threads)
   {
-    am_cpu_scratch_t scratch = {0};
+    am_cpu_scratch_t scratch = {.kernels = s->kernels};
 #pragma omp for schedule(dynamic, 1)
     for (int e = 0; e < nex; e++) {
       am_fault_t f = {0};

@@ -1,4 +1,5 @@
-/* example_pass.c — the CPU reference of the per-example analyses (DESIGN §3): one read
+/* example_pass.c — the CPU reference of the per-example analyses (docs/design.md §3): one
+ * read
  * of each layer's attention (and gradient), from the top layer down, head by head and row
  * by row, feeds attention rollout (rollout.c), gradient-weighted rollout
  * (grad_rollout.c), the per-head statistics and head importance (head_stats.c) and the
@@ -9,14 +10,14 @@
  * the whole matrices (*_ROWS) are P <- P A^_l with CBLAS sgemm. Scratch holds O(n^2)
  * floats whatever L and H: the fused layer, its product and temporary, one row.
  *
- * Two paths, chosen once per process (row_sweep.h): on CPUs with AVX2, FMA and F16C the
- * rows go through the vectorised sweeps (example_sweep.c), ~10x faster; elsewhere, and as
- * the reference the sweeps are tested against, the plain loops below. */
+ * Two paths, chosen per context (the kernels of am_cpu_scratch_t, row_sweep.h): on CPUs
+ * with AVX2, FMA and F16C the rows go through the vectorised sweeps (example_sweep.c),
+ * ~10x faster; elsewhere, and as the reference the sweeps are tested against, the plain
+ * loops (pass_plain.c). This file drives both and calls neither's internals. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/half.h"
 #include "cpu/example_pass.h"
 #include "cpu/head_stats.h"
 #include "cpu/pass_state.h"
@@ -102,83 +103,8 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   return AM_STATUS_OK;
 }
 
-/* Widens valid row i (padded position idx[i]) of head h of a [H,T,T] block, keeping the
- * valid keys: dst[j] = block[h, idx[i], idx[j]]. */
-void am_pass_load_row(const pass_t *p, const void *block, int h, int i, float *dst) {
-  const am_example_t *ex = p->ex;
-  int64_t row = ((int64_t)h * ex->T + ex->idx[i]) * ex->T;
-  if (p->contiguous) {
-    am_widen(dst, block, ex->dtype, row + ex->idx[0], p->n);
-    return;
-  }
-  for (int j = 0; j < p->n; j++)
-    dst[j] = am_load_float(block, ex->dtype, row + ex->idx[j]);
-}
-
-static am_status fail(pass_t *p, am_fault_kind kind, int l, int h, int i, double value) {
-  p->fault->kind = kind;
-  p->fault->layer = l;
-  p->fault->head = h;
-  p->fault->row = i;
-  p->fault->value = value;
-  return AM_STATUS_BAD_INPUT;
-}
-
-/* Checks the row just loaded: weights finite and >= 0, then their sum within tolerance
- * of 1; gradients finite. The first bad value in key order is reported. */
-am_status am_pass_check_row(pass_t *p, int l, int h, int i, int with_grad) {
-  double sum = 0.0;
-  for (int j = 0; j < p->n; j++) {
-    float x = p->arow[j];
-    if (!isfinite(x))
-      return fail(p, AM_FAULT_ATT_NOT_FINITE, l, h, i, x);
-    if (x < 0.0f)
-      return fail(p, AM_FAULT_ATT_NEGATIVE, l, h, i, x);
-    sum += x;
-  }
-  if (fabs(sum - 1.0) > p->tol)
-    return fail(p, AM_FAULT_ATT_ROW_SUM, l, h, i, sum);
-  if (with_grad)
-    for (int j = 0; j < p->n; j++)
-      if (!isfinite(p->grow[j]))
-        return fail(p, AM_FAULT_GRAD_NOT_FINITE, l, h, i, p->grow[j]);
-  return AM_STATUS_OK;
-}
-
-/* Hands valid row i of head h of layer l to every analysis that wants it. */
-static void use_row(pass_t *p, int l, int h, int i, double acc[AM_STAT_COUNT],
-                    double *importance) {
-  const float *a = p->arow, *g = p->grow;
-  int n = p->n;
-  if (p->want & AM_PASS_HEAD_STATS)
-    am_head_stats_row(a, n, i, &p->geo, acc);
-  if (p->want & AM_PASS_HEAD_IMPORTANCE)
-    *importance += am_head_importance_row(a, g, n);
-  if (p->last && l == p->ex->L - 1 && (p->ex->target == AM_ROW_MEAN || p->ex->target == i))
-    for (int j = 0; j < n; j++)
-      p->last[j] += a[j];
-  if (p->fused)
-    am_rollout_fuse_row(p->fused + (size_t)i * n, a, n, h, p->opt->fusion);
-  if (p->vg || p->abar)
-    am_grad_rollout_row(a, g, n, p->vg ? p->vg[i] : 0.0, p->ug,
-                        p->abar ? p->abar + (size_t)i * n : NULL);
-}
-
-/* The plain path of one row: widen, check, then hand it to every analysis. */
-static am_status plain_row(pass_t *p, int l, int h, int i, const void *att,
-                           const void *grad, double acc[AM_STAT_COUNT],
-                           double *importance) {
-  am_pass_load_row(p, att, h, i, p->arow);
-  if (grad)
-    am_pass_load_row(p, grad, h, i, p->grow);
-  am_status st = am_pass_check_row(p, l, h, i, grad != NULL);
-  if (st == AM_STATUS_OK)
-    use_row(p, l, h, i, acc, importance);
-  return st;
-}
-
 /* Reads layer l (every head, every valid row) once, checking and using each row. */
-static am_status read_layer(pass_t *p, int l) {
+static pass_rc read_layer(pass_t *p, int l) {
   const am_example_t *ex = p->ex;
   int L = ex->L, H = ex->H, n = p->n;
   const void *att = ex->att[l], *grad = ex->grad ? ex->grad[l] : NULL;
@@ -190,9 +116,9 @@ static am_status read_layer(pass_t *p, int l) {
     memset(p->uf, 0, (size_t)n * sizeof *p->uf);
   int whole = am_pass_head_mode(p);
   if (whole && p->layer_sweep && n <= AM_LAYER_MAX_N) {
-    am_status st = am_pass_sweep_layer(p, l, att, grad);
-    if (st != AM_STATUS_OK)
-      return st;
+    pass_rc rc = am_pass_sweep_layer(p, l, att, grad);
+    if (rc != PASS_OK)
+      return rc;
     for (int h = 0; h < H && (p->want & AM_PASS_HEAD_STATS); h++)
       am_head_stats_store(p->hacc + (size_t)h * AM_STAT_COUNT, n, &p->geo,
                           p->out->head_stats, L, H, l, h);
@@ -204,15 +130,15 @@ static am_status read_layer(pass_t *p, int l) {
   for (int h = 0; h < H; h++) {
     double acc[AM_STAT_COUNT] = {0}, importance = 0.0;
     if (whole) {
-      am_status st = am_pass_sweep_head(p, l, h, att, grad, acc, &importance);
-      if (st != AM_STATUS_OK)
-        return st;
+      pass_rc rc = am_pass_sweep_head(p, l, h, att, grad, acc, &importance);
+      if (rc != PASS_OK)
+        return rc;
     }
     for (int i = 0; i < n && !whole; i++) {
-      am_status st = p->sweep ? am_pass_sweep_row(p, l, h, i, att, grad, acc, &importance)
-                              : plain_row(p, l, h, i, att, grad, acc, &importance);
-      if (st != AM_STATUS_OK)
-        return st;
+      pass_rc rc = p->sweep ? am_pass_sweep_row(p, l, h, i, att, grad, acc, &importance)
+                            : am_pass_plain_row(p, l, h, i, att, grad, acc, &importance);
+      if (rc != PASS_OK)
+        return rc;
       if (p->sweep && p->ug && ((i & 15) == 15 || i == n - 1))
         am_pass_flush_uf(p);
     }
@@ -225,8 +151,8 @@ static am_status read_layer(pass_t *p, int l) {
    * the plain loops' doubles do not: then the plain loops do the example */
   for (int j = 0; p->sweep && p->ug && j < n; j++)
     if (!isfinite(p->ug[j]))
-      return SWEEP_REDO;
-  return AM_STATUS_OK;
+      return PASS_REDO_PLAIN;
+  return PASS_OK;
 }
 
 /* Applies layer l, now fully read, to the rollout rows and products. */
@@ -293,7 +219,7 @@ static void write_empty(const am_example_t *ex, unsigned want, am_pass_output_t 
 }
 
 /* Every layer from the top down, then the outputs. */
-static am_status run_layers(pass_t *p) {
+static pass_rc run_layers(pass_t *p) {
   const am_example_t *ex = p->ex;
   if (p->vr)
     start_row(p->vr, p->n, ex->target);
@@ -304,13 +230,13 @@ static am_status run_layers(pass_t *p) {
   if (p->last)
     memset(p->last, 0, (size_t)p->n * sizeof *p->last);
   for (int l = ex->L - 1; l >= 0; l--) {
-    am_status st = read_layer(p, l);
-    if (st != AM_STATUS_OK)
-      return st;
+    pass_rc rc = read_layer(p, l);
+    if (rc != PASS_OK)
+      return rc;
     finish_layer(p, l);
   }
   write_outputs(p);
-  return AM_STATUS_OK;
+  return PASS_OK;
 }
 
 am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *opt,
@@ -336,23 +262,24 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
               .tol = opt->row_tolerance > 0 ? opt->row_tolerance
                                             : am_row_sum_tolerance(ex->dtype)};
   p.contiguous = ex->idx[ex->n - 1] - ex->idx[0] == ex->n - 1;
-  p.sweep = am_cpu_row_sweep();
-  p.head_sweep = am_cpu_head_sweep();
-  p.layer_sweep = am_cpu_layer_sweep();
+  if (!scratch->kernels)
+    scratch->kernels = am_cpu_kernels_for_this_cpu();
+  p.sweep = scratch->kernels->row;
+  p.head_sweep = scratch->kernels->head;
+  p.layer_sweep = scratch->kernels->layer;
   st = plan_scratch(&p, scratch);
   if (st != AM_STATUS_OK)
     return st;
-  st = run_layers(&p);
-  if (st ==
-      LAYER_REDO) { /* a row near a limit: head by head, where it is checked exactly */
+  pass_rc rc = run_layers(&p);
+  if (rc == PASS_REDO_HEADS) { /* a row near a limit: head by head, checked exactly */
     p.layer_sweep = NULL;
-    st = run_layers(&p);
+    rc = run_layers(&p);
   }
-  if (st == SWEEP_REDO) {
+  if (rc == PASS_REDO_PLAIN) {
     p.sweep = NULL;
     p.head_sweep = NULL;
     p.layer_sweep = NULL;
-    st = run_layers(&p);
+    rc = run_layers(&p);
   }
-  return st;
+  return rc == PASS_OK ? AM_STATUS_OK : AM_STATUS_BAD_INPUT;
 }

@@ -1,6 +1,6 @@
 /* example_pass.h — the CPU reference for one example: one read of each layer's attention
  * (and gradient) feeds rollout, gradient-weighted rollout, the per-head statistics, head
- * importance and the last-layer attention row (DESIGN §3). */
+ * importance and the last-layer attention row (docs/design.md §3). */
 #ifndef AM_CPU_EXAMPLE_PASS_H
 #define AM_CPU_EXAMPLE_PASS_H
 
@@ -10,10 +10,13 @@
 #include "attnmap.h"
 #include "ops/example.h"
 
-/* Per-thread scratch, grown on demand; zero-initialise, free with am_cpu_scratch_free. */
+/* Per-thread workspace of a pass: scratch grown on demand, and the kernels the pass runs
+ * with (row_sweep.h; NULL: the fastest for this CPU, set on first use). Zero-initialise,
+ * free with am_cpu_scratch_free. */
 typedef struct am_cpu_scratch {
   float *buf;
   size_t cap; /* floats */
+  const struct am_cpu_kernels *kernels;
 } am_cpu_scratch_t;
 void am_cpu_scratch_free(am_cpu_scratch_t *s);
 
@@ -26,7 +29,7 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
                               am_pass_output_t *out, am_cpu_scratch_t *scratch,
                               am_fault_t *fault);
 
-/* Readout normalisation of a row of n values, in place (DESIGN §3). */
+/* Readout normalisation of a row of n values, in place (docs/design.md §3). */
 void am_cpu_normalize(float *v, int n, am_normalize how);
 
 /* Token saliency from embeddings and their gradients of one example:

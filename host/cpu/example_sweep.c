@@ -1,9 +1,9 @@
-/* example_sweep.c — the tuned path of the CPU reference pass (example_pass.c): rows and
- * whole heads handed to the AVX2 sweeps of row_sweep.h, the rows whose sums come near a
- * limit checked exactly by the plain check, and the float sums of the gradient-rollout
- * update added into double every 16 rows. Chosen per example when am_cpu_row_sweep()
- * gives a sweep; the plain loops of example_pass.c are the reference it is tested
- * against (tests/test_cpu_kernels.c). */
+/* example_sweep.c — the x86 fast path of the CPU pass (example_pass.c drives it): rows,
+ * whole heads and whole layers handed to the AVX2 sweeps of row_sweep.h, the rows whose
+ * sums come near a limit checked exactly by the plain check (pass_plain.c), and the float
+ * sums of the gradient-rollout update added into double every 16 rows. Used when the
+ * context's kernels (am_cpu_scratch_t) have sweeps; the plain loops of pass_plain.c are the
+ * reference it is tested against (tests/test_cpu_kernels.c). */
 #include <math.h>
 #include <string.h>
 
@@ -36,9 +36,8 @@ static void use_sums(pass_t *p, const am_row_job_t *job, const am_row_sums_t *s,
  * the valid keys are contiguous (else over the widened copy) does the check sums, the
  * statistics, importance, head-mean fusion and the gradient-rollout update; the exact
  * check_row runs only when the sweep's sums come near a limit, and decides. */
-am_status am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att,
-                            const void *grad, double acc[AM_STAT_COUNT],
-                            double *importance) {
+pass_rc am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att, const void *grad,
+                          double acc[AM_STAT_COUNT], double *importance) {
   const am_example_t *ex = p->ex;
   int n = p->n, direct = p->contiguous && ex->dtype != AM_DTYPE_F64;
   am_row_job_t job = {.dtype = AM_DTYPE_F32, .n = n, .i = i};
@@ -67,21 +66,21 @@ am_status am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att,
       (grad && !isfinite(s.imp))) {
     if (direct && grad)
       am_pass_load_row(p, grad, h, i, p->grow);
-    am_status st = am_pass_check_row(p, l, h, i, grad != NULL);
-    if (st != AM_STATUS_OK)
-      return st;
+    pass_rc rc = am_pass_check_row(p, l, h, i, grad != NULL);
+    if (rc != PASS_OK)
+      return rc;
     if (grad && !isfinite(s.imp))
-      return SWEEP_REDO;
+      return PASS_REDO_PLAIN;
   }
   use_sums(p, &job, &s, l, h, i, acc, importance);
-  return AM_STATUS_OK;
+  return PASS_OK;
 }
 
 /* The tuned path of a whole head (row_sweep.h, am_head_job_t) where every row feeds
  * sums and running vectors only: the rows that stop the sweep are checked exactly here,
  * and the sweep goes on after them when they pass. */
-am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
-                             double acc[AM_STAT_COUNT], double *importance) {
+pass_rc am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
+                           double acc[AM_STAT_COUNT], double *importance) {
   const am_example_t *ex = p->ex;
   size_t es = am_dtype_size(ex->dtype);
   int64_t first = ((int64_t)h * ex->T + ex->idx[0]) * ex->T + ex->idx[0];
@@ -107,19 +106,19 @@ am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const voi
     am_pass_load_row(p, att, h, k, p->arow);
     if (grad)
       am_pass_load_row(p, grad, h, k, p->grow);
-    am_status st = am_pass_check_row(p, l, h, k, grad != NULL);
-    if (st != AM_STATUS_OK)
-      return st;
+    pass_rc rc = am_pass_check_row(p, l, h, k, grad != NULL);
+    if (rc != PASS_OK)
+      return rc;
     if (grad && !isfinite(job.stop.imp))
-      return SWEEP_REDO;
+      return PASS_REDO_PLAIN;
     job.first = k + 1;
   }
   memcpy(acc, job.acc, sizeof job.acc);
   *importance = job.importance;
-  return AM_STATUS_OK;
+  return PASS_OK;
 }
 
-am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad) {
+pass_rc am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad) {
   const am_example_t *ex = p->ex;
   size_t es = am_dtype_size(ex->dtype);
   int64_t first = (int64_t)ex->idx[0] * ex->T + ex->idx[0];
@@ -144,7 +143,7 @@ am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *gra
                         .tol = p->tol - 1e-6,
                         .acc = p->hacc,
                         .importance = p->hacc + (size_t)ex->H * AM_STAT_COUNT};
-  return p->layer_sweep(&job) ? AM_STATUS_OK : LAYER_REDO;
+  return p->layer_sweep(&job) ? PASS_OK : PASS_REDO_HEADS;
 }
 
 /* Can the whole-head sweep do every head of this example? */

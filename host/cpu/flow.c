@@ -1,5 +1,5 @@
-/* flow.c — attention flow of one example (Abnar & Zuidema 2020, DESIGN §3; flow.h), the
- * CPU reference. Builds rollout's matrices Â_l (head fusion, discard, + I, row
+/* flow.c — attention flow of one example (Abnar & Zuidema 2020, docs/design.md §3; flow.h),
+ * the CPU reference. Builds rollout's matrices Â_l (head fusion, discard, + I, row
  * normalisation: rollout.c) as the capacities of the layered graph, then solves one
  * maximum flow per (source row, input token) with the warm-started push-relabel of
  * maxflow.c, and normalises each source row's flows by their sum as the authors'

@@ -1,4 +1,4 @@
-/* flow.h — attention flow (Abnar & Zuidema 2020, DESIGN §3), the CPU reference. */
+/* flow.h — attention flow (Abnar & Zuidema 2020, docs/design.md §3), the CPU reference. */
 #ifndef AM_CPU_FLOW_H
 #define AM_CPU_FLOW_H
 

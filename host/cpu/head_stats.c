@@ -1,5 +1,5 @@
 /* head_stats.c — per-head statistics of one attention row, averaged over the valid query
- * rows of a head (DESIGN §3), and the row term of head importance.
+ * rows of a head (docs/design.md §3), and the row term of head importance.
  *
  * entropy -sum_j a_ij ln a_ij (nats, 0 ln 0 = 0) and entropy / ln n; confidence
  * max_j a_ij (Voita et al. 2019, "Analyzing Multi-Head Self-Attention"); attention to the

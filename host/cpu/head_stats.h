@@ -1,5 +1,5 @@
-/* head_stats.h — per-head statistics of attention rows and head importance (DESIGN §3),
- * accumulated row by row over the valid queries of one head; internal to the CPU
+/* head_stats.h — per-head statistics of attention rows and head importance (docs/design.md
+ * §3), accumulated row by row over the valid queries of one head; internal to the CPU
  * reference (example_pass.c). */
 #ifndef AM_CPU_HEAD_STATS_H
 #define AM_CPU_HEAD_STATS_H

@@ -1,5 +1,6 @@
 /* maxflow.h — exact maximum flow on the layered attention graph of attention flow
- * (Abnar & Zuidema 2020, DESIGN §3), for one source and a sequence of sinks: push-relabel
+ * (Abnar & Zuidema 2020, docs/design.md §3), for one source and a sequence of sinks:
+ * push-relabel
  * (highest label, global relabelling, gap heuristic) started from rollout's flow and kept
  * warm from one sink to the next. Internal to the CPU reference (flow.c) and its tests.
  *

@@ -1,5 +1,5 @@
 /* normalize.c — readout normalisation of a rollout or gradient-weighted rollout row
- * (DESIGN §3), in place. The maps it is applied to are >= 0, so:
+ * (docs/design.md §3), in place. The maps it is applied to are >= 0, so:
  *  - max: v / max(v), as vit-explain's `mask / np.max(mask)`; a row whose largest value
  *    is not > 0 (all zeros) is left as it is;
  *  - sum: v / sum(v), a distribution over the tokens; a sum that is not > 0 leaves the

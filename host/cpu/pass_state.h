@@ -1,5 +1,6 @@
-/* pass_state.h — the state of one example's pass, shared by the plain loops
- * (example_pass.c) and the tuned sweep path (example_sweep.c); internal to host/cpu. */
+/* pass_state.h — the state of one example's pass, shared by its driver (example_pass.c),
+ * the plain loops (pass_plain.c) and the x86 sweep path (example_sweep.c); internal to
+ * host/cpu. */
 #ifndef AM_CPU_PASS_STATE_H
 #define AM_CPU_PASS_STATE_H
 
@@ -33,27 +34,33 @@ typedef struct pass {
   float *dist_mid; /* dist_mid[k] = |k| for k in (-n, n), for the sweeps */
 } pass_t;
 
-/* Returned by the sweep path when a float product overflowed (|g| near FLT_MAX): the
- * example is then computed again by the plain loops, which keep such values finite. */
-#define SWEEP_REDO AM_STATUS_UNSUPPORTED
-/* Returned when a row stopped the layer sweep: the example is then computed again head by
- * head, where such rows are checked exactly (never leaves host/cpu). */
-#define LAYER_REDO ((am_status)100)
+/* What a step of the pass answers; never leaves host/cpu (am_cpu_example_pass turns it
+ * into an am_status). */
+typedef enum pass_rc {
+  PASS_OK = 0,
+  PASS_BAD_INPUT,  /* a bad value: p->fault says where */
+  PASS_REDO_PLAIN, /* a float product of the sweep overflowed (|g| near FLT_MAX): the
+                      example again by the plain loops, which keep such values finite */
+  PASS_REDO_HEADS, /* a row stopped the layer sweep: the example again head by head, where
+                      such rows are checked exactly */
+} pass_rc;
 
-/* example_pass.c: widen valid row i of head h of a [H,T,T] block over the valid keys;
- * check the row in p->arow (and p->grow): AM_STATUS_BAD_INPUT with p->fault filled. */
+/* pass_plain.c: widen valid row i of head h of a [H,T,T] block over the valid keys;
+ * check the row in p->arow (and p->grow): PASS_BAD_INPUT with p->fault filled; the plain
+ * path of one row (widen, check, use). */
 void am_pass_load_row(const pass_t *p, const void *block, int h, int i, float *dst);
-am_status am_pass_check_row(pass_t *p, int l, int h, int i, int with_grad);
+pass_rc am_pass_check_row(pass_t *p, int l, int h, int i, int with_grad);
+pass_rc am_pass_plain_row(pass_t *p, int l, int h, int i, const void *att, const void *grad,
+                          double acc[AM_STAT_COUNT], double *importance);
 
 /* example_sweep.c: one row, or every row of head h, of layer l through the sweep. */
-am_status am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att,
-                            const void *grad, double acc[AM_STAT_COUNT],
-                            double *importance);
-am_status am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
-                             double acc[AM_STAT_COUNT], double *importance);
-/* Every head of layer l through the layer sweep into p->hacc; LAYER_REDO when a row
+pass_rc am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att, const void *grad,
+                          double acc[AM_STAT_COUNT], double *importance);
+pass_rc am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void *grad,
+                           double acc[AM_STAT_COUNT], double *importance);
+/* Every head of layer l through the layer sweep into p->hacc; PASS_REDO_HEADS when a row
  * stopped it. */
-am_status am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad);
+pass_rc am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad);
 /* Can the whole-head sweep do every head of this example? */
 int am_pass_head_mode(const pass_t *p);
 /* ug += uf, uf = 0. */

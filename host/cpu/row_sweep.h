@@ -2,8 +2,9 @@
  * (and its gradient row) that widens the stored values and computes, in the same pass,
  * everything example_pass.c needs from the row: the check sums, the per-head statistics'
  * row terms, the head-importance term, the head-mean fusion and the gradient-rollout
- * update. Selected at run time: an AVX2 + FMA + F16C version (row_sweep_avx2.c) where the
- * CPU has those, else none and example_pass.c keeps its plain reference loops.
+ * update. Selected per context (am_cpu_kernels_t below): an AVX2 + FMA + F16C version
+ * (row_sweep_avx2.c) where the CPU has those, else none and the pass keeps its plain
+ * reference loops (pass_plain.c).
  *
  * Accuracy (tests/test_cpu_kernels.c): ln is a table + polynomial (row_sweep_avx2.c),
  * within 8.8e-8 absolute for |ln x| <= 1 and one float ulp relative elsewhere; row sums
@@ -77,8 +78,6 @@ typedef struct am_head_job {
  * uf/ug and last; returns the first row whose sums stopped it (its terms are added), or n
  * when none did. */
 typedef int (*am_head_sweep_fn)(am_head_job_t *job);
-/* The head sweep for this CPU, or NULL (same choice as am_cpu_row_sweep). */
-am_head_sweep_fn am_cpu_head_sweep(void);
 int am_head_sweep_avx2(am_head_job_t *job);
 
 /* Every row of every head of one layer in one call, by blocks of rows and head by head
@@ -123,19 +122,24 @@ typedef struct am_layer_job {
 /* Sweeps the layer; 1 when every row passed, 0 when a row stopped it (the caller then
  * computes the example head by head, where stopped rows are checked exactly). */
 typedef int (*am_layer_sweep_fn)(am_layer_job_t *job);
-/* The layer sweep for this CPU, or NULL (same choice as am_cpu_row_sweep). */
-am_layer_sweep_fn am_cpu_layer_sweep(void);
 int am_layer_sweep_avx2(am_layer_job_t *job);
 
-/* The sweep to use on this CPU, or NULL where only the plain loops run (no AVX2, FMA and
- * F16C, or forced off). Thread-safe; decided once. */
-am_row_sweep_fn am_cpu_row_sweep(void);
+/* The kernels a pass runs with: the x86 sweeps, or none (NULL: the plain loops of
+ * pass_plain.c). Chosen per context (the CPU backend's state, or a test's scratch), never
+ * process-wide; every thread of a context uses the same, so results do not depend on the
+ * thread count. */
+typedef struct am_cpu_kernels {
+  const char *name; /* "avx2+fma+f16c" or "portable" */
+  am_row_sweep_fn row;
+  am_head_sweep_fn head;
+  am_layer_sweep_fn layer;
+} am_cpu_kernels_t;
 
-/* Tests and benchmarks: -1 = decide from the CPU (default), 0 = plain loops only,
- * 1 = the AVX2 sweep when the CPU has it. Not for use while a pass runs. */
-void am_cpu_simd_force(int level);
-/* "avx2+fma+f16c" or "portable": what am_cpu_row_sweep() gives now. */
-const char *am_cpu_simd_name(void);
+/* The plain loops only: the reference. */
+const am_cpu_kernels_t *am_cpu_kernels_plain(void);
+/* The fastest this CPU runs: the AVX2 + FMA + F16C sweeps where the CPU and the OS support
+ * them, else the plain loops. */
+const am_cpu_kernels_t *am_cpu_kernels_for_this_cpu(void);
 
 /* The AVX2 sweep itself, and its ln of 8 floats applied to n values (tests). Call only
  * where am_cpu_simd_supported() is 1. */

@@ -1,5 +1,6 @@
 /* saliency.c — token saliency of one example from its input embeddings and their
- * gradients (DESIGN §3): grad_l2 = ||g_i||_2 (inseq's default aggregation of gradient
+ * gradients (docs/design.md §3): grad_l2 = ||g_i||_2 (inseq's default aggregation of
+ * gradient
  * attributions), grad_x_input = sum_d g_id x_id (Captum InputXGradient, summed over the
  * embedding dimension) and abs_grad_x_input = |sum_d g_id x_id|. Sums in double, as four
  * partial sums over d mod 4 combined in a fixed order (one chain of dependent additions

@@ -1,4 +1,5 @@
-/* dataset.c — opens a dataset (DESIGN §2): one .safetensors file, a directory of shards
+/* dataset.c — opens a dataset (docs/design.md §2): one .safetensors file, a directory of
+ * shards
  * read in name order, or .npy files named after their roles; checks every shard against
  * the first (L, H, roles) and serves per-example views. */
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* dataset.h — the insides of am_dataset_t: shards, the tensors found in each by role,
- * and the view of one example that the backends read (DESIGN §2). */
+ * and the view of one example that the backends read (docs/design.md §2). */
 #ifndef AM_DATASET_DATASET_H
 #define AM_DATASET_DATASET_H
 

@@ -1,4 +1,5 @@
-/* shard.c — finds the tensors of one shard by name (DESIGN §2 table) and checks their
+/* shard.c — finds the tensors of one shard by name (docs/design.md §2 table) and checks
+ * their
  * shapes and dtypes against each other. Every failure names the file, tensor and problem.
  */
 #include <ctype.h>

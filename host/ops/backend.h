@@ -1,4 +1,5 @@
-/* backend.h — the table of ops every backend implements (DESIGN §5). The CPU backend
+/* backend.h — the table of ops every backend implements (docs/design.md §5). The CPU
+ * backend
  * (host/cpu/backend_cpu.c) is the reference; the CUDA backend (cuda/) implements the same
  * set. Handles are opaque; a backend's state is made by create and freed by destroy.
  * Backends include this and ops/; never each other (docs/architecture.md). */
@@ -64,5 +65,14 @@ typedef struct am_backend {
   void *(*device_copy)(void *state, const void *src, size_t bytes);
   void (*device_free)(void *state, void *p);
 } am_backend_t;
+
+/* A backend built as a module of its own (libattnmap-<name>.so, loaded with dlopen by
+ * backend/module.c only when it is asked for) exports one function of this name: it
+ * returns its table, or NULL when the caller was built against another version of this
+ * table or of the context (abi, the sizes). */
+#define AM_BACKEND_ABI 1
+#define AM_BACKEND_ENTRY "attnmap_backend_entry"
+typedef const am_backend_t *(*am_backend_entry_fn)(int abi, size_t table_size,
+                                                   size_t ctx_size);
 
 #endif

@@ -1,5 +1,5 @@
-/* aggregate.h — dataset aggregates (DESIGN §4) kept in mergeable form: counts, sums,
- * Welford moments and fixed-bin histograms. Examples are added one at a time in input
+/* aggregate.h — dataset aggregates (docs/design.md §4) kept in mergeable form: counts,
+ * sums, Welford moments and fixed-bin histograms. Examples are added one at a time in input
  * order, so the numbers do not depend on the chunk size or the thread count. */
 #ifndef AM_PIPELINE_AGGREGATE_H
 #define AM_PIPELINE_AGGREGATE_H

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/backend.h"
 #include "core/ctx.h"
 #include "core/half.h"
+#include "ops/backend.h"
 #include "pipeline/chunk.h"
 
 #define AM_ARRAYS_PATH "<arrays>"

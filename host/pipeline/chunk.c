@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/backend.h"
 #include "core/ctx.h"
 #include "core/half.h"
+#include "ops/backend.h"
 #include "pipeline/chunk.h"
 
 #define MAX3(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
@@ -231,7 +231,7 @@ static am_status copy_given_saliency(am_ctx_t *ctx, am_chunk_t *c, int m) {
   return AM_STATUS_OK;
 }
 
-/* Derived saliency of the chunk through the backend's saliency op (host/backend.h). */
+/* Derived saliency of the chunk through the backend's saliency op (ops/backend.h). */
 static am_status backend_saliency(am_ctx_t *ctx, am_chunk_t *c, int m0, int D, size_t es,
                                   size_t gs) {
   const am_shard_t *sh = c->sh;

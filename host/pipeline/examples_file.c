@@ -1,5 +1,5 @@
-/* examples_file.c — the tensors of RUN/examples.safetensors (DESIGN §4) and the writing
- * of one chunk's rows into them: valid-token results scattered back to their padded
+/* examples_file.c — the tensors of RUN/examples.safetensors (docs/design.md §4) and the
+ * writing of one chunk's rows into them: valid-token results scattered back to their padded
  * positions, padding 0, rows at their global index. */
 #include <stdio.h>
 #include <string.h>

@@ -4,9 +4,9 @@
 #define AM_PIPELINE_LAYOUT_H
 
 #include "attnmap.h"
-#include "ops/example.h"
 #include "dataset/dataset.h"
 #include "io/file.h"
+#include "ops/example.h"
 
 #define AM_MAX_MAPS 32
 #define AM_MAX_PAIRS (AM_MAX_MAPS * (AM_MAX_MAPS - 1) / 2)

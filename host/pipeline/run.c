@@ -1,15 +1,16 @@
 /* run.c — `attnmap analyze`: reads the dataset chunk by chunk (each chunk's attentions
  * cross memory once, in the backend's fused pass), writes examples.safetensors row by row
- * and aggregates in input order, then publishes the run folder whole (DESIGN §4, §5). */
+ * and aggregates in input order, then publishes the run folder whole (docs/design.md §4,
+ * §5). */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/backend.h"
 #include "core/ctx.h"
 #include "core/json_guard.h"
+#include "ops/backend.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/checksum.h"
 #include "pipeline/resume.h"

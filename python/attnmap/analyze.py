@@ -181,7 +181,7 @@ def analyze(attentions, attention_grads=None, attention_mask=None, special_token
             target="cls", fusion="mean", discard=0.0, normalize="none", topk=5,
             include_special=False, methods=None, pairs=None, all_rows=False,
             row_tolerance=0.0, backend="cpu", threads=0, context=None):
-    """Runs attnmap's per-example analyses (DESIGN §3) on arrays in memory.
+    """Runs attnmap's per-example analyses (docs/design.md §3) on arrays in memory.
 
     attentions: [L,B,H,T,T] or a sequence of L [B,H,T,T] (Hugging Face's
     `output_attentions` tuple as it is), F32/F16/BF16/F64; numpy arrays, PyTorch tensors

@@ -97,8 +97,8 @@ def read_run(path):
 
 
 def read_dataset(path):
-    """Reads a dataset (one .safetensors file or a directory of shards, DESIGN §2) as a list
-    of (tensors, metadata) per shard, in name order. For inspection and tests: a dataset
+    """Reads a dataset (one .safetensors file or a directory of shards, docs/design.md §2) as a
+    list of (tensors, metadata) per shard, in name order. For inspection and tests: a dataset
     too large for memory should be analysed with the CLI."""
     if os.path.isdir(path):
         files = sorted(f for f in os.listdir(path) if f.endswith(".safetensors"))

@@ -4,7 +4,7 @@
     python3 tests/bad/make_bad.py
 
 Each case is one file or one folder that makes one dataset, malformed in exactly one
-way (DESIGN §2 and §6, docs/formats.md). tests/test_bad_corpus.c runs `attnmap analyze`
+way (docs/design.md §2 and §6, docs/formats.md). tests/test_bad_corpus.c runs `attnmap analyze`
 and `attnmap inspect` on each and checks the exit codes, one stderr line holding every
 expected substring (the file, the tensor, the problem), and that no run folder or
 temporary folder is left. Deterministic: fixed seeds, no timestamps; needs numpy only.

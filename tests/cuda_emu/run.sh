@@ -2,7 +2,8 @@
 # tests/cuda_emu/run.sh — the CUDA backend on the CPU emulator (cuda_emu.h): builds the
 # library with cuda/*.cu compiled by g++ against the emulator, then runs the parity suite
 # (every op against the CPU reference), the backend selection suite, and `attnmap analyze`
-# with --backend cuda against --backend cpu on the bundled dataset (bench/compare_runs.py).
+# with --backend cuda:all against --backend cpu on the bundled dataset
+# (tests/test_backend_analyze.c). Part of scripts/test.sh.
 # For machines without a GPU; it checks the kernels' indexing, reductions, barriers and
 # the host side's slabs, staging, faults and pipeline, not timings or stream ordering
 # (see docs/cuda.md). With VALGRIND=1 the parity suite runs under valgrind memcheck too.
@@ -26,9 +27,5 @@ if [ "${VALGRIND:-0}" = 1 ]; then
     "$B/test_parity_ops" --verbose=0 -j1 \
     2> >(grep -v 'client switching stacks\|to suppress, use\|further instances\|max-stackframe' >&2)
 fi
-D=examples/data/minilm-sentiment
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-"$B/attnmap" analyze "$D" -o "$tmp/cpu" --backend cpu --quiet --all-rows
-AM_EMU_DEVICES=2 "$B/attnmap" analyze "$D" -o "$tmp/cuda" --backend cuda:all --quiet --all-rows
-python3 bench/compare_runs.py "$tmp/cuda" "$tmp/cpu" | tail -3
+# attnmap analyze --backend cuda:all (two emulated devices) against --backend cpu
+"$B/test_backend_analyze" --verbose=0 -j1
