@@ -66,7 +66,11 @@ static int add_range(am_checksums_t *cs, int k, uint64_t off, uint64_t len) {
 /* The CRCs of pieces [from, npieces), on the context's threads. */
 static void compute(const am_ctx_t *ctx, am_checksums_t *cs, size_t from) {
   int64_t n = (int64_t)(cs->npieces - from);
-#pragma omp parallel for num_threads(ctx->threads) schedule(dynamic, 1) if (n > 1)
+  uint64_t bytes = 0;
+  for (size_t i = from; i < cs->npieces; i++)
+    bytes += cs->pieces[i].len;
+  /* below a piece's worth (~0.3 ms) waking the team costs more than it saves */
+#pragma omp parallel for num_threads(ctx->threads) schedule(dynamic, 1) if (bytes > PIECE)
   for (int64_t i = 0; i < n; i++) {
     am_crc_piece_t *p = &cs->pieces[from + (size_t)i];
     const unsigned char *map = cs->files[p->file]->map;
