@@ -256,7 +256,8 @@ AM_API void am_plan_init(am_plan_t *plan);
 typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
 
 typedef struct am_run_options {
-  am_progress_fn progress; /* called after each chunk; may be NULL */
+  am_progress_fn progress; /* called after each chunk is stored, in order, from the
+                              thread that stores chunks (not the caller's); may be NULL */
   void *progress_user;
   int force;     /* 1: replace an existing run folder */
   int checksums; /* 1 (default via am_run_options_init): CRC-32C of inputs */
