@@ -4,12 +4,9 @@
  * no copy, and a chunk's rows are checksummed just before the pass reads them. */
 #include "pipeline/checksum.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/crc32c.h"
 #include "core/ctx.h"
@@ -69,7 +66,7 @@ static void compute(const am_ctx_t *ctx, am_checksums_t *cs, size_t from) {
   uint64_t bytes = 0;
   for (size_t i = from; i < cs->npieces; i++)
     bytes += cs->pieces[i].len;
-  /* below a piece's worth (~0.3 ms) waking the team costs more than it saves */
+    /* below a piece's worth (~0.3 ms) waking the team costs more than it saves */
 #pragma omp parallel for num_threads(ctx->threads) schedule(dynamic, 1) if (bytes > PIECE)
   for (int64_t i = 0; i < n; i++) {
     am_crc_piece_t *p = &cs->pieces[from + (size_t)i];
@@ -191,83 +188,10 @@ am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) 
     const char *path = am_file_path(cs->files[k]);
     am_status st = stat(path, &sb) == 0 && sb.st_size == 0
                        ? AM_STATUS_OK
-                       : am_file_crc_pread(ctx, path, &crc[k]);
+                       : am_file_crc32c(ctx, path, &crc[k]);
     if (st != AM_STATUS_OK)
       return st;
   }
   cs->seconds += am_now_seconds() - t0;
-  return AM_STATUS_OK;
-}
-
-/* ---- the pread path ------------------------------------------------------------------ */
-
-#define CRC_PIECE (8u << 20)
-#define CRC_BUFFER (1u << 20)
-
-static uint32_t piece_crc(int fd, uint64_t off, uint64_t len, unsigned char *buf,
-                          int *err) {
-  uint32_t c = 0;
-  while (len > 0 && *err == 0) {
-    size_t want = len < CRC_BUFFER ? (size_t)len : CRC_BUFFER;
-    ssize_t got = pread(fd, buf, want, (off_t)off);
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got <= 0) {
-      *err = got < 0 ? errno : EIO; /* EIO: fewer bytes than when the run began */
-      break;
-    }
-    c = am_crc32c(c, buf, (size_t)got);
-    off += (uint64_t)got;
-    len -= (uint64_t)got;
-  }
-  return c;
-}
-
-am_status am_file_crc_pread(am_ctx_t *ctx, const char *path, uint32_t *crc) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb) != 0) {
-    int err = errno;
-    if (fd >= 0)
-      close(fd);
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(err));
-  }
-  uint64_t size = (uint64_t)sb.st_size, npieces = (size + CRC_PIECE - 1) / CRC_PIECE;
-  uint32_t *crcs = calloc(npieces ? npieces : 1, sizeof *crcs);
-  if (!crcs) {
-    close(fd);
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-  }
-  int err = 0, threads = npieces < (uint64_t)ctx->threads ? (int)npieces : ctx->threads;
-#pragma omp parallel num_threads(threads > 0 ? threads : 1)
-  {
-    unsigned char *buf = malloc(CRC_BUFFER);
-    int my_err = buf ? 0 : ENOMEM;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < (int64_t)npieces; i++) {
-      uint64_t off = (uint64_t)i * CRC_PIECE;
-      if (my_err == 0)
-        crcs[i] = piece_crc(fd, off, size - off < CRC_PIECE ? size - off : CRC_PIECE, buf,
-                            &my_err);
-    }
-    if (my_err != 0) {
-#pragma omp critical(am_file_crc_error)
-      err = err ? err : my_err;
-    }
-    free(buf);
-  }
-  close(fd);
-  uint32_t c = 0;
-  for (uint64_t i = 0; i < npieces; i++)
-    c = am_crc32c_combine(
-        c, crcs[i], size - i * CRC_PIECE < CRC_PIECE ? size - i * CRC_PIECE : CRC_PIECE);
-  free(crcs);
-  if (err == ENOMEM)
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-  if (err != 0)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: read failed: %s", path,
-                   err == EIO ? "the file is shorter than when the run began"
-                              : strerror(err));
-  *crc = c;
   return AM_STATUS_OK;
 }

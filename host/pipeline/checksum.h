@@ -38,11 +38,7 @@ am_status am_checksums_rows(am_ctx_t *ctx, am_checksums_t *cs, const am_dataset_
 
 /* crc[k]: the CRC-32C of file k (dataset order). Checks every file unchanged first, reads
  * the bytes no piece covered from the mapping; a file that maps nothing (converted npy
- * data) is read with pread. */
+ * data) is read with pread (am_file_crc32c). */
 am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc);
-
-/* CRC-32C of the file at path read with pread in pieces on the context's threads: a file
- * cut short meanwhile is a read error, never a SIGBUS. */
-am_status am_file_crc_pread(am_ctx_t *ctx, const char *path, uint32_t *crc);
 
 #endif

@@ -36,10 +36,11 @@ am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, int force) {
   char report[4200];
   snprintf(report, sizeof report, "%s/report", run_dir);
   if (force && stat(report, &sb) == 0)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "%s: holds the report of the run --force would replace; attnmap does not "
-                   "delete reports: move it elsewhere (or remove it), then run again",
-                   report);
+    return am_fail(
+        ctx, AM_STATUS_INVALID_ARGUMENT,
+        "%s: holds the report of the run --force would replace; attnmap does not "
+        "delete reports: move it elsewhere (or remove it), then run again",
+        report);
   return AM_STATUS_OK;
 }
 

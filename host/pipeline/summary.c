@@ -2,11 +2,15 @@
  * with sizes and CRC-32C checksums, timings), the dataset's shape and the aggregates. */
 #include "pipeline/summary.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/crc32c.h"
 #include "core/ctx.h"
 
 double am_now_seconds(void) {
@@ -15,32 +19,19 @@ double am_now_seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const char *fusion_name(am_fusion f) {
-  return f == AM_FUSION_MAX ? "max" : f == AM_FUSION_MIN ? "min" : "mean";
-}
+/* The names of the plan's enums (am_list_name; the plan was range-checked). */
+static const char *fusion_name(am_fusion f) { return am_list_name(AM_LIST_FUSIONS, f); }
 static const char *normalize_name(am_normalize n) {
-  return n == AM_NORMALIZE_MAX      ? "max"
-         : n == AM_NORMALIZE_SUM    ? "sum"
-         : n == AM_NORMALIZE_MINMAX ? "minmax"
-                                    : "none";
+  return am_list_name(AM_LIST_NORMALIZE, n);
 }
 
 json_t *am_plan_to_json(const am_layout_t *lay) {
   const am_plan_t *p = &lay->plan;
   json_t *target;
-  switch (p->target) {
-  case AM_TARGET_LAST:
-    target = json_string("last");
-    break;
-  case AM_TARGET_MEAN:
-    target = json_string("mean");
-    break;
-  case AM_TARGET_INDEX:
+  if (p->target == AM_TARGET_INDEX)
     target = json_integer(p->target_index);
-    break;
-  default:
-    target = json_string("cls");
-  }
+  else
+    target = json_string(am_list_name(AM_LIST_TARGETS, p->target));
   json_t *maps = json_array(), *pairs = json_array();
   for (int m = 0; m < lay->nmaps; m++)
     json_array_append_new(maps, json_string(lay->maps[m].name));
@@ -49,13 +40,85 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
   return json_pack("{s:s,s:o,s:s,s:b,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
                    "fusion", fusion_name(p->fusion), "target", target, "target_source",
                    lay->target_from_exporter ? "exporter" : "options", "include_target",
-                   p->include_target, "discard",
-                   p->discard, "normalize", normalize_name(p->normalize), "topk", p->topk,
-                   "include_special", p->include_special, "all_rows", p->all_rows, "worst",
-                   p->worst, "histogram_bins", p->histogram_bins, "chunk",
-                   (json_int_t)p->chunk, "head_stats", lay->head_stats, "head_importance",
-                   lay->head_importance, "maps", maps, "pairs", pairs, "row_tolerance",
-                   p->row_tolerance);
+                   p->include_target, "discard", p->discard, "normalize",
+                   normalize_name(p->normalize), "topk", p->topk, "include_special",
+                   p->include_special, "all_rows", p->all_rows, "worst", p->worst,
+                   "histogram_bins", p->histogram_bins, "chunk", (json_int_t)p->chunk,
+                   "head_stats", lay->head_stats, "head_importance", lay->head_importance,
+                   "maps", maps, "pairs", pairs, "row_tolerance", p->row_tolerance);
+}
+
+/* CRC-32C of the file's pieces on the context's threads (pread into a buffer per thread:
+ * a file cut short meanwhile is a read error, never a SIGBUS), combined in file order. */
+#define CRC_PIECE (8u << 20)
+#define CRC_BUFFER (1u << 20)
+
+static uint32_t piece_crc(int fd, uint64_t off, uint64_t len, unsigned char *buf,
+                          int *err) {
+  uint32_t c = 0;
+  while (len > 0 && *err == 0) {
+    size_t want = len < CRC_BUFFER ? (size_t)len : CRC_BUFFER;
+    ssize_t got = pread(fd, buf, want, (off_t)off);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      *err = got < 0 ? errno : EIO; /* EIO: fewer bytes than when the run began */
+      break;
+    }
+    c = am_crc32c(c, buf, (size_t)got);
+    off += (uint64_t)got;
+    len -= (uint64_t)got;
+  }
+  return c;
+}
+
+am_status am_file_crc32c(am_ctx_t *ctx, const char *path, uint32_t *crc) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) != 0) {
+    int err = errno;
+    if (fd >= 0)
+      close(fd);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(err));
+  }
+  uint64_t size = (uint64_t)sb.st_size, npieces = (size + CRC_PIECE - 1) / CRC_PIECE;
+  uint32_t *crcs = calloc(npieces ? npieces : 1, sizeof *crcs);
+  if (!crcs) {
+    close(fd);
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  }
+  int err = 0, threads = npieces < (uint64_t)ctx->threads ? (int)npieces : ctx->threads;
+#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+  {
+    unsigned char *buf = malloc(CRC_BUFFER);
+    int my_err = buf ? 0 : ENOMEM;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < (int64_t)npieces; i++) {
+      uint64_t off = (uint64_t)i * CRC_PIECE;
+      if (my_err == 0)
+        crcs[i] = piece_crc(fd, off, size - off < CRC_PIECE ? size - off : CRC_PIECE, buf,
+                            &my_err);
+    }
+    if (my_err != 0) {
+#pragma omp critical(am_file_crc_error)
+      err = err ? err : my_err;
+    }
+    free(buf);
+  }
+  close(fd);
+  uint32_t c = 0;
+  for (uint64_t i = 0; i < npieces; i++)
+    c = am_crc32c_combine(
+        c, crcs[i], size - i * CRC_PIECE < CRC_PIECE ? size - i * CRC_PIECE : CRC_PIECE);
+  free(crcs);
+  if (err == ENOMEM)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  if (err != 0)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: read failed: %s", path,
+                   err == EIO ? "the file is shorter than when the run began"
+                              : strerror(err));
+  *crc = c;
+  return AM_STATUS_OK;
 }
 
 am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, const uint32_t *crcs,
@@ -74,6 +137,10 @@ am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, const uint32_t *
           "mtime_ns",
           (json_int_t)(ok ? (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
                           : -1));
+      char *canonical = realpath(path, NULL); /* "f" and "./f" are one file */
+      if (canonical)
+        json_object_set_new(o, "realpath", json_string(canonical));
+      free(canonical);
       if (crcs) {
         char hex[16];
         snprintf(hex, sizeof hex, "%08x", crcs[k]);
@@ -115,4 +182,22 @@ json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_
   json_object_set_new(doc, "provenance", prov);
   json_object_set_new(doc, "dataset", dataset_json(ds));
   return doc;
+}
+
+am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir) {
+  char path[4200], hex[16];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  struct stat sb;
+  uint32_t crc = 0;
+  if (stat(path, &sb) != 0)
+    return am_fail(ctx, AM_STATUS_IO, "%s: cannot stat: %s", path, strerror(errno));
+  am_status st = am_file_crc32c(ctx, path, &crc);
+  if (st != AM_STATUS_OK)
+    return st;
+  snprintf(hex, sizeof hex, "%08x", crc);
+  json_t *files = json_pack("{s:{s:I,s:s}}", "examples.safetensors", "bytes",
+                            (json_int_t)sb.st_size, "crc32c", hex);
+  if (!files || json_object_set_new(json_object_get(doc, "provenance"), "files", files))
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+  return AM_STATUS_OK;
 }
