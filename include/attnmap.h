@@ -396,7 +396,8 @@ AM_API void am_arrays_desc_destroy(am_arrays_desc_t *desc);
 AM_API int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
 AM_API const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
                                        int i); /* borrowed; NULL out of range */
-unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
+/* AM_ARRAYS_HAS_* bits */
+AM_API unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc);
 
 /* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */
 typedef struct am_arrays_result {
