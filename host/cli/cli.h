@@ -23,13 +23,22 @@ int am_cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Makes a context or prints why not; returns NULL on failure (*code set). */
 am_ctx_t *am_cli_context(const char *backend, int threads, int *code);
 
-/* Progress on a terminal: a line rewritten in place; nothing in pipes or with quiet. */
+/* Progress (--progress=auto|always|never): on a terminal a line rewritten in place; with
+ * always and no terminal (nightly logs), a plain line at most every interval seconds and one
+ * at the end; nothing with never or --quiet. Each line: done/total, examples/s, ETA. */
+typedef enum am_progress_mode {
+  AM_PROGRESS_AUTO = 0,
+  AM_PROGRESS_ALWAYS,
+  AM_PROGRESS_NEVER
+} am_progress_mode;
 typedef struct am_progress {
-  int enabled;
-  double start;
+  int enabled, tty;
+  double start, last, interval;
   const char *what;
 } am_progress_t;
-void am_progress_init(am_progress_t *p, const char *what, int quiet);
+/* "auto", "always", "never" into *mode; -1 for anything else. */
+int am_progress_parse(const char *text, am_progress_mode *mode);
+void am_progress_init(am_progress_t *p, const char *what, am_progress_mode mode, int quiet);
 void am_progress_update(void *user, int64_t done, int64_t total);
 void am_progress_end(am_progress_t *p);
 

@@ -16,8 +16,11 @@ static void usage(FILE *out) {
       "their roles. Writes RUN/examples.safetensors and RUN/summary.json atomically.\n"
       "\n"
       "  -o, --output RUN        run folder to write (required)\n"
-      "  --target T              cls (default), last, mean, or a valid-token index\n"
-      "                          (negative counts from the end)\n"
+      "  --target T              cls, last, mean, or a valid-token index (negative\n"
+      "                          counts from the end); default: the target the exporter\n"
+      "                          recorded in the shards (attnmap.exporter), else cls\n"
+      "  --include-target        let the target token take part in agreement and the\n"
+      "                          top tokens (default: left out, docs/analyses.md)\n"
       "  --fusion F              head fusion of rollout: mean (default), max, min\n"
       "  --discard R             rollout discard ratio in [0,1) (default 0)\n"
       "  --normalize N           readout of rollout maps: none, max, sum, minmax\n"
@@ -44,7 +47,10 @@ static void usage(FILE *out) {
       "  --checkpoint S          seconds between checkpoints of a run (default 2; 0:\n"
       "                          after every chunk)\n"
       "  --no-checksum           skip the CRC-32C of the input files in summary.json\n"
-      "  -q, --quiet             no progress line\n"
+      "  --progress WHEN         auto (default: on a terminal only), always (a plain line\n"
+      "                          every 10 s in logs: examples/s, ETA;\n"
+      "                          $ATTNMAP_PROGRESS_INTERVAL seconds), never\n"
+      "  -q, --quiet             no progress and no closing line\n"
       "  -h, --help              this help\n");
 }
 
@@ -104,7 +110,9 @@ enum {
   OPT_NO_CHECKSUM,
   OPT_RESUME,
   OPT_CHECKPOINT,
-  OPT_ROW_TOL
+  OPT_ROW_TOL,
+  OPT_INCLUDE_TARGET,
+  OPT_PROGRESS
 };
 
 static const struct option options[] = {
@@ -115,6 +123,7 @@ static const struct option options[] = {
     {"normalize", required_argument, 0, OPT_NORMALIZE},
     {"topk", required_argument, 0, OPT_TOPK},
     {"include-special", no_argument, 0, OPT_SPECIAL},
+    {"include-target", no_argument, 0, OPT_INCLUDE_TARGET},
     {"methods", required_argument, 0, OPT_METHODS},
     {"pairs", required_argument, 0, OPT_PAIRS},
     {"all-rows", no_argument, 0, OPT_ALL_ROWS},
@@ -128,6 +137,7 @@ static const struct option options[] = {
     {"row-tolerance", required_argument, 0, OPT_ROW_TOL},
     {"resume", no_argument, 0, OPT_RESUME},
     {"checkpoint", required_argument, 0, OPT_CHECKPOINT},
+    {"progress", required_argument, 0, OPT_PROGRESS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -135,9 +145,10 @@ static const struct option options[] = {
 typedef struct analyze_args {
   am_plan_t plan;
   am_run_options_t run;
-  const char *output, *backend;
+  const char *output, *backend, *target_arg;
   long threads;
   int quiet;
+  am_progress_mode progress;
 } analyze_args_t;
 
 /* Applies one option; returns 0, or an exit code (>0) to stop with. */
@@ -155,6 +166,8 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
     usage(stdout);
     return -1;
   case OPT_TARGET:
+    a->plan.target_recorded = 0;
+    a->target_arg = arg;
     if (!strcmp(arg, "cls"))
       a->plan.target = AM_TARGET_CLS;
     else if (!strcmp(arg, "last"))
@@ -219,6 +232,14 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
   case OPT_SPECIAL:
     a->plan.include_special = 1;
     return 0;
+  case OPT_INCLUDE_TARGET:
+    a->plan.include_target = 1;
+    return 0;
+  case OPT_PROGRESS:
+    if (am_progress_parse(arg, &a->progress) != 0)
+      return am_cli_usage_error("analyze", "--progress '%s': expected auto, always or never",
+                                arg);
+    return 0;
   case OPT_METHODS:
     if (parse_methods(arg, &a->plan.methods) != 0)
       return am_cli_usage_error("analyze", "--methods '%s': unknown method", arg);
@@ -261,9 +282,29 @@ static int apply(analyze_args_t *a, int c, const char *arg) {
   }
 }
 
+/* Which target the run read and where it came from, for the closing line: a causal model
+ * analysed at the first token instead of the last gives maps that look plausible and mean
+ * nothing. */
+static void target_note(const am_dataset_t *ds, const analyze_args_t *a, char *buf,
+                        size_t len) {
+  am_dataset_info_t info;
+  am_dataset_get_info(ds, &info);
+  if (a->target_arg && info.target && strcmp(a->target_arg, info.target) != 0)
+    snprintf(buf, len, "target %s from --target; the exporter recorded %s in %s",
+             a->target_arg, info.target, info.target_file);
+  else if (a->target_arg)
+    snprintf(buf, len, "target %s from --target", a->target_arg);
+  else if (info.target)
+    snprintf(buf, len, "target %s as the exporter recorded it in %s", info.target,
+             info.target_file);
+  else
+    snprintf(buf, len, "target cls, the default: the inputs record none");
+}
+
 int am_cli_analyze(int argc, char **argv) {
   analyze_args_t a = {.backend = "cpu"};
   am_plan_init(&a.plan);
+  a.plan.target_recorded = 1; /* the exporter's record unless --target says otherwise */
   am_run_options_init(&a.run);
   int c;
   opterr = 0;
@@ -287,7 +328,7 @@ int am_cli_analyze(int argc, char **argv) {
   am_status st =
       am_dataset_open(ctx, (const char *const *)argv + optind, argc - optind, &ds);
   am_progress_t progress;
-  am_progress_init(&progress, "analyze", a.quiet);
+  am_progress_init(&progress, "analyze", a.progress, a.quiet);
   a.run.progress = am_progress_update;
   a.run.progress_user = &progress;
   if (st == AM_STATUS_OK)
@@ -298,8 +339,10 @@ int am_cli_analyze(int argc, char **argv) {
   else if (!a.quiet) {
     am_dataset_info_t info;
     am_dataset_get_info(ds, &info);
-    fprintf(stderr, "attnmap: wrote %s (%lld examples, backend %s)\n", a.output,
-            (long long)info.examples, am_ctx_backend_name(ctx));
+    char note[1024];
+    target_note(ds, &a, note, sizeof note);
+    fprintf(stderr, "attnmap: wrote %s (%lld examples, backend %s, %s)\n", a.output,
+            (long long)info.examples, am_ctx_backend_name(ctx), note);
   }
   am_dataset_close(ds);
   am_ctx_destroy(ctx);

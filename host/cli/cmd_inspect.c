@@ -50,6 +50,11 @@ static void print_roles(const am_dataset_t *ds) {
     printf("grid: %s\n", info.grid);
   if (info.model)
     printf("model: %s\n", info.model);
+  if (info.target)
+    printf("target: %s (recorded by the exporter in %s; analyze uses it unless --target "
+           "is given)\n", info.target, info.target_file);
+  else
+    printf("target: none recorded (analyze uses cls unless --target is given)\n");
 }
 
 int am_cli_inspect(int argc, char **argv) {

@@ -22,6 +22,8 @@ static void usage(FILE *out) {
       "  --drift X           drift threshold in pooled standard deviations (0.5)\n"
       "  --json              print the comparison as JSON on stdout (needs --baseline)\n"
       "  --fail-on-drift     exit with 3 when a statistic or metric drifted\n"
+      "  --stratify-length   compare with the baseline within strata of similar length\n"
+      "                      (a changed length mix moves entropy, distance, ...)\n"
       "  -o, --output DIR    write the report to DIR instead of RUN/report\n"
       "  --examples K        rows of the disagreement and misclassified tables (20)\n"
       "  --views K           examples with attention views (6; 0: none)\n"
@@ -52,11 +54,12 @@ typedef struct report_args {
 
 /* Parses argv into a; returns -1 on success, else the exit code to return. */
 static int parse(int argc, char **argv, report_args_t *a) {
-  enum { O_BASE = 256, O_DRIFT, O_JSON, O_FAIL, O_EX, O_VIEWS, O_TOPK, O_DATA };
+  enum { O_BASE = 256, O_DRIFT, O_JSON, O_FAIL, O_EX, O_VIEWS, O_TOPK, O_DATA, O_STRATA };
   static const struct option options[] = {{"baseline", required_argument, 0, O_BASE},
                                           {"drift", required_argument, 0, O_DRIFT},
                                           {"json", no_argument, 0, O_JSON},
                                           {"fail-on-drift", no_argument, 0, O_FAIL},
+                                          {"stratify-length", no_argument, 0, O_STRATA},
                                           {"output", required_argument, 0, 'o'},
                                           {"examples", required_argument, 0, O_EX},
                                           {"views", required_argument, 0, O_VIEWS},
@@ -102,6 +105,9 @@ static int parse(int argc, char **argv, report_args_t *a) {
     case O_TOPK:
       bad = parse_int(optarg, &a->opts.topk_heads);
       break;
+    case O_STRATA:
+      a->opts.stratify_length = 1;
+      break;
     case O_DATA:
       bad = a->opts.ndataset >= 64;
       if (!bad)
@@ -117,9 +123,11 @@ static int parse(int argc, char **argv, report_args_t *a) {
   a->opts.dataset = a->opts.ndataset ? a->datasets : NULL;
   if (optind != argc - 1)
     return am_cli_usage_error("report", optind >= argc ? "no RUN given" : "one RUN only");
-  if ((a->json || a->fail_on_drift) && !a->opts.baseline)
+  if ((a->json || a->fail_on_drift || a->opts.stratify_length) && !a->opts.baseline)
     return am_cli_usage_error("report", "%s needs --baseline",
-                              a->json ? "--json" : "--fail-on-drift");
+                              a->json            ? "--json"
+                              : a->fail_on_drift ? "--fail-on-drift"
+                                                 : "--stratify-length");
   return -1;
 }
 

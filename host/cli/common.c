@@ -1,6 +1,8 @@
 /* common.c — error printing, context creation and the progress line of the CLI. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,9 +45,27 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void am_progress_init(am_progress_t *p, const char *what, int quiet) {
-  p->enabled = !quiet && isatty(STDERR_FILENO);
+int am_progress_parse(const char *text, am_progress_mode *mode) {
+  if (!strcmp(text, "auto"))
+    *mode = AM_PROGRESS_AUTO;
+  else if (!strcmp(text, "always"))
+    *mode = AM_PROGRESS_ALWAYS;
+  else if (!strcmp(text, "never"))
+    *mode = AM_PROGRESS_NEVER;
+  else
+    return -1;
+  return 0;
+}
+
+void am_progress_init(am_progress_t *p, const char *what, am_progress_mode mode, int quiet) {
+  p->tty = isatty(STDERR_FILENO);
+  p->enabled = !quiet && (mode == AM_PROGRESS_ALWAYS || (mode == AM_PROGRESS_AUTO && p->tty));
   p->start = now();
+  p->last = -1.0;
+  /* a steady line in logs: often enough to see a stall, rarely enough to read; settable for
+   * tests and short jobs */
+  const char *env = getenv("ATTNMAP_PROGRESS_INTERVAL");
+  p->interval = env && atof(env) > 0 ? atof(env) : 10.0;
   p->what = what;
 }
 
@@ -53,15 +73,24 @@ void am_progress_update(void *user, int64_t done, int64_t total) {
   am_progress_t *p = user;
   if (!p->enabled)
     return;
-  double dt = now() - p->start;
-  fprintf(stderr, "\r%s: %lld/%lld examples (%3.0f%%)  %.0f examples/s   ", p->what,
-          (long long)done, (long long)total,
-          total ? 100.0 * (double)done / (double)total : 100.0,
-          dt > 0 ? (double)done / dt : 0.0);
+  double t = now(), dt = t - p->start;
+  if (!p->tty && p->last >= 0 && t - p->last < p->interval && done < total)
+    return;
+  p->last = t;
+  double rate = dt > 0 ? (double)done / dt : 0.0;
+  char eta[32] = "-";
+  if (rate > 0 && done < total)
+    snprintf(eta, sizeof eta, "%.0f s", (double)(total - done) / rate);
+  else if (done >= total)
+    snprintf(eta, sizeof eta, "done in %.1f s", dt);
+  fprintf(stderr, "%s%s: %lld/%lld examples (%3.0f%%)  %.0f examples/s  ETA %s%s",
+          p->tty ? "\r" : "", p->what, (long long)done, (long long)total,
+          total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
+          p->tty ? "   " : "\n");
   fflush(stderr);
 }
 
 void am_progress_end(am_progress_t *p) {
-  if (p->enabled)
+  if (p->enabled && p->tty)
     fputc('\n', stderr);
 }

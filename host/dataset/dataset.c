@@ -219,7 +219,43 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
   return AM_STATUS_OK;
 }
 
+/* The target the exporter recorded ("target" of the attnmap.exporter JSON) in every shard
+ * that records one; shards that disagree were made by different exports, which analyze
+ * must not silently mix. */
+static am_status read_recorded_target(am_ctx_t *ctx, am_dataset_t *ds) {
+  for (int s = 0; s < ds->nshards; s++)
+    for (int f = 0; f < ds->shards[s].nfiles; f++) {
+      const am_file_t *file = ds->shards[s].files[f];
+      const char *text = am_file_metadata(file, "attnmap.exporter");
+      if (!text)
+        continue;
+      json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+      json_t *t = json_object_get(root, "target");
+      char value[32] = "";
+      if (json_is_string(t) && strlen(json_string_value(t)) < sizeof value)
+        snprintf(value, sizeof value, "%s", json_string_value(t));
+      else if (json_is_integer(t))
+        snprintf(value, sizeof value, "%lld", (long long)json_integer_value(t));
+      json_decref(root);
+      if (!value[0])
+        continue; /* no target recorded (or not one attnmap reads): nothing to take */
+      if (!ds->target) {
+        if (!(ds->target = strdup(value)) || !(ds->target_file = strdup(am_file_path(file))))
+          return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+      } else if (strcmp(ds->target, value) != 0)
+        return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                       "%s: __metadata__ attnmap.exporter: target '%s' contradicts target "
+                       "'%s' recorded in %s (shards of different exports; analyse them "
+                       "separately)",
+                       am_file_path(file), value, ds->target, ds->target_file);
+    }
+  return AM_STATUS_OK;
+}
+
 static am_status read_dataset_metadata(am_ctx_t *ctx, am_dataset_t *ds) {
+  am_status st = read_recorded_target(ctx, ds);
+  if (st != AM_STATUS_OK)
+    return st;
   const am_shard_t *sh = &ds->shards[0];
   for (int f = 0; f < sh->nfiles; f++) {
     const char *model = am_file_metadata(sh->files[f], "model");
@@ -280,6 +316,8 @@ void am_dataset_close(am_dataset_t *ds) {
   free_list(ds->saliency_names, ds->nsaliency);
   free(ds->model);
   free(ds->grid);
+  free(ds->target);
+  free(ds->target_file);
   free(ds);
 }
 
@@ -295,6 +333,8 @@ void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info) {
   info->saliency_count = ds->nsaliency;
   info->model = ds->model;
   info->grid = ds->grid;
+  info->target = ds->target;
+  info->target_file = ds->target_file;
 }
 
 int am_dataset_shard_count(const am_dataset_t *ds) { return ds->nshards; }

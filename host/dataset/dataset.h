@@ -50,6 +50,7 @@ struct am_dataset {
   int nsaliency;
   int embed_dim;
   char *model, *grid;
+  char *target, *target_file; /* attnmap.exporter's recorded target and where, or NULL */
   am_grid_t grid_parsed;
 };
 

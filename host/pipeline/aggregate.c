@@ -211,13 +211,17 @@ void am_agg_add_metric(am_aggregates_t *a, size_t pm, double v) {
   a->hist[pm * (size_t)a->bins + (size_t)bin]++;
 }
 
+/* Position-wise sums take every valid token; the per-token table (the top tokens) leaves
+ * out special tokens and the target token unless the plan asks for them. */
 static am_status add_tokens(am_ctx_t *ctx, am_aggregates_t *a, const am_agg_row_t *r,
-                            int include_special) {
+                            const am_layout_t *lay) {
+  int excluded = am_layout_excluded(lay, r->n);
   for (int i = 0; i < r->n; i++) {
     a->pos_count[i]++;
     for (int m = 0; m < a->nmaps; m++)
       a->pos_sum[(size_t)m * (size_t)a->T + (size_t)i] += r->maps[m][i];
-    if (!r->ids || (!include_special && r->special && r->special[i]))
+    if (!r->ids || i == excluded ||
+        (!lay->plan.include_special && r->special && r->special[i]))
       continue;
     am_token_agg_t *t = am_agg_token(a, r->ids[i]);
     if (!t)
@@ -270,7 +274,7 @@ am_status am_agg_add_row(am_ctx_t *ctx, am_aggregates_t *a, const am_layout_t *l
     am_agg_offer_worst(
         a, r->index,
         r->agree[(size_t)lay->worst_pair * AM_METRIC_COUNT + AM_METRIC_SPEARMAN]);
-  am_status st = add_tokens(ctx, a, r, lay->plan.include_special);
+  am_status st = add_tokens(ctx, a, r, lay);
   return st != AM_STATUS_OK ? st : add_classes(ctx, a, lay, r);
 }
 

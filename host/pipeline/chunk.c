@@ -301,19 +301,22 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
   return AM_STATUS_OK;
 }
 
-/* Gathers the compared tokens (valid, non-special unless asked) of every pair. */
+/* Gathers the compared tokens (valid, non-special unless asked, the target token left out
+ * unless asked) of every pair. */
 static void gather_pairs(am_chunk_t *c) {
   const am_layout_t *lay = c->lay;
   size_t P = (size_t)lay->npairs, T = (size_t)c->Tcap;
   for (int e = 0; e < c->nex; e++) {
     const int32_t *idx = c->idx + (size_t)e * T;
+    int excluded = am_layout_excluded(lay, c->n[e]);
     for (size_t p = 0; p < P; p++) {
       size_t slot = (size_t)e * P + p;
       const float *a = am_chunk_map(c, lay->pair_a[p], e);
       const float *b = am_chunk_map(c, lay->pair_b[p], e);
       int m = 0;
       for (int i = 0; i < c->n[e]; i++) {
-        if (!lay->plan.include_special && am_shard_is_special(c->sh, c->row0 + e, idx[i]))
+        if (i == excluded ||
+            (!lay->plan.include_special && am_shard_is_special(c->sh, c->row0 + e, idx[i])))
           continue;
         c->agree_x[slot * T + (size_t)m] = a[i];
         c->agree_y[slot * T + (size_t)m] = b[i];

@@ -2,6 +2,7 @@
  * defaults. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ctx.h"
@@ -160,6 +161,27 @@ static void choose_worst_pair(am_layout_t *lay) {
   }
 }
 
+/* The exporter's recorded target ("cls", "last", "mean" or an index) into plan. */
+static am_status recorded_target(am_ctx_t *ctx, const am_dataset_t *ds, am_plan_t *plan) {
+  char *end = NULL;
+  long v = strtol(ds->target, &end, 10);
+  if (!strcmp(ds->target, "cls"))
+    plan->target = AM_TARGET_CLS;
+  else if (!strcmp(ds->target, "last"))
+    plan->target = AM_TARGET_LAST;
+  else if (!strcmp(ds->target, "mean"))
+    plan->target = AM_TARGET_MEAN;
+  else if (end != ds->target && !*end && v > -1000000 && v < 1000000) {
+    plan->target = AM_TARGET_INDEX;
+    plan->target_index = (int)v;
+  } else
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: __metadata__ attnmap.exporter: target '%s' is not cls, last, mean "
+                   "or an index (pass --target)",
+                   ds->target_file, ds->target);
+  return AM_STATUS_OK;
+}
+
 am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan,
                           am_layout_t *lay) {
   memset(lay, 0, sizeof *lay);
@@ -168,6 +190,11 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
     return st;
   lay->plan = *plan;
   lay->plan.pairs = NULL; /* borrowed string: not kept */
+  if (plan->target_recorded && ds->target) {
+    if ((st = recorded_target(ctx, ds, &lay->plan)) != AM_STATUS_OK)
+      return st;
+    lay->target_from_exporter = 1;
+  }
   lay->N = ds->N;
   lay->L = ds->L;
   lay->H = ds->H;
@@ -220,4 +247,11 @@ int am_layout_target(const am_layout_t *lay, int n) {
   }
   }
   return 0;
+}
+
+int am_layout_excluded(const am_layout_t *lay, int n) {
+  if (lay->plan.include_target || lay->plan.target == AM_TARGET_MEAN || n <= 0)
+    return -1;
+  int t = am_layout_target(lay, n);
+  return t >= 0 ? t : -1;
 }

@@ -33,6 +33,7 @@ typedef struct am_layout {
   am_plan_t plan;
   am_pass_options_t pass;
   int target; /* AM_ROW_MEAN or a fixed valid-token index (resolved per example) */
+  int target_from_exporter; /* 1: plan.target is the dataset's recorded one */
   int nmaps;
   am_map_t maps[AM_MAX_MAPS];
   int npairs;
@@ -61,6 +62,9 @@ void am_layout_metric_name(const am_layout_t *lay, int metric, char *buf, size_t
 /* Valid-token index of the target for an example with n valid tokens; AM_ROW_MEAN;
  * or -2 when a fixed index is out of range. */
 int am_layout_target(const am_layout_t *lay, int n);
+/* The valid-token index left out of agreement and per-token rankings for an example with n
+ * valid tokens (the single target token unless plan.include_target), or -1 for none. */
+int am_layout_excluded(const am_layout_t *lay, int n);
 
 /* Fills lay->specs: the tensors of examples.safetensors (examples_file.c). */
 am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay);

@@ -61,6 +61,15 @@ static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, 
   lay->has_labels = am_file_find(in->examples, "labels") != NULL;
   lay->has_predictions = am_file_find(in->examples, "predictions") != NULL;
   lay->plan.include_special = json_is_true(json_object_get(opt, "include_special"));
+  /* the target token left out of the per-token table again, as when the run was made */
+  lay->plan.include_target = json_is_true(json_object_get(opt, "include_target"));
+  const json_t *target = json_object_get(opt, "target");
+  const char *tname = json_string_value(target);
+  lay->plan.target = json_is_integer(target)            ? AM_TARGET_INDEX
+                     : tname && !strcmp(tname, "last") ? AM_TARGET_LAST
+                     : tname && !strcmp(tname, "mean") ? AM_TARGET_MEAN
+                                                       : AM_TARGET_CLS;
+  lay->plan.target_index = (int)json_integer_value(target);
   lay->nmaps = (int)json_array_size(maps);
   for (int m = 0; m < lay->nmaps; m++)
     snprintf(lay->maps[m].name, sizeof lay->maps[m].name, "%s",
@@ -174,11 +183,14 @@ static am_status check_distinct(am_ctx_t *ctx, const merge_input_t *in, int r,
   return AM_STATUS_OK;
 }
 
-/* Options that change numbers must agree; the chunk size does not matter. */
+/* Options that change numbers must agree; the chunk size and where the target came from
+ * (the exporter's record or --target) do not matter. */
 static int same_options(const json_t *a, const json_t *b) {
   json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
   json_object_del(x, "chunk");
   json_object_del(y, "chunk");
+  json_object_del(x, "target_source");
+  json_object_del(y, "target_source");
   int same = json_equal(x, y);
   json_decref(x);
   json_decref(y);

@@ -31,6 +31,15 @@ am_status am_run_dir_check(am_ctx_t *ctx, const char *run_dir, int force) {
   if (stat(run_dir, &sb) == 0 && !force)
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
                    "%s: already exists (use --force to replace it)", run_dir);
+  /* A report is what a person reads and may have shared: replacing the run would delete
+   * it with the run (and a new run's report is not the old one), so --force stops here. */
+  char report[4200];
+  snprintf(report, sizeof report, "%s/report", run_dir);
+  if (force && stat(report, &sb) == 0)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                   "%s: holds the report of the run --force would replace; attnmap does not "
+                   "delete reports: move it elsewhere (or remove it), then run again",
+                   report);
   return AM_STATUS_OK;
 }
 

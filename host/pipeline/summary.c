@@ -50,8 +50,10 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
     json_array_append_new(maps, json_string(lay->maps[m].name));
   for (int i = 0; i < lay->npairs; i++)
     json_array_append_new(pairs, json_string(lay->pair_names[i]));
-  return json_pack("{s:s,s:o,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
-                   "fusion", fusion_name(p->fusion), "target", target, "discard",
+  return json_pack("{s:s,s:o,s:s,s:b,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
+                   "fusion", fusion_name(p->fusion), "target", target, "target_source",
+                   lay->target_from_exporter ? "exporter" : "options", "include_target",
+                   p->include_target, "discard",
                    p->discard, "normalize", normalize_name(p->normalize), "topk", p->topk,
                    "include_special", p->include_special, "all_rows", p->all_rows, "worst",
                    p->worst, "histogram_bins", p->histogram_bins, "chunk",

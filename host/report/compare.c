@@ -67,13 +67,69 @@ static void fill(cmp_entry_t *e, double na, double ma, double m2a, double nb, do
   e->drift = !isnan(e->z) && fabs(e->z) > threshold;
 }
 
+/* Both runs' examples, for the length-stratified comparison; NULL when not asked. */
+typedef struct strata {
+  const am_report_run_t *run, *base;
+} strata_t;
+
+static void restratify(cmp_entry_t *e, am_strata_input_t a, am_strata_input_t b,
+                       double thr) {
+  if (!a.values || !b.values)
+    return; /* a tensor missing from one examples file: the pooled figures stay */
+  am_compare_stratified(&a, &b, &e->run, &e->base, &e->delta, &e->sd, &e->z);
+  e->drift = !isnan(e->z) && fabs(e->z) > thr;
+}
+
+static am_strata_input_t input(const am_report_run_t *r, const am_tensor_t *t,
+                               int64_t stride, int64_t offset) {
+  am_strata_input_t in = {t, r->lengths, r->N, stride, offset};
+  return in;
+}
+
+static void stratify_head(const strata_t *st, cmp_entry_t *e, double thr) {
+  char name[96];
+  snprintf(name, sizeof name, "head.%s", e->stat);
+  int64_t LH = (int64_t)st->run->L * st->run->H, at = (int64_t)e->layer * st->run->H + e->head;
+  int64_t LHb = (int64_t)st->base->L * st->base->H,
+          atb = (int64_t)e->layer * st->base->H + e->head;
+  restratify(e, input(st->run, am_file_find(st->run->file, name), LH, at),
+             input(st->base, am_file_find(st->base->file, name), LHb, atb), thr);
+}
+
+/* Index of pair in r's pairs, also under its reversed name; -1 when absent. */
+static int pair_index(const am_report_run_t *r, const char *pair) {
+  const char *tilde = strchr(pair, '~');
+  char rev[512] = "";
+  if (tilde)
+    snprintf(rev, sizeof rev, "%s~%.*s", tilde + 1, (int)(tilde - pair), pair);
+  for (int p = 0; p < r->npairs; p++)
+    if (!strcmp(r->pairs[p], pair) || !strcmp(r->pairs[p], rev))
+      return p;
+  return -1;
+}
+
+static const am_tensor_t *metric_tensor(const am_report_run_t *r, const char *metric) {
+  for (int m = 0; m < r->nmetrics; m++)
+    if (!strcmp(r->metric_names[m], metric))
+      return r->metrics[m];
+  return NULL;
+}
+
+static void stratify_agreement(const strata_t *st, cmp_entry_t *e, double thr) {
+  int pa = pair_index(st->run, e->pair), pb = pair_index(st->base, e->pair);
+  if (pa < 0 || pb < 0)
+    return;
+  restratify(e, input(st->run, metric_tensor(st->run, e->metric), st->run->npairs, pa),
+             input(st->base, metric_tensor(st->base, e->metric), st->base->npairs, pb), thr);
+}
+
 static double cell(json_t *obj, const char *key, int l, int h) {
   return am_jnum(
       json_array_get(json_array_get(json_object_get(obj, key), (size_t)l), (size_t)h));
 }
 
 static int compare_heads(json_t *run, json_t *base, double thr, cmp_list_t *l,
-                         json_t *only) {
+                         json_t *only, const strata_t *st) {
   json_t *ra = am_jget(run, "head_stats", NULL), *ba = am_jget(base, "head_stats", NULL);
   int L = (int)am_jnum(am_jget(run, "dataset", "layers", NULL));
   int H = (int)am_jnum(am_jget(run, "dataset", "heads", NULL));
@@ -96,6 +152,8 @@ static int compare_heads(json_t *run, json_t *base, double thr, cmp_list_t *l,
         e->head = h;
         fill(e, cell(rs, "n", i, h), cell(rs, "mean", i, h), cell(rs, "m2", i, h),
              cell(bs, "n", i, h), cell(bs, "mean", i, h), cell(bs, "m2", i, h), thr);
+        if (st)
+          stratify_head(st, e, thr);
       }
   }
   json_object_foreach(ba, stat, rs) if (!json_object_get(ra, stat)) json_array_append_new(
@@ -116,7 +174,7 @@ static json_t *find_pair(json_t *agreement, const char *pair) {
 }
 
 static int compare_agreement(json_t *run, json_t *base, double thr, cmp_list_t *l,
-                             json_t *only) {
+                             json_t *only, const strata_t *st) {
   json_t *ra = am_jget(run, "agreement", NULL), *ba = am_jget(base, "agreement", NULL);
   const char *pair, *metric;
   json_t *rp, *rm;
@@ -137,6 +195,8 @@ static int compare_agreement(json_t *run, json_t *base, double thr, cmp_list_t *
       fill(e, am_jnum(json_object_get(rm, "n")), am_jnum(json_object_get(rm, "mean")),
            am_jnum(json_object_get(rm, "m2")), am_jnum(json_object_get(bm, "n")),
            am_jnum(json_object_get(bm, "mean")), am_jnum(json_object_get(bm, "m2")), thr);
+      if (st)
+        stratify_agreement(st, e, thr);
     }
   }
   json_t *bp;
@@ -180,8 +240,19 @@ static json_t *entry_json(const cmp_entry_t *e) {
 }
 
 /* Notes on what makes the two runs differ beyond their numbers. */
-static json_t *notes(json_t *run, json_t *base) {
+static json_t *notes(json_t *run, json_t *base, json_t *mix, int stratified) {
   json_t *out = json_array();
+  if (json_is_true(json_object_get(mix, "changed")))
+    json_array_append_new(
+        out, json_sprintf("the length mix changed (mean %.1f tokens, baseline %.1f; length "
+                          "histograms %.0f%% apart): length-dependent statistics such as "
+                          "entropy and distance move with it%s",
+                          am_jnum(json_object_get(mix, "run_mean")),
+                          am_jnum(json_object_get(mix, "baseline_mean")),
+                          100 * am_jnum(json_object_get(mix, "tvd")),
+                          stratified ? "; the changes below are stratified by length"
+                                     : "; report --stratify-length compares examples of "
+                                       "similar length only"));
   json_t *ro = am_jget(run, "provenance", "options", NULL);
   json_t *bo = am_jget(base, "provenance", "options", NULL);
   const char *key;
@@ -215,7 +286,9 @@ static json_t *list_json(cmp_list_t *l, int heads) {
 
 am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
                                const char *run_name, const char *base_name,
-                               double threshold, json_t **out, int64_t *drifted) {
+                               double threshold, const am_report_run_t *strata_run,
+                               const am_report_run_t *strata_base, json_t **out,
+                               int64_t *drifted) {
   *out = NULL;
   *drifted = 0;
   if (!(threshold >= 0))
@@ -226,8 +299,10 @@ am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
                               am_jget(base, "dataset", "layers", NULL)) &&
                    json_equal(am_jget(run, "dataset", "heads", NULL),
                               am_jget(base, "dataset", "heads", NULL));
-  if ((same_shape && compare_heads(run, base, threshold, &l, only) != 0) ||
-      compare_agreement(run, base, threshold, &l, only) != 0) {
+  strata_t strata = {strata_run, strata_base};
+  const strata_t *st = strata_run && strata_base ? &strata : NULL;
+  if ((same_shape && compare_heads(run, base, threshold, &l, only, st) != 0) ||
+      compare_agreement(run, base, threshold, &l, only, st) != 0) {
     free(l.e);
     json_decref(only);
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -236,13 +311,18 @@ am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
     qsort(l.e, l.n, sizeof *l.e, by_drift);
   for (size_t i = 0; i < l.n; i++)
     *drifted += l.e[i].drift;
+  json_t *mix = am_compare_length_mix(run, base, threshold);
   json_t *doc = json_pack(
-      "{s:i,s:s,s:s,s:f,s:s,s:I,s:b,s:o,s:o,s:o,s:o}", "format", 1, "run", run_name,
-      "baseline", base_name, "threshold", threshold, "measure",
-      "(run mean - baseline mean) / pooled sample standard deviation over examples",
-      "drifted", (json_int_t)*drifted, "heads_compared", same_shape, "notes",
-      notes(run, base), "only_in", only, "head_stats", list_json(&l, 1), "agreement",
-      list_json(&l, 0));
+      "{s:i,s:s,s:s,s:f,s:s,s:b,s:I,s:b,s:O,s:o,s:o,s:o,s:o}", "format", 1, "run",
+      run_name, "baseline", base_name, "threshold", threshold, "measure",
+      st ? "length-stratified: mean over strata of similar length (weights: both runs' "
+           "examples in the stratum) of (run mean - baseline mean), / pooled within-stratum "
+           "sample standard deviation"
+         : "(run mean - baseline mean) / pooled sample standard deviation over examples",
+      "stratified", st != NULL, "drifted", (json_int_t)*drifted, "heads_compared",
+      same_shape, "length_mix", mix, "notes", notes(run, base, mix, st != NULL), "only_in",
+      only, "head_stats", list_json(&l, 1), "agreement", list_json(&l, 0));
+  json_decref(mix);
   free(l.e);
   if (!doc)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -267,8 +347,8 @@ am_status am_run_compare(am_ctx_t *ctx, const char *run_dir, const char *baselin
   }
   json_t *doc = NULL;
   int64_t n = 0;
-  st = am_compare_summaries(ctx, a.summary, b.summary, run_dir, baseline_dir, drift, &doc,
-                            &n);
+  st = am_compare_summaries(ctx, a.summary, b.summary, run_dir, baseline_dir, drift, NULL,
+                            NULL, &doc, &n);
   if (st == AM_STATUS_OK && json_path)
     st = am_write_json(ctx, json_path, doc);
   if (st == AM_STATUS_OK && drifted)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "attnmap.h"
+#include "report/report_run.h"
 
 /* The standardised change of one mean: pooled sd = sqrt((m2_a + m2_b) / (n_a + n_b - 2));
  * z = (mean_a - mean_b) / sd. A zero or undefined spread gives z = 0 when the means are
@@ -17,9 +18,36 @@ double am_compare_z(double n_a, double mean_a, double m2_a, double n_b, double m
 
 /* Builds the comparison document of run against base (both summary.json documents,
  * borrowed); run_name and base_name are recorded as given. *drifted counts entries with
- * |z| > threshold. */
+ * |z| > threshold. With strata_run and strata_base (both runs opened with their examples)
+ * every change is stratified by length (am_compare_stratified). The document also holds
+ * the length mix of both runs and a note when it changed. */
 am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
                                const char *run_name, const char *base_name,
-                               double threshold, json_t **out, int64_t *drifted);
+                               double threshold, const am_report_run_t *strata_run,
+                               const am_report_run_t *strata_base, json_t **out,
+                               int64_t *drifted);
+
+/* One per-example quantity of a run: values[i * stride + offset] (F32) for example i of N,
+ * with its valid length lengths[i] (I32). */
+typedef struct am_strata_input {
+  const am_tensor_t *values, *lengths;
+  int64_t N, stride, offset;
+} am_strata_input_t;
+
+/* The length stratum of an example of n tokens: floor(2 log2 n) (strata a factor sqrt 2
+ * wide), 0 for n <= 1. */
+int am_length_stratum(int64_t n);
+/* The change of a quantity stratified by length (compare_strata.c): the weighted mean of the
+ * per-stratum differences over strata both runs hold, weights the strata's pooled counts;
+ * sd the pooled within-stratum standard deviation; z = delta / sd (as am_compare_z for a
+ * zero spread); mean_run and mean_base the weighted means. NaN when no stratum is shared. */
+void am_compare_stratified(const am_strata_input_t *run, const am_strata_input_t *base,
+                           double *mean_run, double *mean_base, double *delta, double *sd,
+                           double *z);
+/* The length mix of both runs from summary.json's positions.count: mean and sd of the
+ * lengths, z of the mean length, the total variation distance of the length histograms in
+ * strata, and whether the mix changed (|z| > threshold or distance > 0.2); null when a
+ * summary holds no counts. */
+json_t *am_compare_length_mix(json_t *run, json_t *base, double threshold);
 
 #endif

@@ -68,10 +68,46 @@ static void table(am_report_t *r, unsigned why, const char *title) {
   am_html_raw(h, "</tbody></table>");
 }
 
-/* Limits and colormap of one map over an example's valid tokens. */
-static am_colormap limits(const char *map, const float *v, int n, double *lo, double *hi) {
+/* The valid-token index of the run's single target token when the run left it out of its
+ * rankings (options target and include_target of summary.json), else -1. */
+static int excluded_target(const am_report_t *r, int n) {
+  const json_t *opt = am_jget(r->run.summary, "provenance", "options", NULL);
+  const json_t *t = json_object_get(opt, "target");
+  if (n <= 0 || json_is_true(json_object_get(opt, "include_target")) ||
+      !json_object_get(opt, "include_target")) /* runs made before the option: all shown */
+    return -1;
+  const char *name = json_string_value(t);
+  if (json_is_integer(t)) {
+    json_int_t k = json_integer_value(t), at = k < 0 ? n + k : k;
+    return at >= 0 && at < n ? (int)at : -1;
+  }
+  return !name || !strcmp(name, "cls") ? 0 : !strcmp(name, "last") ? n - 1 : -1;
+}
+
+/* Limits and colormap of one map over an example's valid tokens but the excluded target:
+ * min..max for non-negative maps (the min-max scaling of Chefer et al.'s notebooks, so that
+ * the 1/n the identity adds to every token under --target mean does not flatten the
+ * strip), symmetric for signed ones. The target's own cell is drawn, clipped to the scale. */
+static am_colormap limits(const char *map, const float *v, int n, int excluded, double *lo,
+                          double *hi) {
   am_colormap c = am_rr_map_signed(map) ? AM_COLORMAP_RDBU_R : AM_COLORMAP_VIRIDIS;
-  am_colormap_auto_limits(c, v, (size_t)n, lo, hi);
+  double a = INFINITY, b = -INFINITY;
+  for (int i = 0; i < n; i++)
+    if (i != excluded && isfinite(v[i])) {
+      a = v[i] < a ? v[i] : a;
+      b = v[i] > b ? v[i] : b;
+    }
+  if (!isfinite(a)) { /* nothing but the target: its own scale */
+    am_colormap_auto_limits(c, v, (size_t)n, lo, hi);
+    return c;
+  }
+  if (c == AM_COLORMAP_RDBU_R) {
+    double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+    a = -m;
+    b = m;
+  }
+  *lo = a;
+  *hi = b > a ? b : a + (a != 0 ? fabs(a) * 1e-6 : 1.0);
   return c;
 }
 
@@ -80,12 +116,21 @@ static am_status strips(am_report_t *r, int64_t ex, const float *vals, int n) {
   am_html_t *h = &r->html;
   int scale = n ? 640 / n : 1;
   scale = scale < 1 ? 1 : scale > 32 ? 32 : scale;
-  am_html_raw(h, "<h4>Maps</h4><table><tbody>");
+  am_html_raw(h, "<h4>Maps</h4>");
+  int excluded = excluded_target(r, n);
+  if (excluded >= 0)
+    am_html_printf(h,
+                   "<p class=\"note\">Colour scales: min..max over the tokens but the "
+                   "target (position %d), whose own mass (the residual identity) would "
+                   "take the whole scale; it is drawn clipped (analyze "
+                   "--include-target keeps it in).</p>",
+                   excluded);
+  am_html_raw(h, "<table><tbody>");
   for (int m = 0; m < r->run.nmaps; m++) {
     const float *v = vals + (size_t)m * n;
     am_png_options_t o;
     am_png_options_init(&o);
-    o.colormap = limits(r->run.map_names[m], v, n, &o.vmin, &o.vmax);
+    o.colormap = limits(r->run.map_names[m], v, n, excluded_target(r, n), &o.vmin, &o.vmax);
     o.scale = scale;
     o.quantity = r->run.map_names[m];
     char file[96], path[4200];
@@ -110,7 +155,7 @@ static am_status strips(am_report_t *r, int64_t ex, const float *vals, int n) {
 static void token_view(am_report_t *r, int64_t ex, const int32_t *idx, const float *vals,
                        int n) {
   am_html_t *h = &r->html;
-  char buf[64];
+  char buf[64], text[512];
   am_html_raw(h, "<h4>Tokens</h4><div class=\"tv\"><table><thead><tr><th>position</th>");
   for (int i = 0; i < n; i++)
     am_html_printf(h, "<th class=\"num\">%d</th>", i);
@@ -118,17 +163,26 @@ static void token_view(am_report_t *r, int64_t ex, const int32_t *idx, const flo
   for (int m = 0; m < r->run.nmaps; m++) {
     const float *v = vals + (size_t)m * n;
     double lo, hi;
-    am_colormap c = limits(r->run.map_names[m], v, n, &lo, &hi);
+    am_colormap c = limits(r->run.map_names[m], v, n, excluded_target(r, n), &lo, &hi);
     am_html_raw(h, "<tr><th>");
     am_html_text(h, r->run.map_names[m]);
     am_html_raw(h, "</th>");
     for (int i = 0; i < n; i++) {
       uint8_t rgb[3];
       am_colormap_rgb(c, v[i], lo, hi, rgb);
-      am_html_printf(h, "<td%s style=\"background:#%02x%02x%02x\" title=\"%.4g\">",
+      const char *raw = am_report_token(r, ex, idx[i], i, n, buf, sizeof buf);
+      const char *shown = am_token_display(raw, text, sizeof text);
+      am_html_printf(h,
+                     "<td%s style=\"background:#%02x%02x%02x;white-space:pre\" "
+                     "title=\"%.4g",
                      am_colormap_is_light(rgb) ? "" : " class=\"d\"", rgb[0], rgb[1],
                      rgb[2], v[i]);
-      am_html_text(h, am_report_token(r, ex, idx[i], i, n, buf, sizeof buf));
+      if (shown != raw) { /* the raw token on hover, escaped like all data */
+        am_html_raw(h, " &#183; token ");
+        am_html_text(h, raw);
+      }
+      am_html_raw(h, "\">");
+      am_html_text(h, shown);
       am_html_raw(h, "</td>");
     }
     am_html_raw(h, "</tr>");

@@ -9,6 +9,7 @@
 #include "core/ctx.h"
 #include "report/colormap.h"
 #include "report/png.h"
+#include "dataset/dataset.h"
 #include "report/report.h"
 #include "report/svg.h"
 
@@ -53,11 +54,16 @@ am_status am_report_provenance(am_report_t *r) {
   am_html_raw(h, "</tbody></table></div></div>");
   if (r->note[0]) {
     am_html_raw(h,
-                "<p class=\"note\" id=\"dataset-note\">Token strings and attention views "
-                "are not shown: ");
+                "<p class=\"note\" id=\"dataset-note\"><b>Missing from this report:</b> "
+                "the model view and the head view of each example, which draw the "
+                "attention matrices (the run folder keeps maps and statistics, not the "
+                "matrices: they stay in the dataset), and the dataset's token strings "
+                "where summary.json does not hold them. Why: ");
     am_html_text(h, r->note);
     am_html_raw(
-        h, ". Pass the dataset with <code>attnmap report RUN --dataset PATH</code>.</p>");
+        h, " (a run folder copied or moved without its dataset reads it from the recorded "
+           "path). Pass the dataset with <code>attnmap report RUN --dataset PATH</code>."
+           "</p>");
   }
   am_html_raw(h, "</section>\n");
   return AM_STATUS_OK;
@@ -185,7 +191,15 @@ static void top_tokens(am_html_t *h, const char *map, json_t *list) {
     double m = am_jnum(json_object_get(t, "mean"));
     am_html_printf(h, "<tr><td class=\"num\">%zu</td><td class=\"tok\">", i + 1);
     const char *text = am_jstr(json_object_get(t, "text"));
-    if (text)
+    char shown[512];
+    const char *d = text ? am_token_display(text, shown, sizeof shown) : NULL;
+    if (d && d != text) { /* decoded byte-level BPE; the raw token on hover */
+      am_html_raw(h, "<span style=\"white-space:pre\" title=\"token ");
+      am_html_text(h, text);
+      am_html_raw(h, "\">");
+      am_html_text(h, d);
+      am_html_raw(h, "</span>");
+    } else if (text)
       am_html_text(h, text);
     else
       am_html_printf(h, "[%.0f]", am_jnum(json_object_get(t, "id")));
@@ -196,6 +210,50 @@ static void top_tokens(am_html_t *h, const char *map, json_t *list) {
                    am_jnum(json_object_get(t, "id")), am_jnum(json_object_get(t, "count")),
                    m, mx > 0 && isfinite(m) ? 60 * fabs(m) / mx : 0.0);
     am_html_num(h, m);
+    am_html_raw(h, "</td></tr>");
+  }
+  am_html_raw(h, "</tbody></table></div>");
+}
+
+/* Without token ids (ViT: patches) the per-token table is empty: the positions of highest
+ * mean importance instead, named by patch row and column under a grid. */
+static void top_positions(am_report_t *r, const char *map, json_t *vals) {
+  am_html_t *h = &r->html;
+  am_grid_t g;
+  int grid = am_report_grid(r, &g);
+  size_t n = json_array_size(vals);
+  int idx[20], k = 0;
+  for (; k < 20; k++) { /* the 20 largest, ties to the lower position */
+    int best = -1;
+    double bv = -INFINITY;
+    for (size_t i = grid ? (size_t)g.prefix : 0; i < n; i++) {
+      double v = am_jnum(json_array_get(vals, i));
+      int taken = 0;
+      for (int j = 0; j < k && !taken; j++)
+        taken = idx[j] == (int)i;
+      if (!taken && isfinite(v) && v > bv) {
+        bv = v;
+        best = (int)i;
+      }
+    }
+    if (best < 0)
+      break;
+    idx[k] = best;
+  }
+  am_html_raw(h, "<div class=\"card\"><h3>");
+  am_html_text(h, map);
+  am_html_printf(h, "</h3><table class=\"sortable\"><thead><tr><th>#</th><th>%s</th>"
+                    "<th>mean</th></tr></thead><tbody>",
+                 grid ? "patch (row, column)" : "position");
+  for (int j = 0; j < k; j++) {
+    if (grid)
+      am_html_printf(h, "<tr><td class=\"num\">%d</td><td>(%d, %d)</td>", j + 1,
+                     (idx[j] - g.prefix) / g.cols, (idx[j] - g.prefix) % g.cols);
+    else
+      am_html_printf(h, "<tr><td class=\"num\">%d</td><td class=\"num\">%d</td>", j + 1,
+                     idx[j]);
+    am_html_raw(h, "<td class=\"num\">");
+    am_html_num(h, am_jnum(json_array_get(vals, (size_t)idx[j])));
     am_html_raw(h, "</td></tr>");
   }
   am_html_raw(h, "</tbody></table></div>");
@@ -227,11 +285,21 @@ am_status am_report_positions(am_report_t *r) {
   am_status st = am_report_grid_mean(r);
   if (st != AM_STATUS_OK)
     return st;
-  am_html_raw(h, "<h2 id=\"tokens\">Top tokens</h2><p>Tokens of highest mean importance "
-                 "per map (tokens seen at least twice when there are more than 20).</p>"
-                 "<div class=\"grid\">");
-  json_object_foreach(am_jget(r->run.summary, "tokens_table", "top", NULL), map, vals)
-      top_tokens(h, map, vals);
+  json_t *top = am_jget(r->run.summary, "tokens_table", "top", NULL);
+  int any = 0;
+  json_object_foreach(top, map, vals) any |= json_array_size(vals) > 0;
+  if (any) {
+    am_html_raw(h, "<h2 id=\"tokens\">Top tokens</h2><p>Tokens of highest mean importance "
+                   "per map (tokens seen at least twice when there are more than 20).</p>"
+                   "<div class=\"grid\">");
+    json_object_foreach(top, map, vals) top_tokens(h, map, vals);
+  } else {
+    am_html_raw(h, "<h2 id=\"tokens\">Top positions</h2><p>The inputs hold no token ids "
+                   "(image patches, or no input_ids), so the positions of highest mean "
+                   "importance per map, prefix tokens (CLS) left out.</p><div "
+                   "class=\"grid\">");
+    json_object_foreach(pos, map, vals) top_positions(r, map, vals);
+  }
   am_html_raw(h, "</div></section>\n");
   return AM_STATUS_OK;
 }

@@ -74,11 +74,13 @@ static am_status rank_heads(am_report_t *r) {
 
 static am_status compare(am_report_t *r) {
   am_report_run_t base;
-  am_status st = am_report_run_open(r->ctx, r->opts.baseline, 0, &base);
+  int strata = r->opts.stratify_length;
+  am_status st = am_report_run_open(r->ctx, r->opts.baseline, strata, &base);
   if (st != AM_STATUS_OK)
     return st;
   st = am_compare_summaries(r->ctx, r->run.summary, base.summary, r->run_dir,
-                            r->opts.baseline, r->opts.drift, &r->comparison, &r->drifted);
+                            r->opts.baseline, r->opts.drift, strata ? &r->run : NULL,
+                            strata ? &base : NULL, &r->comparison, &r->drifted);
   am_report_run_close(&base);
   char path[4200];
   snprintf(path, sizeof path, "%s/comparison.json", r->out);

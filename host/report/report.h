@@ -61,6 +61,9 @@ int am_report_source_matches(const am_report_t *r, int64_t ex, const int32_t *id
 /* The text of a token for the page: the dataset's string, else the text that
  * summary.json's tokens_table records for the run's input id, else "[id]", else "#rank".
  * Borrowed or written into buf. */
+/* The text a token string stands for (token_text.c): byte-level BPE decoded ("Ġthe" ->
+ * " the", "Ċ" -> "↵") into out, or raw itself when it is not byte-level text. */
+const char *am_token_display(const char *raw, char *out, size_t cap);
 const char *am_report_token(const am_report_t *r, int64_t ex, int pos, int rank, int n,
                             char *buf, size_t len);
 

@@ -176,10 +176,12 @@ static void head_view(am_report_t *r, const ex_att_t *e, int64_t ex) {
                  heads, LH, HV_KEYS, (long long)ex);
   am_html_printf(h, "<script type=\"application/json\" id=\"hv-%lld\">{\"tok\":[",
                  (long long)ex);
-  char buf[64];
+  char buf[64], text[512];
   for (int i = 0; i < e->n; i++) {
     am_html_raw(h, i ? "," : "");
-    am_html_json_str(h, am_report_token(r, ex, e->idx[i], i, e->n, buf, sizeof buf));
+    am_html_json_str(h, am_token_display(am_report_token(r, ex, e->idx[i], i, e->n, buf,
+                                                         sizeof buf),
+                                         text, sizeof text));
   }
   am_html_raw(h, "],\"heads\":[");
   for (int k = 0; k < heads; k++) {

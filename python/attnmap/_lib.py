@@ -102,6 +102,8 @@ class Plan(ctypes.Structure):
         ("chunk", ctypes.c_int64),
         ("histogram_bins", ctypes.c_int),
         ("row_tolerance", ctypes.c_double),
+        ("target_recorded", ctypes.c_int),
+        ("include_target", ctypes.c_int),
     ]
 
 

@@ -101,7 +101,7 @@ class Result:
 
 
 def _plan(target, fusion, discard, normalize, topk, include_special, methods, pairs,
-          all_rows, row_tolerance):
+          all_rows, row_tolerance, include_target=False):
     plan = _lib.Plan()
     _lib.am_plan_init(ctypes.byref(plan))
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
@@ -118,6 +118,7 @@ def _plan(target, fusion, discard, normalize, topk, include_special, methods, pa
     plan.discard, plan.topk = float(discard), int(topk)
     plan.include_special, plan.all_rows = int(bool(include_special)), int(bool(all_rows))
     plan.row_tolerance = float(row_tolerance)
+    plan.include_target = int(bool(include_target))
     if methods is not None:
         if isinstance(methods, str):
             methods = methods.split(",")
@@ -134,8 +135,36 @@ def _plan(target, fusion, discard, normalize, topk, include_special, methods, pa
     return plan
 
 
+NO_WEIGHTS = ("the model returned no attention weights (%s) - its attention implementation "
+              "(e.g. SDPA or flash attention, the default of recent transformers) does not "
+              "materialise them. Load it with attn_implementation=\"eager\" (e.g. "
+              "AutoModel.from_pretrained(name, attn_implementation=\"eager\")) and call it "
+              "with output_attentions=True; for contexts too long for [B,H,T,T] weights, the "
+              "long-context form from queries, keys and values (docs/design.md section 3a) is not "
+              "implemented yet")
+
+
+def _no_weights(x, name):
+    """Why x holds no attention weights (an empty sequence, None entries, or an object
+    array of them, which is what output_attentions gives under SDPA), or None."""
+    if x is None:
+        return "%s is None" % name
+    if isinstance(x, (list, tuple)):
+        if len(x) == 0:
+            return "%s is an empty %s" % (name, type(x).__name__)
+        missing = [i for i, a in enumerate(x) if a is None]
+        if missing:
+            return "%s[%d] is None (%d of %d layers)" % (name, missing[0], len(missing), len(x))
+    if getattr(x, "dtype", None) is not None and str(x.dtype) == "object":
+        return "%s is an array of Python objects" % name
+    return None
+
+
 def _layers(x, name):
     """[L] Buffers of [B,H,T,T] from a stacked [L,B,H,T,T] array or a sequence of L."""
+    why = _no_weights(x, name)
+    if why:
+        raise ValueError("attnmap: " + NO_WEIGHTS % why)
     if isinstance(x, (list, tuple)):
         bufs = [as_buffer(a, "%s[%d]" % (name, i)) for i, a in enumerate(x)]
         ptrs = [b.ptr for b in bufs]
@@ -180,7 +209,8 @@ def analyze(attentions, attention_grads=None, attention_mask=None, special_token
             saliency=None, inputs_embeds=None, inputs_embeds_grads=None, *, grid=None,
             target="cls", fusion="mean", discard=0.0, normalize="none", topk=5,
             include_special=False, methods=None, pairs=None, all_rows=False,
-            row_tolerance=0.0, backend="cpu", threads=0, context=None):
+            row_tolerance=0.0, include_target=False, backend="cpu", threads=0,
+            context=None):
     """Runs attnmap's per-example analyses (docs/design.md §3) on arrays in memory.
 
     attentions: [L,B,H,T,T] or a sequence of L [B,H,T,T] (Hugging Face's
@@ -191,7 +221,8 @@ def analyze(attentions, attention_grads=None, attention_mask=None, special_token
     inputs_embeds, inputs_embeds_grads: [B,T,D]. grid: "14x14+1" for ViT patches.
     Options as `attnmap analyze`: target ("cls", "last", "mean" or an int), fusion,
     discard, normalize, topk, include_special, methods (names; explicit), pairs
-    (["rollout~grad_rollout", ...]), all_rows, row_tolerance.
+    (["rollout~grad_rollout", ...]), all_rows, row_tolerance, include_target (the target
+    token takes part in agreement; by default it is left out, docs/analyses.md).
 
     Attentions and gradients in device memory are read in place by the cuda backend
     (backend="cuda" or a cuda Context); the cpu backend refuses them rather than copy.
@@ -202,7 +233,8 @@ def analyze(attentions, attention_grads=None, attention_mask=None, special_token
         return _analyze(ctx, attentions, attention_grads, attention_mask,
                         special_tokens_mask, saliency, inputs_embeds, inputs_embeds_grads,
                         grid, _plan(target, fusion, discard, normalize, topk,
-                                    include_special, methods, pairs, all_rows, row_tolerance))
+                                    include_special, methods, pairs, all_rows, row_tolerance,
+                                    include_target))
     finally:
         if own:
             ctx.close()

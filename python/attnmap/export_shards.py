@@ -1,0 +1,227 @@
+"""attnmap.export_shards - the shard side of the exporter (attnmap.exporter): how many
+examples a shard holds (from a memory budget), a shard built batch by batch straight into
+the storage dtype (never a float32 copy of the whole shard), its metadata, the atomic write,
+resuming an interrupted export, and the progress line."""
+import json
+import os
+import re
+import sys
+import time
+
+import torch
+
+DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+SHARD = "shard-%05d.safetensors"
+OWN_TMP = re.compile(r"^shard-\d{5}\.safetensors\.tmp-\d+$")  # what write_shard leaves
+
+
+# ---- sizing ----------------------------------------------------------------------------
+def example_bytes(config, tokens, args):
+    """Bytes one example of `tokens` positions takes in a shard: attentions and their
+    gradients [L,H,T,T], plus inputs_embeds and their gradients [T,D] with --embeds full."""
+    size = torch.empty((), dtype=DTYPES[args.dtype]).element_size()
+    L, H = config.num_hidden_layers, config.num_attention_heads
+    n = 2 * L * H * tokens * tokens
+    if args.embeds == "full":
+        n += 2 * tokens * config.hidden_size
+    return n * size
+
+
+def examples_per_shard(config, tokens, args):
+    """--examples-per-shard when given, else as many as --shard-memory MiB holds (at least
+    one); an explicit count above the budget is lowered to it, with a note."""
+    per = example_bytes(config, tokens, args)
+    fit = max(1, int(args.shard_memory * 2 ** 20 // per))
+    k = args.examples_per_shard or fit
+    if args.examples_per_shard and args.examples_per_shard > fit:
+        note("--examples-per-shard %d would hold %.0f MiB per shard (%.1f MiB an example at "
+             "T=%d); lowered to %d to stay within --shard-memory %d MiB"
+             % (args.examples_per_shard, args.examples_per_shard * per / 2 ** 20,
+                per / 2 ** 20, tokens, fit, args.shard_memory), args)
+        k = fit
+    return k
+
+
+def note(text, args):
+    if not getattr(args, "quiet", False):
+        print("attnmap-export: " + text, file=sys.stderr)
+
+
+# ---- one shard -------------------------------------------------------------------------
+def to_storage(t, dtype, name):
+    t = t.detach().cpu().to(dtype).contiguous()
+    if not torch.isfinite(t.float()).all():
+        raise SystemExit("attnmap-export: %s does not fit %s (overflow); use --dtype f32 or "
+                         "bf16" % (name, dtype))
+    return t
+
+
+class ShardBuilder:
+    """One shard's tensors, filled batch by batch: the [L,B,H,T,T] and [B,T,D] tensors are
+    allocated once in the storage dtype and each batch is converted as it arrives, so the
+    exporter holds the shard once in that dtype plus one batch in float32."""
+
+    def __init__(self, examples, args, task):
+        self.B, self.args, self.task, self.rows = examples, args, task, 0
+        self.dt = DTYPES[args.dtype]
+        self.big, self.small = {}, {}
+
+    def _place(self, name, t, dim):
+        t = to_storage(t, self.dt, name)
+        if name not in self.big:
+            shape = list(t.shape)
+            shape[dim] = self.B
+            self.big[name] = torch.empty(shape, dtype=self.dt)
+        self.big[name].narrow(dim, self.rows, t.shape[dim]).copy_(t)
+
+    def _keep(self, name, t):
+        self.small.setdefault(name, []).append(t.detach().cpu())
+
+    def add(self, res, mask):
+        """res: one batch of hf_tasks.run_batch (+ saliency.ig); mask: its [b,T] mask."""
+        b = res["attentions"].shape[1]
+        self._place("attentions", res["attentions"], 1)
+        self._place("attention_grads", res["attention_grads"], 1)
+        if "inputs_embeds" in res and self.args.embeds == "full":
+            self._place("inputs_embeds", res["inputs_embeds"], 0)
+            self._place("inputs_embeds_grads", res["inputs_embeds_grads"], 0)
+        elif "inputs_embeds" in res and self.args.embeds == "saliency":
+            x, g = res["inputs_embeds"].float().cpu(), res["inputs_embeds_grads"].float().cpu()
+            m = mask.float().cpu()
+            gx = (g * x).sum(-1) * m  # the formulas of docs/analyses.md, padding 0
+            self._keep("saliency.grad_l2", g.norm(dim=-1) * m)
+            self._keep("saliency.grad_x_input", gx)
+            self._keep("saliency.abs_grad_x_input", gx.abs())
+        for k in ("predictions", "target_class", "score", "saliency.ig"):
+            if k in res:
+                self._keep(k, res[k])
+        self.rows += b
+
+    def tensors(self, batch, prefix):
+        """The docs/design.md §2 tensors of the shard (batch: the shard's encoded inputs)."""
+        out = {"attentions": self.big["attentions"],
+               "attention_grads": self.big["attention_grads"]}
+        cat = {k: torch.cat(v) for k, v in self.small.items()}
+        out["predictions"] = cat["predictions"].to(torch.int32)
+        B, T = out["attentions"].shape[1], out["attentions"].shape[-1]
+        if self.task == "image-cls":
+            out["attention_mask"] = torch.ones(B, T, dtype=torch.uint8)
+            special = torch.zeros(B, T, dtype=torch.uint8)
+            special[:, :prefix] = 1
+            out["special_tokens_mask"] = special
+        else:
+            mask = batch["attention_mask"].to(torch.uint8)
+            out["attention_mask"] = mask
+            out["special_tokens_mask"] = batch["special_tokens_mask"].to(torch.uint8) & mask
+            out["input_ids"] = batch["input_ids"].to(torch.int32)
+        if "labels" in batch and self.task == "causal-lm" and self.args.target_class != "label":
+            # predictions are next-token ids; the data's class labels are another quantity,
+            # kept under a name attnmap does not read (as `labels` every example would be
+            # "misclassified")
+            out["data_labels"] = batch["labels"].to(torch.int32)
+        elif "labels" in batch:
+            out["labels"] = batch["labels"].to(torch.int32)
+        for k in ("inputs_embeds", "inputs_embeds_grads"):
+            if k in self.big:
+                out[k] = self.big[k]
+        for k in ("saliency.grad_l2", "saliency.grad_x_input", "saliency.abs_grad_x_input",
+                  "saliency.ig"):
+            if k in cat:
+                out[k] = cat[k].float().contiguous()
+        # exporter extras, ignored by attnmap: the class whose logit was differentiated and
+        # its value
+        out["target_class"] = cat["target_class"].to(torch.int32)
+        out["target_score"] = cat["score"].float()
+        return out
+
+
+def write_shard(path, tensors, meta):
+    from safetensors.torch import save_file
+
+    tmp = path + ".tmp-%d" % os.getpid()
+    save_file(tensors, tmp, metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+# ---- resume ----------------------------------------------------------------------------
+def finished(path, ids_json, extra):
+    """True when path is a complete shard of this export: it opens (safetensors checks that
+    the header's offsets fit the file), holds the same examples (attnmap.ids) and was made
+    with the same options (attnmap.exporter but the padded length). A shard file that
+    exists and is something else stops the export rather than be overwritten."""
+    from safetensors import safe_open
+
+    if not os.path.exists(path):
+        return False
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = set(f.keys())
+    except Exception as e:  # noqa: BLE001  any unreadable file is "not this shard"
+        raise SystemExit("attnmap-export: %s: cannot be read as a shard (%s); remove it or "
+                         "use --force" % (path, str(e).splitlines()[0])) from None
+    try:
+        rec = json.loads(meta.get("attnmap.exporter", "{}"))
+    except ValueError:
+        rec = {}
+    rec.pop("tokens", None)
+    want = dict(extra)
+    want.pop("tokens", None)
+    if meta.get("attnmap.ids") != ids_json or rec != want or "attentions" not in keys:
+        raise SystemExit("attnmap-export: %s holds other examples or options than this "
+                         "export would write there; use another --out, or --force to start "
+                         "afresh" % path)
+    return True
+
+
+def clean_own_temporaries(out):
+    """Removes the temporary files an interrupted write_shard left (shard-NNNNN.safetensors
+    .tmp-PID): attnmap-export made them, and they are never complete."""
+    for f in os.listdir(out):
+        if OWN_TMP.match(f):
+            os.remove(os.path.join(out, f))
+
+
+# ---- progress --------------------------------------------------------------------------
+class Progress:
+    """--progress auto (terminal only), always, never; --quiet silences. On a terminal the
+    line is rewritten in place; elsewhere (a nightly log) a plain line at most every
+    $ATTNMAP_PROGRESS_INTERVAL seconds (default 10) and one at the end."""
+
+    def __init__(self, total, mode, quiet, what="attnmap-export"):
+        mode = {"on": "always", "off": "never"}.get(mode, mode)
+        self.tty = sys.stderr.isatty()
+        self.on = not quiet and (mode == "always" or (mode == "auto" and self.tty))
+        self.total, self.done, self.what = total, 0, what
+        self.start, self.last = time.monotonic(), None
+        try:
+            self.interval = float(os.environ.get("ATTNMAP_PROGRESS_INTERVAL", "10"))
+        except ValueError:
+            self.interval = 10.0
+
+    def update(self, n):
+        self.done += n
+        if not self.on:
+            return
+        now = time.monotonic()
+        if not self.tty and self.last is not None and now - self.last < self.interval \
+                and self.done < self.total:
+            return
+        self.last = now
+        dt = now - self.start
+        rate = self.done / dt if dt > 0 else 0.0
+        eta = ("%.0f s" % ((self.total - self.done) / rate) if rate > 0 and
+               self.done < self.total else "done in %.1f s" % dt)
+        line = "%s: %d/%d examples (%3.0f%%)  %.1f examples/s  ETA %s" % (
+            self.what, self.done, self.total, 100.0 * self.done / max(self.total, 1), rate, eta)
+        if self.tty:
+            print("\r" + line + "   ", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.on and self.tty:
+            print(file=sys.stderr)
