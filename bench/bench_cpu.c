@@ -284,33 +284,17 @@ static void usage(void) {
                   "[--simd auto|portable] [--examples N] [--methods LIST]\n");
 }
 
-/* The bits of a comma list of `attnmap analyze --methods` names; 0 on an unknown name. */
+/* The bits of a comma list of `attnmap analyze --methods` names, read through the
+ * library's option table (am_settings_set); 0 on an unknown name. */
 static unsigned parse_methods(const char *list) {
-  static const struct {
-    const char *name;
-    unsigned bit;
-  } names[] = {{"attention_last", AM_METHOD_ATTENTION_LAST},
-               {"rollout", AM_METHOD_ROLLOUT},
-               {"grad_rollout", AM_METHOD_GRAD_ROLLOUT},
-               {"flow", AM_METHOD_FLOW},
-               {"head_stats", AM_METHOD_HEAD_STATS},
-               {"head_importance", AM_METHOD_HEAD_IMPORTANCE},
-               {"saliency", AM_METHOD_SALIENCY},
-               {"agreement", AM_METHOD_AGREEMENT}};
-  unsigned bits = 0;
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", list);
-  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-       tok = strtok_r(NULL, ",", &save)) {
-    unsigned bit = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-      if (!strcmp(tok, names[k].name))
-        bit = names[k].bit;
-    if (!bit)
-      return 0;
-    bits |= bit;
+  am_settings_t set;
+  am_settings_init(&set);
+  char err[512];
+  if (am_settings_set(&set, "methods", list, err, sizeof err) != AM_STATUS_OK) {
+    fprintf(stderr, "bench_cpu: --%s\n", err);
+    return 0;
   }
-  return bits;
+  return set.plan.methods;
 }
 
 int main(int argc, char **argv) {

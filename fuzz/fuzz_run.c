@@ -1,4 +1,7 @@
-/* fuzz_run.c — libFuzzer harness of the run-folder reader behind `attnmap merge`: the
+/* fuzz_run.c — libFuzzer harness of the run-folder reader (am_run_open, run_folder.c)
+ * behind `attnmap merge`, with the summary's record of the examples file's checksum made
+ * to match the mutated file (fuzz_fix_checksum) so that mutations reach the checks behind
+ * it: the
  * input is split at FUZZ_SEP into summary.json and examples.safetensors of one run folder
  * (each part's first byte is ignored, kept for the common input format) and, when a third
  * part is present, a second run folder with that summary.json and the same examples
@@ -12,19 +15,6 @@
 #include <unistd.h>
 
 #include "fuzz_support.h"
-
-static int exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
-static void put(const char *dir, const char *name, const fuzz_part_t *part) {
-  char path[300];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  const uint8_t *p = part->size ? part->data + 1 : part->data;
-  if (fuzz_write(path, p, part->size ? part->size - 1 : 0) != 0)
-    abort();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   am_ctx_t *ctx = fuzz_ctx();
@@ -40,22 +30,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (mkdir(run1, 0700) != 0)
     abort();
-  put(run1, "summary.json", &parts[0]);
-  put(run1, "examples.safetensors", &parts[1]);
+  fuzz_put_part(run1, "summary.json", &parts[0]);
+  fuzz_put_part(run1, "examples.safetensors", &parts[1]);
   if (n == 3) {
     if (mkdir(run2, 0700) != 0)
       abort();
-    put(run2, "summary.json", &parts[2]);
-    put(run2, "examples.safetensors", &parts[1]);
+    fuzz_put_part(run2, "summary.json", &parts[2]);
+    fuzz_put_part(run2, "examples.safetensors", &parts[1]);
   }
+  fuzz_fix_checksum(run1);
+  if (n == 3)
+    fuzz_fix_checksum(run2);
   const char *runs[2] = {run1, run2};
   am_run_options_t opts;
   am_run_options_init(&opts);
   am_status st = am_run_merge(ctx, runs, n == 3 ? 2 : 1, out, &opts);
   fuzz_check_message(ctx, st);
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
-  if (exists(tmp) || (st != AM_STATUS_OK && exists(out))) {
-    fprintf(stderr, "fuzz: status %d left %s behind\n", (int)st, exists(tmp) ? tmp : out);
+  if (fuzz_exists(tmp) || (st != AM_STATUS_OK && fuzz_exists(out))) {
+    fprintf(stderr, "fuzz: status %d left %s behind\n", (int)st,
+            fuzz_exists(tmp) ? tmp : out);
     abort();
   }
   return 0;

@@ -3,11 +3,14 @@
 #include "fuzz_support.h"
 
 #include <ftw.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/crc32c.h"
 
 static am_ctx_t *the_ctx;
 static char the_dir[128];
@@ -120,4 +123,45 @@ void fuzz_check_message(am_ctx_t *ctx, am_status st) {
     fprintf(stderr, "fuzz: status %d with message [%s]\n", (int)st, msg ? msg : "(null)");
     abort();
   }
+}
+
+void fuzz_fix_checksum(const char *dir) {
+  char path[600], hex[16];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return;
+  uint32_t crc = 0;
+  long long bytes = 0;
+  unsigned char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+    crc = am_crc32c(crc, buf, n);
+    bytes += (long long)n;
+  }
+  fclose(f);
+  snprintf(path, sizeof path, "%s/summary.json", dir);
+  json_t *doc = json_load_file(path, 0, NULL);
+  json_t *prov = json_object_get(doc, "provenance");
+  if (json_is_object(prov)) {
+    snprintf(hex, sizeof hex, "%08x", crc);
+    json_object_set_new(prov, "files",
+                        json_pack("{s:{s:I,s:s}}", "examples.safetensors", "bytes",
+                                  (json_int_t)bytes, "crc32c", hex));
+    json_dump_file(doc, path, JSON_COMPACT);
+  }
+  json_decref(doc);
+}
+
+void fuzz_put_part(const char *dir, const char *name, const fuzz_part_t *part) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  const uint8_t *p = part->size ? part->data + 1 : part->data;
+  if (fuzz_write(path, p, part->size ? part->size - 1 : 0) != 0)
+    abort();
+}
+
+int fuzz_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
 }

@@ -31,11 +31,20 @@ const char *fuzz_dir(void);
 int fuzz_split(const uint8_t *data, size_t size, fuzz_part_t *parts, int max);
 /* Writes a file (0 on success). */
 int fuzz_write(const char *path, const void *data, size_t n);
+/* Writes part, less its first byte (the name-picking byte of the common format), as
+ * dir/name; aborts when it cannot. */
+void fuzz_put_part(const char *dir, const char *name, const fuzz_part_t *part);
+/* 1 when path exists. */
+int fuzz_exists(const char *path);
 /* Empties folder path (keeps the folder itself). */
 void fuzz_clear(const char *path);
 /* Reads every byte of every tensor and metadata string of f (ASan checks the reads),
  * checks the error message is one line, and returns a checksum so nothing is elided. */
 unsigned fuzz_touch_file(const am_file_t *f);
+/* Records the size and CRC-32C of dir/examples.safetensors in dir/summary.json when that
+ * is a JSON object with a provenance object, as analyze does: a mutated file would else
+ * stop every input at the checksum, before the checks behind it. */
+void fuzz_fix_checksum(const char *dir);
 /* Aborts unless ctx's last message is one non-empty line (docs/design.md §6). */
 void fuzz_check_message(am_ctx_t *ctx, am_status st);
 

@@ -6,9 +6,11 @@
 safetensors and npy: the I/O fixtures of tests/fixtures/io plus small valid datasets;
 dataset: inputs in the harness's format (files joined by FUZZ_SEP, each led by a byte
 that picks its name, see fuzz/fuzz_dataset.c), valid ones and the bad-input corpus of
-tests/bad/cases; run: a run folder made by the CLI from a
+tests/bad/cases; run and report: a run folder made by the CLI from a
 small dataset (summary.json with its timings, date and paths made fixed, and
-examples.safetensors). Deterministic (fixed seeds; the run seeds need the CLI)."""
+examples.safetensors); options: name/value pairs of every option the library lists.
+Deterministic (fixed seeds; the run and option seeds need the CLI and the library
+beside it)."""
 import argparse
 import json
 import os
@@ -123,6 +125,8 @@ def fixed_summary(path, other=False):
     prov["timings"] = {k: 0.0 for k in prov.get("timings", {})}
     for i, inp in enumerate(prov.get("inputs", [])):
         inp["path"] = ("other%d.safetensors" if other else "ds%d.safetensors") % i
+        if "realpath" in inp:
+            inp["realpath"] = "/" + inp["path"]
         if other and "crc32c" in inp:
             inp["crc32c"] = "%08x" % (int(inp["crc32c"], 16) ^ 1)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -145,6 +149,7 @@ def run_seeds(cli):
             with open(os.path.join(run, "examples.safetensors"), "rb") as f:
                 examples = f.read()
             put("run", "one_" + tag, SEP.join([b"\0" + summary, b"\0" + examples]))
+            put("report", "one_" + tag, SEP.join([b"\0" + summary, b"\0" + examples]))
             if tag != "full":  # two runs of the full one would make a 230 KB seed
                 put("run", "two_" + tag,
                     SEP.join([b"\0" + summary, b"\0" + examples, b"\0" + summary2]))
@@ -152,16 +157,46 @@ def run_seeds(cli):
         shutil.rmtree(work)
 
 
+def option_seeds(cli):
+    """Name/value pairs of every option the library lists (am_option_get, read through
+    ctypes from the libattnmap.so beside the CLI): its default, its bounds, one past
+    them, and each choice."""
+    import ctypes
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(cli)), "libattnmap.so"))
+
+    class Info(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_char_p), ("kind", ctypes.c_int), ("scope", ctypes.c_int),
+                    ("min", ctypes.c_double), ("max", ctypes.c_double),
+                    ("max_open", ctypes.c_int), ("choices", ctypes.c_char_p),
+                    ("metavar", ctypes.c_char_p), ("help", ctypes.c_char_p),
+                    ("fallback", ctypes.c_char_p)]
+    lib.am_option_get.restype = ctypes.POINTER(Info)
+    for i in range(lib.am_option_count()):
+        o = lib.am_option_get(i).contents
+        name = o.name
+        values = [o.fallback or b"", b"%.17g" % o.min, b"%.17g" % o.max,
+                  b"%.17g" % (o.max + 1), b"%.17g" % (o.min - 1)]
+        if o.choices:
+            values += o.choices.split(b",") + [o.choices]
+        for k, v in enumerate(values):
+            put("options", "%s_%d" % (name.decode(), k), SEP.join([name, v]))
+    put("options", "pairs_and_methods",
+        SEP.join([b"methods", b"rollout,grad_rollout,agreement,flow", b"pairs",
+                  b"rollout~grad_rollout,flow~rollout", b"topk", b"2"]))
+    put("options", "list_lookup", b"jaccard@k")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "attnmap"))
     args = ap.parse_args()
-    for h in ("safetensors", "npy", "dataset", "run"):
+    for h in ("safetensors", "npy", "dataset", "run", "report", "options"):
         shutil.rmtree(os.path.join(HERE, "corpus", h), ignore_errors=True)
     io_seeds()
     dataset_seeds()
     bad_corpus_seeds()
     run_seeds(args.cli)
+    option_seeds(args.cli)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ typedef enum am_status {
 #undef AM_STATUS_ENUM_
 } am_status;
 
-/* Static name of a status ("bad input"); "unknown status" for other values. */
+/* Static text of a status ("bad input"); "unknown status" for other values. */
 AM_API const char *am_status_str(am_status status);
+/* Static name of a status as the enum spells it without AM_STATUS_ ("BAD_INPUT"); NULL
+ * for other values (bindings enumerate the codes with it). */
+AM_API const char *am_status_name(am_status status);
 
 /* ---- element types: names as safetensors spells them --------------------------- */
 #define AM_DTYPE_LIST(X)                                                                   \
@@ -220,16 +223,22 @@ typedef enum am_normalize {
   AM_NORMALIZE_MINMAX
 } am_normalize;
 
+/* The methods: name, bit and the name the CLI, summary.json and Python use. */
+#define AM_METHOD_LIST(X)                                                                  \
+  X(ATTENTION_LAST, 0, "attention_last")                                                   \
+  X(ROLLOUT, 1, "rollout")                                                                 \
+  X(GRAD_ROLLOUT, 2, "grad_rollout")                                                       \
+  X(FLOW, 3, "flow")                                                                       \
+  X(HEAD_STATS, 4, "head_stats")                                                           \
+  X(HEAD_IMPORTANCE, 5, "head_importance")                                                 \
+  X(SALIENCY, 6, "saliency")                                                               \
+  X(AGREEMENT, 7, "agreement")
+
 enum {
-  AM_METHOD_ATTENTION_LAST = 1u << 0,
-  AM_METHOD_ROLLOUT = 1u << 1,
-  AM_METHOD_GRAD_ROLLOUT = 1u << 2,
-  AM_METHOD_FLOW = 1u << 3,
-  AM_METHOD_HEAD_STATS = 1u << 4,
-  AM_METHOD_HEAD_IMPORTANCE = 1u << 5,
-  AM_METHOD_SALIENCY = 1u << 6,
-  AM_METHOD_AGREEMENT = 1u << 7,
-  AM_METHOD_DEFAULT = 0xF7u /* all but flow */
+#define AM_METHOD_ENUM_(name, bit, text) AM_METHOD_##name = 1u << bit,
+  AM_METHOD_LIST(AM_METHOD_ENUM_)
+#undef AM_METHOD_ENUM_
+      AM_METHOD_DEFAULT = 0xF7u /* all but flow */
 };
 
 typedef struct am_plan {
@@ -261,6 +270,23 @@ typedef struct am_plan {
  * k = 5, all pairs, automatic chunk). */
 AM_API void am_plan_init(am_plan_t *plan);
 
+/* ---- names the library knows, queryable at run time ------------------------------- */
+typedef enum am_list {
+  AM_LIST_METHODS = 0, /* "attention_last", ...: method i is the AM_METHOD_* bit 1u << i */
+  AM_LIST_STATS,       /* head statistics in the order of a run's head.* tensors */
+  AM_LIST_METRICS,   /* agreement metrics; "@k" stands for the plan's topk ("jaccard@k") */
+  AM_LIST_FUSIONS,   /* am_fusion value i: "mean", "max", "min" */
+  AM_LIST_TARGETS,   /* am_target value i: "cls", "last", "index", "mean" */
+  AM_LIST_NORMALIZE, /* am_normalize value i: "none", "max", "sum", "minmax" */
+  AM_LIST_COUNT
+} am_list;
+
+AM_API int am_list_count(am_list list);
+/* Static name of entry i; NULL out of range. */
+AM_API const char *am_list_name(am_list list, int i);
+/* The index of name in list, or -1. */
+AM_API int am_list_find(am_list list, const char *name);
+
 /* ---- runs --------------------------------------------------------------------------- */
 typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
 
@@ -286,6 +312,24 @@ AM_API am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t
  * examples concatenated, aggregates merged. */
 AM_API am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                               const char *out_dir, const am_run_options_t *opts);
+
+/* ---- run folders read back (docs/run-folder.md) ------------------------------------ */
+typedef struct am_run am_run_t;
+
+/* Opens run_dir and validates it once, as report, merge and the Python module do:
+ * summary.json against examples.safetensors (the size and CRC-32C recorded in
+ * provenance.files, so a summary of another run is refused; N, T, L, H; the maps, pairs
+ * and options listed against the tensors and the file's attnmap.pairs; every tensor's
+ * name, dtype and shape; mask and lengths). AM_STATUS_BAD_INPUT names the file, the
+ * tensor or field and the problem. */
+AM_API am_status am_run_open(am_ctx_t *ctx, const char *run_dir, am_run_t **out);
+AM_API void am_run_close(am_run_t *run);
+AM_API const am_file_t *am_run_examples(const am_run_t *run); /* borrowed */
+AM_API const char *am_run_summary(const am_run_t *run);       /* summary.json's text, borrowed */
+AM_API int am_run_map_count(const am_run_t *run);
+AM_API const char *am_run_map_name(const am_run_t *run, int i); /* borrowed; NULL out of range */
+AM_API int am_run_pair_count(const am_run_t *run);
+AM_API const char *am_run_pair_name(const am_run_t *run, int i); /* "rollout~saliency.ig" */
 
 /* ---- images: colormaps and PNG maps (docs/report.md) -------------------------------- */
 typedef enum am_colormap {
@@ -355,6 +399,65 @@ AM_API am_status am_run_report(am_ctx_t *ctx, const char *run_dir,
 AM_API am_status am_run_compare(am_ctx_t *ctx, const char *run_dir,
                                 const char *baseline_dir, double drift,
                                 const char *json_path, int64_t *drifted);
+
+/* ---- options by name, with their bounds (as zstd's ZSTD_CCtx_setParameter) ---------- */
+typedef enum am_option_kind {
+  AM_OPTION_INT = 0, /* an integer in [min, max] */
+  AM_OPTION_REAL,    /* a finite number in [min, max], or [min, max) with max_open */
+  AM_OPTION_CHOICE,  /* one of choices; with min < max also an integer in [min, max] */
+  AM_OPTION_LIST,    /* a comma list of choices (methods) */
+  AM_OPTION_FLAG,    /* "0" or "1" */
+  AM_OPTION_TEXT     /* a string, borrowed: it must outlive the settings */
+} am_option_kind;
+typedef enum am_option_scope {
+  AM_SCOPE_CTX = 0, /* am_settings_t.ctx (am_ctx_create) */
+  AM_SCOPE_PLAN,    /* am_settings_t.plan (am_run_analyze, am_analyze_arrays) */
+  AM_SCOPE_RUN,     /* am_settings_t.run (am_run_analyze, am_run_merge) */
+  AM_SCOPE_REPORT   /* am_settings_t.report (am_run_report) */
+} am_option_scope;
+
+typedef struct am_option_info {
+  const char *name; /* "topk"; the CLI spells it --topk, '_' as '-' */
+  am_option_kind kind;
+  am_option_scope scope;
+  double min, max;      /* the range of INT and REAL values (and CHOICE integers) */
+  int max_open;         /* 1: max itself is excluded */
+  const char *choices;  /* CHOICE and LIST: "mean,max,min"; else NULL */
+  const char *metavar;  /* "K", for help texts */
+  const char *help;     /* one line */
+  const char *fallback; /* the default, as text */
+} am_option_info_t;
+
+/* Every option: the settings of contexts, plans, runs and reports in one list. */
+typedef struct am_settings {
+  am_ctx_options_t ctx;
+  am_plan_t plan;
+  am_run_options_t run;
+  am_report_options_t report;
+} am_settings_t;
+
+AM_API int am_option_count(void);
+/* Static description of option i; NULL out of range. */
+AM_API const am_option_info_t *am_option_get(int i);
+/* The option called name ('-' read as '_'), or NULL. */
+AM_API const am_option_info_t *am_option_find(const char *name);
+/* The bounds of a numeric option (INT, REAL, CHOICE with integers).
+ * AM_STATUS_INVALID_ARGUMENT for an unknown or non-numeric option. */
+AM_API am_status am_option_bounds(const char *name, double *min, double *max);
+/* Sets option name in whichever part of settings holds it, from its text ("5", "0.1",
+ * "max", "rollout,flow"); the value is checked against the option's range or choices.
+ * AM_STATUS_INVALID_ARGUMENT with "NAME 'VALUE': expected ..." in errbuf otherwise. */
+AM_API am_status am_settings_set(am_settings_t *settings, const char *name, const char *value,
+                          char *errbuf, size_t errlen);
+/* Fills settings with every default (am_plan_init, am_run_options_init, ...). */
+AM_API void am_settings_init(am_settings_t *settings);
+
+/* ---- for bindings: what a mirror of this header checks itself against ------------ */
+/* sizeof a public struct by its typedef name ("am_plan_t"); 0 when unknown. */
+AM_API size_t am_abi_sizeof(const char *type);
+/* The value of a public constant by name ("AM_ARRAYS_STATS", "AM_TARGET_INDEX");
+ * AM_STATUS_INVALID_ARGUMENT when unknown. */
+AM_API am_status am_abi_constant(const char *name, long long *value);
 
 /* ---- arrays in memory (language bindings: python/attnmap) ------------------------- */
 /* One batch of B examples that the caller holds in memory, with the meanings of

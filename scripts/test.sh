@@ -24,10 +24,10 @@ cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DATTNMAP_SANITIZE=ON -DATTNMAP
 cmake --build build-san -j"$jobs" >/dev/null
 echo "== the same suites under AddressSanitizer + UndefinedBehaviorSanitizer =="
 ctest --test-dir build-san -V --timeout 900 2>&1 | grep -vE '^(test [0-9]+|[0-9]+: Test command:|[0-9]+: Working Directory:|[0-9]+: Environment variables:|UpdateCTestConfiguration|Parse Config|Constructing a list|Updating test list|Checking test dependency|Test project)'
-# libFuzzer harnesses of the parsers (clang, ASan + UBSan), 60 s each, two at a time
+# libFuzzer harnesses of the parsers (clang, ASan + UBSan), 40 s each, two at a time
 # (fuzz/, docs/reliability.md); fails on a crash, leak, timeout or out-of-memory.
-echo "== libFuzzer: safetensors, npy, dataset and run-folder readers, 60 s each =="
-bash scripts/fuzz.sh 60
+echo "== libFuzzer: safetensors, npy, dataset, run folders, report, options; 40 s each =="
+bash scripts/fuzz.sh 40
 # Python: python/attnmap against the CLI, the exporter on tiny random models, the bundled
 # dataset against the published reference functions (Debian's torch; docs/python.md).
 echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions =="

@@ -14,7 +14,10 @@
 
 /* malloc(SIZE_MAX) must return NULL under AddressSanitizer too, as it does in glibc. */
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+/* default visibility: the build hides symbols, and ASan looks this one up at run time */
+__attribute__((visibility("default"))) const char *__asan_default_options(void) {
+  return "allocator_may_return_null=1";
+}
 
 static json_malloc_t installed_malloc;
 static json_free_t installed_free;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fixtures/colormap_reference.h"
+#include "pipeline/summary.h"
 #include "support/dataset_builder.h"
 #include "support/report_dataset.h"
 
@@ -315,7 +316,22 @@ Test(report, bad_run_folders_and_options) {
   int32_t lengths[1] = {2};
   am_named_tensor_t t[2] = {{"mask", {AM_DTYPE_U16, 2, {1, 2}, mask, sizeof mask}},
                             {"lengths", {AM_DTYPE_I32, 1, {1}, lengths, sizeof lengths}}};
-  cr_assert_eq(dsb_write_list(in(run2, "examples.safetensors"), t, 2, NULL, 0), 0);
+  json_t *sum = json_load_file(in(run2, "summary.json"), 0, NULL);
+  char *pairs = json_dumps(
+      json_object_get(json_object_get(json_object_get(sum, "provenance"), "options"),
+                      "pairs"),
+      JSON_COMPACT);
+  const char *meta[2] = {"attnmap.pairs", pairs};
+  cr_assert_eq(dsb_write_list(in(run2, "examples.safetensors"), t, 2, meta, 1), 0);
+  free(pairs);
+  json_decref(sum);
+  cr_assert_eq(am_run_report(ctx, run2, NULL, NULL), AM_STATUS_BAD_INPUT);
+  cr_assert(strstr(am_last_error(ctx), "another run"), "%s", am_last_error(ctx));
+  /* with the file's checksum recorded again, the shape check behind it names the tensor */
+  json_t *doc = json_load_file(in(run2, "summary.json"), 0, NULL);
+  cr_assert_eq(am_summary_add_files(ctx, doc, run2), AM_STATUS_OK);
+  cr_assert_eq(json_dump_file(doc, in(run2, "summary.json"), 0), 0);
+  json_decref(doc);
   cr_assert_eq(am_run_report(ctx, run2, NULL, NULL), AM_STATUS_BAD_INPUT);
   cr_assert(strstr(am_last_error(ctx), "tensor mask"), "%s", am_last_error(ctx));
 }

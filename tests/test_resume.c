@@ -123,7 +123,9 @@ Test(resume, killed_at_random_points_resumes_to_identical_outputs) {
       killed_mid_run += has_checkpoint();
     if (!dsb_exists(run)) { /* else it finished before the kill: nothing to resume */
       cli_result_t r;
-      cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", NULL),
+      /* the same options as the killed run (--chunk is one of them): a real resume */
+      cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume",
+                           "--chunk", "1", NULL),
                    0);
       cr_expect_eq(r.exit_code, 0, "seed %u trial %d (killed after %ld us): %s", seed,
                    trial, delay, r.err);
@@ -169,4 +171,61 @@ Test(resume, resume_without_partial_runs_whole) {
   cr_expect_eq(r.exit_code, 0, "%s", r.err);
   cli_result_free(&r);
   expect_same_as_full("resume without a partial folder");
+}
+
+/* Kills runs until one leaves a checkpoint with some but not all examples done. */
+static void leave_a_checkpoint(void) {
+  for (long delay = 20000; delay < 20000000; delay = delay * 3 / 2) {
+    dsb_rmtree(run);
+    dsb_rmtree(partial);
+    run_and_kill(delay);
+    if (!dsb_exists(run) && has_checkpoint())
+      return;
+  }
+  cr_assert_fail("no kill left a checkpoint");
+}
+
+/* progress.json claiming more examples than were written, or rows changed under a
+ * checkpoint: the partial rows are not trusted (a resume used to publish the unwritten
+ * rows as zeros); the run starts afresh and ends as an uninterrupted one. */
+Test(resume, edited_progress_or_rows_are_not_trusted) {
+  char path[512];
+  dsb_join(path, sizeof path, partial, "progress.json");
+  for (int edit = 0; edit < 2; edit++) {
+    leave_a_checkpoint();
+    json_t *doc = json_load_file(path, 0, NULL);
+    cr_assert_not_null(doc);
+    int64_t done = json_integer_value(json_object_get(doc, "done"));
+    if (edit == 0) {
+      json_object_set_new(doc, "done", json_integer(160));
+      cr_assert_eq(json_dump_file(doc, path, 0), 0);
+    } else { /* lengths[0], a row the checkpoint counts as done */
+      char ex[512];
+      dsb_join(ex, sizeof ex, partial, "examples.safetensors");
+      am_ctx_t *c = NULL;
+      am_file_t *f = NULL;
+      cr_assert_eq(am_ctx_create(NULL, &c, NULL, 0), AM_STATUS_OK);
+      cr_assert_eq(am_file_open(c, ex, &f), AM_STATUS_OK, "%s", am_last_error(c));
+      size_t off = (size_t)((const char *)am_file_find(f, "lengths")->data -
+                            (const char *)am_file_find(f, "mask")->data); /* mask first */
+      am_file_close(f);
+      am_ctx_destroy(c);
+      size_t len = 0;
+      unsigned char *bytes = (unsigned char *)dsb_read_file(ex, &len);
+      uint64_t header;
+      cr_assert(bytes && done > 0);
+      memcpy(&header, bytes, 8);
+      bytes[8 + header + off] ^= 1;
+      cr_assert_eq(dsb_write_bytes(ex, bytes, len), 0);
+      free(bytes);
+    }
+    json_decref(doc);
+    cli_result_t r;
+    cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--chunk",
+                         "1", NULL),
+                 0);
+    cr_expect_eq(r.exit_code, 0, "%s", r.err);
+    cli_result_free(&r);
+    expect_same_as_full(edit == 0 ? "done edited to 160" : "a stored row edited");
+  }
 }

@@ -6,6 +6,7 @@
 #include "backend/select.h"
 #include "core/ctx.h"
 #include "core/json_guard.h"
+#include "core/options.h"
 
 am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errbuf,
                         size_t errlen) {
@@ -17,6 +18,11 @@ am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errb
     return AM_STATUS_OUT_OF_MEMORY;
   }
   am_json_guard_install();
+  /* the option table's ranges (threads 0..1024: 100,000 made a thread team that crashed) */
+  if (opts && am_options_check(NULL, AM_SCOPE_CTX, opts, errbuf, errlen) != AM_STATUS_OK) {
+    free(ctx);
+    return AM_STATUS_INVALID_ARGUMENT;
+  }
   const char *want = (opts && opts->backend) ? opts->backend : "cpu";
   ctx->threads = (opts && opts->threads > 0) ? opts->threads : am_cpu_core_count();
   am_status st = am_backend_select(ctx, want);

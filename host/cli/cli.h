@@ -2,6 +2,8 @@
 #ifndef AM_CLI_CLI_H
 #define AM_CLI_CLI_H
 
+#include <stdio.h>
+
 #include "attnmap.h"
 
 /* Exit codes (docs/design.md §6). */
@@ -22,6 +24,20 @@ int am_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Makes a context or prints why not; returns NULL on failure (*code set). */
 am_ctx_t *am_cli_context(const char *backend, int threads, int *code);
+
+/* The library's options (am_option_get) of the scopes in the bit set `scopes` as getopt
+ * long options: --NAME ('_' as '-'), val = AM_CLI_OPTION_BASE + the option's index;
+ * `skip` (may be NULL) is left out. names holds the spelled names. Returns the count. */
+#define AM_CLI_MAX_OPTIONS 64
+#define AM_CLI_OPTION_BASE 256
+struct option;
+int am_cli_options(struct option *out, char (*names)[40], int cap, unsigned scopes,
+                   const char *skip);
+/* Help lines of the same options: "  --topk K   k of ... (default 5)". */
+void am_cli_options_help(FILE *out, unsigned scopes, const char *skip);
+/* Sets the option getopt returned as c (a flag: "1") in set; prints a usage error and
+ * returns -1 when the value is refused. */
+int am_cli_option_apply(const char *cmd, am_settings_t *set, int c, const char *arg);
 
 /* Progress (--progress=auto|always|never): on a terminal a line rewritten in place; with
  * always and no terminal (nightly logs), a plain line at most every interval seconds and one

@@ -18,77 +18,64 @@ static void usage(FILE *out) {
       "under RUN/report/img/. Token strings and attention views come from the dataset\n"
       "recorded in RUN/summary.json; without it the report says so and leaves them out.\n"
       "\n"
-      "  --baseline B        compare against run folder B (writes comparison.json)\n"
-      "  --drift X           drift threshold in pooled standard deviations (0.5)\n"
-      "  --json              print the comparison as JSON on stdout (needs --baseline)\n"
-      "  --fail-on-drift     exit with 3 when a statistic or metric drifted\n"
-      "  --stratify-length   compare with the baseline within strata of similar length\n"
-      "                      (a changed length mix moves entropy, distance, ...)\n"
-      "  -o, --output DIR    write the report to DIR instead of RUN/report\n"
-      "  --examples K        rows of the disagreement and misclassified tables (20)\n"
-      "  --views K           examples with attention views (6; 0: none)\n"
-      "  --topk-heads K      heads named beside each grid (10)\n"
-      "  --dataset PATH      the dataset, where it moved since the run (repeatable)\n"
-      "  -q, --quiet         print nothing on success\n"
-      "  -h, --help          this help\n"
-      "\n"
-      "exit codes: 0 success, 1 internal failure, 2 bad usage or bad input,\n"
-      "3 drift found with --fail-on-drift\n");
-}
-
-static int parse_int(const char *s, int *out) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 0 || v > 100000)
-    return -1;
-  *out = (int)v;
-  return 0;
+      "  --baseline B              compare against run folder B (writes comparison.json)\n"
+      "  --json                    print the comparison as JSON on stdout (needs "
+      "--baseline)\n"
+      "  --fail-on-drift           exit with 3 when a statistic or metric drifted\n"
+      "  -o, --output DIR          write the report to DIR instead of RUN/report\n"
+      "  --dataset PATH            the dataset, where it moved since the run "
+      "(repeatable)\n");
+  am_cli_options_help(out, 1u << AM_SCOPE_REPORT, NULL);
+  fprintf(out, "  -q, --quiet               print nothing on success\n"
+               "  -h, --help                this help\n"
+               "\n"
+               "exit codes: 0 success, 1 internal failure, 2 bad usage or bad input,\n"
+               "3 drift found with --fail-on-drift\n");
 }
 
 typedef struct report_args {
-  am_report_options_t opts;
+  am_settings_t set;
   const char *datasets[64];
   int json, fail_on_drift, quiet;
 } report_args_t;
 
 /* Parses argv into a; returns -1 on success, else the exit code to return. */
 static int parse(int argc, char **argv, report_args_t *a) {
-  enum { O_BASE = 256, O_DRIFT, O_JSON, O_FAIL, O_EX, O_VIEWS, O_TOPK, O_DATA, O_STRATA };
-  static const struct option options[] = {{"baseline", required_argument, 0, O_BASE},
-                                          {"drift", required_argument, 0, O_DRIFT},
-                                          {"json", no_argument, 0, O_JSON},
-                                          {"fail-on-drift", no_argument, 0, O_FAIL},
-                                          {"stratify-length", no_argument, 0, O_STRATA},
-                                          {"output", required_argument, 0, 'o'},
-                                          {"examples", required_argument, 0, O_EX},
-                                          {"views", required_argument, 0, O_VIEWS},
-                                          {"topk-heads", required_argument, 0, O_TOPK},
-                                          {"dataset", required_argument, 0, O_DATA},
-                                          {"quiet", no_argument, 0, 'q'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {0, 0, 0, 0}};
+  enum { O_BASE = 1000, O_JSON, O_FAIL, O_DATA };
+  struct option options[AM_CLI_MAX_OPTIONS];
+  char names[AM_CLI_MAX_OPTIONS][40];
+  int n =
+      am_cli_options(options, names, AM_CLI_MAX_OPTIONS - 8, 1u << AM_SCOPE_REPORT, NULL);
+  options[n++] = (struct option){"baseline", required_argument, 0, O_BASE};
+  options[n++] = (struct option){"json", no_argument, 0, O_JSON};
+  options[n++] = (struct option){"fail-on-drift", no_argument, 0, O_FAIL};
+  options[n++] = (struct option){"output", required_argument, 0, 'o'};
+  options[n++] = (struct option){"dataset", required_argument, 0, O_DATA};
+  options[n++] = (struct option){"quiet", no_argument, 0, 'q'};
+  options[n++] = (struct option){"help", no_argument, 0, 'h'};
+  options[n] = (struct option){0, 0, 0, 0};
+  am_report_options_t *opts = &a->set.report;
   int c;
-  char *end = NULL;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
     int bad = 0;
+    if (c >= AM_CLI_OPTION_BASE && c < O_BASE) {
+      if (am_cli_option_apply("report", &a->set, c, optarg) != 0)
+        return AM_EXIT_USAGE;
+      continue;
+    }
     switch (c) {
     case 'h':
       usage(stdout);
       return AM_EXIT_OK;
     case 'o':
-      a->opts.out_dir = optarg;
+      opts->out_dir = optarg;
       break;
     case 'q':
       a->quiet = 1;
       break;
     case O_BASE:
-      a->opts.baseline = optarg;
-      break;
-    case O_DRIFT:
-      a->opts.drift = strtod(optarg, &end);
-      bad = end == optarg || *end || !(a->opts.drift >= 0) || !isfinite(a->opts.drift);
+      opts->baseline = optarg;
       break;
     case O_JSON:
       a->json = 1;
@@ -96,22 +83,10 @@ static int parse(int argc, char **argv, report_args_t *a) {
     case O_FAIL:
       a->fail_on_drift = 1;
       break;
-    case O_EX:
-      bad = parse_int(optarg, &a->opts.examples);
-      break;
-    case O_VIEWS:
-      bad = parse_int(optarg, &a->opts.views);
-      break;
-    case O_TOPK:
-      bad = parse_int(optarg, &a->opts.topk_heads);
-      break;
-    case O_STRATA:
-      a->opts.stratify_length = 1;
-      break;
     case O_DATA:
-      bad = a->opts.ndataset >= 64;
+      bad = opts->ndataset >= 64;
       if (!bad)
-        a->datasets[a->opts.ndataset++] = optarg;
+        a->datasets[opts->ndataset++] = optarg;
       break;
     default:
       return am_cli_usage_error("report", "unknown option '%s'", argv[optind - 1]);
@@ -120,10 +95,10 @@ static int parse(int argc, char **argv, report_args_t *a) {
       return am_cli_usage_error("report", "bad value '%s' for %s", optarg,
                                 argv[optind - 2]);
   }
-  a->opts.dataset = a->opts.ndataset ? a->datasets : NULL;
+  opts->dataset = opts->ndataset ? a->datasets : NULL;
   if (optind != argc - 1)
     return am_cli_usage_error("report", optind >= argc ? "no RUN given" : "one RUN only");
-  if ((a->json || a->fail_on_drift || a->opts.stratify_length) && !a->opts.baseline)
+  if ((a->json || a->fail_on_drift) && !opts->baseline)
     return am_cli_usage_error("report", "%s needs --baseline",
                               a->json            ? "--json"
                               : a->fail_on_drift ? "--fail-on-drift"
@@ -151,21 +126,21 @@ static int print_json(const char *dir) {
 int am_cli_report(int argc, char **argv) {
   report_args_t a;
   memset(&a, 0, sizeof a);
-  am_report_options_init(&a.opts);
+  am_settings_init(&a.set);
   int code = parse(argc, argv, &a);
   if (code >= 0)
     return code;
   const char *run = argv[optind];
   char dir[4200];
-  if (a.opts.out_dir)
-    snprintf(dir, sizeof dir, "%s", a.opts.out_dir);
+  if (a.set.report.out_dir)
+    snprintf(dir, sizeof dir, "%s", a.set.report.out_dir);
   else
     snprintf(dir, sizeof dir, "%s/report", run);
   am_ctx_t *ctx = am_cli_context("cpu", 0, &code);
   if (!ctx)
     return code;
   am_report_result_t res;
-  am_status st = am_run_report(ctx, run, &a.opts, &res);
+  am_status st = am_run_report(ctx, run, &a.set.report, &res);
   if (st != AM_STATUS_OK) {
     code = am_cli_fail(ctx, st);
     am_ctx_destroy(ctx);
@@ -177,7 +152,7 @@ int am_cli_report(int argc, char **argv) {
     fprintf(info, "attnmap: wrote %s/index.html", dir);
     if (res.compared)
       fprintf(info, " (%lld beyond %.3g sd of the baseline)", (long long)res.drifted,
-              a.opts.drift);
+              a.set.report.drift);
     fputc('\n', info);
     if (res.note[0])
       fprintf(stderr, "attnmap: no token strings or attention views: %s\n", res.note);

@@ -1,4 +1,5 @@
 /* common.c — error printing, context creation and the progress line of the CLI. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,66 @@ am_ctx_t *am_cli_context(const char *backend, int threads, int *code) {
     return NULL;
   }
   return ctx;
+}
+
+int am_cli_options(struct option *out, char (*names)[40], int cap, unsigned scopes,
+                   const char *skip) {
+  int n = 0;
+  for (int i = 0; i < am_option_count() && n < cap; i++) {
+    const am_option_info_t *o = am_option_get(i);
+    if (!(scopes & (1u << o->scope)) || (skip && strcmp(skip, o->name) == 0))
+      continue;
+    snprintf(names[n], sizeof names[n], "%s", o->name);
+    for (char *p = names[n]; *p; p++)
+      *p = *p == '_' ? '-' : *p;
+    out[n] = (struct option){names[n],
+                             o->kind == AM_OPTION_FLAG ? no_argument : required_argument, 0,
+                             AM_CLI_OPTION_BASE + i};
+    n++;
+  }
+  return n;
+}
+
+void am_cli_options_help(FILE *out, unsigned scopes, const char *skip) {
+  for (int i = 0; i < am_option_count(); i++) {
+    const am_option_info_t *o = am_option_get(i);
+    if (!(scopes & (1u << o->scope)) || (skip && strcmp(skip, o->name) == 0))
+      continue;
+    char flag[64], range[160] = "", note[320] = "";
+    snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->metavar ? " " : "",
+             o->metavar ? o->metavar : "");
+    for (char *p = flag + 2; *p && *p != ' '; p++)
+      *p = *p == '_' ? '-' : *p;
+    if (o->kind == AM_OPTION_INT)
+      snprintf(range, sizeof range, "%.0f..%.0f", o->min, o->max);
+    else if (o->kind == AM_OPTION_REAL)
+      snprintf(range, sizeof range, "[%g,%g%c", o->min, o->max, o->max_open ? ')' : ']');
+    else if (o->kind == AM_OPTION_CHOICE || o->kind == AM_OPTION_LIST)
+      snprintf(range, sizeof range, "%s", o->choices);
+    int dflt = o->kind != AM_OPTION_FLAG && o->fallback && o->fallback[0];
+    if (dflt || range[0])
+      snprintf(note, sizeof note, " (%s%s%s%s)", dflt ? "default " : "",
+               dflt ? o->fallback : "", dflt && range[0] ? "; " : "", range);
+    if (27 + strlen(o->help) + strlen(note) <= 90)
+      fprintf(out, "  %-25s %s%s\n", flag, o->help, note);
+    else /* long lines wrap: the bounds go on a line of their own */
+      fprintf(out, "  %-25s %s\n  %-25s%s\n", flag, o->help, "", note);
+  }
+}
+
+int am_cli_option_apply(const char *cmd, am_settings_t *set, int c, const char *arg) {
+  const am_option_info_t *o = am_option_get(c - AM_CLI_OPTION_BASE);
+  char err[512];
+  if (!o)
+    return am_cli_usage_error(cmd, "unknown option"), -1;
+  if (am_settings_set(set, o->name, o->kind == AM_OPTION_FLAG ? "1" : arg, err,
+                      sizeof err) != AM_STATUS_OK) {
+    for (char *p = err; *p && *p != ' '; p++)
+      *p = *p == '_' ? '-' : *p;
+    am_cli_usage_error(cmd, "--%s", err);
+    return -1;
+  }
+  return 0;
 }
 
 static double now(void) {

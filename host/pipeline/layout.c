@@ -7,6 +7,7 @@
 
 #include "core/ctx.h"
 #include "pipeline/layout.h"
+#include "core/options.h"
 
 void am_plan_init(am_plan_t *plan) {
   memset(plan, 0, sizeof *plan);
@@ -83,16 +84,9 @@ static am_status need(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *pl
 }
 
 static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t *plan) {
-  if (!(plan->discard >= 0.0 && plan->discard < 1.0))
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "--discard must be in [0,1), got %g",
-                   plan->discard);
-  if (plan->topk < 1 || plan->worst < 0 || plan->histogram_bins < 1 ||
-      plan->histogram_bins > 100000 || plan->chunk < 0 || !(plan->row_tolerance >= 0) ||
-      plan->row_tolerance > 1)
-    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "--topk, --worst, histogram bins and --chunk must be positive, "
-                   "--row-tolerance in [0,1]");
-  am_status st;
+  am_status st = am_options_check(ctx, AM_SCOPE_PLAN, plan, NULL, 0);
+  if (st != AM_STATUS_OK)
+    return st;
   if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
                  "grad_rollout", "attention_grads")) ||
       (st = need(ctx, ds, plan, AM_METHOD_HEAD_IMPORTANCE, AM_ROLE_ATTENTION_GRADS,

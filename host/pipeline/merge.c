@@ -11,83 +11,17 @@
 #include "pipeline/aggregate.h"
 #include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
+#include "pipeline/run_folder.h"
 #include "pipeline/summary.h"
 
 typedef struct merge_input {
-  json_t *summary;
-  am_file_t *examples;
+  am_run_t *run; /* opened and validated by run_folder.c */
   int64_t N;
   int T;
 } merge_input_t;
 
-static am_status load_input(am_ctx_t *ctx, const char *run, merge_input_t *in) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/summary.json", run);
-  json_error_t err;
-  in->summary = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-  if (!in->summary)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot read: %s", path, err.text);
-  const json_t *ds = json_object_get(in->summary, "dataset");
-  in->N = json_integer_value(json_object_get(ds, "examples"));
-  in->T = (int)json_integer_value(json_object_get(ds, "max_tokens"));
-  snprintf(path, sizeof path, "%s/examples.safetensors", run);
-  return am_file_open(ctx, path, &in->examples);
-}
-
 static const json_t *options_of(const merge_input_t *in) {
-  return json_object_get(json_object_get(in->summary, "provenance"), "options");
-}
-
-/* Rebuilds the layout a run was made with from its summary.json. */
-static am_status layout_from(am_ctx_t *ctx, const merge_input_t *in, int64_t N, int T,
-                             am_layout_t *lay, const char *run) {
-  const json_t *opt = options_of(in), *ds = json_object_get(in->summary, "dataset");
-  const json_t *maps = json_object_get(opt, "maps"), *pairs = json_object_get(opt, "pairs");
-  if (!json_is_array(maps) || !json_is_array(pairs) ||
-      json_array_size(maps) > AM_MAX_MAPS || json_array_size(pairs) > AM_MAX_PAIRS)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: no options.maps/pairs", run);
-  memset(lay, 0, sizeof *lay);
-  am_plan_init(&lay->plan);
-  lay->N = N;
-  lay->T = T;
-  lay->L = (int)json_integer_value(json_object_get(ds, "layers"));
-  lay->H = (int)json_integer_value(json_object_get(ds, "heads"));
-  lay->plan.topk = (int)json_integer_value(json_object_get(opt, "topk"));
-  lay->plan.worst = (int)json_integer_value(json_object_get(opt, "worst"));
-  lay->plan.histogram_bins =
-      (int)json_integer_value(json_object_get(opt, "histogram_bins"));
-  lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
-  lay->head_importance = json_is_true(json_object_get(opt, "head_importance"));
-  lay->has_labels = am_file_find(in->examples, "labels") != NULL;
-  lay->has_predictions = am_file_find(in->examples, "predictions") != NULL;
-  lay->plan.include_special = json_is_true(json_object_get(opt, "include_special"));
-  /* the target token left out of the per-token table again, as when the run was made */
-  lay->plan.include_target = json_is_true(json_object_get(opt, "include_target"));
-  const json_t *target = json_object_get(opt, "target");
-  const char *tname = json_string_value(target);
-  lay->plan.target = json_is_integer(target)            ? AM_TARGET_INDEX
-                     : tname && !strcmp(tname, "last") ? AM_TARGET_LAST
-                     : tname && !strcmp(tname, "mean") ? AM_TARGET_MEAN
-                                                       : AM_TARGET_CLS;
-  lay->plan.target_index = (int)json_integer_value(target);
-  lay->nmaps = (int)json_array_size(maps);
-  for (int m = 0; m < lay->nmaps; m++)
-    snprintf(lay->maps[m].name, sizeof lay->maps[m].name, "%s",
-             json_string_value(json_array_get(maps, (size_t)m)));
-  lay->npairs = (int)json_array_size(pairs);
-  const char *worst = json_string_value(
-      json_object_get(json_object_get(in->summary, "disagreement"), "pair"));
-  lay->worst_pair = -1;
-  for (int p = 0; p < lay->npairs; p++) {
-    snprintf(lay->pair_names[p], sizeof lay->pair_names[p], "%s",
-             json_string_value(json_array_get(pairs, (size_t)p)));
-    if (worst && strcmp(worst, lay->pair_names[p]) == 0)
-      lay->worst_pair = p;
-  }
-  if (lay->L < 1 || lay->H < 1 || lay->plan.histogram_bins < 1 || lay->plan.topk < 1)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s/summary.json: bad dataset or options",
-                   run);
-  return AM_STATUS_OK;
+  return json_object_get(json_object_get(in->run->summary, "provenance"), "options");
 }
 
 /* A tensor's dims after the first are token positions unless it is per head or pair. */
@@ -95,91 +29,82 @@ static int has_token_dims(const char *name) {
   return strncmp(name, "head.", 5) != 0 && strncmp(name, "agreement.", 10) != 0;
 }
 
-static int64_t dataset_int(const merge_input_t *in, const char *key) {
-  return json_integer_value(json_object_get(json_object_get(in->summary, "dataset"), key));
-}
-
-/* Every tensor of run r's examples file has the shape its summary.json promises, and the
- * runs hold the same tensors, layers and heads as the first. */
+/* Run r holds the same tensors (names, order, dtypes, dims other than N and T), maps,
+ * pairs, layers and heads as the first: each run's own layout is already checked against
+ * its files, so the layouts are compared, never summary.json's lists alone. */
 static am_status check_run(am_ctx_t *ctx, const merge_input_t *in, int r, const char *run) {
-  const am_file_t *f = in[r].examples, *first = in[0].examples;
-  int64_t L = dataset_int(&in[r], "layers"), H = dataset_int(&in[r], "heads");
-  int64_t P = (int64_t)json_array_size(json_object_get(options_of(&in[r]), "pairs"));
-  /* what a summary claims must be backed by its examples file before anything is sized by
-   * it: mask [N,T] is always written, and a run has at most 65,536 heads in all */
-  const am_tensor_t *mask = am_file_find(f, "mask");
-  if (!mask || mask->ndim != 2 || mask->shape[0] != in[r].N || mask->shape[1] != in[r].T ||
-      in[r].T > (1 << 20) || L < 1 || H < 1 || L * H > 65536 || P < 0 || P > AM_MAX_PAIRS)
+  const am_layout_t *a = &in[0].run->lay, *b = &in[r].run->lay;
+  if (a->L != b->L || a->H != b->H)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: %d layers x %d heads differ from the first run's "
+                   "%d x %d; such runs cannot be merged",
+                   run, b->L, b->H, a->L, a->H);
+  int same = a->nspecs == b->nspecs && a->npairs == b->npairs && a->nmaps == b->nmaps;
+  for (int i = 0; same && i < a->nspecs; i++)
+    same = strcmp(a->specs[i].name, b->specs[i].name) == 0 &&
+           a->specs[i].dtype == b->specs[i].dtype;
+  for (int p = 0; same && p < a->npairs; p++)
+    same = strcmp(a->pair_names[p], b->pair_names[p]) == 0;
+  if (!same)
     return am_fail(
         ctx, AM_STATUS_BAD_INPUT,
-        "%s: tensor mask: missing or not [N,T] as %s/summary.json claims (N=%lld, "
-        "T=%d, %lld layers x %lld heads)",
-        am_file_path(f), run, (long long)in[r].N, in[r].T, (long long)L, (long long)H);
-  if (L != dataset_int(&in[0], "layers") || H != dataset_int(&in[0], "heads"))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: %lld layers x %lld heads differ from the first run's "
-                   "%lld x %lld; such runs cannot be merged",
-                   run, (long long)L, (long long)H,
-                   (long long)dataset_int(&in[0], "layers"),
-                   (long long)dataset_int(&in[0], "heads"));
-  if (am_file_tensor_count(f) != am_file_tensor_count(first))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: %d tensors, but the first run has %d; such runs cannot be merged",
-                   am_file_path(f), am_file_tensor_count(f), am_file_tensor_count(first));
-  for (int i = 0; i < am_file_tensor_count(f); i++) {
-    const char *name = am_file_tensor_name(f, i);
-    const am_tensor_t *t = am_file_tensor(f, i), *t0 = am_file_find(first, name);
-    int ok = t0 && t0->dtype == t->dtype && t0->ndim == t->ndim && t->ndim >= 1 &&
-             t->shape[0] == in[r].N;
-    for (int d = 1; ok && d < t->ndim; d++) {
-      int64_t want = has_token_dims(name)             ? in[r].T
-                     : strncmp(name, "head.", 5) == 0 ? (d == 1 ? L : H)
-                                                      : P;
-      ok = t->shape[d] == want;
-    }
-    if (!ok)
-      return am_fail(
-          ctx, AM_STATUS_BAD_INPUT,
-          "%s: tensor %s: shape or dtype does not match %s/summary.json (N=%lld, "
-          "T=%d, L=%lld, H=%lld, P=%lld) or the first run",
-          am_file_path(f), name, run, (long long)in[r].N, in[r].T, (long long)L,
-          (long long)H, (long long)P);
-  }
+        "%s: tensors or agreement pairs (__metadata__ attnmap.pairs) differ from "
+        "the first run's; such runs cannot be merged",
+        am_file_path(in[r].run->examples));
   return AM_STATUS_OK;
 }
 
 /* The same input file: equal CRC-32C and size where both runs have checksums, else equal
- * path and size. */
+ * canonical path (realpath: "f" and "./f" are one file) or, for runs that did not record
+ * it, equal path, and size. */
 static int same_input(const json_t *a, const json_t *b) {
   const json_t *ca = json_object_get(a, "crc32c"), *cb = json_object_get(b, "crc32c");
+  const json_t *ra = json_object_get(a, "realpath"), *rb = json_object_get(b, "realpath");
   if (!json_equal(json_object_get(a, "bytes"), json_object_get(b, "bytes")))
     return 0;
   if (json_is_string(ca) && json_is_string(cb))
     return json_equal(ca, cb);
+  if (json_is_string(ra) && json_is_string(rb))
+    return json_equal(ra, rb);
   return json_equal(json_object_get(a, "path"), json_object_get(b, "path"));
 }
 
-/* Run r against the runs before it: an input file both were made from would have its
- * examples counted twice (a run given twice, or two runs over one shard). */
+/* Run r against the runs before it: the same run folder (by canonical path), or an input
+ * file both were made from (by checksum, else canonical path), would have its examples
+ * counted twice. */
 static am_status check_distinct(am_ctx_t *ctx, const merge_input_t *in, int r,
                                 const char *const *runs) {
   const json_t *mine =
-      json_object_get(json_object_get(in[r].summary, "provenance"), "inputs");
+      json_object_get(json_object_get(in[r].run->summary, "provenance"), "inputs");
+  char *me = realpath(runs[r], NULL);
   for (int q = 0; q < r; q++) {
     const json_t *theirs =
-        json_object_get(json_object_get(in[q].summary, "provenance"), "inputs");
+        json_object_get(json_object_get(in[q].run->summary, "provenance"), "inputs");
     for (size_t i = 0; i < json_array_size(mine); i++)
       for (size_t k = 0; k < json_array_size(theirs); k++) {
         const json_t *file = json_array_get(mine, i);
         if (!same_input(file, json_array_get(theirs, k)))
           continue;
         const char *path = json_string_value(json_object_get(file, "path"));
+        free(me);
         return am_fail(ctx, AM_STATUS_BAD_INPUT,
                        "%s and %s were both made from %s; merging them would count its "
                        "examples twice",
                        runs[q], runs[r], path ? path : "the same input file");
       }
+    char *other = realpath(runs[q], NULL);
+    int same_dir = me && other && strcmp(me, other) == 0;
+    free(other);
+    if (same_dir) {
+      free(me);
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s and %s are the same run folder; merging it with itself would count "
+          "its examples twice",
+          runs[q], runs[r]);
+    }
   }
+  free(me);
   return AM_STATUS_OK;
 }
 
@@ -201,10 +126,10 @@ static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const 
                              const merge_input_t *in, int n, int T) {
   uint64_t row0 = 0;
   for (int r = 0; r < n; r++) {
-    const am_tensor_t *t = am_file_find(in[r].examples, name);
+    const am_tensor_t *t = am_file_find(in[r].run->examples, name);
     if (!t)
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing",
-                     am_file_path(in[r].examples), name);
+                     am_file_path(in[r].run->examples), name);
     size_t es = am_dtype_size(t->dtype);
     int pad = has_token_dims(name) && t->ndim >= 2 && t->shape[1] != T;
     size_t in_row = es, out_row = es;
@@ -239,7 +164,7 @@ static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const 
 
 static am_status write_examples(am_ctx_t *ctx, const char *dir, const merge_input_t *in,
                                 int n, int64_t N, int T) {
-  const am_file_t *first = in[0].examples;
+  const am_file_t *first = in[0].run->examples;
   int nt = am_file_tensor_count(first);
   am_tensor_spec_t *specs = calloc((size_t)nt, sizeof *specs);
   if (!specs)
@@ -273,19 +198,21 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
                               const char *const *runs, const am_aggregates_t *agg,
                               const am_layout_t *lay) {
   json_t *doc = am_agg_to_json(agg, lay);
-  json_t *prov = json_deep_copy(json_object_get(in[0].summary, "provenance"));
-  json_t *ds = json_deep_copy(json_object_get(in[0].summary, "dataset"));
+  json_t *prov = json_deep_copy(json_object_get(in[0].run->summary, "provenance"));
+  json_t *ds = json_deep_copy(json_object_get(in[0].run->summary, "dataset"));
   json_t *inputs = json_array(), *from = json_array();
   int shards = 0;
   for (int r = 0; r < n; r++) {
     json_array_extend(
-        inputs, json_object_get(json_object_get(in[r].summary, "provenance"), "inputs"));
+        inputs,
+        json_object_get(json_object_get(in[r].run->summary, "provenance"), "inputs"));
     json_array_append_new(from, json_string(runs[r]));
     shards += (int)json_integer_value(
-        json_object_get(json_object_get(in[r].summary, "dataset"), "shards"));
+        json_object_get(json_object_get(in[r].run->summary, "dataset"), "shards"));
   }
   json_object_set_new(prov, "inputs", inputs);
   json_object_set_new(prov, "merged_from", from);
+  json_object_del(prov, "files"); /* the first run's; the merge's own are added after */
   json_object_set_new(prov, "backend", json_string(am_ctx_backend_name(ctx)));
   json_object_set_new(ds, "examples", json_integer(lay->N));
   json_object_set_new(ds, "max_tokens", json_integer(lay->T));
@@ -312,12 +239,12 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK && nruns < 1)
     st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "merge: no run folders given");
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
-    st = load_input(ctx, runs[r], &in[r]);
-    if (st == AM_STATUS_OK && (in[r].N < 0 || in[r].T < 0))
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: no dataset examples/max_tokens", runs[r]);
-    if (st == AM_STATUS_OK)
+    st = am_run_open(ctx, runs[r], &in[r].run);
+    if (st == AM_STATUS_OK) {
+      in[r].N = in[r].run->lay.N;
+      in[r].T = in[r].run->lay.T;
       st = check_run(ctx, in, r, runs[r]);
+    }
     if (st == AM_STATUS_OK)
       st = check_distinct(ctx, in, r, runs);
     if (st == AM_STATUS_OK && r > 0 &&
@@ -329,8 +256,13 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     N += in[r].N;
     T = in[r].T > T ? in[r].T : T;
   }
-  if (st == AM_STATUS_OK)
-    st = layout_from(ctx, &in[0], N, T, lay, runs[0]);
+  if (st == AM_STATUS_OK) { /* the first run's layout, over all the examples */
+    *lay = in[0].run->lay;
+    lay->N = N;
+    lay->T = T;
+    lay->nspecs = 0;
+    st = am_layout_specs(ctx, lay);
+  }
   if (st == AM_STATUS_OK)
     st = am_run_dir_check(ctx, out_dir, force);
   if (st == AM_STATUS_OK)
@@ -339,8 +271,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK && !parts)
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
-    parts[r] =
-        (am_merge_part_t){in[r].examples, in[r].summary, in[r].N, in[r].T, NULL, NULL};
+    parts[r] = (am_merge_part_t){
+        in[r].run->examples, in[r].run->summary, in[r].N, in[r].T, NULL, NULL};
   if (st == AM_STATUS_OK)
     st = am_merge_aggregate(ctx, &agg, lay, parts, nruns);
   free(parts);
@@ -352,16 +284,17 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", tmp);
     doc = merged_summary(ctx, in, nruns, runs, &agg, lay);
-    st = am_write_json(ctx, path, doc);
+    st = doc ? am_summary_add_files(ctx, doc, tmp)
+             : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+    if (st == AM_STATUS_OK)
+      st = am_write_json(ctx, path, doc);
   }
   if (st == AM_STATUS_OK)
     st = am_run_dir_publish(ctx, tmp, out_dir, force);
   if (st != AM_STATUS_OK && began)
     am_rmtree(tmp);
-  for (int r = 0; in && r < nruns; r++) {
-    json_decref(in[r].summary);
-    am_file_close(in[r].examples);
-  }
+  for (int r = 0; in && r < nruns; r++)
+    am_run_close(in[r].run);
   json_decref(doc);
   am_agg_free(&agg);
   free(lay);

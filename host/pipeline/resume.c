@@ -1,5 +1,6 @@
 /* resume.c — see resume.h. The checkpoint (progress.json) names the options, the inputs
- * (path, size, modification time) and the number of complete examples; it is replaced
+ * (path, size, modification time), the number of complete examples and the CRC-32C of
+ * each tensor's complete rows (checked before a resume trusts them); it is replaced
  * atomically after the rows it counts are synced, so a run killed at any point (kill -9)
  * resumes from its last checkpoint and finishes with the same bytes as an uninterrupted
  * run: rows are independent of chunking and the aggregates are replayed from the stored
@@ -9,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/crc32c.h"
 #include "core/ctx.h"
 #include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
@@ -36,26 +39,87 @@ static json_t *inputs_identity(const am_dataset_t *ds) {
   return arr;
 }
 
-static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
-  return json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O}", "format", 1, "version", am_version(),
-                   "done", (json_int_t)done, "examples", (json_int_t)lay->N, "max_tokens",
-                   lay->T, "options", am_plan_to_json(lay), "inputs", p->inputs);
+static json_t *rows_crc_json(const am_partial_t *p, const am_layout_t *lay) {
+  json_t *arr = json_array();
+  for (int i = 0; arr && p->crc && i < lay->nspecs; i++) {
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", p->crc[i]);
+    json_array_append_new(arr, json_string(hex));
+  }
+  return arr;
 }
 
-/* The number of complete examples of a matching checkpoint, or -1. */
-static int64_t matching_done(const am_partial_t *p, const am_layout_t *lay) {
+static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
+  return json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version",
+                   am_version(), "done", (json_int_t)done, "examples", (json_int_t)lay->N,
+                   "max_tokens", lay->T, "options", am_plan_to_json(lay), "inputs",
+                   p->inputs, "rows_crc32c", rows_crc_json(p, lay));
+}
+
+/* Extends p->crc over rows [p->crc_rows, to) of every tensor of the partial examples
+ * file (page-cache reads of what the last checkpoint interval wrote). */
+static am_status extend_crc(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
+                            int64_t to) {
+  if (to <= p->crc_rows)
+    return AM_STATUS_OK;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", p->dir);
+  am_file_t *f = NULL;
+  am_status st = am_file_open(ctx, path, &f);
+  for (int i = 0; st == AM_STATUS_OK && i < lay->nspecs; i++) {
+    const am_tensor_t *t = am_file_find(f, lay->specs[i].name);
+    if (!t || t->ndim < 1 || t->shape[0] != lay->N || to > lay->N) {
+      st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: not the run's", path,
+                   lay->specs[i].name);
+      break;
+    }
+    size_t row = t->nbytes / (size_t)lay->N;
+    p->crc[i] = am_crc32c(p->crc[i], (const char *)t->data + (size_t)p->crc_rows * row,
+                          (size_t)(to - p->crc_rows) * row);
+  }
+  am_file_close(f);
+  if (st == AM_STATUS_OK)
+    p->crc_rows = to;
+  return st;
+}
+
+/* The number of complete examples of a matching checkpoint, or -1: the options and inputs
+ * must be these, and the rows it counts must still have the CRC-32C it recorded. */
+static int64_t matching_done(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay) {
   char path[4200];
   snprintf(path, sizeof path, "%s/progress.json", p->dir);
   json_t *old = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
   json_t *now = checkpoint(p, lay, 0);
+  json_t *crcs = json_incref(json_object_get(old, "rows_crc32c"));
   int64_t done = -1;
-  if (old && now) {
+  if (old && now && json_is_integer(json_object_get(old, "done"))) {
     done = json_integer_value(json_object_get(old, "done"));
     json_object_del(old, "done");
     json_object_del(now, "done");
-    if (!json_equal(old, now) || done < 0 || done > lay->N)
+    json_object_del(old, "rows_crc32c");
+    json_object_del(now, "rows_crc32c");
+    if (!json_equal(old, now) || done < 0 || done > lay->N ||
+        json_array_size(crcs) != (size_t)lay->nspecs)
       done = -1;
   }
+  char keep[1024];
+  snprintf(keep, sizeof keep, "%s",
+           am_last_error(ctx)); /* a refused checkpoint is no error */
+  if (done > 0 && extend_crc(ctx, p, lay, done) != AM_STATUS_OK)
+    done = -1;
+  for (int i = 0; done > 0 && i < lay->nspecs; i++) {
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", p->crc[i]);
+    const char *want = json_string_value(json_array_get(crcs, (size_t)i));
+    if (!want || strcmp(want, hex) != 0)
+      done = -1;
+  }
+  am_fail(ctx, AM_STATUS_OK, "%s", keep);
+  if (done < 0) {
+    memset(p->crc, 0, (size_t)lay->nspecs * sizeof *p->crc);
+    p->crc_rows = 0;
+  }
+  json_decref(crcs);
   json_decref(old);
   json_decref(now);
   return done;
@@ -93,12 +157,15 @@ am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t
     n--;
   snprintf(p->dir, sizeof p->dir, "%.*s.partial", (int)n, run_dir);
   p->inputs = inputs_identity(ds);
+  p->crc = calloc((size_t)lay->nspecs + 1, sizeof *p->crc);
+  if (!p->crc)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   am_status st = lock_dir(ctx, p);
   if (st != AM_STATUS_OK)
     return st;
   struct stat sb;
   if (resume && stat(p->dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    p->done = matching_done(p, lay);
+    p->done = matching_done(ctx, p, lay);
     if (p->done >= 0)
       return AM_STATUS_OK; /* else options or inputs changed: start again */
   }
@@ -109,6 +176,8 @@ am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t
 am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
                                 am_st_writer_t *w, int64_t done) {
   am_status st = am_st_writer_sync(w);
+  if (st == AM_STATUS_OK)
+    st = extend_crc(ctx, p, lay, done);
   if (st != AM_STATUS_OK)
     return st;
   char path[4200], tmp[4300];
@@ -177,4 +246,6 @@ void am_partial_end(am_partial_t *p, int complete) {
   }
   json_decref(p->inputs);
   p->inputs = NULL;
+  free(p->crc);
+  p->crc = NULL;
 }

@@ -10,10 +10,13 @@ typedef struct am_partial {
   int lock_fd;    /* flock held while the run writes the folder */
   int64_t done;   /* examples already complete in dir (0 for a fresh run) */
   json_t *inputs; /* identity of the inputs: path, bytes, mtime */
+  uint32_t *crc;  /* [nspecs] CRC-32C of each tensor's rows [0, crc_rows) */
+  int64_t crc_rows;
 } am_partial_t;
 
 /* Locks "<run_dir>.partial". With resume and a checkpoint that matches these options and
- * inputs, keeps it and sets p->done; otherwise starts it empty. */
+ * inputs and whose rows still have the CRC-32C it recorded (an edited progress.json or
+ * partial file is never trusted), keeps it and sets p->done; otherwise starts it empty. */
 am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
                            const am_dataset_t *ds, int resume, am_partial_t *p);
 /* Makes the rows written so far durable and records that `done` examples are complete. */

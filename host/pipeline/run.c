@@ -11,6 +11,7 @@
 #include "core/json_guard.h"
 #include "ops/backend.h"
 #include "pipeline/aggregate.h"
+#include "core/options.h"
 #include "pipeline/resume.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/summary.h"
@@ -190,6 +191,11 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   if (st == AM_STATUS_OK) {
     doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, times);
     inputs = NULL;
+    if (doc && (st = am_summary_add_files(ctx, doc, r->partial.dir)) != AM_STATUS_OK) {
+      json_decref(doc);
+      doc = NULL;
+      return st;
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", r->partial.dir);
     st = doc ? am_write_json(ctx, path, doc)
@@ -215,6 +221,8 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
   am_status st = r ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   if (r)
     r->partial.lock_fd = -1;
+  if (st == AM_STATUS_OK && opts)
+    st = am_options_check(ctx, AM_SCOPE_RUN, opts, NULL, 0);
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, ds, plan, &r->lay);
   if (st == AM_STATUS_OK)

@@ -19,32 +19,19 @@ double am_now_seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const char *fusion_name(am_fusion f) {
-  return f == AM_FUSION_MAX ? "max" : f == AM_FUSION_MIN ? "min" : "mean";
-}
+/* The names of the plan's enums (am_list_name; the plan was range-checked). */
+static const char *fusion_name(am_fusion f) { return am_list_name(AM_LIST_FUSIONS, f); }
 static const char *normalize_name(am_normalize n) {
-  return n == AM_NORMALIZE_MAX      ? "max"
-         : n == AM_NORMALIZE_SUM    ? "sum"
-         : n == AM_NORMALIZE_MINMAX ? "minmax"
-                                    : "none";
+  return am_list_name(AM_LIST_NORMALIZE, n);
 }
 
 json_t *am_plan_to_json(const am_layout_t *lay) {
   const am_plan_t *p = &lay->plan;
   json_t *target;
-  switch (p->target) {
-  case AM_TARGET_LAST:
-    target = json_string("last");
-    break;
-  case AM_TARGET_MEAN:
-    target = json_string("mean");
-    break;
-  case AM_TARGET_INDEX:
+  if (p->target == AM_TARGET_INDEX)
     target = json_integer(p->target_index);
-    break;
-  default:
-    target = json_string("cls");
-  }
+  else
+    target = json_string(am_list_name(AM_LIST_TARGETS, p->target));
   json_t *maps = json_array(), *pairs = json_array();
   for (int m = 0; m < lay->nmaps; m++)
     json_array_append_new(maps, json_string(lay->maps[m].name));
@@ -86,7 +73,7 @@ static uint32_t piece_crc(int fd, uint64_t off, uint64_t len, unsigned char *buf
   return c;
 }
 
-static am_status file_crc(am_ctx_t *ctx, const char *path, uint32_t *crc) {
+am_status am_file_crc32c(am_ctx_t *ctx, const char *path, uint32_t *crc) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat sb;
   if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -144,9 +131,13 @@ am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
       struct stat sb;
       json_t *o = json_pack("{s:s,s:I}", "path", path, "bytes",
                             (json_int_t)(stat(path, &sb) == 0 ? sb.st_size : -1));
+      char *canonical = realpath(path, NULL); /* "f" and "./f" are one file */
+      if (canonical)
+        json_object_set_new(o, "realpath", json_string(canonical));
+      free(canonical);
       if (checksums) {
         uint32_t crc = 0;
-        am_status st = file_crc(ctx, path, &crc);
+        am_status st = am_file_crc32c(ctx, path, &crc);
         if (st != AM_STATUS_OK) {
           json_decref(o);
           json_decref(arr);
@@ -192,4 +183,22 @@ json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_
   json_object_set_new(doc, "provenance", prov);
   json_object_set_new(doc, "dataset", dataset_json(ds));
   return doc;
+}
+
+am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir) {
+  char path[4200], hex[16];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  struct stat sb;
+  uint32_t crc = 0;
+  if (stat(path, &sb) != 0)
+    return am_fail(ctx, AM_STATUS_IO, "%s: cannot stat: %s", path, strerror(errno));
+  am_status st = am_file_crc32c(ctx, path, &crc);
+  if (st != AM_STATUS_OK)
+    return st;
+  snprintf(hex, sizeof hex, "%08x", crc);
+  json_t *files = json_pack("{s:{s:I,s:s}}", "examples.safetensors", "bytes",
+                            (json_int_t)sb.st_size, "crc32c", hex);
+  if (!files || json_object_set_new(json_object_get(doc, "provenance"), "files", files))
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+  return AM_STATUS_OK;
 }

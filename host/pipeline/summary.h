@@ -23,4 +23,11 @@ am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
 
 double am_now_seconds(void);
 
+/* CRC-32C of a whole file, read in pieces on the context's threads. */
+am_status am_file_crc32c(am_ctx_t *ctx, const char *path, uint32_t *crc);
+
+/* Records {"bytes", "crc32c"} of dir/examples.safetensors as provenance.files in doc, so
+ * that a reader can tell the summary belongs to that file (run_folder.c checks it). */
+am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir);
+
 #endif

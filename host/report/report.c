@@ -13,6 +13,7 @@
 #include "core/ctx.h"
 #include "core/json_guard.h"
 #include "dataset/dataset.h"
+#include "core/options.h"
 #include "pipeline/run_dir.h"
 #include "report/compare.h"
 #include "report/report.h"
@@ -107,10 +108,14 @@ static am_status check_options(am_ctx_t *ctx, const char *run_dir,
                                const am_report_options_t *o) {
   if (!run_dir)
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "am_run_report: run_dir is NULL");
-  if (!(o->drift >= 0) || o->examples < 0 || o->views < 0 || o->topk_heads < 0 ||
-      o->examples > 100000 || o->topk_heads > 100000 || o->ndataset < 0)
+  am_status st = am_options_check(ctx, AM_SCOPE_REPORT, o, NULL, 0);
+  if (st != AM_STATUS_OK)
+    return st;
+  if (o->ndataset < 0 || (o->ndataset > 0 && !o->dataset))
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                   "report options: drift >= 0, examples, views and top-k heads >= 0");
+                   "report options: ndataset = %d without "
+                   "dataset paths",
+                   o->ndataset);
   struct stat sb;
   if (stat(run_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: not a run folder", run_dir);

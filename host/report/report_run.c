@@ -1,6 +1,5 @@
-/* report_run.c — opens a run folder for the report: summary.json through jansson, the
- * per-example tensors of examples.safetensors through am_file_open, every shape checked
- * against N, T and the pair list before anything reads them. */
+/* report_run.c — a run folder as the report reads it: opened and validated by the one
+ * run-folder reader (pipeline/run_folder.c), then its tensors sorted for the pages. */
 #include "report/report_run.h"
 
 #include <math.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "pipeline/run_folder.h"
 
 json_t *am_jget(json_t *root, ...) {
   va_list ap;
@@ -65,147 +65,53 @@ int am_rr_valid_positions(const am_report_run_t *run, int64_t i, int32_t *idx) {
   return n;
 }
 
-static am_status read_summary(am_ctx_t *ctx, const char *dir, json_t **out) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/summary.json", dir);
-  json_error_t err;
-  json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-  if (!doc)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot read JSON: %s (line %d)", path,
-                   err.text, err.line);
-  if (!json_is_object(doc) || !json_is_object(am_jget(doc, "dataset", NULL))) {
-    json_decref(doc);
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: not an attnmap summary (no \"dataset\")",
-                   path);
+/* Per-example maps [N,T] come from the validated layout, in summary.json's order (the
+ * order analyze made them); metrics and the optional tensors are found by name. */
+static am_status fill(am_ctx_t *ctx, am_report_run_t *run) {
+  const am_run_t *rf = run->rf;
+  const am_layout_t *lay = &rf->lay;
+  run->summary = rf->summary;
+  run->file = rf->examples;
+  run->N = lay->N;
+  run->T = lay->T;
+  run->L = lay->L;
+  run->H = lay->H;
+  run->mask = am_file_find(rf->examples, "mask");
+  run->lengths = am_file_find(rf->examples, "lengths");
+  run->labels = am_file_find(rf->examples, "labels");
+  run->predictions = am_file_find(rf->examples, "predictions");
+  run->ids = am_file_find(rf->examples, "input_ids");
+  for (int m = 0; m < lay->nmaps && run->nmaps < AM_RR_MAX_MAPS; m++) {
+    run->map_names[run->nmaps] = lay->maps[m].name;
+    run->maps[run->nmaps++] = am_file_find(rf->examples, lay->maps[m].name);
   }
-  *out = doc;
-  return AM_STATUS_OK;
-}
-
-/* A tensor of the expected dtype and shape, or a message. shape[k] < 0: any. */
-static am_status want(am_ctx_t *ctx, const am_file_t *f, const char *name,
-                      const am_tensor_t *t, am_dtype dtype, int ndim,
-                      const int64_t *shape) {
-  int ok = t->dtype == dtype && t->ndim == ndim;
-  for (int k = 0; ok && k < ndim; k++)
-    ok = shape[k] < 0 || t->shape[k] == shape[k];
-  if (ok)
-    return AM_STATUS_OK;
-  char buf[128] = "";
-  for (int k = 0; k < ndim; k++)
-    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%lld", k ? "," : "",
-             (long long)shape[k]);
-  return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: expected %s [%s]",
-                 am_file_path(f), name, am_dtype_name(dtype), buf);
-}
-
-static am_status read_pairs(am_ctx_t *ctx, am_report_run_t *run) {
-  const char *text = am_file_metadata(run->file, "attnmap.pairs");
-  if (!text)
-    return AM_STATUS_OK;
-  json_t *arr = json_loads(text, 0, NULL);
-  size_t n = json_array_size(arr);
-  int ok = json_is_array(arr) && n <= 100000;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = am_jstr(json_array_get(arr, i)) != NULL;
-  if (!ok) {
-    json_decref(arr);
-    return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: __metadata__ attnmap.pairs: not a JSON array of strings",
-                   am_file_path(run->file));
-  }
-  run->pairs = calloc(n ? n : 1, sizeof *run->pairs);
-  for (size_t i = 0; run->pairs && i < n; i++)
-    if ((run->pairs[run->npairs] = strdup(am_jstr(json_array_get(arr, i)))))
-      run->npairs++;
-  json_decref(arr);
-  if (!run->pairs || (size_t)run->npairs != n)
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-  return AM_STATUS_OK;
-}
-
-/* Per-example maps [N,T]: the attention maps and every saliency (not *.rows). */
-static int is_map(const char *name) {
-  static const char *const maps[] = {"attention_last", "rollout", "grad_rollout", "flow"};
-  for (size_t i = 0; i < sizeof maps / sizeof *maps; i++)
-    if (strcmp(name, maps[i]) == 0)
-      return 1;
-  return strncmp(name, "saliency.", 9) == 0 && !strstr(name, ".rows");
-}
-
-/* Sorts the examples file's tensors into maps and agreement metrics, checking shapes. */
-static am_status find_tensors(am_ctx_t *ctx, am_report_run_t *run) {
-  const am_file_t *f = run->file;
-  int64_t nt[2] = {run->N, run->T}, np[2] = {run->N, run->npairs}, n1[1] = {run->N};
-  am_status st = AM_STATUS_OK;
-  for (int i = 0; i < am_file_tensor_count(f) && st == AM_STATUS_OK; i++) {
-    const char *name = am_file_tensor_name(f, i);
-    const am_tensor_t *t = am_file_tensor(f, i);
-    if (strcmp(name, "labels") == 0 || strcmp(name, "predictions") == 0) {
-      st = want(ctx, f, name, t, AM_DTYPE_I32, 1, n1);
-      *(name[0] == 'l' ? &run->labels : &run->predictions) = t;
-    } else if (strncmp(name, "agreement.", 10) == 0) {
-      st = want(ctx, f, name, t, AM_DTYPE_F32, 2, np);
-      if (st == AM_STATUS_OK && run->nmetrics < AM_RR_MAX_METRICS) {
-        run->metric_names[run->nmetrics] = name + 10;
-        run->metrics[run->nmetrics++] = t;
-      }
-    } else if (strcmp(name, "input_ids") == 0) {
-      st = want(ctx, f, name, t, AM_DTYPE_I32, 2, nt);
-      run->ids = t;
-    } else if (is_map(name) && run->nmaps < AM_RR_MAX_MAPS) {
-      st = want(ctx, f, name, t, AM_DTYPE_F32, 2, nt);
-      run->map_names[run->nmaps] = name;
-      run->maps[run->nmaps++] = t;
+  for (int i = 0; i < lay->nspecs && run->nmetrics < AM_RR_MAX_METRICS; i++)
+    if (strncmp(lay->specs[i].name, "agreement.", 10) == 0) {
+      run->metric_names[run->nmetrics] = lay->specs[i].name + 10;
+      run->metrics[run->nmetrics++] = am_file_find(rf->examples, lay->specs[i].name);
     }
-  }
-  return st;
+  run->pairs = calloc(lay->npairs ? (size_t)lay->npairs : 1, sizeof *run->pairs);
+  if (!run->pairs)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  for (int p = 0; p < lay->npairs; p++)
+    run->pairs[p] = (char *)lay->pair_names[p];
+  run->npairs = lay->npairs;
+  return AM_STATUS_OK;
 }
 
-/* Puts the maps in the order summary.json's options list them (analyze's order). */
-static void order_maps(am_report_run_t *run) {
-  json_t *maps = am_jget(run->summary, "provenance", "options", "maps", NULL);
-  int next = 0;
-  for (size_t k = 0; k < json_array_size(maps); k++) {
-    const char *want_name = am_jstr(json_array_get(maps, k));
-    for (int m = next; want_name && m < run->nmaps; m++)
-      if (strcmp(run->map_names[m], want_name) == 0) {
-        const char *n = run->map_names[m];
-        const am_tensor_t *t = run->maps[m];
-        memmove(&run->map_names[next + 1], &run->map_names[next],
-                (size_t)(m - next) * sizeof *run->map_names);
-        memmove(&run->maps[next + 1], &run->maps[next],
-                (size_t)(m - next) * sizeof *run->maps);
-        run->map_names[next] = n;
-        run->maps[next++] = t;
-        break;
-      }
-  }
-}
-
-static am_status open_examples(am_ctx_t *ctx, am_report_run_t *run) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/examples.safetensors", run->dir);
-  am_status st = am_file_open(ctx, path, &run->file);
+/* summary.json alone: the dataset's layers and heads within bounds. */
+static am_status summary_only(am_ctx_t *ctx, am_report_run_t *run) {
+  am_status st = am_run_read_summary(ctx, run->dir, &run->own_summary);
+  run->summary = run->own_summary;
   if (st != AM_STATUS_OK)
     return st;
-  run->mask = am_file_find(run->file, "mask");
-  run->lengths = am_file_find(run->file, "lengths");
-  if (!run->mask || !run->lengths)
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing", path,
-                   run->mask ? "lengths" : "mask");
-  if (run->mask->ndim != 2 || run->mask->shape[1] > (1 << 20))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor mask: expected U8 [N,T]", path);
-  run->N = run->mask->shape[0];
-  run->T = (int)run->mask->shape[1];
-  int64_t nt[2] = {run->N, run->T}, n1[1] = {run->N};
-  if ((st = want(ctx, run->file, "mask", run->mask, AM_DTYPE_U8, 2, nt)) != AM_STATUS_OK ||
-      (st = want(ctx, run->file, "lengths", run->lengths, AM_DTYPE_I32, 1, n1)) !=
-          AM_STATUS_OK ||
-      (st = read_pairs(ctx, run)) != AM_STATUS_OK ||
-      (st = find_tensors(ctx, run)) != AM_STATUS_OK)
-    return st;
-  order_maps(run);
+  double L = am_jnum(am_jget(run->summary, "dataset", "layers", NULL));
+  double H = am_jnum(am_jget(run->summary, "dataset", "heads", NULL));
+  if (!(L >= 0 && L <= 4096 && H >= 0 && H <= 4096))
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s/summary.json: dataset.layers/heads missing", run->dir);
+  run->L = (int)L;
+  run->H = (int)H;
   return AM_STATUS_OK;
 }
 
@@ -215,18 +121,10 @@ am_status am_report_run_open(am_ctx_t *ctx, const char *dir, int with_examples,
   run->dir = strdup(dir);
   if (!run->dir)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-  am_status st = read_summary(ctx, dir, &run->summary);
-  if (st == AM_STATUS_OK) {
-    double L = am_jnum(am_jget(run->summary, "dataset", "layers", NULL));
-    double H = am_jnum(am_jget(run->summary, "dataset", "heads", NULL));
-    if (!(L >= 0 && L <= 4096 && H >= 0 && H <= 4096))
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: dataset.layers/heads missing", dir);
-    run->L = (int)L;
-    run->H = (int)H;
-  }
+  am_status st =
+      with_examples ? am_run_open_checked(ctx, dir, 1, &run->rf) : summary_only(ctx, run);
   if (st == AM_STATUS_OK && with_examples)
-    st = open_examples(ctx, run);
+    st = fill(ctx, run);
   if (st != AM_STATUS_OK)
     am_report_run_close(run);
   return st;
@@ -235,10 +133,8 @@ am_status am_report_run_open(am_ctx_t *ctx, const char *dir, int with_examples,
 void am_report_run_close(am_report_run_t *run) {
   if (!run)
     return;
-  json_decref(run->summary);
-  am_file_close(run->file);
-  for (int i = 0; i < run->npairs; i++)
-    free(run->pairs[i]);
+  am_run_close(run->rf);
+  json_decref(run->own_summary);
   free(run->pairs);
   free(run->dir);
   memset(run, 0, sizeof *run);

@@ -1,6 +1,6 @@
-/* report_run.h — a run folder as the report reads it: summary.json parsed, the tensors of
- * examples.safetensors found and checked (shapes against each other), and small helpers
- * to read JSON values that may be missing or of the wrong type without crashing. */
+/* report_run.h — a run folder as the report reads it: opened and validated by am_run_open
+ * (pipeline/run_folder.c), its tensors sorted into maps and metrics, and small helpers to
+ * read JSON values that may be missing or of the wrong type without crashing. */
 #ifndef AM_REPORT_REPORT_RUN_H
 #define AM_REPORT_REPORT_RUN_H
 
@@ -14,25 +14,28 @@
 
 typedef struct am_report_run {
   char *dir;
-  json_t *summary; /* summary.json */
-  am_file_t *file; /* examples.safetensors, NULL when only the summary was asked for */
-  int64_t N;       /* examples */
-  int T, L, H;     /* padded length of the run's maps, layers, heads */
-  const am_tensor_t *mask, *lengths;       /* U8 [N,T], I32 [N] */
+  am_run_t *rf;                      /* the validated run folder (owned) */
+  json_t *summary;                   /* summary.json (borrowed from rf or own_summary) */
+  json_t *own_summary;               /* summary.json read alone (with_examples 0) */
+  const am_file_t *file;             /* examples.safetensors (borrowed from rf) */
+  int64_t N;                         /* examples */
+  int T, L, H;                       /* padded length of the run's maps, layers, heads */
+  const am_tensor_t *mask, *lengths; /* U8 [N,T], I32 [N] */
   const am_tensor_t *labels, *predictions; /* I32 [N] or NULL */
   const am_tensor_t *ids;                  /* input_ids I32 [N,T] or NULL */
   int nmaps;
   const char *map_names[AM_RR_MAX_MAPS];   /* borrowed from the file */
   const am_tensor_t *maps[AM_RR_MAX_MAPS]; /* F32 [N,T] */
   int npairs;
-  char **pairs; /* [npairs] from __metadata__ attnmap.pairs */
+  char **pairs; /* [npairs] from __metadata__ attnmap.pairs (borrowed from rf) */
   int nmetrics;
   const char *metric_names[AM_RR_MAX_METRICS];   /* "spearman" (without "agreement.") */
   const am_tensor_t *metrics[AM_RR_MAX_METRICS]; /* F32 [N,P] */
 } am_report_run_t;
 
-/* Reads dir/summary.json and, when with_examples, maps dir/examples.safetensors and checks
- * its tensors. AM_STATUS_BAD_INPUT names the file, the tensor and the problem. */
+/* Opens and validates dir (am_run_open) or, without with_examples, reads its summary.json
+ * alone (a comparison reads nothing else). AM_STATUS_BAD_INPUT names the file, the tensor
+ * or field and the problem. */
 am_status am_report_run_open(am_ctx_t *ctx, const char *dir, int with_examples,
                              am_report_run_t *run);
 void am_report_run_close(am_report_run_t *run);

@@ -4,8 +4,10 @@ uses: contexts, plans and the in-memory arrays entry point (am_analyze_arrays).
 The library is looked for, in order: the file named by $ATTNMAP_LIBRARY; a
 libattnmap.so next to this package; the CMake build folders of the repository this
 package sits in (build/, build-py/); the system's library path (ctypes.util). The struct
-mirrors below follow attnmap.h field for field; tests/python/test_module.py checks them
-against the header.
+mirrors below follow attnmap.h field for field: their sizes and the constants written here
+are checked against the library at import (_check_abi), and tests/python/test_module.py
+checks the field names against the header. Names (statuses, dtypes, methods, options) are
+read from the library, never copied.
 """
 import ctypes
 import ctypes.util
@@ -55,34 +57,21 @@ def _load():
 
 lib, library_path = _load()
 
-# ---- enums of attnmap.h (fixed numbers) ------------------------------------------------
-STATUS_NAMES = {
-    0: "OK", 1: "INVALID_ARGUMENT", 2: "BAD_INPUT", 3: "IO", 4: "OUT_OF_MEMORY",
-    5: "NO_DEVICE", 6: "DEVICE", 7: "UNSUPPORTED", 8: "INTERNAL",
-}
-DTYPES = {
-    "F32": 0, "F16": 1, "BF16": 2, "F64": 3, "I8": 4, "I16": 5, "I32": 6, "I64": 7,
-    "U8": 8, "U16": 9, "U32": 10, "U64": 11, "BOOL": 12,
-}
-DTYPE_SIZES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I8": 1, "I16": 2, "I32": 4,
-               "I64": 8, "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1}
-FUSIONS = {"mean": 0, "max": 1, "min": 2}
-TARGETS = {"cls": 0, "last": 1, "index": 2, "mean": 3}
-NORMALIZE = {"none": 0, "max": 1, "sum": 2, "minmax": 3}
-METHODS = {
-    "attention_last": 1 << 0, "rollout": 1 << 1, "grad_rollout": 1 << 2, "flow": 1 << 3,
-    "head_stats": 1 << 4, "head_importance": 1 << 5, "saliency": 1 << 6,
-    "agreement": 1 << 7,
-}
-METHOD_DEFAULT = 0xF7
 PART_MAPS, PART_PAIRS, PART_METRICS, PART_STATS = 0, 1, 2, 3
 HAS_HEAD_IMPORTANCE, HAS_ROLLOUT_ROWS, HAS_GRAD_ROLLOUT_ROWS = 1, 2, 4
+LIST_METHODS, LIST_STATS, LIST_METRICS, LIST_FUSIONS, LIST_TARGETS, LIST_NORMALIZE = range(6)
 
 c_float_p = ctypes.POINTER(ctypes.c_float)
 
 
 class CtxOptions(ctypes.Structure):
     _fields_ = [("backend", ctypes.c_char_p), ("threads", ctypes.c_int)]
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("shape", ctypes.c_int64 * 8), ("data", ctypes.c_void_p),
+                ("nbytes", ctypes.c_size_t)]
 
 
 class Plan(ctypes.Structure):
@@ -104,6 +93,51 @@ class Plan(ctypes.Structure):
         ("row_tolerance", ctypes.c_double),
         ("target_recorded", ctypes.c_int),
         ("include_target", ctypes.c_int),
+    ]
+
+
+class RunOptions(ctypes.Structure):
+    _fields_ = [
+        ("progress", ctypes.c_void_p),
+        ("progress_user", ctypes.c_void_p),
+        ("force", ctypes.c_int),
+        ("checksums", ctypes.c_int),
+        ("resume", ctypes.c_int),
+        ("checkpoint_s", ctypes.c_double),
+    ]
+
+
+class ReportOptions(ctypes.Structure):
+    _fields_ = [
+        ("baseline", ctypes.c_char_p),
+        ("drift", ctypes.c_double),
+        ("examples", ctypes.c_int),
+        ("views", ctypes.c_int),
+        ("topk_heads", ctypes.c_int),
+        ("dataset", ctypes.POINTER(ctypes.c_char_p)),
+        ("ndataset", ctypes.c_int),
+        ("out_dir", ctypes.c_char_p),
+        ("stratify_length", ctypes.c_int),
+    ]
+
+
+class Settings(ctypes.Structure):
+    _fields_ = [("ctx", CtxOptions), ("plan", Plan), ("run", RunOptions),
+                ("report", ReportOptions)]
+
+
+class OptionInfo(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("kind", ctypes.c_int),
+        ("scope", ctypes.c_int),
+        ("min", ctypes.c_double),
+        ("max", ctypes.c_double),
+        ("max_open", ctypes.c_int),
+        ("choices", ctypes.c_char_p),
+        ("metavar", ctypes.c_char_p),
+        ("help", ctypes.c_char_p),
+        ("fallback", ctypes.c_char_p),
     ]
 
 
@@ -155,6 +189,41 @@ def _decl(name, restype, *argtypes):
 _vp = ctypes.c_void_p
 am_version = _decl("am_version", ctypes.c_char_p)
 am_status_str = _decl("am_status_str", ctypes.c_char_p, ctypes.c_int)
+am_status_name = _decl("am_status_name", ctypes.c_char_p, ctypes.c_int)
+am_dtype_name = _decl("am_dtype_name", ctypes.c_char_p, ctypes.c_int)
+am_dtype_size = _decl("am_dtype_size", ctypes.c_size_t, ctypes.c_int)
+am_list_count = _decl("am_list_count", ctypes.c_int, ctypes.c_int)
+am_list_name = _decl("am_list_name", ctypes.c_char_p, ctypes.c_int, ctypes.c_int)
+am_option_count = _decl("am_option_count", ctypes.c_int)
+am_option_get = _decl("am_option_get", ctypes.POINTER(OptionInfo), ctypes.c_int)
+am_settings_init = _decl("am_settings_init", None, ctypes.POINTER(Settings))
+am_settings_set = _decl("am_settings_set", ctypes.c_int, ctypes.POINTER(Settings),
+                        ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t)
+am_abi_sizeof = _decl("am_abi_sizeof", ctypes.c_size_t, ctypes.c_char_p)
+am_abi_constant = _decl("am_abi_constant", ctypes.c_int, ctypes.c_char_p,
+                        ctypes.POINTER(ctypes.c_longlong))
+am_run_open = _decl("am_run_open", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                    ctypes.POINTER(ctypes.c_void_p))
+am_run_close = _decl("am_run_close", None, ctypes.c_void_p)
+am_run_examples = _decl("am_run_examples", ctypes.c_void_p, ctypes.c_void_p)
+am_run_summary = _decl("am_run_summary", ctypes.c_char_p, ctypes.c_void_p)
+am_run_pair_count = _decl("am_run_pair_count", ctypes.c_int, ctypes.c_void_p)
+am_run_pair_name = _decl("am_run_pair_name", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+am_run_map_count = _decl("am_run_map_count", ctypes.c_int, ctypes.c_void_p)
+am_run_map_name = _decl("am_run_map_name", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+am_file_open = _decl("am_file_open", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                     ctypes.POINTER(ctypes.c_void_p))
+am_file_close = _decl("am_file_close", None, ctypes.c_void_p)
+am_file_tensor_count = _decl("am_file_tensor_count", ctypes.c_int, ctypes.c_void_p)
+am_file_tensor_name = _decl("am_file_tensor_name", ctypes.c_char_p, ctypes.c_void_p,
+                            ctypes.c_int)
+am_file_tensor = _decl("am_file_tensor", ctypes.POINTER(Tensor), ctypes.c_void_p,
+                       ctypes.c_int)
+am_file_metadata_count = _decl("am_file_metadata_count", ctypes.c_int, ctypes.c_void_p)
+am_file_metadata_key = _decl("am_file_metadata_key", ctypes.c_char_p, ctypes.c_void_p,
+                             ctypes.c_int)
+am_file_metadata = _decl("am_file_metadata", ctypes.c_char_p, ctypes.c_void_p,
+                         ctypes.c_char_p)
 am_ctx_create = _decl("am_ctx_create", ctypes.c_int, ctypes.POINTER(CtxOptions),
                       ctypes.POINTER(_vp), ctypes.c_char_p, ctypes.c_size_t)
 am_ctx_destroy = _decl("am_ctx_destroy", None, _vp)
@@ -173,6 +242,66 @@ am_arrays_desc_name = _decl("am_arrays_desc_name", ctypes.c_char_p, _vp, ctypes.
 am_arrays_desc_flags = _decl("am_arrays_desc_flags", ctypes.c_uint, _vp)
 am_analyze_arrays = _decl("am_analyze_arrays", ctypes.c_int, _vp, ctypes.POINTER(Arrays),
                           ctypes.POINTER(Plan), ctypes.POINTER(ArraysResult))
+
+
+# ---- names and numbers, read from the library (never copied) ---------------------------
+STATUS_NAMES = {i: am_status_name(i).decode() for i in range(64) if am_status_name(i)}
+
+
+def _constant(name):
+    value = ctypes.c_longlong()
+    if am_abi_constant(name.encode(), ctypes.byref(value)) != 0:
+        raise ImportError("attnmap: %s does not know %s; the Python package and the library "
+                          "are of different versions" % (library_path, name))
+    return value.value
+
+
+def _names(which):
+    return [am_list_name(which, i).decode() for i in range(am_list_count(which))]
+
+
+DTYPES = {am_dtype_name(i).decode(): i for i in range(_constant("AM_DTYPE_COUNT"))}
+DTYPE_SIZES = {name: am_dtype_size(i) for name, i in DTYPES.items()}
+FUSIONS = {n: i for i, n in enumerate(_names(LIST_FUSIONS))}
+TARGETS = {n: i for i, n in enumerate(_names(LIST_TARGETS))}
+NORMALIZE = {n: i for i, n in enumerate(_names(LIST_NORMALIZE))}
+METHODS = {n: 1 << i for i, n in enumerate(_names(LIST_METHODS))}
+METHOD_DEFAULT = _constant("AM_METHOD_DEFAULT")
+OPTIONS = {}
+for _i in range(am_option_count()):
+    _o = am_option_get(_i).contents
+    OPTIONS[_o.name.decode()] = _o
+
+
+def _check_abi():
+    """The mirrors above against the library: struct sizes and the constants this module
+    writes down, so that a package and a library of different versions fail at import
+    with a message rather than pass wrong numbers."""
+    structs = {"am_tensor_t": Tensor, "am_ctx_options_t": CtxOptions, "am_plan_t": Plan,
+               "am_run_options_t": RunOptions, "am_report_options_t": ReportOptions,
+               "am_settings_t": Settings, "am_option_info_t": OptionInfo,
+               "am_arrays_t": Arrays, "am_arrays_result_t": ArraysResult}
+    for cname, mirror in structs.items():
+        size = am_abi_sizeof(cname.encode())
+        if size != ctypes.sizeof(mirror):
+            raise ImportError("attnmap: %s is %d bytes in %s but %d in this package; the "
+                              "package and the library are of different versions"
+                              % (cname, size, library_path, ctypes.sizeof(mirror)))
+    consts = {"AM_ARRAYS_MAPS": PART_MAPS, "AM_ARRAYS_PAIRS": PART_PAIRS,
+              "AM_ARRAYS_METRICS": PART_METRICS, "AM_ARRAYS_STATS": PART_STATS,
+              "AM_ARRAYS_HAS_HEAD_IMPORTANCE": HAS_HEAD_IMPORTANCE,
+              "AM_ARRAYS_HAS_ROLLOUT_ROWS": HAS_ROLLOUT_ROWS,
+              "AM_ARRAYS_HAS_GRAD_ROLLOUT_ROWS": HAS_GRAD_ROLLOUT_ROWS,
+              "AM_TARGET_INDEX": TARGETS.get("index"), "AM_MAX_DIMS": 8,
+              "AM_LIST_COUNT": LIST_NORMALIZE + 1}
+    for cname, mine in consts.items():
+        if _constant(cname) != mine:
+            raise ImportError("attnmap: %s is %d in %s but %r in this package; the package "
+                              "and the library are of different versions"
+                              % (cname, _constant(cname), library_path, mine))
+
+
+_check_abi()
 
 
 def check(status, ctx=None):

@@ -20,10 +20,12 @@ class Context:
     (0 = all cores). Reuse one for many calls; close() or `with` frees it."""
 
     def __init__(self, backend="cpu", threads=0):
-        opts = _lib.CtxOptions(backend.encode(), int(threads))
+        settings = Settings()
+        settings.set(backend=backend, threads=threads)
         handle = ctypes.c_void_p()
         err = ctypes.create_string_buffer(1024)
-        st = _lib.am_ctx_create(ctypes.byref(opts), ctypes.byref(handle), err, len(err))
+        st = _lib.am_ctx_create(ctypes.byref(settings.c.ctx), ctypes.byref(handle), err,
+                                len(err))
         if st != 0:
             raise _lib.AttnmapError(_lib.STATUS_NAMES.get(st, str(st)),
                                     err.value.decode("utf-8", "replace"))
@@ -100,39 +102,60 @@ class Result:
             list(self.maps), len(self.pairs), len(self.head_stats))
 
 
+class Settings:
+    """am_settings_t filled through am_settings_set: every value is checked by the
+    library against the option's range or choices (am_option_get), so Python states no
+    name or bound of its own. Texts the library borrows are kept alive here."""
+
+    def __init__(self):
+        self.c = _lib.Settings()
+        _lib.am_settings_init(ctypes.byref(self.c))
+        self._keep = []
+
+    def set(self, **options):
+        for name, value in options.items():
+            text = _option_text(name, value).encode()
+            self._keep.append(text)
+            err = ctypes.create_string_buffer(512)
+            st = _lib.am_settings_set(ctypes.byref(self.c), name.encode(), text, err,
+                                      len(err))
+            if st != 0:
+                raise ValueError("attnmap: " + err.value.decode("utf-8", "replace"))
+        return self
+
+
+def _option_text(name, value):
+    """The text of a Python value for am_settings_set; ints stay exact (2**32 + 3 is
+    refused by the library's range check, never wrapped by ctypes)."""
+    info = _lib.OPTIONS.get(name)
+    if info is None:
+        raise ValueError("attnmap: unknown option %r" % name)
+    if info.kind == 4:  # AM_OPTION_FLAG
+        return "1" if value else "0"
+    if isinstance(value, bool) or value is None:
+        raise ValueError("attnmap: %s: expected %s, not %r"
+                         % (name, "a number" if info.kind in (0, 1) else "a string", value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, str):
+        return value
+    raise ValueError("attnmap: %s: expected a number or a string, not %r" % (name, value))
+
+
 def _plan(target, fusion, discard, normalize, topk, include_special, methods, pairs,
           all_rows, row_tolerance, include_target=False):
-    plan = _lib.Plan()
-    _lib.am_plan_init(ctypes.byref(plan))
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        plan.target, plan.target_index = _lib.TARGETS["index"], int(target)
-    elif target in ("cls", "last", "mean"):
-        plan.target = _lib.TARGETS[target]
-    else:
-        raise ValueError("attnmap: target must be cls, last, mean or an int, not %r" % target)
-    for key, table, value in (("fusion", _lib.FUSIONS, fusion),
-                              ("normalize", _lib.NORMALIZE, normalize)):
-        if value not in table:
-            raise ValueError("attnmap: %s must be one of %s" % (key, ", ".join(table)))
-        setattr(plan, key, table[value])
-    plan.discard, plan.topk = float(discard), int(topk)
-    plan.include_special, plan.all_rows = int(bool(include_special)), int(bool(all_rows))
-    plan.row_tolerance = float(row_tolerance)
-    plan.include_target = int(bool(include_target))
+    options = dict(target=target, fusion=fusion, discard=discard, normalize=normalize,
+                   topk=topk, include_special=include_special, all_rows=all_rows,
+                   row_tolerance=row_tolerance, include_target=include_target)
     if methods is not None:
-        if isinstance(methods, str):
-            methods = methods.split(",")
-        bits = 0
-        for m in methods:
-            if m not in _lib.METHODS:
-                raise ValueError("attnmap: unknown method %r (one of %s)"
-                                 % (m, ", ".join(_lib.METHODS)))
-            bits |= _lib.METHODS[m]
-        plan.methods, plan.methods_explicit = bits, 1
+        options["methods"] = methods
     if pairs is not None:
-        pairs = ",".join(pairs) if not isinstance(pairs, str) else pairs
-        plan.pairs = pairs.encode()
-    return plan
+        options["pairs"] = pairs
+    return Settings().set(**options)
 
 
 NO_WEIGHTS = ("the model returned no attention weights (%s) - its attention implementation "
@@ -307,7 +330,7 @@ def _analyze(ctx, attentions, attention_grads, attention_mask, special_tokens_ma
 
 def _run(ctx, arr, plan, attention_mask, B, L, H, T):
     desc = ctypes.c_void_p()
-    _lib.check(_lib.am_arrays_describe(ctx.handle, ctypes.byref(arr), ctypes.byref(plan),
+    _lib.check(_lib.am_arrays_describe(ctx.handle, ctypes.byref(arr), ctypes.byref(plan.c.plan),
                                        ctypes.byref(desc)), ctx.handle)
     try:
         names = {}
@@ -342,7 +365,7 @@ def _run(ctx, arr, plan, attention_mask, B, L, H, T):
         head_importance=fptr(res.head_importance), agreement=table(res.agreement),
         rollout_rows=fptr(res.rollout_rows), grad_rollout_rows=fptr(res.grad_rollout_rows),
         lengths=res.lengths.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
-    _lib.check(_lib.am_analyze_arrays(ctx.handle, ctypes.byref(arr), ctypes.byref(plan),
+    _lib.check(_lib.am_analyze_arrays(ctx.handle, ctypes.byref(arr), ctypes.byref(plan.c.plan),
                                       ctypes.byref(out)), ctx.handle)
     if attention_mask is not None:
         res.mask = (np.asarray(to_host(attention_mask, "attention_mask").keep) != 0) \

@@ -152,21 +152,85 @@ def test_device_pointers_refused_on_cpu():
     assert "device pointers need the cuda backend" in str(e.value)
 
 
-def test_read_run_own_reader_matches_package(tmp_path, cli, synthetic):
+def test_read_run_matches_the_safetensors_package(tmp_path, cli, synthetic):
+    """read_run goes through libattnmap's reader; the safetensors package agrees."""
+    from safetensors.numpy import load_file
     run_dir = str(tmp_path / "run")
     run_cli(cli, "analyze", synthetic[0], "-o", run_dir, "-q")
     run = attnmap.read_run(run_dir)
-    own, meta = attnmap.run._read_own(os.path.join(run_dir, "examples.safetensors"))
-    assert meta == run.metadata and set(own) == set(run.examples)
-    for k in own:
-        assert_same(own[k], run.examples[k], k)
+    other = load_file(os.path.join(run_dir, "examples.safetensors"))
+    assert set(other) == set(run.examples)
+    for k in other:
+        assert_same(other[k], run.examples[k], k)
     assert run.summary["dataset"]["examples"] == 64
     assert run.agreement("spearman", run.pairs[0]).shape == (64,)
     assert "rollout" in run.maps and "head.entropy" not in run.maps
+    assert list(run.maps) == run.summary["provenance"]["options"]["maps"]
+
+
+def test_read_run_refuses_what_the_cli_refuses(tmp_path, cli, synthetic):
+    """An edited run folder: the same one-line error as `attnmap report`."""
+    import json
+    run_dir = str(tmp_path / "run")
+    run_cli(cli, "analyze", synthetic[0], "-o", run_dir, "-q")
+    path = os.path.join(run_dir, "summary.json")
+    doc = json.load(open(path))
+    doc["provenance"]["options"]["pairs"].reverse()
+    json.dump(doc, open(path, "w"))
+    with pytest.raises(attnmap.AttnmapError) as e:
+        attnmap.read_run(run_dir)
+    assert e.value.status == "BAD_INPUT"
+    assert "provenance.options.pairs" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(attnmap.AttnmapError) as e:
+        attnmap.read_run(str(tmp_path / "nowhere"))
+    assert "summary.json: cannot read" in str(e.value)
+    with pytest.raises(attnmap.AttnmapError) as e:
+        attnmap.read_safetensors(path)
+    assert e.value.status == "BAD_INPUT" and "summary.json" in str(e.value)
+
+
+@pytest.mark.parametrize("kw,phrase", [
+    ({"threads": 100000}, "threads '100000': expected an integer in [0,1024]"),
+    ({"target": 2**32 + 3}, "target '4294967299'"),
+    ({"topk": 0}, "topk '0': expected an integer in [1,1000000]"),
+    ({"discard": 1.0}, "discard '1.0': expected a number in [0,1)"),
+    ({"discard": float("nan")}, "discard 'nan'"),
+    ({"fusion": "median"}, "fusion 'median': expected one of mean,max,min"),
+    ({"methods": ["rollout", "bogus"]}, "methods 'rollout,bogus'"),
+    ({"topk": "5"}, None),
+    ({"topk": True}, "topk: expected a number"),
+])
+def test_options_are_checked_by_the_library(synthetic, kw, phrase):
+    t = synthetic[1][0][0]
+    if phrase is None:  # text of an integer is the integer
+        analyze_shard(t, **kw)
+        return
+    with pytest.raises(ValueError) as e:
+        analyze_shard(t, **{k: v for k, v in kw.items() if k != "threads"}) \
+            if "threads" not in kw else attnmap.Context("cpu", kw["threads"])
+    assert phrase in str(e.value), str(e.value)
+
+
+def test_names_and_bounds_come_from_the_library():
+    assert _lib.STATUS_NAMES[2] == "BAD_INPUT"
+    assert set(_lib.METHODS) >= {"rollout", "grad_rollout", "flow", "agreement"}
+    assert _lib.OPTIONS["threads"].max == 1024
+    assert _lib.FUSIONS == {"mean": 0, "max": 1, "min": 2}
+
+
+def test_import_fails_on_a_struct_of_another_size(monkeypatch):
+    class Wrong(_lib.ctypes.Structure):
+        _fields_ = [("x", _lib.ctypes.c_int)]
+    monkeypatch.setattr(_lib, "Plan", Wrong)
+    with pytest.raises(ImportError) as e:
+        _lib._check_abi()
+    assert "am_plan_t is" in str(e.value) and "different versions" in str(e.value)
 
 
 STRUCTS = {"am_plan": _lib.Plan, "am_arrays": _lib.Arrays,
-           "am_arrays_result": _lib.ArraysResult, "am_ctx_options": _lib.CtxOptions}
+           "am_arrays_result": _lib.ArraysResult, "am_ctx_options": _lib.CtxOptions,
+           "am_run_options": _lib.RunOptions, "am_report_options": _lib.ReportOptions,
+           "am_settings": _lib.Settings, "am_option_info": _lib.OptionInfo}
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTS))

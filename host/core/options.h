@@ -1,0 +1,19 @@
+/* options.h — the library's side of the option table (options.c): range checks of the
+ * structs a caller fills directly, and the comma-list lookup the names share. */
+#ifndef AM_CORE_OPTIONS_H
+#define AM_CORE_OPTIONS_H
+
+#include <stddef.h>
+
+#include "attnmap.h"
+
+/* Checks every option of scope in part (an am_ctx_options_t, am_plan_t, am_run_options_t
+ * or am_report_options_t) against its range. AM_STATUS_INVALID_ARGUMENT with
+ * "NAME = VALUE: expected ..." in ctx (may be NULL) and in errbuf (may be NULL). */
+am_status am_options_check(am_ctx_t *ctx, am_option_scope scope, const void *part,
+                           char *errbuf, size_t errlen);
+
+/* The index of the len bytes at s in the comma list choices, or -1. */
+int am_choice_index(const char *choices, const char *s, size_t len);
+
+#endif
