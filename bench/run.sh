@@ -16,7 +16,13 @@
 # Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
-#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K]
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e]
+# --e2e runs only the end-to-end rows (issue 16; a few minutes, the long case's 8.6 GB
+# file written once): for a 64-example and a 256-example bert128 file, bert512 and the
+# long case, `attnmap analyze` (median of 3 after a warm-up, process start included) with
+# and without the CRC-32C, the pass alone (bench_cpu), the read floor (every byte of the
+# file once at the memory read bandwidth measured by bench_cpu) and the process start,
+# and on the 64-example file the batched PyTorch peer; bench/tables.py e2e prints the table.
 #   env:   DATA=/tmp/attnmap-bench (datasets, ~16 GB with the long case), BUILD=build,
 #          OUT=$DATA/results (raw log and tables)
 # Peers use Debian's /usr/bin/python3 (python3-torch, python3-scipy, python3-numpy; this
@@ -25,13 +31,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-QUICK=0 LONG=1 THREADS=$(nproc)
+QUICK=0 LONG=1 THREADS=$(nproc) E2E=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) QUICK=1 ;;
   --no-long) LONG=0 ;;
+  --e2e) E2E=1 ;;
   --threads) THREADS=$2; shift ;;
-  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -93,7 +100,8 @@ peer() {
 }
 
 log "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); threads $THREADS; $(date -u +%FT%TZ)"
-log "@@ command: bash bench/run.sh $([ $QUICK = 1 ] && echo --quick) $([ $LONG = 0 ] && echo --no-long) --threads $THREADS"
+log "@@ command: bash bench/run.sh $([ $QUICK = 1 ] && echo --quick) $([ $LONG = 0 ] && echo --no-long) $([ $E2E = 1 ] && echo --e2e) --threads $THREADS"
+log "@@ commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
 
 # attnmap's rows use every example; the batched peers take the first B128 / 4 of them (their
 # rates are per example, and the first examples are as long as the rest on average)
@@ -113,6 +121,41 @@ starts=$(for i in 1 2 3 4 5; do
   t0=$(date +%s.%N); "$AM" --version >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 done | sort -n | sed -n 3p)
 log "@@ process start (attnmap --version, median of 5): ${starts} s"
+
+# ---- --e2e: end to end against the pass and the read floor ------------------------------
+# e2e CASE: three timed `attnmap analyze` runs of each kind after a warm-up (the wall time
+# of the whole process, start included), then the pass and the floors in bench_cpu
+e2e() {
+  local case=$1 R="$OUT/runs/$1" kind opts t0 t1 i
+  mkdir -p "$R"
+  for kind in default no-checksum; do
+    opts=$([ $kind = no-checksum ] && echo --no-checksum || true)
+    "$AM" analyze "$DATA/$case" -o "$R/e2e" --force --quiet --threads "$THREADS" $opts
+    for i in 1 2 3; do
+      t0=$(date +%s.%N)
+      "$AM" analyze "$DATA/$case" -o "$R/e2e" --force --quiet --threads "$THREADS" $opts
+      t1=$(date +%s.%N)
+      log "@@ case=$case group=all impl=attnmap_analyze label=$kind e2e=1"
+      $PY bench/tables.py analyze-line "$R/e2e" "$t0" "$t1" "$THREADS" | tee -a "$LOG"
+    done
+  done
+  log "@@ case=$case group=all impl=attnmap_pass e2e=1 bytes_file=$(du -cb "$DATA/$case"/* | tail -1 | cut -f1)"
+  "$BENCH" "$DATA/$case" --threads "$THREADS" --repeats 3 | tee -a "$LOG"
+}
+if [ $E2E = 1 ]; then
+  synth bert128-64 --examples 64 --layers 12 --heads 12 --tokens 128 --min-tokens 64 \
+    --embed-dim 768 --dtype f16 --pad mixed
+  for case in bert128-64 bert128-f16 bert512-f16 $([ $LONG = 1 ] && echo long2048-bf16); do
+    e2e "$case"
+  done
+  log "@@ case=bert128-64 group=all impl=torch_batched e2e=1"
+  OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS $PY bench/peers/torch_batched.py \
+    "$DATA/bert128-64" --run "$OUT/runs/bert128-64/e2e" --threads "$THREADS" --repeats 3 |
+    tee -a "$LOG"
+  log "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  $PY bench/tables.py e2e "$LOG" | tee "$OUT/e2e.md"
+  exit 0
+fi
 
 # ---- the sizes, side by side ------------------------------------------------------------
 run_case() { # CASE LOOP_EXAMPLES REPEATS BATCHED_EXAMPLES PEER_REPEATS

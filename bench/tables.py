@@ -4,6 +4,7 @@
   python3 bench/tables.py analyze-line RUN T0 T1 THREADS   one JSON line for an
       `attnmap analyze` run: wall seconds T1-T0 and summary.json's own timings
   python3 bench/tables.py tables RAW_LOG DATA              the Markdown tables
+  python3 bench/tables.py e2e RAW_LOG                      bench/run.sh --e2e's table
 
 The raw log holds "@@ key=value ..." headers, each followed by what the measured program
 printed: a JSON line (peers, analyze-line, gpu_limits) or bench_cpu's "RESULT k=v ..."
@@ -220,10 +221,56 @@ def tables(log, data):
     print("\n".join(scaling_tables(rows)))
 
 
+def e2e(log):
+    """bench/run.sh --e2e: end to end (median of 3, process start included) against the
+    pass and the read floor, per case; the peer on the 64-example file."""
+    rows, notes = parse(log)
+    start = next((float(n.split(":")[1].split()[0]) for n in notes
+                  if n.startswith("process start")), None)
+    print("\n".join("- " + n for n in notes))
+    print()
+    print("| case | examples | input GB | analyze s (examples/s) | analyze --no-checksum s "
+          "(examples/s) | pass s (examples/s) | read floor s | analyze ÷ pass | "
+          "--no-checksum ÷ pass |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    peer = next((r for h, r in rows if h.get("impl") == "torch_batched"), None)
+    goals = []
+    for case in dict.fromkeys(h["case"] for h, _ in rows if h.get("e2e")):
+        runs = {}
+        for h, r in rows:
+            if h.get("case") == case and h.get("impl") == "attnmap_analyze":
+                runs.setdefault(h["label"], []).append(r["seconds"])
+        p = next((r for h, r in rows if h.get("case") == case and
+                  h["impl"] == "attnmap_pass"), None)
+        if p is None or "default" not in runs or "no-checksum" not in runs:
+            print("| %s | incomplete in this log | | | | | | | |" % case)
+            continue
+        nbytes = float(next(h["bytes_file"] for h, _ in rows if h.get("case") == case and
+                            h["impl"] == "attnmap_pass"))
+        n = p["examples"]
+        med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+        floor = nbytes / (p["read_gbs"] * 1e9)
+        cell = lambda s: "%.3f (%s)" % (s, fmt(n / s))  # noqa: E731
+        print("| %s | %d | %.2f | %s | %s | %s | %.3f | %.0f%% | %.0f%% |" % (
+            case, n, nbytes / 1e9, cell(med["default"]), cell(med["no-checksum"]),
+            cell(p["pass_s"]), floor, 100 * p["pass_s"] / med["default"],
+            100 * p["pass_s"] / med["no-checksum"]))
+        if case == "bert128-64" and peer and "examples_per_s" in peer:
+            goals.append("bert128-64: attnmap analyze %s examples/s end to end (process start "
+                         "%.3f s included) = %.1f× torch_batched's compute-only %s "
+                         "examples/s" % (fmt(n / med["default"]), start or float("nan"),
+                                         n / med["default"] / peer["examples_per_s"],
+                                         fmt(peer["examples_per_s"])))
+    print()
+    print("\n".join("- " + g for g in goals))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "analyze-line":
         analyze_line(*sys.argv[2:6])
+    elif sys.argv[1] == "e2e":
+        e2e(sys.argv[2])
     elif sys.argv[1] == "tables":
         tables(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: tables.py analyze-line RUN T0 T1 THREADS | tables LOG DATA")
+        sys.exit("usage: tables.py analyze-line RUN T0 T1 THREADS | tables LOG DATA | e2e LOG")

@@ -120,7 +120,7 @@ typedef struct flow_task {
 
 static void flow_job(void *arg, int e) {
   flow_task_t *t = (flow_task_t *)arg;
-  am_cpu_scratch_t scratch = {NULL, 0};
+  am_cpu_scratch_t scratch = {NULL, 0, NULL};
   const am_status st = am_cpu_flow(&t->ex[e], t->opt, t->out[e], &scratch);
   am_cpu_scratch_free(&scratch);
   if (st != AM_STATUS_OK)

@@ -291,7 +291,8 @@ AM_API int am_list_find(am_list list, const char *name);
 typedef void (*am_progress_fn)(void *user, int64_t done, int64_t total);
 
 typedef struct am_run_options {
-  am_progress_fn progress; /* called after each chunk; may be NULL */
+  am_progress_fn progress; /* called after each chunk is stored, in order, from the
+                              thread that stores chunks (not the caller's); may be NULL */
   void *progress_user;
   int force;     /* 1: replace an existing run folder */
   int checksums; /* 1 (default via am_run_options_init): CRC-32C of inputs */
@@ -307,6 +308,14 @@ AM_API void am_run_options_init(am_run_options_t *opts);
  * atomically: it is built under a temporary name and renamed when complete. */
 AM_API am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
                                 const char *run_dir, const am_run_options_t *opts);
+
+/* *complete = 1 when run_dir is a finished run made with this plan from these inputs
+ * (the paths, sizes and modification times its summary.json records are the files' now):
+ * am_run_analyze with opts->resume then returns AM_STATUS_OK and leaves it as it is. With
+ * resume, a run_dir made otherwise is an error (AM_STATUS_INVALID_ARGUMENT) unless force.
+ */
+AM_API am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                                    const char *run_dir, int *complete);
 
 /* Combines run folders made with the same options, in the given order, into out_dir:
  * examples concatenated, aggregates merged. */

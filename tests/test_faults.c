@@ -259,24 +259,40 @@ static void on_sigbus(int sig) {
   _exit(77); /* the sanitizers' own handler would turn SIGBUS into an abort */
 }
 
+/* check_only 2: the file is cut in half while the run reads it (after the first chunk of
+ * one example is stored, on the store thread, while the next chunks are read). */
+static const char *cut_path;
+static void cut_on_progress(void *user, int64_t done, int64_t total) {
+  (void)user;
+  (void)total;
+  struct stat sb;
+  if (done == 1 && stat(cut_path, &sb) == 0 && truncate(cut_path, sb.st_size / 2) != 0)
+    _exit(5);
+}
+
 static void truncated_child(const char *ds, const char *run, int check_only) {
   signal(SIGBUS, on_sigbus);
   am_ctx_t *c = NULL;
   am_dataset_t *d = NULL;
-  if (am_ctx_create(&(am_ctx_options_t){.backend = "cpu", .threads = 1}, &c, NULL, 0) ||
+  if (am_ctx_create(&(am_ctx_options_t){.backend = "cpu", .threads = 2}, &c, NULL, 0) ||
       am_dataset_open(c, &ds, 1, &d))
     _exit(5);
   struct stat sb;
-  if (stat(ds, &sb) != 0 || truncate(ds, sb.st_size / 2) != 0)
+  if (check_only != 2 && (stat(ds, &sb) != 0 || truncate(ds, sb.st_size / 2) != 0))
     _exit(5);
   am_status st;
-  if (check_only) {
+  if (check_only == 1) {
     st = am_dataset_check(c, d);
   } else {
     am_plan_t plan;
     am_plan_init(&plan);
     am_run_options_t o;
     am_run_options_init(&o);
+    if (check_only == 2) {
+      plan.chunk = 1;
+      cut_path = ds;
+      o.progress = cut_on_progress;
+    }
     st = am_run_analyze(c, d, &plan, run, &o);
   }
   if (st == AM_STATUS_OK)
@@ -286,7 +302,9 @@ static void truncated_child(const char *ds, const char *run, int check_only) {
 }
 
 static void truncated_after_open(int check_only) {
-  const char *ds = dataset(check_only ? "cut_check.safetensors" : "cut.safetensors");
+  const char *names[] = {"cut.safetensors", "cut_check.safetensors",
+                         "cut_during.safetensors"};
+  const char *ds = dataset(names[check_only]);
   const char *run = P("run");
   fflush(NULL);
   pid_t pid = fork();
@@ -301,7 +319,7 @@ static void truncated_after_open(int check_only) {
   cr_assert(!bus,
             "%s died of SIGBUS: the pipeline must check each shard with "
             "am_shard_check_unchanged before reading a chunk of it",
-            check_only ? "am_dataset_check" : "am_run_analyze");
+            check_only == 1 ? "am_dataset_check" : "am_run_analyze");
   cr_expect(WIFEXITED(status), "killed by signal %d", WTERMSIG(status));
   cr_expect_eq(WEXITSTATUS(status), 0,
                "child exit %d (3: analysed a cut file, 4: no "
@@ -312,6 +330,32 @@ static void truncated_after_open(int check_only) {
 
 Test(faults, shard_truncated_after_open_analyze) { truncated_after_open(0); }
 Test(faults, shard_truncated_after_open_check) { truncated_after_open(1); }
+Test(faults, shard_truncated_while_analysed) { truncated_after_open(2); }
+
+/* A page lost to truncation after the check, read anyway: zeros instead of SIGBUS, and the
+ * file is reported changed from then on (host/io/sigbus.c). */
+Test(faults, lost_page_reads_zeros_and_is_reported) {
+  signal(SIGBUS, on_sigbus);
+  am_ctx_t *c = NULL;
+  cr_assert_eq(am_ctx_create(NULL, &c, NULL, 0), AM_STATUS_OK);
+  const char *ds = dataset("lost.safetensors");
+  am_file_t *f = NULL;
+  cr_assert_eq(am_file_open(c, ds, &f), AM_STATUS_OK);
+  const am_tensor_t *t = am_file_find(f, "attention_grads");
+  cr_assert_not_null(t);
+  struct stat sb;
+  cr_assert_eq(stat(ds, &sb), 0);
+  cr_assert_eq(truncate(ds, 4096), 0);
+  int64_t bytes = am_tensor_byte_size(t->dtype, t->ndim, t->shape);
+  volatile const unsigned char *last = (const unsigned char *)t->data + bytes - 1;
+  cr_expect_eq(*last, 0); /* past the new end: SIGBUS without the guard */
+  cr_expect_eq(am_file_check_unchanged(c, f), AM_STATUS_BAD_INPUT);
+  cr_expect(strstr(am_last_error(c), "changed while being read") != NULL, "%s",
+            am_last_error(c));
+  am_file_close(f);
+  am_ctx_destroy(c);
+  signal(SIGBUS, SIG_DFL);
+}
 
 /* ---- the device ------------------------------------------------------------------- */
 
@@ -345,8 +389,19 @@ Test(faults, check_unchanged_sees_a_file_cut_short) {
   cr_expect_eq(am_file_check_unchanged(c, f), AM_STATUS_BAD_INPUT);
   cr_expect(strstr(am_last_error(c), "check.safetensors: changed while being read") != NULL,
             "%s", am_last_error(c));
-  cr_assert_eq(truncate(ds, sb.st_size), 0); /* the same length again: passes */
+  /* the same length again: the lost bytes came back as zeros, so it is still a change */
+  cr_assert_eq(truncate(ds, sb.st_size), 0);
+  cr_expect_eq(am_file_check_unchanged(c, f), AM_STATUS_BAD_INPUT);
+  cr_expect(strstr(am_last_error(c), "modified since it was opened") != NULL, "%s",
+            am_last_error(c));
+  am_file_close(f);
+  f = NULL;
+  /* written in place with the same size: another version, the same verdict */
+  cr_assert_eq(am_file_open(c, ds, &f), AM_STATUS_OK);
   cr_expect_eq(am_file_check_unchanged(c, f), AM_STATUS_OK);
+  struct timespec later[2] = {{0, UTIME_OMIT}, {sb.st_mtim.tv_sec + 5, 0}};
+  cr_assert_eq(utimensat(AT_FDCWD, ds, later, 0), 0);
+  cr_expect_eq(am_file_check_unchanged(c, f), AM_STATUS_BAD_INPUT);
   /* replaced by rename, or deleted: the mapping keeps the old inode, nothing to fear */
   cr_assert_eq(dsb_write_bytes(other, "x", 1), 0);
   cr_assert_eq(rename(other, ds), 0);

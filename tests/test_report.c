@@ -226,6 +226,51 @@ Test(report, patch_grid_maps) {
   free(html);
 }
 
+/* The head view of a patch-grid run: one tile of 4 x 4 cells per head, in each layer, of
+ * the target row (token 0) over the patches, coloured by viridis of its share of the
+ * head's patch maximum; the prefix token's weight listed apart; no 17 text labels. */
+Test(report, grid_head_view_cells_follow_attention) {
+  rds_spec_t vit = {
+      .L = 2, .H = 3, .B = 6, .T = 17, .grid = "4x4+1", .known = 1, .seed = 4};
+  const char *run = make(&vit, "vitk");
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert_gt(res.views, 0, "%s", res.note);
+  cr_assert(strstr(html, "Head view over the 4x4 patch grid"));
+  cr_assert_eq(count(html, "class=\"hv\""), 0, "no token-label head view");
+  cr_assert_eq(count(html, "class=\"hg\""), res.views * vit.L * vit.H, "a tile per head");
+  cr_assert_eq(count(html, "class=\"hgl\""), res.views * vit.L);
+  cr_assert(strstr(html, "[CLS] 0.030</div>"), "the prefix token's weight, 8/264");
+  cr_assert(strstr(html, "patch max 0.117</div>"), "31/264");
+  const char *at = strstr(html, "-hgrid-0.png");
+  cr_assert_not_null(at);
+  while (at[-1] >= '0' && at[-1] <= '9')
+    at--;
+  long ex = strtol(at, NULL, 10);
+  for (int l = 0; l < vit.L; l++) {
+    char name[64];
+    snprintf(name, sizeof name, "report/img/ex%ld-hgrid-%d.png", ex, l);
+    int w, h;
+    unsigned char *px = decode(in(run, name), &w, &h);
+    int s = h / 4, tw = 4 * s;
+    cr_assert(s >= 2 && h == 4 * s, "4 rows of whole cells: %dx%d", w, h);
+    cr_assert_eq(w, vit.H * tw + (vit.H - 1) * 4, "3 tiles of 4 columns, 4 px apart");
+    for (int hd = 0; hd < vit.H; hd++)
+      for (int c = 0; c < 16; c++) {
+        int idx = (int)(rds_known(l, hd, 1 + c) / (31.0 / 264.0) * 256.0);
+        idx = idx > 255 ? 255 : idx;
+        unsigned char *p =
+            px +
+            ((size_t)((c / 4) * s + s / 2) * w + hd * (tw + 4) + (c % 4) * s + s / 2) * 3;
+        for (int k = 0; k < 3; k++) /* viridis, from matplotlib's float table */
+          cr_assert_eq(p[k], (int)(cmr_float[0][idx][k] * 255.0),
+                       "layer %d head %d cell %d", l, hd, c);
+      }
+    free(px);
+  }
+  free(html);
+}
+
 Test(report, attention_only_run) {
   rds_spec_t bare = {.L = 3, .H = 2, .B = 6, .T = 8, .seed = 3};
   const char *run = make(&bare, "bare");

@@ -4,12 +4,14 @@
  * RUN.partial exists. Also: a resume with other options starts afresh, and two runs into
  * one folder at once are refused. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,13 +108,17 @@ static int has_checkpoint(void) {
   return dsb_exists(dsb_join(path, sizeof path, partial, "progress.json"));
 }
 
+/* How long an uninterrupted run takes on this machine now (us): kills land inside it. */
+static long uninterrupted_us(void) {
+  double t0 = now_s();
+  run_and_kill(600 * 1000000L);
+  return (long)((now_s() - t0) * 1e6);
+}
+
 Test(resume, killed_at_random_points_resumes_to_identical_outputs) {
   unsigned seed = (unsigned)time(NULL);
   srand(seed);
-  /* how long an uninterrupted run takes on this machine now: kills land inside it */
-  double t0 = now_s();
-  run_and_kill(600 * 1000000L);
-  long span = (long)((now_s() - t0) * 1e6);
+  long span = uninterrupted_us();
   int killed_mid_run = 0;
   for (int trial = 0; trial < 6; trial++) {
     dsb_rmtree(run);
@@ -171,6 +177,84 @@ Test(resume, resume_without_partial_runs_whole) {
   cr_expect_eq(r.exit_code, 0, "%s", r.err);
   cli_result_free(&r);
   expect_same_as_full("resume without a partial folder");
+}
+
+/* Nightly scripts pass --resume every time: on a finished run made from the same inputs
+ * with the same options it says so, exits 0 and leaves the folder as it is; with other
+ * options or changed inputs it is the usual error naming the folder. */
+Test(resume, finished_run_with_same_inputs_is_success) {
+  char sum[512];
+  dsb_join(sum, sizeof sum, full, "summary.json");
+  size_t n0 = 0, n1 = 0;
+  char *before = dsb_read_file(sum, &n0);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", full, "-q", "--resume", "--chunk",
+                       "3", NULL),
+               0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cr_expect(strstr(r.err, "already complete with these inputs and options") != NULL, "%s",
+            r.err);
+  cli_result_free(&r);
+  char *after = dsb_read_file(sum, &n1);
+  cr_expect(before && after && n0 == n1 && memcmp(before, after, n0) == 0,
+            "summary.json was rewritten");
+  free(before);
+  free(after);
+  /* other options: --chunk is one of them (it is recorded), so is --discard */
+  const char *other[][2] = {{"--discard", "0.5"}, {"--chunk", "4"}};
+  for (int k = 0; k < 2; k++) {
+    cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", full, "-q", "--resume",
+                         other[k][0], other[k][1], NULL),
+                 0);
+    cr_expect_eq(r.exit_code, 2, "%s %s: exit %d", other[k][0], other[k][1], r.exit_code);
+    cr_expect(strstr(r.err, "already exists and is not a run made from these inputs") &&
+                  strstr(r.err, full),
+              "%s", r.err);
+    cli_result_free(&r);
+  }
+  /* the same options, an input modified since */
+  struct timespec later[2] = {{0, UTIME_OMIT}, {time(NULL) + 100, 0}};
+  cr_assert_eq(utimensat(AT_FDCWD, data, later, 0), 0);
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", full, "-q", "--resume", "--chunk",
+                       "3", NULL),
+               0);
+  cr_expect_eq(r.exit_code, 2, "modified input: exit %d: %s", r.exit_code, r.err);
+  cli_result_free(&r);
+}
+
+static json_t *input_crc(json_t *summary) {
+  json_t *inputs = json_object_get(json_object_get(summary, "provenance"), "inputs");
+  return json_object_get(json_array_get(inputs, 0), "crc32c");
+}
+
+/* A resumed run's checksums: the rows done before the kill are read at the end, the rest
+ * as the chunks are read; combined, the CRC-32C of the whole file, as an uninterrupted
+ * run records it. */
+Test(resume, resumed_run_records_the_same_checksums) {
+  long span = uninterrupted_us();
+  int resumed = 0;
+  for (int trial = 0; trial < 4; trial++) {
+    dsb_rmtree(run);
+    dsb_rmtree(partial);
+    if (run_and_kill(span * (trial + 1) / 5) && !dsb_exists(run)) {
+      resumed += has_checkpoint();
+      cli_result_t r;
+      cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", NULL),
+                   0);
+      cr_expect_eq(r.exit_code, 0, "%s", r.err);
+      cli_result_free(&r);
+    }
+    char a[512], b[512];
+    json_t *x = json_load_file(dsb_join(a, sizeof a, full, "summary.json"), 0, NULL);
+    json_t *y = json_load_file(dsb_join(b, sizeof b, run, "summary.json"), 0, NULL);
+    cr_assert(x && y);
+    json_t *cx = input_crc(x), *cy = input_crc(y);
+    cr_expect(cx && json_equal(cx, cy), "trial %d: crc32c %s, uninterrupted %s", trial,
+              json_string_value(cy), json_string_value(cx));
+    json_decref(x);
+    json_decref(y);
+  }
+  cr_expect(resumed >= 1, "none of 4 kills (run of %ld us) landed mid-run", span);
 }
 
 /* Kills runs until one leaves a checkpoint with some but not all examples done. */

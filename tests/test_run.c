@@ -138,6 +138,21 @@ static dsb_spec_t full_spec(int B, int T, const int *lengths) {
   return s;
 }
 
+/* CRC-32C of the file at path bit by bit (polynomial 0x82F63B78, reflected), independent
+ * of the library, as 8 hex digits; *len: the file's size. */
+static void bitwise_crc(const char *path, char want[16], size_t *len) {
+  char *data = dsb_read_file(path, len);
+  cr_assert_not_null(data);
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < *len; i++) {
+    c ^= (unsigned char)data[i];
+    for (int k = 0; k < 8; k++)
+      c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+  }
+  snprintf(want, 16, "%08x", ~c);
+  free(data);
+}
+
 Test(run, folder_has_every_tensor_and_the_provenance) {
   dsb_spec_t s = full_spec(5, 8, lens_a);
   const char *ds = P("ds.safetensors"), *run = P("run");
@@ -186,17 +201,8 @@ Test(run, folder_has_every_tensor_and_the_provenance) {
   cr_expect(json_is_object(options) && total >= 0);
   cr_expect_eq(json_array_size(json_object_get(prov, "inputs")), 1);
   size_t len = 0;
-  char *data = dsb_read_file(ds, &len), want[16];
-  cr_assert_not_null(data);
-  /* CRC-32C bit by bit (polynomial 0x82F63B78, reflected), independent of the library */
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < len; i++) {
-    c ^= (unsigned char)data[i];
-    for (int k = 0; k < 8; k++)
-      c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-  }
-  snprintf(want, sizeof want, "%08x", ~c);
-  free(data);
+  char want[16];
+  bitwise_crc(ds, want, &len);
   cr_expect_str_eq(path, ds);
   cr_expect_eq(bytes, (json_int_t)len);
   cr_expect_str_eq(crc, want);
@@ -363,6 +369,21 @@ Test(run, results_do_not_depend_on_chunk_size_or_threads) {
     cr_expect(json_equal(doc, base_doc), "--chunk %lld --threads %d: summary.json differs",
               (long long)chunks[c], threads[c]);
     json_decref(doc);
+    /* the checksums come from the chunks' pages, pieces combined: still the whole file's */
+    json_t *whole = load_summary(run);
+    json_t *inputs = json_object_get(json_object_get(whole, "provenance"), "inputs");
+    cr_assert_eq(json_array_size(inputs), 2);
+    for (size_t k = 0; k < 2; k++) {
+      char want[16];
+      size_t len = 0;
+      bitwise_crc(k ? b : a, want, &len);
+      const char *got =
+          json_string_value(json_object_get(json_array_get(inputs, k), "crc32c"));
+      cr_expect(got && !strcmp(got, want),
+                "--chunk %lld --threads %d: %s crc32c %s, not %s", (long long)chunks[c],
+                threads[c], k ? b : a, got, want);
+    }
+    json_decref(whole);
   }
   free(base_bytes);
   json_decref(base_doc);

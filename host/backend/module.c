@@ -1,7 +1,7 @@
 /* module.c — backends built as shared modules of their own (libattnmap-<name>.so, see
  * ops/backend.h), loaded with dlopen the first time a context asks for them and kept for
  * the life of the process. A CPU-only run never loads one, so it never maps the CUDA
- * runtime (~0.1 s of process start with cuBLAS; docs/architecture.md).
+ * runtime (docs/architecture.md has the process start figures).
  *
  * Where a module is looked for, in order: $ATTNMAP_BACKEND_DIR; the directory of the
  * library (or program) this code is in, and its ../<libdir> (an installed bin/attnmap

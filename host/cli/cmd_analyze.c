@@ -86,8 +86,8 @@ int am_cli_analyze(int argc, char **argv) {
       set.run.checksums = 0;
     else if (c == OPT_PROGRESS) {
       if (am_progress_parse(optarg, &a.progress) != 0)
-        return am_cli_usage_error("analyze", "--progress '%s': expected auto, always or never",
-                                  optarg);
+        return am_cli_usage_error(
+            "analyze", "--progress '%s': expected auto, always or never", optarg);
     } else if (am_cli_option_apply("analyze", &set, c, optarg) != 0)
       return AM_EXIT_USAGE;
     else if (strcmp(am_option_get(c - AM_CLI_OPTION_BASE)->name, "target") == 0)
@@ -108,11 +108,17 @@ int am_cli_analyze(int argc, char **argv) {
   am_progress_init(&progress, "analyze", a.progress, a.quiet);
   set.run.progress = am_progress_update;
   set.run.progress_user = &progress;
-  if (st == AM_STATUS_OK)
+  int complete = 0; /* nightly jobs pass --resume every time: a finished run is success */
+  if (st == AM_STATUS_OK && set.run.resume && !set.run.force)
+    st = am_run_is_complete(ctx, ds, &set.plan, a.output, &complete);
+  if (st == AM_STATUS_OK && !complete)
     st = am_run_analyze(ctx, ds, &set.plan, a.output, &set.run);
   am_progress_end(&progress);
   if (st != AM_STATUS_OK)
     code = am_cli_fail(ctx, st);
+  else if (complete)
+    fprintf(stderr, "attnmap: %s is already complete with these inputs and options\n",
+            a.output);
   else if (!a.quiet) {
     am_dataset_info_t info;
     am_dataset_get_info(ds, &info);

@@ -405,7 +405,10 @@ am_status am_shard_check_unchanged(am_ctx_t *ctx, const am_dataset_t *ds, int s)
   return AM_STATUS_OK;
 }
 
-void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n) {
+/* madvise(advice) on the whole pages of the attention and gradient rows [row0, row0+n)
+ * of shard s (the neighbours' rows may share the edge pages: those are left alone). */
+static void advise_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n,
+                        int advice) {
   const am_shard_t *sh = &ds->shards[s];
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   if (n <= 0 || row0 < 0 || row0 + n > sh->B || page == 0 || (page & (page - 1)))
@@ -417,7 +420,15 @@ void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t 
                      am_dtype_size(sets[k]->layer[l]->dtype);
       uintptr_t lo = (uintptr_t)am_layers_example(sets[k], sh, ds->H, l, row0);
       uintptr_t start = (lo + page - 1) & ~(page - 1), end = (lo + bytes) & ~(page - 1);
-      if (end > start) /* whole pages only: the neighbours' rows may share the edges */
-        madvise((void *)start, end - start, MADV_DONTNEED);
+      if (end > start)
+        madvise((void *)start, end - start, advice);
     }
+}
+
+void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n) {
+  advise_rows(ds, s, row0, n, MADV_DONTNEED);
+}
+
+void am_shard_prefetch_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n) {
+  advise_rows(ds, s, row0, n, MADV_WILLNEED);
 }

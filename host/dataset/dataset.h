@@ -79,6 +79,12 @@ am_status am_shard_check_unchanged(am_ctx_t *ctx, const am_dataset_t *ds, int s)
  * resident size stays bounded. */
 void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n);
 
+/* Asks the kernel to start reading the attention and gradient rows [row0, row0+n) of
+ * shard s into the page cache (MADV_WILLNEED) and returns at once: the pipeline calls it
+ * for chunk k+1 when it has read chunk k, so that a dataset not in the page cache is
+ * read from disk while chunk k is computed. */
+void am_shard_prefetch_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n);
+
 /* Parses "14x14+1" / "14x14". Returns 0 on success. */
 int am_grid_parse(const char *text, am_grid_t *grid);
 

@@ -55,6 +55,7 @@ am_file_t *am_file_alloc(const char *path, int ntensors) {
     return NULL;
   f->path = strdup(path);
   f->ntensors = ntensors;
+  f->guard = -1;
   size_t n = ntensors > 0 ? (size_t)ntensors : 1;
   f->names = calloc(n, sizeof *f->names);
   f->tensors = calloc(n, sizeof *f->tensors);
@@ -68,6 +69,7 @@ am_file_t *am_file_alloc(const char *path, int ntensors) {
 void am_file_close(am_file_t *file) {
   if (!file)
     return;
+  am_io_guard_remove(file->guard);
   if (file->map)
     munmap(file->map, file->map_size);
   free(file->owned);

@@ -14,6 +14,8 @@ struct am_file {
   void *map; /* read-only mapping of the whole file (NULL when none) */
   size_t map_size;
   uint64_t dev, ino; /* the mapped file's identity (0, 0 when not mapped) */
+  uint64_t mtime_ns; /* its modification time when it was mapped */
+  int guard;         /* its slot in host/io/sigbus.c, or -1 */
   void *owned;       /* data converted to C order / little endian (npy), else NULL */
   int ntensors;
   char **names;         /* [ntensors] */
@@ -87,16 +89,27 @@ am_file_t *am_file_alloc(const char *path, int ntensors);
  * Maps the whole regular file at path read-only (an empty file gives *map NULL and
  * *size 0). AM_STATUS_BAD_INPUT "PATH: cannot open: strerror" and the like. */
 am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size);
-/* The same, and id[0], id[1] = the file's device and inode numbers. */
+/* The same, and id[0], id[1], id[2] = the file's device and inode numbers and its
+ * modification time in nanoseconds. */
 am_status am_io_map_id(am_ctx_t *ctx, const char *path, void **map, size_t *size,
-                       uint64_t id[2]);
+                       uint64_t id[3]);
 /* Fails (AM_STATUS_BAD_INPUT, "PATH: changed while being read: ...") when the file that f
- * maps has become shorter than the mapping since it was opened: touching the lost pages
- * would raise SIGBUS. The pipeline calls it before reading each chunk. A file replaced by
- * rename or deleted keeps its old inode and mapping alive, and passes; so does a file
- * object that maps nothing (parsed from memory, converted npy data). The check narrows the
- * window, it cannot close it: a file cut short during a chunk still raises SIGBUS. */
+ * maps has become shorter than the mapping since it was opened (touching the lost pages
+ * would raise SIGBUS), or was written in place (its size or modification time differ:
+ * the analysis would mix two versions). The pipeline calls it before reading each chunk. A
+ * file replaced by rename or deleted keeps its old inode and mapping alive, and passes; so
+ * does a file object that maps nothing (parsed from memory, converted npy data). A file
+ * cut short while a chunk is read: its lost pages read as zeros (host/io/sigbus.c) and
+ * this check fails from then on ("cut short while its pages were read"). */
 am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f);
+/* host/io/sigbus.c — the mapped ranges a SIGBUS (the file cut short) may hit without
+ * killing the process: the lost page reads as zeros and the file is marked. add returns
+ * the range's slot (-1: unguarded, too many files mapped), remove forgets it before the
+ * range is unmapped, hit says whether a lost page was read. */
+int am_io_guard_add(const void *map, size_t size);
+void am_io_guard_remove(int slot);
+int am_io_guard_hit(int slot);
+
 /* Writes all n bytes of buf at offset, retrying after EINTR and short writes;
  * AM_STATUS_IO naming path and strerror (ENOSPC, EFBIG, ...) on failure. */
 am_status am_io_pwrite_all(am_ctx_t *ctx, int fd, const char *path, const void *buf,

@@ -14,16 +14,16 @@
 #include "io/file.h"
 
 am_status am_io_map(am_ctx_t *ctx, const char *path, void **map, size_t *size) {
-  uint64_t id[2];
+  uint64_t id[3];
   return am_io_map_id(ctx, path, map, size, id);
 }
 
 am_status am_io_map_id(am_ctx_t *ctx, const char *path, void **map, size_t *size,
-                       uint64_t id[2]) {
+                       uint64_t id[3]) {
   am_status st = AM_STATUS_OK;
   *map = NULL;
   *size = 0;
-  id[0] = id[1] = 0;
+  id[0] = id[1] = id[2] = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
   if (fd < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
@@ -38,6 +38,7 @@ am_status am_io_map_id(am_ctx_t *ctx, const char *path, void **map, size_t *size
   }
   id[0] = (uint64_t)sb.st_dev;
   id[1] = (uint64_t)sb.st_ino;
+  id[2] = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
   if (sb.st_size == 0)
     goto done; /* mmap refuses length 0; the caller reports the file as truncated */
   if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
@@ -147,6 +148,10 @@ am_status am_io_write_whole(am_ctx_t *ctx, const char *path,
 
 am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f) {
   struct stat sb;
+  if (f && am_io_guard_hit(f->guard))
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: changed while being read: cut short while its pages were read",
+                   f->path);
   if (!f || !f->map || stat(f->path, &sb) != 0)
     return AM_STATUS_OK; /* deleted: the mapping keeps the old inode */
   if ((uint64_t)sb.st_dev != f->dev || (uint64_t)sb.st_ino != f->ino)
@@ -156,5 +161,11 @@ am_status am_file_check_unchanged(am_ctx_t *ctx, const am_file_t *f) {
                    "%s: changed while being read: %llu bytes now, %llu when it was opened",
                    f->path, (unsigned long long)sb.st_size,
                    (unsigned long long)f->map_size);
+  /* written in place (same inode): the pages read so far and those still to come may hold
+   * different versions, and the checksum would describe neither */
+  uint64_t mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
+  if (mtime != f->mtime_ns || (uint64_t)sb.st_size != (uint64_t)f->map_size)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: changed while being read: modified since it was opened", f->path);
   return AM_STATUS_OK;
 }

@@ -165,7 +165,7 @@ done:
 am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out) {
   unsigned char *map = NULL;
   size_t size = 0;
-  uint64_t id[2];
+  uint64_t id[3];
   *out = NULL;
   am_status st = am_io_map_id(ctx, path, (void **)&map, &size, id);
   if (st == AM_STATUS_OK)
@@ -175,6 +175,8 @@ am_status am_safetensors_open(am_ctx_t *ctx, const char *path, am_file_t **out) 
     (*out)->map_size = size;
     (*out)->dev = id[0];
     (*out)->ino = id[1];
+    (*out)->mtime_ns = id[2];
+    (*out)->guard = am_io_guard_add(map, size);
   } else if (map) {
     munmap(map, size);
   }

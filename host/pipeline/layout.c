@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "core/ctx.h"
-#include "pipeline/layout.h"
 #include "core/options.h"
+#include "pipeline/layout.h"
 
 void am_plan_init(am_plan_t *plan) {
   memset(plan, 0, sizeof *plan);

@@ -39,6 +39,33 @@ static json_t *inputs_identity(const am_dataset_t *ds) {
   return arr;
 }
 
+/* A finished run folder made from these inputs with these options: its summary.json
+ * names the same options and the same files with the same sizes and modification times
+ * (-1: no run there, 0: another run, 1: this one). */
+int am_run_matches(const am_layout_t *lay, const am_dataset_t *ds, const char *run_dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/summary.json", run_dir);
+  struct stat sb;
+  if (stat(run_dir, &sb) != 0)
+    return -1;
+  json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+  json_t *prov = json_object_get(doc, "provenance"), *now_opts = am_plan_to_json(lay);
+  json_t *was = json_object_get(prov, "inputs"), *now = inputs_identity(ds);
+  int same = doc && json_equal(json_object_get(prov, "options"), now_opts) &&
+             json_is_array(was) && json_array_size(was) == json_array_size(now);
+  for (size_t i = 0; same && i < json_array_size(now); i++) {
+    json_t *a = json_array_get(was, i), *b = json_array_get(now, i);
+    const char *keys[] = {"path", "bytes", "mtime_ns"};
+    for (int k = 0; k < 3; k++)
+      same = same && json_object_get(a, keys[k]) &&
+             json_equal(json_object_get(a, keys[k]), json_object_get(b, keys[k]));
+  }
+  json_decref(doc);
+  json_decref(now_opts);
+  json_decref(now);
+  return same;
+}
+
 static json_t *rows_crc_json(const am_partial_t *p, const am_layout_t *lay) {
   json_t *arr = json_array();
   for (int i = 0; arr && p->crc && i < lay->nspecs; i++) {

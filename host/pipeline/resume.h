@@ -14,6 +14,11 @@ typedef struct am_partial {
   int64_t crc_rows;
 } am_partial_t;
 
+/* 1 when run_dir is a finished run whose summary.json names these options and these
+ * inputs with the sizes and modification times they have now (what --resume leaves as
+ * it is), 0 when it is another run or unreadable, -1 when nothing is there. */
+int am_run_matches(const am_layout_t *lay, const am_dataset_t *ds, const char *run_dir);
+
 /* Locks "<run_dir>.partial". With resume and a checkpoint that matches these options and
  * inputs and whose rows still have the CRC-32C it recorded (an edited progress.json or
  * partial file is never trusted), keeps it and sets p->done; otherwise starts it empty. */

@@ -3,15 +3,17 @@
  * and aggregates in input order, then publishes the run folder whole (docs/design.md §4,
  * §5). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ctx.h"
 #include "core/json_guard.h"
+#include "core/options.h"
 #include "ops/backend.h"
 #include "pipeline/aggregate.h"
-#include "core/options.h"
+#include "pipeline/checksum.h"
 #include "pipeline/resume.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/summary.h"
@@ -65,7 +67,26 @@ typedef struct run_state {
   am_st_writer_t *writer;
   am_partial_t partial;
   am_out_inputs_t inputs; /* what the run folder must never replace */
+  am_checksums_t sums; /* the inputs' CRC-32C, from the pages the chunks read */
+  int checksums;
 } run_state_t;
+
+/* Reads a chunk: its views, and the CRC-32C of its rows of every input tensor; then asks
+ * for the next chunk's rows to be read ahead while this one is computed. */
+static am_status read_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c,
+                            const am_dataset_t *ds, int s, int64_t row, int nex) {
+  am_status st = am_chunk_load(ctx, c, ds, s, row, nex);
+  const am_shard_t *sh = &ds->shards[s];
+  if (st == AM_STATUS_OK && row + nex < sh->B)
+    am_shard_prefetch_rows(ds, s, row + nex,
+                           sh->B - row - nex < nex ? sh->B - row - nex : nex);
+  else if (st == AM_STATUS_OK && s + 1 < ds->nshards)
+    am_shard_prefetch_rows(ds, s + 1, 0,
+                           ds->shards[s + 1].B < nex ? ds->shards[s + 1].B : nex);
+  if (st == AM_STATUS_OK && r->checksums)
+    st = am_checksums_rows(ctx, &r->sums, ds, s, row, nex);
+  return st;
+}
 
 /* Writes and aggregates a computed chunk, checkpoints now and then, lets its pages go. */
 static am_status store_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c, int64_t *done,
@@ -104,7 +125,7 @@ static am_status analyze_all_async(am_ctx_t *ctx, run_state_t *r, am_dataset_t *
     for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
          row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
       int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
-      st = am_chunk_load(ctx, c[cur], ds, s, row, nex);
+      st = read_chunk(ctx, r, c[cur], ds, s, row, nex);
       if (st == AM_STATUS_OK)
         st = am_chunk_submit(ctx, c[cur]);
       if (st != AM_STATUS_OK)
@@ -136,24 +157,119 @@ static am_status analyze_all_async(am_ctx_t *ctx, run_state_t *r, am_dataset_t *
   return st == AM_STATUS_OK ? st : am_fail(ctx, st, "%s", keep);
 }
 
+/* The store thread: writes and aggregates chunk k (and lets its pages go) while the
+ * run's threads read and compute chunk k+1 into the other buffer. Chunks are stored in
+ * input order, one at a time, so rows, aggregates and checkpoints are those of a serial
+ * run. It reports failures on its own copy of the context (messages never race). */
+typedef struct store_thread {
+  pthread_t tid;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  am_chunk_t *job; /* handed over, not yet stored */
+  int busy, quit;
+  am_status st;
+  am_ctx_t ctx;
+  run_state_t *r;
+  am_dataset_t *ds;
+  const am_run_options_t *opts;
+  int64_t done;
+  double last;
+} store_thread_t;
+
+static void *store_main(void *arg) {
+  store_thread_t *t = arg;
+  pthread_mutex_lock(&t->mu);
+  for (;;) {
+    while (!t->job && !t->quit)
+      pthread_cond_wait(&t->cv, &t->mu);
+    if (!t->job)
+      break;
+    am_chunk_t *c = t->job;
+    pthread_mutex_unlock(&t->mu);
+    am_status st = store_chunk(&t->ctx, t->r, c, &t->done, &t->last, t->ds, t->opts);
+    pthread_mutex_lock(&t->mu);
+    t->st = t->st != AM_STATUS_OK ? t->st : st;
+    t->job = NULL;
+    t->busy = 0;
+    pthread_cond_broadcast(&t->cv);
+  }
+  pthread_mutex_unlock(&t->mu);
+  return NULL;
+}
+
+/* Waits until the store thread is idle; its status. */
+static am_status store_wait(store_thread_t *t) {
+  pthread_mutex_lock(&t->mu);
+  while (t->busy)
+    pthread_cond_wait(&t->cv, &t->mu);
+  am_status st = t->st;
+  pthread_mutex_unlock(&t->mu);
+  return st;
+}
+
+static void store_hand(store_thread_t *t, am_chunk_t *c) {
+  pthread_mutex_lock(&t->mu);
+  t->job = c;
+  t->busy = 1;
+  pthread_cond_broadcast(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+}
+
+/* The other backends (the CPU one): chunk k+1 is read (its CRC-32C) and computed on the
+ * run's threads while the store thread writes chunk k. */
 static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
                              const am_run_options_t *opts) {
   if (ctx->backend->pass_submit && ctx->backend->pass_wait)
     return analyze_all_async(ctx, r, ds, opts);
-  int cap = am_run_chunk_examples(ctx, ds, &r->lay);
-  am_status st = am_chunk_alloc(ctx, &r->chunk, &r->lay, cap, ds->Tmax);
-  int64_t done = r->partial.done;
-  double last = am_now_seconds();
+  int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0;
+  am_chunk_t *c[2] = {&r->chunk, &r->chunk2};
+  am_status st = am_chunk_alloc(ctx, c[0], &r->lay, cap, ds->Tmax);
+  int64_t need = ds->N - r->partial.done; /* one chunk: no second buffer, no thread */
+  if (st == AM_STATUS_OK && need > cap)
+    st = am_chunk_alloc(ctx, c[1], &r->lay, cap, ds->Tmax);
+  if (st != AM_STATUS_OK)
+    return st;
+  store_thread_t t = {.ctx = *ctx, .r = r, .ds = ds, .opts = opts, .done = r->partial.done};
+  t.last = am_now_seconds();
+  t.ctx.error[0] = '\0';
+  int threaded = need > cap && pthread_mutex_init(&t.mu, NULL) == 0;
+  if (threaded && pthread_cond_init(&t.cv, NULL) != 0) {
+    pthread_mutex_destroy(&t.mu);
+    threaded = 0;
+  }
+  if (threaded && pthread_create(&t.tid, NULL, store_main, &t) != 0) {
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
+    threaded = 0;
+  }
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
+    for (int64_t row = r->partial.done > ds->shards[s].first
+                           ? r->partial.done - ds->shards[s].first
+                           : 0;
          row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
       int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
-      st = am_chunk_load(ctx, &r->chunk, ds, s, row, nex);
+      st = read_chunk(ctx, r, c[cur], ds, s, row, nex);
       if (st == AM_STATUS_OK)
-        st = am_chunk_compute(ctx, &r->chunk, ds);
-      if (st == AM_STATUS_OK)
-        st = store_chunk(ctx, r, &r->chunk, &done, &last, ds, opts);
+        st = am_chunk_compute(ctx, c[cur], ds);
+      if (st == AM_STATUS_OK && !threaded)
+        st = store_chunk(ctx, r, c[cur], &t.done, &t.last, ds, opts);
+      if (st == AM_STATUS_OK && threaded && (st = store_wait(&t)) == AM_STATUS_OK) {
+        store_hand(&t, c[cur]);
+        cur ^= 1;
+      }
     }
+  if (threaded) {
+    am_status stored = store_wait(&t); /* an earlier chunk's failure is the one to report */
+    pthread_mutex_lock(&t.mu);
+    t.quit = 1;
+    pthread_cond_broadcast(&t.cv);
+    pthread_mutex_unlock(&t.mu);
+    pthread_join(t.tid, NULL);
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
+    if (stored != AM_STATUS_OK)
+      st = am_fail(ctx, stored, "%s", t.ctx.error);
+  }
   return st;
 }
 
@@ -184,10 +300,15 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   am_status st = am_st_writer_close(r->writer, 0);
   r->writer = NULL;
   json_t *inputs = NULL, *doc = NULL;
-  double tc = am_now_seconds();
+  uint32_t *crcs = r->checksums ? calloc((size_t)r->sums.nfiles + 1, sizeof *crcs) : NULL;
+  if (st == AM_STATUS_OK && r->checksums && !crcs)
+    st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (st == AM_STATUS_OK && crcs)
+    st = am_checksums_finish(ctx, &r->sums, crcs);
   if (st == AM_STATUS_OK)
-    st = am_inputs_json(ctx, ds, opts ? opts->checksums : 1, &inputs);
-  times->checksum_s = am_now_seconds() - tc;
+    st = am_inputs_json(ctx, ds, crcs, &inputs);
+  free(crcs);
+  times->checksum_s = r->sums.seconds;
   times->total_s = am_now_seconds() - t0;
   if (st == AM_STATUS_OK) {
     doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, times);
@@ -212,6 +333,21 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   return st;
 }
 
+am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                             const char *run_dir, int *complete) {
+  if (complete)
+    *complete = 0;
+  if (!ctx || !ds || !plan || !run_dir || !complete)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "am_run_is_complete: NULL argument");
+  am_layout_t *lay = calloc(1, sizeof *lay);
+  am_status st = lay ? am_layout_build(ctx, ds, plan, lay)
+                     : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (st == AM_STATUS_OK)
+    *complete = am_run_matches(lay, ds, run_dir) == 1;
+  free(lay);
+  return st;
+}
+
 am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
                          const char *run_dir, const am_run_options_t *opts) {
   am_clear_error(ctx);
@@ -227,12 +363,25 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
     st = am_options_check(ctx, AM_SCOPE_RUN, opts, NULL, 0);
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, ds, plan, &r->lay);
+  int resume = opts ? opts->resume : 0, force = opts ? opts->force : 0, same = -1;
+  if (st == AM_STATUS_OK && resume && !force &&
+      (same = am_run_matches(&r->lay, ds, run_dir)) == 1) {
+    free(r);
+    return AM_STATUS_OK; /* finished before with these inputs and options: nothing to do */
+  }
+  if (st == AM_STATUS_OK && same == 0)
+    st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                 "%s: already exists and is not a run made from these inputs with these "
+                 "options (use --force to replace it)",
+                 run_dir);
   if (st == AM_STATUS_OK)
     st = am_out_inputs_of(ctx, ds, &r->inputs);
   if (st == AM_STATUS_OK)
     st = am_run_dir_check(ctx, run_dir, AM_OUT_RUN, opts ? opts->force : 0, &r->inputs);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &r->agg, &r->lay);
+  if (st == AM_STATUS_OK && (r->checksums = opts ? opts->checksums : 1))
+    st = am_checksums_init(ctx, &r->sums, ds);
   if (st == AM_STATUS_OK) {
     st = am_partial_begin(ctx, run_dir, &r->lay, ds, opts ? opts->resume : 0, &r->partial);
     locked = r->partial.lock_fd >= 0;
@@ -243,6 +392,17 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
     st = open_writer(ctx, r, ds);
   if (st == AM_STATUS_OK)
     st = analyze_all(ctx, r, ds, opts);
+  /* an input cut short or written while it was read explains whatever failed; and a run
+   * that read one (its lost pages read as zeros, io/sigbus.c) must not be published */
+  if (r && (st == AM_STATUS_OK || st == AM_STATUS_BAD_INPUT)) {
+    for (int s = 0; s < ds->nshards; s++) {
+      am_status changed = am_shard_check_unchanged(ctx, ds, s);
+      if (changed != AM_STATUS_OK) {
+        st = changed;
+        break;
+      }
+    }
+  }
   times.analyze_s = am_now_seconds() - t0;
   if (st == AM_STATUS_OK)
     st = finish(ctx, r, ds, run_dir, opts, t0, &times);
@@ -255,6 +415,7 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
     am_chunk_free(&r->chunk2);
     am_agg_free(&r->agg);
     am_out_inputs_free(&r->inputs);
+    am_checksums_free(&r->sums);
   }
   free(r);
   return st;

@@ -40,13 +40,12 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
   return json_pack("{s:s,s:o,s:s,s:b,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
                    "fusion", fusion_name(p->fusion), "target", target, "target_source",
                    lay->target_from_exporter ? "exporter" : "options", "include_target",
-                   p->include_target, "discard",
-                   p->discard, "normalize", normalize_name(p->normalize), "topk", p->topk,
-                   "include_special", p->include_special, "all_rows", p->all_rows, "worst",
-                   p->worst, "histogram_bins", p->histogram_bins, "chunk",
-                   (json_int_t)p->chunk, "head_stats", lay->head_stats, "head_importance",
-                   lay->head_importance, "maps", maps, "pairs", pairs, "row_tolerance",
-                   p->row_tolerance);
+                   p->include_target, "discard", p->discard, "normalize",
+                   normalize_name(p->normalize), "topk", p->topk, "include_special",
+                   p->include_special, "all_rows", p->all_rows, "worst", p->worst,
+                   "histogram_bins", p->histogram_bins, "chunk", (json_int_t)p->chunk,
+                   "head_stats", lay->head_stats, "head_importance", lay->head_importance,
+                   "maps", maps, "pairs", pairs, "row_tolerance", p->row_tolerance);
 }
 
 /* CRC-32C of the file's pieces on the context's threads (pread into a buffer per thread:
@@ -122,29 +121,29 @@ am_status am_file_crc32c(am_ctx_t *ctx, const char *path, uint32_t *crc) {
   return AM_STATUS_OK;
 }
 
-am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, const uint32_t *crcs,
                          json_t **out) {
+  (void)ctx;
   json_t *arr = json_array();
+  int k = 0;
   for (int s = 0; s < ds->nshards; s++)
-    for (int f = 0; f < ds->shards[s].nfiles; f++) {
+    for (int f = 0; f < ds->shards[s].nfiles; f++, k++) {
       const char *path = am_file_path(ds->shards[s].files[f]);
       struct stat sb;
-      json_t *o = json_pack("{s:s,s:I}", "path", path, "bytes",
-                            (json_int_t)(stat(path, &sb) == 0 ? sb.st_size : -1));
+      int ok =
+          stat(path, &sb) == 0; /* the identity --resume compares (pipeline/resume.c) */
+      json_t *o = json_pack(
+          "{s:s,s:I,s:I}", "path", path, "bytes", (json_int_t)(ok ? sb.st_size : -1),
+          "mtime_ns",
+          (json_int_t)(ok ? (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
+                          : -1));
       char *canonical = realpath(path, NULL); /* "f" and "./f" are one file */
       if (canonical)
         json_object_set_new(o, "realpath", json_string(canonical));
       free(canonical);
-      if (checksums) {
-        uint32_t crc = 0;
-        am_status st = am_file_crc32c(ctx, path, &crc);
-        if (st != AM_STATUS_OK) {
-          json_decref(o);
-          json_decref(arr);
-          return st;
-        }
+      if (crcs) {
         char hex[16];
-        snprintf(hex, sizeof hex, "%08x", crc);
+        snprintf(hex, sizeof hex, "%08x", crcs[k]);
         json_object_set_new(o, "crc32c", json_string(hex));
       }
       json_array_append_new(arr, o);

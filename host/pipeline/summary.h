@@ -17,8 +17,9 @@ json_t *am_plan_to_json(const am_layout_t *lay);
 json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay,
                          const am_aggregates_t *agg, json_t *inputs, const am_timings_t *t);
 
-/* {path, bytes, crc32} for every file of every shard; crc32 only when checksums. */
-am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, int checksums,
+/* {path, bytes, crc32c} for every file of every shard, in dataset order; crc32c from
+ * crcs[k] (pipeline/checksum.h), none when crcs is NULL. */
+am_status am_inputs_json(am_ctx_t *ctx, const am_dataset_t *ds, const uint32_t *crcs,
                          json_t **out);
 
 double am_now_seconds(void);

@@ -1,6 +1,7 @@
 /* html_page.c — the frame of index.html: head, style sheet, navigation, and the page's
  * one small inline script (sortable tables, metric and example switching, the head view
- * drawn from each example's embedded JSON). No network: nothing is fetched. */
+ * drawn from each example's embedded JSON, the
+ * layer switch of the patch-grid head view). No network: nothing is fetched. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,7 +35,9 @@ static const char *const css =
     "height:14px;display:block}.example{border:1px solid #c5cae9;padding:8px;margin:10px 0}"
     ".example[hidden]{display:none}img.px{image-rendering:pixelated}"
     ".hv svg text{font:11px monospace;fill:#222}.hv line{stroke:#1e88e5}"
-    "ol.top{margin:4px 0;padding-left:22px;font-size:12px}";
+    "ol.top{margin:4px 0;padding-left:22px;font-size:12px}"
+    ".hgl{display:flex;flex-wrap:wrap;gap:8px;margin-top:4px}.hgl[hidden]{display:none}"
+    ".hg{font-size:11px}.hg svg{display:block}.hgp{font-family:monospace}";
 
 /* Sorting, switching and the head view; DOM text is set with textContent only. */
 static const char *const js =
@@ -99,6 +102,12 @@ static const char *const js =
     "h=Math.floor((ev.clientX-b.left)/b.width*(+img.getAttribute('data-h')));"
     "d.heads.forEach(function(x,k){"
     "if(x[0]===l&&x[1]===h){sel.value=k;draw(out,d,k);}});});});\n"
+    "document.querySelectorAll('select.hgsel').forEach(function(s){var c=s.parentNode."
+    "parentNode;function f(){c.querySelectorAll('.hgl').forEach(function(d){"
+    "d.hidden=d.getAttribute('data-l')!==s.value;});}s.addEventListener('change',f);f();"
+    "var img=c.parentNode.querySelector('.mv');if(img)img.addEventListener('click',"
+    "function(ev){var b=img.getBoundingClientRect();s.value=String(Math.floor((ev.clientY-"
+    "b.top)/b.height*(+img.getAttribute('data-l'))));f();});});\n"
     "})();\n";
 
 /* A fresh nonce for the Content-Security-Policy: only the page's own script runs, so even

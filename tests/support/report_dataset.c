@@ -41,6 +41,11 @@ int rds_make(const rds_spec_t *spec, const char *path) {
                   .special = 1,
                   .seed = spec->seed};
   dsb_t *ds = dsb_build(&s);
+  for (int l = 0; ds && spec->known && l < spec->L; l++)
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < spec->H; h++)
+        for (int j = 0; j < T; j++)
+          *dsb_att(ds, l, b, h, 0, j) = rds_known(l, h, j);
   json_t *all = json_array();
   for (int b = 0; ds && b < B; b++) {
     json_t *row = json_array();
@@ -74,6 +79,12 @@ int rds_make(const rds_spec_t *spec, const char *path) {
   dsb_free(ds);
   free(len);
   return rc;
+}
+
+float rds_known(int l, int h, int j) {
+  (void)l;
+  int m = h % 2 ? 17 - j : j;
+  return j == 0 ? 8.0f / 264.0f : (float)(2 * m - 1) / 264.0f;
 }
 
 char *rds_html_escape(const char *s) {

@@ -18,8 +18,15 @@ typedef struct rds_spec {
   int grads, saliency, labels; /* as dataset_builder's spec */
   int varied;                  /* 1: example b has T - (b % 3) valid tokens */
   const char *grid;            /* "RxC+P" (then every example has T tokens) or NULL */
+  int known;                   /* 1: row 0 of every head is rds_known's (with a grid) */
   uint64_t seed;
 } rds_spec_t;
+
+/* With .known, what token 0 gives token j in layer l, head h of every example (T tokens,
+ * one prefix): 8/264 to itself, (2m - 1)/264 to patch m = 1..16 (T = 17), the patches in
+ * reverse order in odd heads; its patch maximum is 31/264, and no patch sits on a
+ * colormap boundary (m/31 * 256 is never whole). */
+float rds_known(int l, int h, int j);
 
 /* Writes the dataset to path; 0 on success. Every example's valid tokens are [CLS], words
  * (the hostile strings among them, at least one per example when T >= 4) and [SEP]. */
