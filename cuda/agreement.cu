@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(AM_AGR_THREADS)
   for (int i = tid; i < m; i += blockDim.x) {
     const float a = X[i], b = Y[i];
     nan |= !isfinite(a) || !isfinite(b); /* as the CPU: inf makes every metric NaN */
-    varx |= a != X[0]; /* exact equality, -0 == +0, as scipy */
+    varx |= a != X[0];                   /* exact equality, -0 == +0, as scipy */
     vary |= b != Y[0];
     sx += a;
     sy += b;

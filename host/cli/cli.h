@@ -40,8 +40,8 @@ void am_cli_options_help(FILE *out, unsigned scopes, const char *skip);
 int am_cli_option_apply(const char *cmd, am_settings_t *set, int c, const char *arg);
 
 /* Progress (--progress=auto|always|never): on a terminal a line rewritten in place; with
- * always and no terminal (nightly logs), a plain line at most every interval seconds and one
- * at the end; nothing with never or --quiet. Each line: done/total, examples/s, ETA. */
+ * always and no terminal (nightly logs), a plain line at most every interval seconds and
+ * one at the end; nothing with never or --quiet. Each line: done/total, examples/s, ETA. */
 typedef enum am_progress_mode {
   AM_PROGRESS_AUTO = 0,
   AM_PROGRESS_ALWAYS,

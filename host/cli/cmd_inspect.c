@@ -52,7 +52,8 @@ static void print_roles(const am_dataset_t *ds) {
     printf("model: %s\n", info.model);
   if (info.target)
     printf("target: %s (recorded by the exporter in %s; analyze uses it unless --target "
-           "is given)\n", info.target, info.target_file);
+           "is given)\n",
+           info.target, info.target_file);
   else
     printf("target: none recorded (analyze uses cls unless --target is given)\n");
 }

@@ -130,9 +130,11 @@ int am_progress_parse(const char *text, am_progress_mode *mode) {
   return 0;
 }
 
-void am_progress_init(am_progress_t *p, const char *what, am_progress_mode mode, int quiet) {
+void am_progress_init(am_progress_t *p, const char *what, am_progress_mode mode,
+                      int quiet) {
   p->tty = isatty(STDERR_FILENO);
-  p->enabled = !quiet && (mode == AM_PROGRESS_ALWAYS || (mode == AM_PROGRESS_AUTO && p->tty));
+  p->enabled =
+      !quiet && (mode == AM_PROGRESS_ALWAYS || (mode == AM_PROGRESS_AUTO && p->tty));
   p->start = now();
   p->last = -1.0;
   /* a steady line in logs: often enough to see a stall, rarely enough to read; settable for

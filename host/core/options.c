@@ -237,7 +237,8 @@ static int parse_value(const option_t *opt, const char *text, void *field) {
     int i = am_choice_index(o->choices, text, strlen(text));
     if (i < 0 && parse_int(o, text, &iv) != 0)
       return -1;
-    plan->target = i >= 0 ? (am_target)am_list_find(AM_LIST_TARGETS, text) : AM_TARGET_INDEX;
+    plan->target =
+        i >= 0 ? (am_target)am_list_find(AM_LIST_TARGETS, text) : AM_TARGET_INDEX;
     plan->target_index = i >= 0 ? plan->target_index : (int)iv;
     plan->target_recorded = 0; /* a target given by name overrides the exporter's record */
     return 0;

@@ -245,7 +245,8 @@ static am_status read_recorded_target(am_ctx_t *ctx, am_dataset_t *ds) {
       if (!value[0])
         continue; /* no target recorded (or not one attnmap reads): nothing to take */
       if (!ds->target) {
-        if (!(ds->target = strdup(value)) || !(ds->target_file = strdup(am_file_path(file))))
+        if (!(ds->target = strdup(value)) ||
+            !(ds->target_file = strdup(am_file_path(file))))
           return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
       } else if (strcmp(ds->target, value) != 0)
         return am_fail(ctx, AM_STATUS_BAD_INPUT,

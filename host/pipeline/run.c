@@ -67,7 +67,7 @@ typedef struct run_state {
   am_st_writer_t *writer;
   am_partial_t partial;
   am_out_inputs_t inputs; /* what the run folder must never replace */
-  am_checksums_t sums; /* the inputs' CRC-32C, from the pages the chunks read */
+  am_checksums_t sums;    /* the inputs' CRC-32C, from the pages the chunks read */
   int checksums;
 } run_state_t;
 
