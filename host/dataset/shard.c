@@ -15,11 +15,6 @@
 #include "dataset/shard.h"
 #include "io/file.h"
 
-/* Layers times heads, at most: 126 x 128 in the largest models of 2025. A bound is
- * needed because a tensor with B = 0 or T = 0 holds no bytes whatever L and H it claims,
- * and the pipeline sizes per-example buffers by L x H. */
-#define AM_MAX_LAYER_HEADS 65536
-
 static int is_float(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
@@ -56,8 +51,8 @@ static long layer_suffix(const char *name, const char *prefix) {
   return v;
 }
 
-static am_status collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
-                                am_layers_t *out, int *L_out) {
+am_status am_shard_collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
+                                  am_layers_t *out, int *L_out) {
   const am_tensor_t *stacked = NULL;
   am_source_t stacked_src = {0};
   int maxl = -1, count = 0;
@@ -252,12 +247,11 @@ static am_status check_int32(am_ctx_t *ctx, const am_shard_t *sh, const char *na
   return AM_STATUS_OK;
 }
 
-am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
-  int La = 0, Lg = 0;
+/* attentions and attention_grads: the matrix form. */
+static am_status find_matrix_form(am_ctx_t *ctx, am_shard_t *sh, int La, int *L, int *H) {
+  int Lg = 0;
   int64_t B, Hh, T, Bg, Hg, Tg;
-  am_status st = collect_layers(ctx, sh, "attentions", &sh->att, &La);
-  if (st != AM_STATUS_OK)
-    return st;
+  am_status st;
   if (La == 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor attentions: not found (expected 'attentions' [L,B,H,T,T] or "
@@ -274,7 +268,8 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
   sh->T = (int)T;
   *L = La;
   *H = (int)Hh;
-  if ((st = collect_layers(ctx, sh, "attention_grads", &sh->grad, &Lg)) != AM_STATUS_OK)
+  if ((st = am_shard_collect_layers(ctx, sh, "attention_grads", &sh->grad, &Lg)) !=
+      AM_STATUS_OK)
     return st;
   if (Lg) {
     if ((st = check_layers(ctx, &sh->grad, Lg, &Bg, &Hg, &Tg)) != AM_STATUS_OK)
@@ -289,6 +284,24 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
                      La, (long long)B, (long long)Hh, (long long)T, (long long)T,
                      am_dtype_name(sh->att.layer[0]->dtype));
   }
+  return AM_STATUS_OK;
+}
+
+am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
+  int La = 0, Lq = 0;
+  am_status st = am_shard_collect_layers(ctx, sh, "attentions", &sh->att, &La);
+  if (st == AM_STATUS_OK)
+    st = am_shard_collect_layers(ctx, sh, "queries", &sh->lc.q, &Lq);
+  if (st != AM_STATUS_OK)
+    return st;
+  if (La && Lq) /* DESIGN.md allows one form per layer; one per dataset is read so far */
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: the dataset holds both the matrix form (attentions) and "
+                   "the long-context form (queries/keys/values); store one of them",
+                   sh->lc.q.source[0].path, sh->lc.q.source[0].name);
+  st = Lq ? am_shard_find_long(ctx, sh, Lq, L, H) : find_matrix_form(ctx, sh, La, L, H);
+  if (st != AM_STATUS_OK)
+    return st;
   find(sh, "attention_mask", &sh->mask_src);
   find(sh, "special_tokens_mask", &sh->special_src);
   if ((st = check_aux(ctx, sh, "attention_mask", &sh->mask, 2, 'i')) ||
