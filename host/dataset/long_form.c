@@ -14,14 +14,6 @@
 #include "dataset/shard.h"
 #include "io/file.h"
 
-static void shape_text(const am_tensor_t *t, char *buf, size_t len) {
-  size_t k = (size_t)snprintf(buf, len, "[");
-  for (int i = 0; i < t->ndim && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
-  if (k < len)
-    snprintf(buf + k, len - k, "]");
-}
-
 /* Checks every layer of ls against [B, heads, T, d] and dtype (heads, B, T, d < 0: taken
  * from the first layer seen); what: the expected shape in words. */
 static am_status check_set(am_ctx_t *ctx, const am_layers_t *ls, int L, const char *what,
@@ -30,7 +22,7 @@ static am_status check_set(am_ctx_t *ctx, const am_layers_t *ls, int L, const ch
   for (int l = 0; l < L; l++) {
     const am_tensor_t *t = ls->layer[l];
     const am_source_t *src = &ls->source[l];
-    shape_text(t, found, sizeof found);
+    am_shape_text(t, found, sizeof found);
     if (ls->stacked || t->ndim != 4)
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor %s: expected %s per layer, found %s", src->path, src->name,

@@ -25,7 +25,7 @@ static int is_int(am_dtype d) {
          d == AM_DTYPE_BOOL;
 }
 
-static void shape_str(const am_tensor_t *t, char *buf, size_t len) {
+void am_shape_text(const am_tensor_t *t, char *buf, size_t len) {
   size_t k = (size_t)snprintf(buf, len, "[");
   for (int i = 0; i < t->ndim && k < len; i++)
     k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
@@ -132,7 +132,7 @@ static am_status check_layers(am_ctx_t *ctx, const am_layers_t *ls, int L, int64
     const am_tensor_t *t = ls->layer[l];
     const int64_t *s = ls->stacked ? t->shape + 1 : t->shape;
     int nd = ls->stacked ? t->ndim - 1 : t->ndim;
-    shape_str(t, found, sizeof found);
+    am_shape_text(t, found, sizeof found);
     if (nd != 4)
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor %s: expected [B,H,T,T] per layer, found %s",
@@ -195,7 +195,7 @@ static am_status check_aux(am_ctx_t *ctx, const am_shard_t *sh, const char *name
   if (!t)
     return AM_STATUS_OK;
   char found[128];
-  shape_str(t, found, sizeof found);
+  am_shape_text(t, found, sizeof found);
   int ok = t->ndim == ndim && t->shape[0] == sh->B && (ndim == 1 || t->shape[1] == sh->T);
   if (!ok && ndim == 1)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
@@ -332,7 +332,7 @@ am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh) {
   const am_source_t *ss[2] = {&se, &sg};
   for (int i = 0; i < 2; i++) {
     char found[128];
-    shape_str(ts[i], found, sizeof found);
+    am_shape_text(ts[i], found, sizeof found);
     if (ts[i]->ndim != 3 || ts[i]->shape[0] != sh->B || ts[i]->shape[1] != sh->T ||
         ts[i]->shape[2] < 1 || ts[i]->shape[2] != ts[0]->shape[2])
       return am_fail(ctx, AM_STATUS_BAD_INPUT,

@@ -9,6 +9,8 @@
  * and the pipeline sizes per-example buffers by L x H. */
 #define AM_MAX_LAYER_HEADS 65536
 
+/* "[2,12,128,128]" into buf (shard.c). */
+void am_shape_text(const am_tensor_t *t, char *buf, size_t len);
 /* Fills the role pointers of sh from its files and checks shapes; L, H from attentions. */
 am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H);
 /* Collects role.{l} (or a stacked role) into out; *L = 0 when there is none (shard.c). */

@@ -44,11 +44,7 @@ am_status am_lc_check_example(const am_lc_example_t *ex, const am_pass_options_t
   if (am_lc_refusal(opt))
     return AM_STATUS_INVALID_ARGUMENT;
   unsigned w = opt->want;
-  if ((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
-      (w & AM_PASS_ROLLOUT && !out->rollout) ||
-      (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
-      (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
-      (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance))
+  if (!am_ops_outputs_present(w, out))
     return AM_STATUS_INVALID_ARGUMENT;
   if (ex->n == 0)
     return AM_STATUS_OK;
