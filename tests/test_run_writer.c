@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/ctx.h"
+#include "ops/backend.h"
 #include "support/live_batches.h"
 
 static char dir[128], shards[256], ref[256], run[256], partial[300];
@@ -436,4 +438,95 @@ Test(run_writer, the_cpu_backend_refuses_device_pointers) {
             "%s", am_last_error(ctx));
   am_run_writer_abort(w);
   lb_free(&s);
+}
+
+/* Device copies of a batch's attentions and gradients (the backend's test hooks), its
+ * layer pointers moved onto them; NULL restores the host pointers. */
+typedef struct dev_copy {
+  unsigned char *att, *grad;
+} dev_copy_t;
+
+static void to_device(am_ctx_t *gpu, lb_batch_t *b, dev_copy_t *d) {
+  const dsb_spec_t *p = &b->ds->spec;
+  size_t per = (size_t)p->B * p->H * p->T * p->T * am_dtype_size(p->dtype);
+  const am_named_tensor_t *att = &b->ds->list[dsb_find(b->ds, b->ntensors, "attentions")];
+  const am_named_tensor_t *grad =
+      &b->ds->list[dsb_find(b->ds, b->ntensors, "attention_grads")];
+  d->att = gpu->backend->device_copy(gpu->backend_state, att->tensor.data, per * p->L);
+  d->grad = gpu->backend->device_copy(gpu->backend_state, grad->tensor.data, per * p->L);
+  cr_assert(d->att && d->grad, "device copies");
+  for (int l = 0; l < p->L; l++) {
+    b->att[l] = d->att + (size_t)l * per;
+    b->grad[l] = d->grad + (size_t)l * per;
+  }
+  b->in.device_pointers = 1;
+}
+
+static void device_free(am_ctx_t *gpu, dev_copy_t *d) {
+  gpu->backend->device_free(gpu->backend_state, d->att);
+  gpu->backend->device_free(gpu->backend_state, d->grad);
+}
+
+/* The CUDA backend with device pointers: each batch's chunks are submitted and finished
+ * during the next add (analyze's pass_submit/pass_wait), and the run equals analyze over
+ * the shards with that backend. Runs on a GPU and on the CPU emulator of CUDA
+ * (tests/cuda_emu/run.sh); skips without either. */
+Test(run_writer, cuda_device_pointers_overlap_and_match_analyze) {
+  am_ctx_options_t o = {.backend = "cuda", .threads = 2};
+  am_ctx_t *gpu = NULL;
+  if (am_ctx_create(&o, &gpu, NULL, 0) != AM_STATUS_OK || !gpu->backend->device_copy)
+    cr_skip_test("no CUDA backend or device");
+  am_ctx_t *cpu = ctx;
+  ctx = gpu;
+  unsigned seed = seed_now();
+  lb_set_t s;
+  cr_assert_eq(lb_make(&s, &full, 6, seed), 0);
+  am_plan_t plan;
+  lb_plan(&s, &plan);
+  plan.chunk = 2; /* several chunks in flight per batch */
+  make_reference(&s, &plan, seed);
+  dev_copy_t dev[6];
+  for (int i = 0; i < s.n; i++)
+    to_device(gpu, &s.b[i], &dev[i]);
+  am_run_writer_t *w = NULL;
+  int64_t from;
+  cr_assert_eq(open_writer(&s, &plan, 0, 0.0, &w, &from), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  add_range(w, &s, 0, s.n, seed);
+  cr_assert_eq(am_run_writer_close(w), AM_STATUS_OK, "%s", am_last_error(ctx));
+  expect_same("cuda, device pointers", seed);
+  /* a bad batch in flight: the batches before it stay whole */
+  dsb_rmtree(run);
+  lb_batch_t *b3 = &s.b[3];
+  float *cell = NULL, saved = 0;
+  for (int e = 0; e < b3->ds->spec.B && !cell; e++)
+    if (b3->ds->len[e] >= 2)
+      cell = dsb_att(b3->ds, 0, e, 0, b3->ds->start[e], b3->ds->start[e]);
+  if (cell) {
+    saved = *cell;
+    *cell = NAN;
+    device_free(gpu, &dev[3]);
+    to_device(gpu, b3, &dev[3]);
+    cr_assert_eq(open_writer(&s, &plan, 0, 0.0, &w, &from), AM_STATUS_OK);
+    add_range(w, &s, 0, 3, seed);
+    am_status st = am_run_writer_add(w, &b3->in, &b3->extras);
+    if (st == AM_STATUS_OK) /* submitted: found when it is finished */
+      st = am_run_writer_add(w, &s.b[4].in, &s.b[4].extras);
+    cr_expect_eq(st, AM_STATUS_BAD_INPUT, "%s", am_last_error(ctx));
+    cr_expect(strstr(am_last_error(ctx), "batch 3"), "%s", am_last_error(ctx));
+    am_run_writer_abort(w);
+    *cell = saved;
+    device_free(gpu, &dev[3]);
+    to_device(gpu, b3, &dev[3]);
+    cr_assert_eq(open_writer(&s, &plan, 1, 0.0, &w, &from), AM_STATUS_OK);
+    cr_expect_eq(from, lb_first(&s, 3));
+    add_range(w, &s, batch_at(&s, from), s.n, seed);
+    cr_assert_eq(am_run_writer_close(w), AM_STATUS_OK, "%s", am_last_error(ctx));
+    expect_same("cuda, bad batch then resumed", seed);
+  }
+  for (int i = 0; i < s.n; i++)
+    device_free(gpu, &dev[i]);
+  lb_free(&s);
+  ctx = cpu;
+  am_ctx_destroy(gpu);
 }
