@@ -42,9 +42,17 @@ static void teardown(void) {
 
 TestSuite(run_writer, .init = setup, .fini = teardown, .timeout = 300);
 
-static const lb_config_t full = {.L = 2, .H = 2, .dtype = AM_DTYPE_F32, .grads = 1,
-                                 .saliency = 1, .labels = 1, .special = 1, .tokens = 1,
-                                 .model = "tiny-bert", .max_B = 5, .max_T = 12};
+static const lb_config_t full = {.L = 2,
+                                 .H = 2,
+                                 .dtype = AM_DTYPE_F32,
+                                 .grads = 1,
+                                 .saliency = 1,
+                                 .labels = 1,
+                                 .special = 1,
+                                 .tokens = 1,
+                                 .model = "tiny-bert",
+                                 .max_B = 5,
+                                 .max_T = 12};
 
 static unsigned seed_now(void) { return (unsigned)time(NULL) ^ (unsigned)getpid(); }
 
@@ -60,7 +68,8 @@ static am_status open_writer(const lb_set_t *s, const am_plan_t *plan, int resum
 }
 
 /* Adds batches [from, to) of s. */
-static void add_range(am_run_writer_t *w, const lb_set_t *s, int from, int to, unsigned seed) {
+static void add_range(am_run_writer_t *w, const lb_set_t *s, int from, int to,
+                      unsigned seed) {
   for (int i = from; i < to; i++)
     cr_assert_eq(am_run_writer_add(w, &s->b[i].in, &s->b[i].extras), AM_STATUS_OK,
                  "seed %u batch %d: %s", seed, i, am_last_error(ctx));
@@ -89,11 +98,26 @@ static int batch_at(const lb_set_t *s, int64_t at) {
 Test(run_writer, identical_to_analyze_over_the_batches_as_shards) {
   const lb_config_t configs[] = {
       full,
-      {.L = 3, .H = 2, .dtype = AM_DTYPE_F16, .grads = 1, .embed_dim = 4, .special = 1,
-       .tokens = 1, .target = "last", .max_B = 4, .max_T = 9},
+      {.L = 3,
+       .H = 2,
+       .dtype = AM_DTYPE_F16,
+       .grads = 1,
+       .embed_dim = 4,
+       .special = 1,
+       .tokens = 1,
+       .target = "last",
+       .max_B = 4,
+       .max_T = 9},
       {.L = 1, .H = 3, .dtype = AM_DTYPE_F32, .max_B = 6, .max_T = 7},
-      {.L = 2, .H = 2, .dtype = AM_DTYPE_F32, .grads = 1, .labels = 1, .grid = "2x2+1",
-       .fixed_T = 5, .max_B = 3, .max_T = 5},
+      {.L = 2,
+       .H = 2,
+       .dtype = AM_DTYPE_F32,
+       .grads = 1,
+       .labels = 1,
+       .grid = "2x2+1",
+       .fixed_T = 5,
+       .max_B = 3,
+       .max_T = 5},
   };
   unsigned seed = seed_now();
   for (int c = 0; c < 4; c++)
@@ -207,9 +231,8 @@ static float *first_valid_cell(lb_batch_t *b) {
 
 Test(run_writer, a_bad_batch_names_itself_and_keeps_the_batches_before_it) {
   unsigned seed = seed_now();
-  const bad_case_t cases[] = {{"NaN", "not finite"},
-                              {"row sum", "sum"},
-                              {"layers", "2 layers"}};
+  const bad_case_t cases[] = {
+      {"NaN", "not finite"}, {"row sum", "sum"}, {"layers", "2 layers"}};
   lb_config_t cfg = full;
   cfg.L = 3;
   for (int k = 0; k < 3; k++) {
@@ -254,7 +277,8 @@ Test(run_writer, a_bad_batch_names_itself_and_keeps_the_batches_before_it) {
               "%s (seed %u): message '%s'", cases[k].name, seed, msg);
     cr_expect_neq(am_run_writer_add(w, &s.b[4].in, &s.b[4].extras), AM_STATUS_OK,
                   "a failed writer takes no more batches");
-    cr_expect_neq(am_run_writer_close(w), AM_STATUS_OK, "a failed writer publishes nothing");
+    cr_expect_neq(am_run_writer_close(w), AM_STATUS_OK,
+                  "a failed writer publishes nothing");
     cr_expect(!dsb_exists(run) && dsb_exists(partial));
     if (cell)
       *cell = saved;
@@ -392,8 +416,8 @@ Test(run_writer, report_and_merge_read_live_runs) {
   cr_assert_eq(am_run_merge(ctx, runs, 2, merged, NULL), AM_STATUS_OK, "%s",
                am_last_error(ctx));
   char why[512] = "";
-  cr_expect(lb_same_runs(ref, merged, why, sizeof why), "live + file-made merged (seed %u): %s",
-            seed, why);
+  cr_expect(lb_same_runs(ref, merged, why, sizeof why),
+            "live + file-made merged (seed %u): %s", seed, why);
   /* the report of the live run: token strings from tokens.jsonl, views missing, said so */
   am_report_options_t ro;
   am_report_options_init(&ro);

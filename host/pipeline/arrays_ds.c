@@ -78,8 +78,8 @@ static am_status check_mask(am_ctx_t *ctx, const am_arrays_t *in, const void *da
 }
 
 static am_status check_extras(am_ctx_t *ctx, const am_arrays_t *in, const char *lb) {
-  am_status st =
-      check_mask(ctx, in, in->attention_mask, in->attention_mask_dtype, "attention_mask", lb);
+  am_status st = check_mask(ctx, in, in->attention_mask, in->attention_mask_dtype,
+                            "attention_mask", lb);
   if (st == AM_STATUS_OK)
     st = check_mask(ctx, in, in->special_tokens_mask, in->special_tokens_mask_dtype,
                     "special_tokens_mask", lb);
@@ -96,8 +96,8 @@ static am_status check_extras(am_ctx_t *ctx, const am_arrays_t *in, const char *
     if (!in->saliency[i] || !nm || !*nm || strlen(nm) > 60 || strpbrk(nm, "~,"))
       return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
                      "%s: saliency %d: missing, or its name is empty, longer than 60 "
-                     "bytes or holds '~' or ','", lb,
-                     i);
+                     "bytes or holds '~' or ','",
+                     lb, i);
     for (int j = 0; j < i; j++)
       if (strcmp(nm, in->saliency_names[j]) == 0)
         return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
@@ -107,7 +107,8 @@ static am_status check_extras(am_ctx_t *ctx, const am_arrays_t *in, const char *
       (!in->inputs_embeds || !in->inputs_embeds_grads || !is_float(in->embeds_dtype)))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: inputs_embeds and inputs_embeds_grads: both needed, of a float "
-                   "dtype, with embed_dim > 0", lb);
+                   "dtype, with embed_dim > 0",
+                   lb);
   return AM_STATUS_OK;
 }
 
@@ -117,8 +118,8 @@ static am_status check_device(am_ctx_t *ctx, const am_arrays_t *in, const char *
   if (!ctx->backend || strcmp(ctx->backend->name, "cuda") != 0)
     return am_fail(ctx, AM_STATUS_UNSUPPORTED,
                    "%s: device pointers need the cuda backend (this context uses %s); "
-                   "attnmap does not copy device memory to the host behind your back", lb,
-                   ctx->backend ? ctx->backend->name : "no backend");
+                   "attnmap does not copy device memory to the host behind your back",
+                   lb, ctx->backend ? ctx->backend->name : "no backend");
   return AM_STATUS_OK;
 }
 
@@ -253,4 +254,3 @@ am_status am_arrays_ds_make(am_ctx_t *ctx, const am_arrays_t *in, const char *lb
   *out = a;
   return AM_STATUS_OK;
 }
-

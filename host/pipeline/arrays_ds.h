@@ -17,11 +17,10 @@ typedef struct am_arrays_ds {
   char (*names)[40];          /* [2L + saliency_count] */
   am_tensor_t mask, special, embeds, embeds_grads;
   am_tensor_t ids, labels, predictions; /* a live run's batch extras (batch.c) */
-  am_tensor_t *saliency;             /* [saliency_count] */
-  const am_tensor_t **saliency_ptrs; /* [saliency_count] */
+  am_tensor_t *saliency;                /* [saliency_count] */
+  const am_tensor_t **saliency_ptrs;    /* [saliency_count] */
   char grid[64];
 } am_arrays_ds_t;
-
 
 /* Checks in and dresses it as a dataset whose one shard is called path; messages start
  * with lb ("arrays", "batch 3"). */

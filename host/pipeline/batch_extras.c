@@ -16,14 +16,15 @@ static int is_int(am_dtype t) {
 
 /* An integer array of B (ndim 1) or [B,T] values; values of labels and predictions must
  * fit in 32 bits, as a shard's must. */
-static am_status bind_int(am_ctx_t *ctx, am_arrays_ds_t *a, const void *data, am_dtype dtype,
-                          int ndim, const char *name, const char *lb, am_tensor_t *view,
-                          const am_tensor_t **slot) {
+static am_status bind_int(am_ctx_t *ctx, am_arrays_ds_t *a, const void *data,
+                          am_dtype dtype, int ndim, const char *name, const char *lb,
+                          am_tensor_t *view, const am_tensor_t **slot) {
   if (!data)
     return AM_STATUS_OK;
   if (!is_int(dtype))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: dtype %s is not an integer type",
-                   lb, name, am_dtype_name(dtype) ? am_dtype_name(dtype) : "unknown");
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: dtype %s is not an integer type", lb, name,
+                   am_dtype_name(dtype) ? am_dtype_name(dtype) : "unknown");
   int64_t B = a->sh.B, T = a->sh.T;
   *view = (am_tensor_t){.dtype = dtype, .ndim = ndim, .data = data};
   view->shape[0] = B;
@@ -33,8 +34,8 @@ static am_status bind_int(am_ctx_t *ctx, am_arrays_ds_t *a, const void *data, am
     int64_t v = am_load_int(data, dtype, b);
     if (v < INT32_MIN || v > INT32_MAX)
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                     "%s: tensor %s: value %lld at example %lld does not fit in 32 bits", lb,
-                     name, (long long)v, (long long)b);
+                     "%s: tensor %s: value %lld at example %lld does not fit in 32 bits",
+                     lb, name, (long long)v, (long long)b);
   }
   *slot = view;
   return AM_STATUS_OK;
@@ -67,9 +68,8 @@ static am_status bind_tokens(am_ctx_t *ctx, am_arrays_ds_t *a, const am_batch_ex
       const char *s = x->tokens[off[b] + i];
       json_t *str = s ? json_string(s) : NULL;
       if (!str)
-        st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                     "%s: tokens: example %lld, token %lld is %s", lb, (long long)b,
-                     (long long)i, s ? "not valid UTF-8" : "NULL");
+        st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tokens: example %lld, token %lld is %s",
+                     lb, (long long)b, (long long)i, s ? "not valid UTF-8" : "NULL");
       else
         json_array_append_new(row, str);
     }
@@ -104,7 +104,8 @@ am_status am_arrays_ds_bind_extras(am_ctx_t *ctx, am_arrays_ds_t *a,
     st = bind_tokens(ctx, a, x, lb);
   if (st != AM_STATUS_OK)
     return st;
-  a->ds.roles |= (a->sh.ids ? AM_ROLE_INPUT_IDS : 0u) | (a->sh.labels ? AM_ROLE_LABELS : 0u) |
+  a->ds.roles |= (a->sh.ids ? AM_ROLE_INPUT_IDS : 0u) |
+                 (a->sh.labels ? AM_ROLE_LABELS : 0u) |
                  (a->sh.predictions ? AM_ROLE_PREDICTIONS : 0u);
   return AM_STATUS_OK;
 }

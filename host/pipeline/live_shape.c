@@ -56,7 +56,8 @@ am_status am_live_shape_check(am_ctx_t *ctx, const am_live_shape_t *run,
                    (b->roles & bit) ? "missing" : "present");
   }
   for (int i = 0; i < run->nsaliency || i < b->nsaliency; i++)
-    if (i >= run->nsaliency || i >= b->nsaliency || strcmp(run->saliency[i], b->saliency[i]))
+    if (i >= run->nsaliency || i >= b->nsaliency ||
+        strcmp(run->saliency[i], b->saliency[i]))
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor saliency.%s: the saliency maps of a batch must be the "
                      "run's first batch's, named alike in the same order",

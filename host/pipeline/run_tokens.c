@@ -114,10 +114,10 @@ am_status am_tokens_replay_row(void *user, am_ctx_t *ctx, am_aggregates_t *a, in
   size_t cap = 0;
   json_t *line = next_line(user, &buf, &cap);
   free(buf);
-  am_status st = line ? AM_STATUS_OK
-                      : am_fail(ctx, AM_STATUS_BAD_INPUT,
-                                "%s: line %lld: missing or not a JSON array", AM_TOKENS_FILE,
-                                (long long)row + 1);
+  am_status st =
+      line ? AM_STATUS_OK
+           : am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: line %lld: missing or not a JSON array",
+                     AM_TOKENS_FILE, (long long)row + 1);
   for (int i = 0; st == AM_STATUS_OK && r->ids && i < r->n; i++)
     st = am_agg_set_text(ctx, a, r->ids[i], json_string_value(json_array_get(line, i)));
   json_decref(line);
@@ -173,12 +173,12 @@ am_status am_run_tokens_check(am_ctx_t *ctx, const am_run_t *rf) {
                    path, exists ? "present" : "missing", rf->dir,
                    rec ? "records it" : "does not record it (provenance.files)");
   uint32_t crc = 0;
-  am_status st = (json_int_t)sb.st_size == json_integer_value(bytes)
-                     ? am_file_crc32c(ctx, path, &crc)
-                     : am_fail(ctx, AM_STATUS_BAD_INPUT,
-                               "%s: %lld bytes, but %s/summary.json records %lld", path,
-                               (long long)sb.st_size, rf->dir,
-                               (long long)json_integer_value(bytes));
+  am_status st =
+      (json_int_t)sb.st_size == json_integer_value(bytes)
+          ? am_file_crc32c(ctx, path, &crc)
+          : am_fail(ctx, AM_STATUS_BAD_INPUT,
+                    "%s: %lld bytes, but %s/summary.json records %lld", path,
+                    (long long)sb.st_size, rf->dir, (long long)json_integer_value(bytes));
   snprintf(have, sizeof have, "%08x", crc);
   if (st == AM_STATUS_OK && strcmp(have, want) != 0)
     st = am_fail(ctx, AM_STATUS_BAD_INPUT,

@@ -1,5 +1,5 @@
-/* run_writer.c — am_run_writer_*: a live run (docs/live-runs.md). Each batch is dressed as a
- * one-shard dataset (arrays_ds.c, batch_extras.c) whose first example is the run's next,
+/* run_writer.c — am_run_writer_*: a live run (docs/live-runs.md). Each batch is dressed as
+ * a one-shard dataset (arrays_ds.c, batch_extras.c) whose first example is the run's next,
  * cut into chunks and sent through the chunk code of am_run_analyze (load, backend pass,
  * write, aggregate in input order), so the run folder is the one analyze writes for the
  * batches stored as shards. With a backend that submits passes (CUDA) and device pointers,
@@ -162,8 +162,8 @@ static am_status accept(am_run_writer_t *w, const am_arrays_t *in, live_batch_t 
     return st;
   if (w->device_pointers < 0) {
     w->device_pointers = in->device_pointers ? 1 : 0;
-    w->async = w->device_pointers && w->ctx->backend->pass_submit &&
-               w->ctx->backend->pass_wait;
+    w->async =
+        w->device_pointers && w->ctx->backend->pass_submit && w->ctx->backend->pass_wait;
     w->lay.pass.device_pointers = w->device_pointers;
   } else if (w->device_pointers != (in->device_pointers ? 1 : 0)) {
     st = am_fail(w->ctx, AM_STATUS_INVALID_ARGUMENT,
@@ -214,8 +214,9 @@ am_status am_run_writer_add(am_run_writer_t *w, const am_arrays_t *in,
   am_ctx_t *ctx = w->ctx;
   am_clear_error(ctx);
   if (w->failed != AM_STATUS_OK)
-    return am_fail(ctx, w->failed, "the live run stopped at an earlier failure (%s); "
-                                   "abort the writer and open it again with resume",
+    return am_fail(ctx, w->failed,
+                   "the live run stopped at an earlier failure (%s); "
+                   "abort the writer and open it again with resume",
                    w->why);
   double t0 = am_now_seconds();
   char lb[96];
@@ -354,8 +355,10 @@ am_status am_run_writer_close(am_run_writer_t *w) {
   am_clear_error(ctx);
   double t0 = am_now_seconds();
   am_status st = w->failed != AM_STATUS_OK
-                     ? am_fail(ctx, w->failed, "the live run stopped at an earlier failure "
-                                               "(%s); nothing was published", w->why)
+                     ? am_fail(ctx, w->failed,
+                               "the live run stopped at an earlier failure "
+                               "(%s); nothing was published",
+                               w->why)
                      : AM_STATUS_OK;
   int owner = -1;
   while (st == AM_STATUS_OK && w->npend > 0)
@@ -382,7 +385,7 @@ void am_run_writer_abort(am_run_writer_t *w) {
   if (!w)
     return;
   if (w->failed == AM_STATUS_OK) { /* whole batches stored so far stay resumable */
-    drain(w, w->batches); /* the chunks in flight are stored when sound */
+    drain(w, w->batches);          /* the chunks in flight are stored when sound */
     am_live_checkpoint(w);
   }
   writer_free(w);

@@ -76,8 +76,8 @@ static am_status replay(am_run_writer_t *w) {
       !(texts = fopen(w->tokens.path, "rb")))
     st = am_fail(w->ctx, AM_STATUS_IO, "%s: cannot open", w->tokens.path);
   if (st == AM_STATUS_OK) {
-    am_merge_part_t part = {f,        NULL, w->boundary, w->T, texts ? am_tokens_replay_row : NULL,
-                            texts};
+    am_merge_part_t part = {
+        f, NULL, w->boundary, w->T, texts ? am_tokens_replay_row : NULL, texts};
     st = am_merge_aggregate(w->ctx, &w->agg, &w->lay, &part, 1);
   }
   if (texts)
@@ -188,9 +188,9 @@ static am_status write_summary(am_run_writer_t *w) {
     char hex[16];
     st = am_file_crc32c(w->ctx, w->tokens.path, &crc);
     snprintf(hex, sizeof hex, "%08x", crc);
-    json_object_set_new(json_object_get(prov, "files"), AM_TOKENS_FILE,
-                        json_pack("{s:I,s:s}", "bytes", (json_int_t)w->tokens.bytes,
-                                  "crc32c", hex));
+    json_object_set_new(
+        json_object_get(prov, "files"), AM_TOKENS_FILE,
+        json_pack("{s:I,s:s}", "bytes", (json_int_t)w->tokens.bytes, "crc32c", hex));
   }
   char path[4200];
   snprintf(path, sizeof path, "%s/summary.json", w->partial.dir);

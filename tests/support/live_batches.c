@@ -55,11 +55,16 @@ static void bind(lb_batch_t *b, const lb_config_t *c) {
     b->grad[l] = grad ? (const char *)grad->tensor.data + (size_t)l * per : NULL;
   }
   am_arrays_t *in = &b->in;
-  *in = (am_arrays_t){.layers = p->L, .batch = p->B, .heads = p->H, .tokens = p->T,
-                      .dtype = p->dtype, .attentions = b->att,
+  *in = (am_arrays_t){.layers = p->L,
+                      .batch = p->B,
+                      .heads = p->H,
+                      .tokens = p->T,
+                      .dtype = p->dtype,
+                      .attentions = b->att,
                       .attention_grads = grad ? b->grad : NULL,
                       .attention_mask = find(b, "attention_mask")->tensor.data,
-                      .attention_mask_dtype = AM_DTYPE_I64, .grid = c->grid};
+                      .attention_mask_dtype = AM_DTYPE_I64,
+                      .grid = c->grid};
   const am_named_tensor_t *t;
   if ((t = find(b, "special_tokens_mask"))) {
     in->special_tokens_mask = t->tensor.data;
@@ -102,10 +107,19 @@ int lb_make(lb_set_t *s, const lb_config_t *cfg, int n, unsigned seed) {
     int lengths[256];
     for (int e = 0; e < B && e < 256; e++)
       lengths[e] = cfg->fixed_T ? T : (int)(next(&r) % (unsigned)(T + 1));
-    dsb_spec_t spec = {.L = cfg->L, .H = cfg->H, .B = B, .T = T, .dtype = cfg->dtype,
-                       .lengths = lengths, .left_pad = i % 3 == 2, .grads = cfg->grads,
-                       .saliency = cfg->saliency, .embed_dim = cfg->embed_dim,
-                       .labels = cfg->labels, .special = cfg->special, .seed = seed + 1,
+    dsb_spec_t spec = {.L = cfg->L,
+                       .H = cfg->H,
+                       .B = B,
+                       .T = T,
+                       .dtype = cfg->dtype,
+                       .lengths = lengths,
+                       .left_pad = i % 3 == 2,
+                       .grads = cfg->grads,
+                       .saliency = cfg->saliency,
+                       .embed_dim = cfg->embed_dim,
+                       .labels = cfg->labels,
+                       .special = cfg->special,
+                       .seed = seed + 1,
                        .first = s->N};
     if (!(b->ds = dsb_build(&spec)))
       return -1;
@@ -169,11 +183,15 @@ void lb_plan(const lb_set_t *s, am_plan_t *plan) {
 }
 
 am_stream_info_t lb_info(const lb_set_t *s) {
-  return (am_stream_info_t){.examples = s->N, .max_tokens = s->T, .model = s->cfg.model,
-                            .grid = s->cfg.grid, .target = s->cfg.target};
+  return (am_stream_info_t){.examples = s->N,
+                            .max_tokens = s->T,
+                            .model = s->cfg.model,
+                            .grid = s->cfg.grid,
+                            .target = s->cfg.target};
 }
 
-am_status lb_analyze(am_ctx_t *ctx, const char *dir, const am_plan_t *plan, const char *run) {
+am_status lb_analyze(am_ctx_t *ctx, const char *dir, const am_plan_t *plan,
+                     const char *run) {
   am_dataset_t *ds = NULL;
   am_status st = am_dataset_open(ctx, &dir, 1, &ds);
   am_run_options_t opts;

@@ -13,7 +13,7 @@ typedef struct lb_config {
   am_dtype dtype;
   int grads, saliency, embed_dim, labels, special, tokens; /* inputs present */
   const char *model, *grid, *target;                       /* metadata or NULL */
-  int fixed_T;     /* > 0: every batch has this T and full lengths (a grid) */
+  int fixed_T; /* > 0: every batch has this T and full lengths (a grid) */
   int max_B, max_T;
 } lb_config_t;
 
@@ -50,7 +50,8 @@ void lb_plan(const lb_set_t *s, am_plan_t *plan);
 /* The stream info of the set (N, T, model, grid, target). */
 am_stream_info_t lb_info(const lb_set_t *s);
 /* Runs analyze over dir's shards into run. Returns the status; message in err. */
-am_status lb_analyze(am_ctx_t *ctx, const char *dir, const am_plan_t *plan, const char *run);
+am_status lb_analyze(am_ctx_t *ctx, const char *dir, const am_plan_t *plan,
+                     const char *run);
 /* 1 when examples.safetensors is byte-identical and summary.json equal apart from
  * provenance; otherwise 0 with what differs in why. */
 int lb_same_runs(const char *a, const char *b, char *why, size_t len);
