@@ -32,25 +32,37 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
     with attn_implementation="eager"; it is put in eval mode and its parameters are kept
     from accumulating gradients for the duration of the call (both restored after).
     data: a sequence of records - dicts with "text" or "image", optional "label" (int) and
-    "id" -, or of strings (texts) or images. processor: the tokenizer or image processor.
-    The options are attnmap-export's (docs/exporter.md): task (default: from the config),
-    target (the row the analysis reads: cls, last, mean; default from the task),
-    target_class, dtype (what the analysis reads: "f32" the model's values, "f16"/"bf16"
-    as a shard stores them), embeds, ig_steps, max_length, batch_size, sort_by_length;
-    progress ("auto": a progress line on a terminal), quiet; resume continues
+    "id" -, of strings (texts) or of images, which the driver batches (batch_size,
+    max_length, sort_by_length); or a sequence of batches as the processor returns them
+    (dicts of tensors: input_ids, attention_mask, special_tokens_mask, optional
+    token_type_ids and labels; or pixel_values and optional labels), used as they are.
+    processor: the tokenizer or image processor (with batches: for the token strings and
+    missing special-token masks; optional). The options are attnmap-export's
+    (docs/exporter.md): task (default: from the config), target (the row the analysis
+    reads: cls, last, mean; default from the task), target_class, dtype (what the analysis
+    reads: "f32" the model's values, "f16"/"bf16" as a shard stores them), embeds,
+    ig_steps; progress ("auto": a progress line on a terminal), quiet; resume continues
     RUN.partial/ after an interruption, force replaces a run folder attnmap wrote; backend
     and threads are attnmap's; analyze_options are attnmap.analyze's (methods, pairs,
     topk, ...)."""
-    if processor is None:
+    data = list(data)
+    given = bool(data) and all(hf_batch.is_batch(x) for x in data)
+    if processor is None and not given:
         raise SystemExit("%s: analyze_model needs processor= (the model's tokenizer or image "
-                         "processor)" % WHAT)
-    recs = hf_data.as_records(data)
+                         "processor) to batch records" % WHAT)
     task = task or hf_tasks.detect_task(model.config, probe is not None)
-    labels, names = hf_data.label_ids(recs, model.config)
-    if task != "image-cls" and getattr(processor, "pad_token", True) is None:
+    if given:
+        recs, labels, names = None, None, None
+    else:
+        recs = hf_data.as_records(data)
+        labels, names = hf_data.label_ids(recs, model.config)
+    if task != "image-cls" and processor is not None and \
+            getattr(processor, "pad_token", True) is None:
         raise SystemExit("%s: the tokenizer has no pad token (GPT-2 family: set "
                          "tokenizer.pad_token = tokenizer.eos_token and padding_side = "
                          "\"right\")" % WHAT)
+    opts = dict(progress=progress, quiet=quiet, resume=resume, force=force, backend=backend,
+                threads=threads, **analyze_options)
     with _grad_free(model):
         job = hf_batch.Job(model, processor, task, target=target, target_class=target_class,
                            dtype=dtype, embeds=embeds, ig_steps=ig_steps,
@@ -58,10 +70,10 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
                            labels=labels, model_name=model_name or _model_name(model),
                            what=WHAT)
         try:
+            if given:
+                return run_batches(job, data, run_dir, **opts)
             return run_job(job, recs, run_dir, batch_size=batch_size,
-                           sort_by_length=sort_by_length, progress=progress, quiet=quiet,
-                           resume=resume, force=force, backend=backend, threads=threads,
-                           **analyze_options)
+                           sort_by_length=sort_by_length, **opts)
         finally:
             job.close()
 
@@ -95,15 +107,30 @@ def plan(job, recs, batch_size, sort_by_length):
     return batches, max(lengths)
 
 
-def run_job(job, recs, run_dir, *, batch_size=16, sort_by_length=False, progress="auto",
-            quiet=False, resume=False, force=False, backend="cpu", threads=0,
-            **analyze_options):
-    """The live run of job over recs into run_dir (see analyze_model)."""
+def run_job(job, recs, run_dir, *, batch_size=16, sort_by_length=False, **opts):
+    """The live run of job over records recs into run_dir (see analyze_model)."""
+    batches, T = plan(job, recs, batch_size, sort_by_length)
+    steps = [(len(idx), lambda idx=idx: job.batch(recs, idx)) for idx in batches]
+    return write_run(job, steps, len(recs), T, run_dir,
+                     "--batch-size %d" % batch_size, **opts)
+
+
+def run_batches(job, batches, run_dir, **opts):
+    """The live run of job over batches the caller made (see analyze_model)."""
+    shapes = [job.batch_shape(b, k) for k, b in enumerate(batches)]
+    steps = [(n, lambda b=b: job.given_batch(b)) for b, (n, _) in zip(batches, shapes)]
+    return write_run(job, steps, sum(n for n, _ in shapes), max(t for _, t in shapes),
+                     run_dir, "the same batches", **opts)
+
+
+def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
+              resume=False, force=False, backend="cpu", threads=0, **analyze_options):
+    """steps: [(examples, () -> (tensors, tokens))] in order; N examples, T tokens at
+    most. Resuming skips the steps the writer already holds."""
     import attnmap
 
-    batches, T = plan(job, recs, batch_size, sort_by_length)
-    bar = export_shards.Progress(len(recs), progress, quiet, what=WHAT)
-    with attnmap.RunWriter(run_dir, examples=len(recs), max_tokens=T, backend=backend,
+    bar = export_shards.Progress(N, progress, quiet, what=WHAT)
+    with attnmap.RunWriter(run_dir, examples=N, max_tokens=T, backend=backend,
                            threads=threads, force=force, resume=resume,
                            model=job.model_name, grid=job.grid, recorded_target=job.target,
                            **analyze_options) as w:
@@ -112,16 +139,16 @@ def run_job(job, recs, run_dir, *, batch_size=16, sort_by_length=False, progress
             print("%s: resuming after %d examples stored in %s.partial" % (WHAT, skip, run_dir),
                   file=sys.stderr)
         done = 0
-        for idx in batches:
-            if done + len(idx) <= skip:  # stored before the interruption
-                done += len(idx)
-                bar.update(len(idx))
+        for n, step in steps:
+            if done + n <= skip:  # stored before the interruption
+                done += n
+                bar.update(n)
                 continue
             if done < skip:
-                raise SystemExit("%s: %s holds %d examples, which is not a batch boundary "
-                                 "of this run (--batch-size %d): resume with the batch size "
-                                 "of the interrupted run" % (WHAT, run_dir, skip, batch_size))
-            t, tokens = job.batch(recs, idx)
+                raise SystemExit("%s: %s.partial holds %d examples, which is not a batch "
+                                 "boundary of this run: resume with %s as the interrupted "
+                                 "run" % (WHAT, run_dir, skip, same))
+            t, tokens = step()
             w.add(t["attentions"], t["attention_grads"],
                   attention_mask=t["attention_mask"],
                   special_tokens_mask=t["special_tokens_mask"],
@@ -131,12 +158,12 @@ def run_job(job, recs, run_dir, *, batch_size=16, sort_by_length=False, progress
                   inputs_embeds_grads=t.get("inputs_embeds_grads"),
                   tokens=tokens, ids=t.get("input_ids"), labels=t.get("labels"),
                   predictions=t["predictions"])
-            done += len(idx)
-            bar.update(len(idx))
+            done += n
+            bar.update(n)
     bar.close()
     if not quiet:
         delta = (" (max |IG completeness delta| %.3g)" % job.ig_delta
                  if job.ig_delta is not None else "")
         print("%s: analysed %d examples live into %s%s; report with: attnmap report %s"
-              % (WHAT, len(recs), run_dir, delta, run_dir), file=sys.stderr)
+              % (WHAT, N, run_dir, delta, run_dir), file=sys.stderr)
     return run_dir

@@ -13,6 +13,16 @@ from . import hf_tasks
 from .hf_data import load_image
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+# what a batch made by the caller may hold that the model or the run reads
+GIVEN = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "labels",
+         "pixel_values")
+
+
+def is_batch(x):
+    """True for a batch of model inputs (a dict or BatchEncoding of tensors), not a
+    record."""
+    return hasattr(x, "keys") and any(len(getattr(x.get(k), "shape", ())) >= 2
+                                      for k in ("input_ids", "pixel_values"))
 
 
 def to_storage(t, dtype, name, what="attnmap-export"):
@@ -187,6 +197,34 @@ class Job:
         b = {k: v.to(self.device) for k, v in self.encode([recs[i] for i in idx], idx).items()}
         t = self.tensors(self.run(b), b)
         return t, self.tokens(b)
+
+    # ---- batches the caller made (attnmap.hf.analyze_model) ---------------------------
+    def batch_shape(self, b, k):
+        """(examples, padded length) of batch number k as the caller made it."""
+        x = b["pixel_values"] if self.task == "image-cls" else b.get("input_ids")
+        if x is None or len(getattr(x, "shape", ())) < 2:
+            raise SystemExit("%s: batch %d: %s is not a [B,...] tensor" % (
+                self.what, k, "pixel_values" if self.task == "image-cls" else "input_ids"))
+        return int(x.shape[0]), self.n_tok if self.task == "image-cls" else int(x.shape[1])
+
+    def given_batch(self, b):
+        """run + tensors of a batch the caller made (dict of tensors as the processor
+        returns them): the tensors and the token strings (None without a processor)."""
+        b = {k: torch.as_tensor(v) for k, v in b.items() if k in GIVEN}
+        if self.task != "image-cls":
+            ids = b["input_ids"]
+            b.setdefault("attention_mask", torch.ones_like(ids))
+            if "special_tokens_mask" not in b:
+                if self.proc is None:
+                    raise SystemExit("%s: a batch without special_tokens_mask needs "
+                                     "processor= (or the tokenizer's "
+                                     "return_special_tokens_mask=True)" % self.what)
+                b["special_tokens_mask"] = torch.tensor(
+                    [self.proc.get_special_tokens_mask(row, already_has_special_tokens=True)
+                     for row in ids.tolist()])
+        b = {k: v.to(self.device) for k, v in b.items()}
+        t = self.tensors(self.run(b), b)
+        return t, self.tokens(b) if self.proc is not None else None
 
     def metadata(self, ids, tokens, T):
         """A shard's __metadata__ (the examples' ids, their token strings, T)."""

@@ -134,6 +134,21 @@ def test_analyze_model_on_a_model_object(bert, tmp_path):
     assert_same_run(run, ref)
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert all(p.grad is None for p in model.parameters())
+    # batches the caller made, as the tokenizer returns them (the special-token masks
+    # derived by the driver for the second form)
+    batches = []
+    for i in range(0, len(recs), 4):
+        b = tok([r["text"] for r in recs[i:i + 4]], padding=True, truncation=True,
+                max_length=128, return_special_tokens_mask=True, return_tensors="pt")
+        b["labels"] = torch.tensor([r["label"] for r in recs[i:i + 4]])
+        batches.append(b)
+    for form in ("given", "derived"):
+        if form == "derived":
+            for b in batches:
+                del b["special_tokens_mask"]
+        run = attnmap.hf.analyze_model(model, batches, str(tmp_path / form), processor=tok,
+                                       dtype="f16", model_name=model_path, quiet=True)
+        assert_same_run(run, ref)
 
 
 def test_killed_live_run_resumes_to_the_same_bytes(bert, cli, tmp_path, repo):
