@@ -152,8 +152,7 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
             w.add(t["attentions"], t["attention_grads"],
                   attention_mask=t["attention_mask"],
                   special_tokens_mask=t["special_tokens_mask"],
-                  saliency={k[len("saliency."):]: v for k, v in t.items()
-                            if k.startswith("saliency.")} or None,
+                  saliency=saliency_maps(t),
                   inputs_embeds=t.get("inputs_embeds"),
                   inputs_embeds_grads=t.get("inputs_embeds_grads"),
                   tokens=tokens, ids=t.get("input_ids"), labels=t.get("labels"),
@@ -167,3 +166,10 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
         print("%s: analysed %d examples live into %s%s; report with: attnmap report %s"
               % (WHAT, N, run_dir, delta, run_dir), file=sys.stderr)
     return run_dir
+
+
+def saliency_maps(t):
+    """{name: [B,T]} of a batch's saliency.* tensors, in name order as a shard file holds
+    them (the order of the run's maps and pairs), or None."""
+    maps = {k[len("saliency."):]: v for k, v in sorted(t.items()) if k.startswith("saliency.")}
+    return maps or None
