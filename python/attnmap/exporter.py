@@ -74,7 +74,8 @@ def parse_args(argv=None):
                    "exporter holds about twice this while it writes a shard")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted export into --out: finished shards (same "
-                   "examples and options, checked) are kept, the rest are written")
+                   "examples and options, checked) are kept, the rest are written; with "
+                   "--run: continue DIR.partial from its last checkpoint")
     p.add_argument("--sort-by-length", action="store_true",
                    help="group texts of similar length into shards (less padding)")
     p.add_argument("--limit", type=int, default=0, help="first N examples only")
@@ -96,8 +97,11 @@ def parse_args(argv=None):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no notes")
     p.add_argument("--force", action="store_true", help="replace shards in --out (the run "
                    "folder with --run)")
-    p.add_argument("--backend", default="cpu", help="--run: attnmap's backend (cpu, cuda, "
-                   "cuda:N, auto)")
+    p.add_argument("--backend", default=None, help="--run: attnmap's backend (cpu, cuda, "
+                   "cuda:N, auto; default: where --device is)")
+    p.add_argument("--checkpoint", type=float, default=2.0, metavar="S",
+                   help="--run: seconds between checkpoints of the partial run folder "
+                   "(0: after every batch), what --resume continues from")
     p.add_argument("--threads", type=int, default=0, help="--run: attnmap's CPU threads "
                    "(0: all cores)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -274,7 +278,9 @@ def main(argv=None):
         hf.run_job(job, recs, args.run, batch_size=args.batch_size,
                    sort_by_length=args.sort_by_length, progress=args.progress,
                    quiet=args.quiet, resume=args.resume, force=args.force,
-                   backend=args.backend, threads=args.threads, **args.analyze_options)
+                   backend=args.backend, threads=args.threads, checkpoint=args.checkpoint,
+                   **args.analyze_options)
+        job.close()
         return
     tokens = job.n_tok if job.task == "image-cls" else args.max_length
     per_shard = shards_mod.examples_per_shard(job.model.config, tokens, args)

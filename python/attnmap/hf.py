@@ -24,7 +24,7 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
                   target_class="predicted", probe=None, dtype="f32", embeds="full",
                   ig_steps=0, max_length=128, batch_size=16, sort_by_length=False,
                   model_name=None, progress="auto", quiet=False, resume=False, force=False,
-                  backend="cpu", threads=0, **analyze_options):
+                  backend=None, threads=0, checkpoint=2.0, **analyze_options):
     """Runs model over data and writes the run folder run_dir; returns its path.
 
     model: a Hugging Face model (seq-cls, image-cls, causal-lm, or the body of a
@@ -42,7 +42,9 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
     reads: cls, last, mean; default from the task), target_class, dtype (what the analysis
     reads: "f32" the model's values, "f16"/"bf16" as a shard stores them), embeds,
     ig_steps; progress ("auto": a progress line on a terminal), quiet; resume continues
-    RUN.partial/ after an interruption, force replaces a run folder attnmap wrote; backend
+    RUN.partial/ after an interruption (checkpoint: seconds between checkpoints, 0 after
+    every batch), force replaces a run folder attnmap wrote; backend (default: the model's
+    device, "cpu" or "cuda:N"; "cpu" with a model on a GPU copies each batch to the host)
     and threads are attnmap's; analyze_options are attnmap.analyze's (methods, pairs,
     topk, ...)."""
     data = list(data)
@@ -62,7 +64,7 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
                          "tokenizer.pad_token = tokenizer.eos_token and padding_side = "
                          "\"right\")" % WHAT)
     opts = dict(progress=progress, quiet=quiet, resume=resume, force=force, backend=backend,
-                threads=threads, **analyze_options)
+                threads=threads, checkpoint=checkpoint, **analyze_options)
     with _grad_free(model):
         job = hf_batch.Job(model, processor, task, target=target, target_class=target_class,
                            dtype=dtype, embeds=embeds, ig_steps=ig_steps,
@@ -124,11 +126,15 @@ def run_batches(job, batches, run_dir, **opts):
 
 
 def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
-              resume=False, force=False, backend="cpu", threads=0, **analyze_options):
+              resume=False, force=False, backend=None, threads=0, **analyze_options):
     """steps: [(examples, () -> (tensors, tokens))] in order; N examples, T tokens at
     most. Resuming skips the steps the writer already holds."""
     import attnmap
 
+    dev = job.device
+    if backend is None:  # attnmap where the model is: device tensors are read in place
+        backend = "cuda:%d" % (dev.index or 0) if dev.type == "cuda" else "cpu"
+    to_host = dev.type != "cpu" and backend == "cpu"
     bar = export_shards.Progress(N, progress, quiet, what=WHAT)
     with attnmap.RunWriter(run_dir, examples=N, max_tokens=T, backend=backend,
                            threads=threads, force=force, resume=resume,
@@ -149,6 +155,8 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
                                  "boundary of this run: resume with %s as the interrupted "
                                  "run" % (WHAT, run_dir, skip, same))
             t, tokens = step()
+            if to_host:  # asked for: the cpu backend reads host memory only
+                t = {k: v.cpu() for k, v in t.items()}
             w.add(t["attentions"], t["attention_grads"],
                   attention_mask=t["attention_mask"],
                   special_tokens_mask=t["special_tokens_mask"],

@@ -158,7 +158,8 @@ def test_killed_live_run_resumes_to_the_same_bytes(bert, cli, tmp_path, repo):
     ref = live(model, data, str(tmp_path / "ref"), "--batch-size", "2")
     run = str(tmp_path / "run")
     cmd = [sys.executable, os.path.join(repo, "examples", "export_hf.py"), "--model", model,
-           "--data", data, "--run", run, "--batch-size", "2", "--progress", "always"]
+           "--data", data, "--run", run, "--batch-size", "2", "--checkpoint", "0",
+           "--progress", "always"]
     env = dict(os.environ, ATTNMAP_PROGRESS_INTERVAL="0")
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
