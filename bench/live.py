@@ -26,7 +26,10 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "python"))
+try:
+    import attnmap.hf  # noqa: F401  the package on $PYTHONPATH (bench/run.sh: python/)
+except ImportError:
+    sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import torch  # noqa: E402
 
