@@ -32,19 +32,24 @@ static int valid_dtype(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
 
+int am_ops_outputs_present(unsigned want, const am_pass_output_t *out) {
+  unsigned w = want;
+  return !((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
+           (w & AM_PASS_ROLLOUT && !out->rollout) ||
+           (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
+           (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
+           (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
+           (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
+           (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance));
+}
+
 am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
                                const am_pass_output_t *out) {
   if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
       !valid_dtype(ex->dtype))
     return AM_STATUS_INVALID_ARGUMENT;
   unsigned w = opt->want;
-  if ((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
-      (w & AM_PASS_ROLLOUT && !out->rollout) ||
-      (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
-      (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
-      (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
-      (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
-      (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance))
+  if (!am_ops_outputs_present(w, out))
     return AM_STATUS_INVALID_ARGUMENT;
   if (ex->n == 0)
     return AM_STATUS_OK;
