@@ -160,7 +160,7 @@ def test_analyze_model_on_a_model_object(bert, tmp_path):
 def test_killed_live_run_resumes_to_the_same_bytes(bert, cli, tmp_path, repo):
     model, _ = bert
     data = str(tmp_path / "many.jsonl")
-    tiny_models.write_jsonl(data, texts=tiny_models.TEXTS * 20)  # 180 examples
+    tiny_models.write_jsonl(data, texts=tiny_models.TEXTS * 8)  # 72 examples
     ref = live(model, data, str(tmp_path / "ref"), "--batch-size", "2")
     run = str(tmp_path / "run")
     cmd = [sys.executable, os.path.join(repo, "examples", "export_hf.py"), "--model", model,
@@ -171,7 +171,7 @@ def test_killed_live_run_resumes_to_the_same_bytes(bert, cli, tmp_path, repo):
     seen = []
     for line in p.stderr:
         seen.append(line)
-        if "/180 examples" in line and int(line.split("/180")[0].split()[-1]) >= 40:
+        if "/72 examples" in line and int(line.split("/72")[0].split()[-1]) >= 24:
             os.kill(p.pid, signal.SIGKILL)
             break
     p.wait()
@@ -182,7 +182,7 @@ def test_killed_live_run_resumes_to_the_same_bytes(bert, cli, tmp_path, repo):
     assert q.returncode == 0, q.stderr
     assert "resuming after" in q.stderr, q.stderr
     skipped = int(q.stderr.split("resuming after ")[1].split()[0])
-    assert 0 < skipped < 180
+    assert 0 < skipped < 72
     assert_same_run(run, ref)
 
 
