@@ -10,7 +10,8 @@ In one process, on the same loaded model, each repeated --repeat times in turn:
   live    attnmap.hf.run_job: the same, the tensors converted to F16 and handed to
           attnmap.RunWriter, which analyses them and writes the run folder;
   dump    the exporter's shards (one per batch) then `attnmap analyze` on them (a process).
-Prints one JSON line per timed run (wall and CPU seconds, examples/s, bytes written per
+Checks once that the live run's examples.safetensors is the dump's, byte for byte. Prints
+one JSON line per timed run (wall and CPU seconds, examples/s, bytes written per
 example, the load average) and the medians with live/floor; the caller (bash bench/run.sh
 --live) keeps the log. Run by scripts' Python: needs torch, transformers, safetensors, the
 wheel, and libattnmap.so + the CLI ($ATTNMAP_LIBRARY, $ATTNMAP_CLI).
@@ -107,6 +108,14 @@ def main():
                                   os.path.join(work, "dump"), args)}
     for k in kinds.values():  # warm-up: first-call costs of torch and the page cache
         k()
+    # the result checked once: the live run is the dump's analysis, byte for byte
+    same = all(open(os.path.join(work, "live", f), "rb").read() ==
+               open(os.path.join(work, "dump", f), "rb").read()
+               for f in ("examples.safetensors",))
+    print(json.dumps({"check": "live examples.safetensors == export + analyze's",
+                      "ok": same}), flush=True)
+    if not same:
+        raise SystemExit("bench/live.py: the live run differs from export + analyze")
     rows = {k: [] for k in kinds}
     for r in range(args.repeat):
         for name, fn in kinds.items():
