@@ -52,9 +52,12 @@ static void teardown(void) {
   dut[0] = dut[1] = ref = NULL;
 }
 
-/* be's context of variant v (the test skips without one); slot: 0 or 1. */
+/* be's context of variant v in slot 0 or 1 (what the slot held is destroyed first); the
+ * test skips without one. */
 static am_ctx_t *open_dut(const par_backend_t *be, par_variant v, int slot) {
   who = be->name;
+  am_ctx_destroy(dut[slot]);
+  dut[slot] = NULL;
   return dut[slot] = par_backend_open(be, v);
 }
 
@@ -82,9 +85,9 @@ static void check_on(am_ctx_t *ctx, const par_case_t *c) {
   par_free(d);
 }
 
-/* Runs c on be's default context. */
+/* Runs c on be's default context, made once per test. */
 static void check(const par_backend_t *be, const par_case_t *c) {
-  check_on(open_dut(be, PAR_PLAIN, 0), c);
+  check_on(dut[0] ? dut[0] : open_dut(be, PAR_PLAIN, 0), c);
 }
 
 /* ---- the fused pass on a table of shapes ------------------------------------------- */

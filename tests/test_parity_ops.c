@@ -40,6 +40,8 @@ static void teardown(void) {
 /* be's context of variant v; the test skips without one. */
 static am_ctx_t *open_dut(const par_backend_t *be, par_variant v) {
   who = be->name;
+  am_ctx_destroy(dut);
+  dut = NULL;
   return dut = par_backend_open(be, v);
 }
 
