@@ -11,6 +11,7 @@
 #include "cpu/agreement.h"
 #include "cpu/backend_cpu.h"
 #include "cpu/flow.h"
+#include "cpu/long_pass.h"
 #include "cpu/row_sweep.h"
 #include "ops/backend.h"
 
@@ -151,6 +152,13 @@ static am_status cpu_saliency(void *state, int nex, int D, const void *const *em
   return AM_STATUS_OK;
 }
 
+static am_status cpu_long_pass(void *state, const am_lc_example_t *ex, int nex,
+                               const am_pass_options_t *opt, am_pass_output_t *out,
+                               am_fault_t *fault, int *fault_example) {
+  cpu_state_t *s = state;
+  return am_cpu_lc_pass(ex, nex, opt, out, s->threads, fault, fault_example);
+}
+
 const am_backend_t am_backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -159,4 +167,5 @@ const am_backend_t am_backend_cpu = {
     .flow = cpu_flow,
     .agreement = cpu_agreement,
     .saliency = cpu_saliency,
+    .long_pass = cpu_long_pass,
 };

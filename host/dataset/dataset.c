@@ -156,7 +156,8 @@ static am_status discover(am_ctx_t *ctx, am_dataset_t *ds, const char *const *pa
 
 static unsigned shard_roles(const am_shard_t *sh) {
   unsigned r = AM_ROLE_ATTENTIONS;
-  r |= sh->grad.layer ? AM_ROLE_ATTENTION_GRADS : 0;
+  /* the long-context form holds the attention and its gradient too, as Q, K, V and dO */
+  r |= sh->grad.layer || sh->lc.dout.layer ? AM_ROLE_ATTENTION_GRADS : 0;
   r |= sh->mask ? AM_ROLE_ATTENTION_MASK : 0;
   r |= sh->special ? AM_ROLE_SPECIAL_TOKENS_MASK : 0;
   r |= sh->ids ? AM_ROLE_INPUT_IDS : 0;
@@ -187,10 +188,12 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
     st = am_shard_read_metadata(ctx, sh);
   if (st != AM_STATUS_OK)
     return st;
+  const am_source_t *first = sh->long_form ? &sh->lc.q.source[0] : &sh->att.source[0];
   if (s == 0) {
     ds->L = L;
     ds->H = H;
-    ds->dtype = sh->att.layer[0]->dtype;
+    ds->long_form = sh->long_form;
+    ds->dtype = sh->long_form ? sh->lc.q.layer[0]->dtype : sh->att.layer[0]->dtype;
     ds->roles = shard_roles(sh);
     if ((st = am_shard_saliency_names(ctx, sh, &ds->saliency_names, &ds->nsaliency)))
       return st;
@@ -200,7 +203,9 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
   } else if (L != ds->L || H != ds->H) {
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor %s: %d layers x %d heads, but %s has %d x %d", sh->path,
-                   sh->att.source[0].name, L, H, ds->shards[0].path, ds->L, ds->H);
+                   first->name, L, H, ds->shards[0].path, ds->L, ds->H);
+  } else if ((st = am_long_same_as_first(ctx, ds, sh))) {
+    return st;
   } else {
     unsigned diff = (shard_roles(sh) ^ ds->roles) & ~AM_ROLE_SALIENCY;
     if (diff) {
@@ -312,6 +317,11 @@ void am_dataset_close(am_dataset_t *ds) {
     free(sh->att.source);
     free(sh->grad.layer);
     free(sh->grad.source);
+    am_layers_t *lc[4] = {&sh->lc.q, &sh->lc.k, &sh->lc.v, &sh->lc.dout};
+    for (int k = 0; k < 4; k++) {
+      free(lc[k]->layer);
+      free(lc[k]->source);
+    }
     free(sh->saliency);
     free(sh->saliency_src);
     json_decref(sh->tokens);
@@ -368,6 +378,15 @@ const void *am_layers_example(const am_layers_t *ls, const am_shard_t *sh, int H
   return (const unsigned char *)t->data + row * per_ex;
 }
 
+const void *am_long_example(const am_layers_t *ls, const am_shard_t *sh, int heads, int d,
+                            int l, int64_t b) {
+  if (!ls->layer)
+    return NULL;
+  const am_tensor_t *t = ls->layer[l];
+  size_t per_ex = (size_t)heads * (size_t)sh->T * (size_t)d * am_dtype_size(t->dtype);
+  return (const unsigned char *)t->data + (size_t)b * per_ex;
+}
+
 int am_shard_valid_positions(const am_shard_t *sh, int64_t b, int32_t *idx) {
   int n = 0;
   for (int p = 0; p < sh->T; p++)
@@ -414,12 +433,17 @@ static void advise_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n,
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   if (n <= 0 || row0 < 0 || row0 + n > sh->B || page == 0 || (page & (page - 1)))
     return;
-  const am_layers_t *sets[2] = {&sh->att, &sh->grad};
-  for (int k = 0; k < 2; k++)
+  const am_layers_t *sets[6] = {&sh->att,  &sh->grad, &sh->lc.q,
+                                &sh->lc.k, &sh->lc.v, &sh->lc.dout};
+  for (int k = 0; k < 6; k++)
     for (int l = 0; sets[k]->layer && l < ds->L; l++) {
-      size_t bytes = (size_t)n * (size_t)ds->H * (size_t)sh->T * (size_t)sh->T *
+      /* per example: [H,T,T] of the matrix form, [H|Hkv,T,d] of the long-context form */
+      int heads = k == 3 || k == 4 ? sh->lc.Hkv : ds->H, inner = k < 2 ? sh->T : sh->lc.d;
+      size_t bytes = (size_t)n * (size_t)heads * (size_t)sh->T * (size_t)inner *
                      am_dtype_size(sets[k]->layer[l]->dtype);
-      uintptr_t lo = (uintptr_t)am_layers_example(sets[k], sh, ds->H, l, row0);
+      uintptr_t lo =
+          (uintptr_t)(k < 2 ? am_layers_example(sets[k], sh, ds->H, l, row0)
+                            : am_long_example(sets[k], sh, heads, sh->lc.d, l, row0));
       uintptr_t start = (lo + page - 1) & ~(page - 1), end = (lo + bytes) & ~(page - 1);
       if (end > start)
         madvise((void *)start, end - start, advice);

@@ -8,6 +8,7 @@
 
 #include "attnmap.h"
 #include "ops/example.h"
+#include "ops/long_example.h"
 
 /* Where a tensor came from, for messages. */
 typedef struct am_source {
@@ -22,6 +23,14 @@ typedef struct am_layers {
   int stacked;
 } am_layers_t;
 
+/* The long-context form (docs/long-context.md): per layer queries.{l} [B,H,T,d], keys.{l}
+ * and values.{l} [B,Hkv,T,d], attention_output_grads.{l} [B,H,T,d] (optional). */
+typedef struct am_long_layers {
+  am_layers_t q, k, v, dout; /* dout.layer == NULL when absent */
+  int Hkv, d;
+  am_attention_spec_t attn; /* from __metadata__ attnmap.attention, defaults filled in */
+} am_long_layers_t;
+
 typedef struct am_shard {
   char *path;        /* the .safetensors file, or the directory of .npy files */
   am_file_t **files; /* the files it was read from */
@@ -30,6 +39,8 @@ typedef struct am_shard {
   int T;                 /* padded length */
   int64_t first;         /* global index of its first example */
   am_layers_t att, grad; /* grad.layer == NULL when absent */
+  int long_form;         /* 1: the attention is in lc, att.layer == NULL */
+  am_long_layers_t lc;
   const am_tensor_t *mask, *special, *ids, *labels, *predictions, *embeds, *embeds_grads;
   am_source_t mask_src, special_src, embeds_src;
   const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
@@ -52,11 +63,16 @@ struct am_dataset {
   char *model, *grid;
   char *target, *target_file; /* attnmap.exporter's recorded target and where, or NULL */
   am_grid_t grid_parsed;
+  int long_form; /* every shard holds the long-context form (shards[s].lc) */
 };
 
 /* The data of layer l of example b (shard row) of a layer set; NULL if absent. */
 const void *am_layers_example(const am_layers_t *ls, const am_shard_t *sh, int H, int l,
                               int64_t b);
+
+/* Layer l of example b in the long-context form: the [heads,T,d] block of ls. */
+const void *am_long_example(const am_layers_t *ls, const am_shard_t *sh, int heads, int d,
+                            int l, int64_t b);
 
 /* Valid positions of shard row b into idx (capacity sh->T); returns their count. */
 int am_shard_valid_positions(const am_shard_t *sh, int64_t b, int32_t *idx);

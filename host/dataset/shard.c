@@ -15,11 +15,6 @@
 #include "dataset/shard.h"
 #include "io/file.h"
 
-/* Layers times heads, at most: 126 x 128 in the largest models of 2025. A bound is
- * needed because a tensor with B = 0 or T = 0 holds no bytes whatever L and H it claims,
- * and the pipeline sizes per-example buffers by L x H. */
-#define AM_MAX_LAYER_HEADS 65536
-
 static int is_float(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
@@ -30,7 +25,7 @@ static int is_int(am_dtype d) {
          d == AM_DTYPE_BOOL;
 }
 
-static void shape_str(const am_tensor_t *t, char *buf, size_t len) {
+void am_shape_text(const am_tensor_t *t, char *buf, size_t len) {
   size_t k = (size_t)snprintf(buf, len, "[");
   for (int i = 0; i < t->ndim && k < len; i++)
     k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
@@ -56,8 +51,8 @@ static long layer_suffix(const char *name, const char *prefix) {
   return v;
 }
 
-static am_status collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
-                                am_layers_t *out, int *L_out) {
+am_status am_shard_collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
+                                  am_layers_t *out, int *L_out) {
   const am_tensor_t *stacked = NULL;
   am_source_t stacked_src = {0};
   int maxl = -1, count = 0;
@@ -137,7 +132,7 @@ static am_status check_layers(am_ctx_t *ctx, const am_layers_t *ls, int L, int64
     const am_tensor_t *t = ls->layer[l];
     const int64_t *s = ls->stacked ? t->shape + 1 : t->shape;
     int nd = ls->stacked ? t->ndim - 1 : t->ndim;
-    shape_str(t, found, sizeof found);
+    am_shape_text(t, found, sizeof found);
     if (nd != 4)
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor %s: expected [B,H,T,T] per layer, found %s",
@@ -200,7 +195,7 @@ static am_status check_aux(am_ctx_t *ctx, const am_shard_t *sh, const char *name
   if (!t)
     return AM_STATUS_OK;
   char found[128];
-  shape_str(t, found, sizeof found);
+  am_shape_text(t, found, sizeof found);
   int ok = t->ndim == ndim && t->shape[0] == sh->B && (ndim == 1 || t->shape[1] == sh->T);
   if (!ok && ndim == 1)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
@@ -252,12 +247,11 @@ static am_status check_int32(am_ctx_t *ctx, const am_shard_t *sh, const char *na
   return AM_STATUS_OK;
 }
 
-am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
-  int La = 0, Lg = 0;
+/* attentions and attention_grads: the matrix form. */
+static am_status find_matrix_form(am_ctx_t *ctx, am_shard_t *sh, int La, int *L, int *H) {
+  int Lg = 0;
   int64_t B, Hh, T, Bg, Hg, Tg;
-  am_status st = collect_layers(ctx, sh, "attentions", &sh->att, &La);
-  if (st != AM_STATUS_OK)
-    return st;
+  am_status st;
   if (La == 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor attentions: not found (expected 'attentions' [L,B,H,T,T] or "
@@ -274,7 +268,8 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
   sh->T = (int)T;
   *L = La;
   *H = (int)Hh;
-  if ((st = collect_layers(ctx, sh, "attention_grads", &sh->grad, &Lg)) != AM_STATUS_OK)
+  if ((st = am_shard_collect_layers(ctx, sh, "attention_grads", &sh->grad, &Lg)) !=
+      AM_STATUS_OK)
     return st;
   if (Lg) {
     if ((st = check_layers(ctx, &sh->grad, Lg, &Bg, &Hg, &Tg)) != AM_STATUS_OK)
@@ -289,6 +284,24 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
                      La, (long long)B, (long long)Hh, (long long)T, (long long)T,
                      am_dtype_name(sh->att.layer[0]->dtype));
   }
+  return AM_STATUS_OK;
+}
+
+am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
+  int La = 0, Lq = 0;
+  am_status st = am_shard_collect_layers(ctx, sh, "attentions", &sh->att, &La);
+  if (st == AM_STATUS_OK)
+    st = am_shard_collect_layers(ctx, sh, "queries", &sh->lc.q, &Lq);
+  if (st != AM_STATUS_OK)
+    return st;
+  if (La && Lq) /* DESIGN.md allows one form per layer; one per dataset is read so far */
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: the dataset holds both the matrix form (attentions) and "
+                   "the long-context form (queries/keys/values); store one of them",
+                   sh->lc.q.source[0].path, sh->lc.q.source[0].name);
+  st = Lq ? am_shard_find_long(ctx, sh, Lq, L, H) : find_matrix_form(ctx, sh, La, L, H);
+  if (st != AM_STATUS_OK)
+    return st;
   find(sh, "attention_mask", &sh->mask_src);
   find(sh, "special_tokens_mask", &sh->special_src);
   if ((st = check_aux(ctx, sh, "attention_mask", &sh->mask, 2, 'i')) ||
@@ -319,7 +332,7 @@ am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh) {
   const am_source_t *ss[2] = {&se, &sg};
   for (int i = 0; i < 2; i++) {
     char found[128];
-    shape_str(ts[i], found, sizeof found);
+    am_shape_text(ts[i], found, sizeof found);
     if (ts[i]->ndim != 3 || ts[i]->shape[0] != sh->B || ts[i]->shape[1] != sh->T ||
         ts[i]->shape[2] < 1 || ts[i]->shape[2] != ts[0]->shape[2])
       return am_fail(ctx, AM_STATUS_BAD_INPUT,

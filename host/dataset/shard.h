@@ -4,8 +4,25 @@
 
 #include "dataset/dataset.h"
 
+/* Layers times heads, at most: 126 x 128 in the largest models of 2025. A bound is
+ * needed because a tensor with B = 0 or T = 0 holds no bytes whatever L and H it claims,
+ * and the pipeline sizes per-example buffers by L x H. */
+#define AM_MAX_LAYER_HEADS 65536
+
+/* "[2,12,128,128]" into buf (shard.c). */
+void am_shape_text(const am_tensor_t *t, char *buf, size_t len);
 /* Fills the role pointers of sh from its files and checks shapes; L, H from attentions. */
 am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H);
+/* Collects role.{l} (or a stacked role) into out; *L = 0 when there is none (shard.c). */
+am_status am_shard_collect_layers(am_ctx_t *ctx, am_shard_t *sh, const char *role,
+                                  am_layers_t *out, int *L);
+/* The long-context form of a shard whose queries.{l} were collected as Lq layers: the
+ * other tensors, every shape and dtype, attnmap.attention (long_form.c). */
+am_status am_shard_find_long(am_ctx_t *ctx, am_shard_t *sh, int Lq, int *L, int *H);
+/* Shard sh holds the same form as the dataset's first shard, and in the long-context form
+ * the same Hkv, d and attnmap.attention (long_form.c). */
+am_status am_long_same_as_first(am_ctx_t *ctx, const am_dataset_t *ds,
+                                const am_shard_t *sh);
 am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh);
 /* Binds the saliency tensors named like the first shard's (names[i]: "given" or NAME). */
 am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, int n);

@@ -9,6 +9,7 @@
 #include "attnmap.h"
 #include "ops/example.h"
 #include "ops/lists.h"
+#include "ops/long_example.h"
 
 typedef struct am_backend {
   const char *name;
@@ -64,6 +65,15 @@ typedef struct am_backend {
    * (opt->device_pointers); device_free frees it. */
   void *(*device_copy)(void *state, const void *src, size_t bytes);
   void (*device_free)(void *state, void *p);
+
+  /* ---- optional: the long-context form (docs/long-context.md; NULL: the pipeline says
+   * the backend does not compute that form yet) ---- */
+
+  /* example_pass for examples given as Q, K, V and dO: out[e] as there, no *_ROWS.
+   * Faults as there, with the long_example.h kinds. */
+  am_status (*long_pass)(void *state, const am_lc_example_t *ex, int nex,
+                         const am_pass_options_t *opt, am_pass_output_t *out,
+                         am_fault_t *fault, int *fault_example);
 } am_backend_t;
 
 /* A backend built as a module of its own (libattnmap-<name>.so, loaded with dlopen by

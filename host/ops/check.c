@@ -45,17 +45,23 @@ static int valid_dtype(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
 
+int am_ops_outputs_present(unsigned want, const am_pass_output_t *out) {
+#define AM_MISSING_(name, field, needs)                                                    \
+  if ((want & AM_PASS_##name) && !out->field)                                              \
+    return 0;
+  AM_PASS_OUTPUT_LIST(AM_MISSING_)
+#undef AM_MISSING_
+  return 1;
+}
+
 am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
                                const am_pass_output_t *out) {
   if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
       !valid_dtype(ex->dtype))
     return AM_STATUS_INVALID_ARGUMENT;
   unsigned w = opt->want;
-#define AM_MISSING_(name, field, needs)                                                    \
-  if ((w & AM_PASS_##name) && !out->field)                                                 \
+  if (!am_ops_outputs_present(w, out))
     return AM_STATUS_INVALID_ARGUMENT;
-  AM_PASS_OUTPUT_LIST(AM_MISSING_)
-#undef AM_MISSING_
   if (ex->n == 0)
     return AM_STATUS_OK;
   if (!ex->att || !ex->idx || (w & wanting(AM_NEEDS_GRAD) && !ex->grad))

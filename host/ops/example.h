@@ -103,6 +103,9 @@ float **am_pass_output_slot(am_pass_output_t *out, unsigned bit);
 /* Tolerance on |row sum - 1| for attentions stored in dtype. */
 double am_row_sum_tolerance(am_dtype dtype);
 
+/* 1 when every output that want asks for has its pointer (check.c). */
+int am_ops_outputs_present(unsigned want, const am_pass_output_t *out);
+
 /* The argument checks every backend's example pass makes before reading anything
  * (check.c): shapes, dtype, the wanted outputs present, layer pointers, increasing valid
  * positions below T, the target, the discard ratio and the fusion.

@@ -24,6 +24,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
   c->ex = calloc(C, sizeof *c->ex);
   c->att_ptrs = calloc(C * L, sizeof *c->att_ptrs);
   c->grad_ptrs = calloc(C * L, sizeof *c->grad_ptrs);
+  c->lcex = calloc(C, sizeof *c->lcex);
+  c->lc_ptrs = calloc(C * 4 * L, sizeof *c->lc_ptrs);
   c->idx = calloc(C * T, sizeof *c->idx);
   c->n = calloc(C, sizeof *c->n);
   c->out = calloc(C, sizeof *c->out);
@@ -43,7 +45,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
   c->mask_out = calloc(C * Tout, 1);
   c->padded = calloc(C * MAX3(Tout, LH, P + 1), sizeof *c->padded);
   c->padded_rows = rows ? calloc(C * Tout * Tout, sizeof(float)) : NULL;
-  if (!c->ex || !c->att_ptrs || !c->grad_ptrs || !c->idx || !c->n || !c->out || !c->maps ||
+  if (!c->ex || !c->att_ptrs || !c->grad_ptrs || !c->lcex || !c->lc_ptrs || !c->idx ||
+      !c->n || !c->out || !c->maps ||
       (rows && (!c->rows_rollout || !c->rows_grad || !c->padded_rows)) || !c->stats ||
       !c->importance || !c->agree || !c->agree_x || !c->agree_y || !c->agree_m ||
       !c->labels || !c->predictions || !c->ids || !c->special || !c->mask_out ||
@@ -60,6 +63,8 @@ void am_chunk_free(am_chunk_t *c) {
   free(c->ex);
   free(c->att_ptrs);
   free(c->grad_ptrs);
+  free(c->lcex);
+  free(c->lc_ptrs);
   free(c->idx);
   free(c->n);
   free(c->out);
@@ -128,6 +133,37 @@ static am_status load_tokens(am_ctx_t *ctx, am_chunk_t *c, int e) {
   return AM_STATUS_OK;
 }
 
+/* Example e (shard row b) in the long-context form, from c->ex[e]'s valid positions and
+ * target. */
+static void long_view(am_chunk_t *c, const am_dataset_t *ds, int e, int64_t b) {
+  const am_shard_t *sh = c->sh;
+  const am_long_layers_t *lc = &sh->lc;
+  int L = c->lay->L, H = c->lay->H;
+  const void **p = c->lc_ptrs + (size_t)e * 4 * (size_t)L;
+  for (int l = 0; l < L; l++) {
+    p[l] = am_long_example(&lc->q, sh, H, lc->d, l, b);
+    p[L + l] = am_long_example(&lc->k, sh, lc->Hkv, lc->d, l, b);
+    p[2 * L + l] = am_long_example(&lc->v, sh, lc->Hkv, lc->d, l, b);
+    p[3 * L + l] = am_long_example(&lc->dout, sh, H, lc->d, l, b);
+  }
+  c->lcex[e] = (am_lc_example_t){.L = L,
+                                 .H = H,
+                                 .Hkv = lc->Hkv,
+                                 .T = sh->T,
+                                 .d = lc->d,
+                                 .n = c->ex[e].n,
+                                 .dtype = ds->dtype,
+                                 .q = p,
+                                 .k = p + L,
+                                 .v = p + 2 * L,
+                                 .dout = lc->dout.layer ? p + 3 * L : NULL,
+                                 .idx = c->ex[e].idx,
+                                 .target = c->ex[e].target,
+                                 .attn = lc->attn};
+  c->ex[e].att = NULL; /* nothing reads the matrix form of this chunk */
+  c->ex[e].grad = NULL;
+}
+
 am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, int shard,
                         int64_t row0, int nex) {
   const am_layout_t *lay = c->lay;
@@ -165,6 +201,8 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
                               .grad = sh->grad.layer ? c->grad_ptrs + (size_t)e * L : NULL,
                               .idx = idx,
                               .target = target};
+    if (ds->long_form)
+      long_view(c, ds, e, b);
     c->labels[e] =
         sh->labels ? (int32_t)am_load_int(sh->labels->data, sh->labels->dtype, b) : 0;
     c->predictions[e] = sh->predictions ? (int32_t)am_load_int(sh->predictions->data,
@@ -369,17 +407,33 @@ static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds
   return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
 }
 
+/* The long-context form on a backend that does not compute it yet. */
+static am_status no_long_pass(am_ctx_t *ctx, const am_chunk_t *c) {
+  return am_fail(
+      ctx, AM_STATUS_INVALID_ARGUMENT,
+      "%s: tensor queries.0: the %s backend does not compute the long-context form "
+      "(queries/keys/values) yet; use --backend cpu",
+      c->sh->path, ctx->backend->name);
+}
+
 am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds) {
   am_fault_t fault = {0};
   int bad = -1;
   clear_maps(c);
   am_clear_error(ctx);
-  am_status st = ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,
-                                            &c->lay->pass, c->out, &fault, &bad);
+  if (ds->long_form && !ctx->backend->long_pass)
+    return no_long_pass(ctx, c);
+  am_status st = ds->long_form
+                     ? ctx->backend->long_pass(ctx->backend_state, c->lcex, c->nex,
+                                               &c->lay->pass, c->out, &fault, &bad)
+                     : ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,
+                                                  &c->lay->pass, c->out, &fault, &bad);
   return after_pass(ctx, c, ds, st, &fault, bad);
 }
 
 am_status am_chunk_submit(am_ctx_t *ctx, am_chunk_t *c) {
+  if (c->sh->long_form) /* no backend submits the long-context form in halves yet */
+    return no_long_pass(ctx, c);
   clear_maps(c);
   am_clear_error(ctx);
   am_status st =

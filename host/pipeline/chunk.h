@@ -17,8 +17,10 @@ typedef struct am_chunk {
   am_example_t *ex;      /* [cap] */
   const void **att_ptrs; /* [cap*L] */
   const void **grad_ptrs;
-  int32_t *idx; /* [cap*Tcap] valid positions */
-  int *n;       /* [cap] valid tokens */
+  am_lc_example_t *lcex; /* [cap] the long-context form's views (ds->long_form) */
+  const void **lc_ptrs;  /* [cap*4*L]: q, k, v, dO layer blocks */
+  int32_t *idx;          /* [cap*Tcap] valid positions */
+  int *n;                /* [cap] valid tokens */
   /* compact results */
   am_pass_output_t *out;           /* [cap] */
   float *maps;                     /* [nmaps, cap, Tcap] valid-token order */

@@ -44,9 +44,37 @@ static double f64_overflow(const am_shard_t *sh, const am_layers_t *ls, int l, i
   return 0.0;
 }
 
+/* A fault of the long-context form (ops/long_example.h kinds): the tensor it names. */
+static am_status report_long_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault_t *f,
+                                   int e) {
+  const am_long_layers_t *lc = &c->sh->lc;
+  int kind = (int)f->kind;
+  const am_layers_t *ls = kind == AM_FAULT_K_NOT_FINITE      ? &lc->k
+                          : kind == AM_FAULT_V_NOT_FINITE    ? &lc->v
+                          : kind == AM_FAULT_DOUT_NOT_FINITE ? &lc->dout
+                                                             : &lc->q;
+  int l = f->layer >= 0 && f->layer < c->lay->L ? f->layer : 0;
+  int row = f->row >= 0 && f->row < c->n[e] ? c->idx[(size_t)e * (size_t)c->Tcap + f->row]
+                                            : f->row;
+  if (kind == AM_FAULT_SCORE_NOT_FINITE)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: example %lld, layer %d, head %d, query position %d: a "
+                   "score scale * q . k is not finite in F32 (values too large for %s)",
+                   ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e),
+                   f->layer, f->head, row, lc->k.source[l].name);
+  return am_fail(
+      ctx, AM_STATUS_BAD_INPUT,
+      "%s: tensor %s: example %lld, layer %d, head %d, position %d: value is not "
+      "finite (%g)",
+      ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e), f->layer, f->head,
+      row, f->value);
+}
+
 am_status am_chunk_report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fault_t *f,
                                 int e) {
   const am_shard_t *sh = c->sh;
+  if (sh->long_form)
+    return report_long_fault(ctx, c, f, e);
   const am_layers_t *ls = f->kind == AM_FAULT_GRAD_NOT_FINITE ? &sh->grad : &sh->att;
   int l = f->layer >= 0 && f->layer < c->lay->L ? f->layer : 0;
   int row = f->row >= 0 && f->row < c->n[e] ? c->idx[(size_t)e * (size_t)c->Tcap + f->row]

@@ -140,6 +140,19 @@ static void choose_worst_pair(am_layout_t *lay) {
   }
 }
 
+/* What the long-context form cannot compute (docs/long-context.md). */
+static am_status long_form_refusal(am_ctx_t *ctx, const am_dataset_t *ds,
+                                   const am_layout_t *lay) {
+  const char *why = am_lc_refusal(&lay->pass);
+  if (!why && (lay->plan.methods & AM_METHOD_FLOW))
+    why =
+        "attention flow needs every layer's attention matrix as a graph; the long-context "
+        "form (queries/keys/values) does not compute it";
+  if (why)
+    return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: %s", ds->shards[0].path, why);
+  return AM_STATUS_OK;
+}
+
 /* The exporter's recorded target ("cls", "last", "mean" or an index) into plan. */
 static am_status recorded_target(am_ctx_t *ctx, const am_dataset_t *ds, am_plan_t *plan) {
   char *end = NULL;
@@ -199,6 +212,8 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
     }
   }
   choose_worst_pair(lay);
+  if (ds->long_form && (st = long_form_refusal(ctx, ds, lay)) != AM_STATUS_OK)
+    return st;
   return am_layout_specs(ctx, lay);
 }
 

@@ -29,6 +29,10 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   uint64_t T = (uint64_t)ds->Tmax;
   uint64_t per = (uint64_t)ds->L * (uint64_t)ds->H * T * T * am_dtype_size(ds->dtype);
   per *= (ds->roles & AM_ROLE_ATTENTION_GRADS) ? 2 : 1;
+  if (ds->long_form) /* Q and dO [H,T,d], K and V [Hkv,T,d] per layer */
+    per = (uint64_t)ds->L * T * (uint64_t)ds->shards[0].lc.d * am_dtype_size(ds->dtype) *
+          (2 * (uint64_t)ds->shards[0].lc.Hkv +
+           (uint64_t)ds->H * ((ds->roles & AM_ROLE_ATTENTION_GRADS) ? 2 : 1));
   if (lay->plan.all_rows)
     per += 2 * T * T * 4;
   /* the chunk's own buffers per example (am_chunk_alloc): head results, maps, agreement,
