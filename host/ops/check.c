@@ -23,8 +23,7 @@ double am_row_sum_tolerance(am_dtype dtype) {
   }
 }
 
-/* The outputs that need `what` (AM_NEEDS_*), from example.h's list. */
-static unsigned wanting(unsigned what) {
+unsigned am_pass_needing(unsigned what) {
   unsigned bits = 0;
 #define AM_WANTING_(name, field, needs) bits |= (what & (needs)) ? AM_PASS_##name : 0u;
   AM_PASS_OUTPUT_LIST(AM_WANTING_)
@@ -64,7 +63,7 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
     return AM_STATUS_INVALID_ARGUMENT;
   if (ex->n == 0)
     return AM_STATUS_OK;
-  if (!ex->att || !ex->idx || (w & wanting(AM_NEEDS_GRAD) && !ex->grad))
+  if (!ex->att || !ex->idx || (w & am_pass_needing(AM_NEEDS_GRAD) && !ex->grad))
     return AM_STATUS_INVALID_ARGUMENT;
   for (int l = 0; l < ex->L; l++)
     if (!ex->att[l] || (ex->grad && !ex->grad[l]))
@@ -72,10 +71,10 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
   for (int j = 0; j < ex->n; j++)
     if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
       return AM_STATUS_INVALID_ARGUMENT;
-  if (w & wanting(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
+  if (w & am_pass_needing(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
       (ex->target < 0 || ex->target >= ex->n))
     return AM_STATUS_INVALID_ARGUMENT;
-  if (w & wanting(AM_NEEDS_FUSED) && !(opt->discard >= 0.0 && opt->discard < 1.0))
+  if (w & am_pass_needing(AM_NEEDS_FUSED) && !(opt->discard >= 0.0 && opt->discard < 1.0))
     return AM_STATUS_INVALID_ARGUMENT;
   if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&
       opt->fusion != AM_FUSION_MIN)

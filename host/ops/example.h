@@ -97,6 +97,8 @@ typedef struct am_fault {
   double value;         /* the offending value or row sum */
 } am_fault_t;
 
+/* The AM_PASS_* bits of the outputs that need any of what (AM_NEEDS_* bits). */
+unsigned am_pass_needing(unsigned what);
 /* The field of out that receives the output of bit (one AM_PASS_* bit), or NULL. */
 float **am_pass_output_slot(am_pass_output_t *out, unsigned bit);
 
