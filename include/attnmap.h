@@ -538,6 +538,77 @@ typedef struct am_arrays_result {
 AM_API am_status am_analyze_arrays(am_ctx_t *ctx, const am_arrays_t *in,
                                    const am_plan_t *plan, const am_arrays_result_t *out);
 
+
+/* ---- live runs: a run folder written batch by batch (docs/live-runs.md) ------------- */
+/* A model's evaluation set analysed while its tensors are in memory: batches described by
+ * am_arrays_t go in, and the run folder of `attnmap analyze` comes out, bit for bit the one
+ * am_run_analyze writes for the same batches stored as shards (one shard per batch with
+ * the same metadata), with no attention tensor written to disk.
+ *
+ * What a live run declares up front: the number of examples and the padded length of its
+ * outputs, because examples.safetensors is written once, row by row, and its header holds
+ * them. Closing with fewer examples, or adding a batch past them, is an error. */
+typedef struct am_stream_info {
+  int64_t examples;   /* N the finished run holds (> 0) */
+  int max_tokens;     /* T of the outputs: the largest padded length of any batch (a batch
+                         may be shorter; as analyze pads shards to the largest T) */
+  const char *model;  /* recorded as a dataset's "model" metadata is, or NULL */
+  const char *grid;   /* "14x14+1" (a dataset's attnmap.grid), or NULL */
+  const char *target; /* the target an exporter would record ("cls", "last", "mean" or an
+                         index): used with plan.target_recorded exactly as a dataset's
+                         recorded target is; or NULL */
+} am_stream_info_t;
+
+/* Per batch, beside its am_arrays_t: what a shard holds besides the tensors analysed.
+ * Every array is host memory, C-contiguous, borrowed for the call (see am_run_writer_add
+ * for device pointers). What the first batch gives, every batch must give. */
+typedef struct am_batch_extras {
+  const void *input_ids; /* [B,T] integers (each must fit in 32 bits), or NULL */
+  am_dtype input_ids_dtype;
+  const void *labels; /* [B] integers fitting in 32 bits, or NULL */
+  am_dtype labels_dtype;
+  const void *predictions; /* [B] as labels, or NULL */
+  am_dtype predictions_dtype;
+  /* Token strings (UTF-8) of the batch, or NULL: example b's are
+   * tokens[token_offsets[b] .. token_offsets[b+1]), one per padded position (T) or one per
+   * valid token, as a dataset's attnmap.tokens. They are kept in RUN/tokens.jsonl. */
+  const char *const *tokens;
+  const int64_t *token_offsets; /* [B+1], token_offsets[0] = 0 */
+} am_batch_extras_t;
+
+typedef struct am_run_writer am_run_writer_t;
+
+/* Opens a live run into run_dir, built under "<run_dir>.partial" and renamed when closed
+ * complete (the rules of am_run_analyze: an existing run_dir is replaced only with
+ * opts->force and only when attnmap wrote it). With opts->resume, a partial folder left
+ * by an interrupted live run with the same plan, options and info is continued:
+ * *resume_from receives the number of examples already stored (checkpoints fall at batch
+ * boundaries), which the caller skips; otherwise it is 0. opts->checksums does not apply
+ * (there are no input files). plan, opts and info are copied. */
+AM_API am_status am_run_writer_open(am_ctx_t *ctx, const char *run_dir, const am_plan_t *plan,
+                                    const am_run_options_t *opts,
+                                    const am_stream_info_t *info, am_run_writer_t **out,
+                                    int64_t *resume_from);
+/* Analyses one batch and writes its rows. The first batch fixes the layout (which maps and
+ * pairs); every later batch must carry the same inputs, L, H, dtype and saliency names
+ * and T <= info.max_tokens, or AM_STATUS_BAD_INPUT. Any failure names the batch (0-based
+ * over the run), the tensor and the problem, checkpoints the batches before it (they stay
+ * resumable in the partial folder) and leaves the writer failed: later calls return that
+ * failure; am_run_writer_abort, then a resume. extras may be NULL.
+ * With the CUDA backend and in->device_pointers = 1 the batch is submitted to the device
+ * and the call returns while it is computed: the arrays of a batch (device and host) must
+ * then stay valid and unchanged until the next am_run_writer_add or am_run_writer_close
+ * returns. With the CPU backend every array is consumed before the call returns. */
+AM_API am_status am_run_writer_add(am_run_writer_t *w, const am_arrays_t *in,
+                                   const am_batch_extras_t *extras);
+/* Finishes the batches in flight, writes summary.json and renames the partial folder to
+ * run_dir. Fewer examples than declared is AM_STATUS_INVALID_ARGUMENT, the partial folder
+ * kept resumable. Frees w whatever it returns; NULL returns AM_STATUS_OK. */
+AM_API am_status am_run_writer_close(am_run_writer_t *w);
+/* Frees w without finishing: the partial folder stays as the last checkpoint left it, for
+ * a resume. NULL does nothing. */
+AM_API void am_run_writer_abort(am_run_writer_t *w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -154,8 +154,11 @@ int am_cli_report(int argc, char **argv) {
       fprintf(info, " (%lld beyond %.3g sd of the baseline)", (long long)res.drifted,
               a.set.report.drift);
     fputc('\n', info);
-    if (res.note[0])
-      fprintf(stderr, "attnmap: no token strings or attention views: %s\n", res.note);
+    if (res.note[0]) /* a live run's token strings are its own (docs/live-runs.md) */
+      fprintf(stderr, "attnmap: no %s: %s\n",
+              strncmp(res.note, "a live run", 10) == 0 ? "attention views"
+                                                       : "token strings or attention views",
+              res.note);
   }
   if (a.json && print_json(dir) != 0)
     return AM_EXIT_FAILURE;

@@ -86,6 +86,7 @@ size_t am_abi_sizeof(const char *type) {
               AM_ABI_SIZE_(am_report_result_t) AM_ABI_SIZE_(am_settings_t)
                   AM_ABI_SIZE_(am_option_info_t) AM_ABI_SIZE_(am_arrays_t)
                       AM_ABI_SIZE_(am_arrays_result_t) AM_ABI_SIZE_(am_dataset_info_t)
+                          AM_ABI_SIZE_(am_stream_info_t) AM_ABI_SIZE_(am_batch_extras_t)
 #undef AM_ABI_SIZE_
   };
   for (int i = 0; type && i < COUNT(sizes); i++)

@@ -74,6 +74,11 @@ static inline float *am_chunk_map(const am_chunk_t *c, int m, int e) {
 int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
                           const am_layout_t *lay);
 
+/* Opens dir/examples.safetensors for lay's tensors with the run's metadata (attnmap.pairs,
+ * attnmap.version, model when not NULL); resume: reopens the file an interrupted run left. */
+am_status am_examples_writer_open(am_ctx_t *ctx, const char *dir, const am_layout_t *lay,
+                                  const char *model, int resume, am_st_writer_t **out);
+
 /* Writes the chunk's rows into examples.safetensors. */
 am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w);
 

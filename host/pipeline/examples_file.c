@@ -1,7 +1,9 @@
 /* examples_file.c — the tensors of RUN/examples.safetensors (docs/design.md §4) and the
  * writing of one chunk's rows into them: valid-token results scattered back to their padded
  * positions, padding 0, rows at their global index. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ctx.h"
@@ -193,5 +195,28 @@ am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
     st = put_rows(c, w, lay->spec_labels, c->labels, sizeof(int32_t));
   if (st == AM_STATUS_OK && lay->spec_predictions >= 0)
     st = put_rows(c, w, lay->spec_predictions, c->predictions, sizeof(int32_t));
+  return st;
+}
+
+static json_t *metadata_pairs(const am_layout_t *lay) {
+  json_t *pairs = json_array();
+  for (int p = 0; p < lay->npairs; p++)
+    json_array_append_new(pairs, json_string(lay->pair_names[p]));
+  return pairs;
+}
+
+am_status am_examples_writer_open(am_ctx_t *ctx, const char *dir, const am_layout_t *lay,
+                                  const char *model, int resume, am_st_writer_t **out) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  json_t *pairs = metadata_pairs(lay);
+  char *pairs_text = json_dumps(pairs, JSON_COMPACT);
+  json_decref(pairs);
+  const char *meta[] = {"attnmap.pairs",   pairs_text ? pairs_text : "[]",
+                        "attnmap.version", am_version(),
+                        "model",           model ? model : ""};
+  am_status st = (resume ? am_st_writer_resume : am_st_writer_open)(
+      ctx, path, lay->specs, lay->nspecs, meta, model ? 3 : 2, out);
+  free(pairs_text);
   return st;
 }

@@ -19,10 +19,10 @@
 #include "io/file.h"
 
 static const char *const run_names[] = {"summary.json", "examples.safetensors", "report",
-                                        NULL};
+                                        "tokens.jsonl", NULL};
 static const char *const report_names[] = {"index.html", "comparison.json", "img", NULL};
 static const char *const partial_names[] = {"progress.json", "examples.safetensors",
-                                            "summary.json", NULL};
+                                            "summary.json", "tokens.jsonl", NULL};
 static const char *const kind_word[] = {"a run folder", "a report folder",
                                         "a partial run folder"};
 

@@ -77,10 +77,16 @@ static json_t *rows_crc_json(const am_partial_t *p, const am_layout_t *lay) {
 }
 
 static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
-  return json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version",
-                   am_version(), "done", (json_int_t)done, "examples", (json_int_t)lay->N,
-                   "max_tokens", lay->T, "options", am_plan_to_json(lay), "inputs",
-                   p->inputs, "rows_crc32c", rows_crc_json(p, lay));
+  json_t *doc = json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version",
+                          am_version(), "done", (json_int_t)done, "examples",
+                          (json_int_t)lay->N, "max_tokens", lay->T, "options",
+                          am_plan_to_json(lay), "inputs", p->inputs, "rows_crc32c",
+                          rows_crc_json(p, lay));
+  if (doc && p->live) /* a live run: its batches' shape (compared) and state (not) */
+    json_object_set(doc, "live", p->live);
+  if (doc && p->live_state)
+    json_object_set(doc, "live_state", p->live_state);
+  return doc;
 }
 
 /* Extends p->crc over rows [p->crc_rows, to) of every tensor of the partial examples
@@ -125,6 +131,8 @@ static int64_t matching_done(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *
     json_object_del(now, "done");
     json_object_del(old, "rows_crc32c");
     json_object_del(now, "rows_crc32c");
+    json_object_del(old, "live_state");
+    json_object_del(now, "live_state");
     if (!json_equal(old, now) || done < 0 || done > lay->N ||
         json_array_size(crcs) != (size_t)lay->nspecs)
       done = -1;
@@ -174,8 +182,15 @@ static am_status lock_dir(am_ctx_t *ctx, am_partial_t *p) {
 
 am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
                            const am_dataset_t *ds, int resume, am_partial_t *p) {
+  return am_partial_begin_live(ctx, run_dir, lay, ds, resume, NULL, p);
+}
+
+am_status am_partial_begin_live(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
+                                const am_dataset_t *ds, int resume, json_t *live,
+                                am_partial_t *p) {
   memset(p, 0, sizeof *p);
   p->lock_fd = -1;
+  p->live = json_incref(live);
   size_t n = strlen(run_dir);
   while (n > 1 && run_dir[n - 1] == '/')
     n--;
@@ -283,6 +298,9 @@ void am_partial_end(am_partial_t *p, int complete) {
   }
   json_decref(p->inputs);
   p->inputs = NULL;
+  json_decref(p->live);
+  json_decref(p->live_state);
+  p->live = p->live_state = NULL;
   free(p->crc);
   p->crc = NULL;
 }

@@ -12,6 +12,8 @@ typedef struct am_partial {
   json_t *inputs; /* identity of the inputs: path, bytes, mtime */
   uint32_t *crc;  /* [nspecs] CRC-32C of each tensor's rows [0, crc_rows) */
   int64_t crc_rows;
+  json_t *live;       /* a live run (run_writer.c): its batches' shape, compared on resume */
+  json_t *live_state; /* and its state at the checkpoint (batches, tokens bytes): not */
 } am_partial_t;
 
 /* 1 when run_dir is a finished run whose summary.json names these options and these
@@ -24,6 +26,11 @@ int am_run_matches(const am_layout_t *lay, const am_dataset_t *ds, const char *r
  * partial file is never trusted), keeps it and sets p->done; otherwise starts it empty. */
 am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
                            const am_dataset_t *ds, int resume, am_partial_t *p);
+/* am_partial_begin for a live run: live (borrowed, referenced) is recorded in every
+ * checkpoint and must be the recorded one for a resume. */
+am_status am_partial_begin_live(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
+                                const am_dataset_t *ds, int resume, json_t *live,
+                                am_partial_t *p);
 /* Makes the rows written so far durable and records that `done` examples are complete. */
 am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
                                 am_st_writer_t *w, int64_t done);

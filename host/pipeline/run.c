@@ -57,13 +57,6 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   return n < 1 ? 1 : (n > AM_CHUNK_MAX ? AM_CHUNK_MAX : (int)n);
 }
 
-static json_t *metadata_pairs(const am_layout_t *lay) {
-  json_t *pairs = json_array();
-  for (int p = 0; p < lay->npairs; p++)
-    json_array_append_new(pairs, json_string(lay->pair_names[p]));
-  return pairs;
-}
-
 typedef struct run_state {
   am_layout_t lay;
   am_aggregates_t agg;
@@ -278,18 +271,8 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
 }
 
 static am_status open_writer(am_ctx_t *ctx, run_state_t *r, const am_dataset_t *ds) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/examples.safetensors", r->partial.dir);
-  json_t *pairs = metadata_pairs(&r->lay);
-  char *pairs_text = json_dumps(pairs, JSON_COMPACT);
-  json_decref(pairs);
-  const char *meta[] = {"attnmap.pairs",   pairs_text ? pairs_text : "[]",
-                        "attnmap.version", am_version(),
-                        "model",           ds->model ? ds->model : ""};
-  am_status st = (r->partial.done > 0 ? am_st_writer_resume : am_st_writer_open)(
-      ctx, path, r->lay.specs, r->lay.nspecs, meta, ds->model ? 3 : 2, &r->writer);
-  free(pairs_text);
-  return st;
+  return am_examples_writer_open(ctx, r->partial.dir, &r->lay, ds->model, r->partial.done > 0,
+                                 &r->writer);
 }
 
 /* Bad input or options make a partial folder worthless; after an I/O or device failure

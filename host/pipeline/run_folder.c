@@ -5,6 +5,7 @@
  * name, dtype and shape; the pair names are the examples file's, so an edited summary can
  * never put statistics under the wrong names. */
 #include "pipeline/run_folder.h"
+#include "pipeline/run_tokens.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -383,6 +384,8 @@ am_status am_run_open_checked(am_ctx_t *ctx, const char *dir, int with_checksum,
     st = check_tensors(ctx, rf);
   if (st == AM_STATUS_OK)
     st = check_mask(ctx, rf);
+  if (st == AM_STATUS_OK && with_checksum) /* a live run's token strings */
+    st = am_run_tokens_check(ctx, rf);
   if (st != AM_STATUS_OK) {
     am_run_close(rf);
     return st;

@@ -52,7 +52,15 @@ am_status am_report_provenance(am_report_t *r) {
     am_html_raw(h, "</td></tr>");
   }
   am_html_raw(h, "</tbody></table></div></div>");
-  if (r->note[0]) {
+  if (r->note[0] && r->live) {
+    am_html_raw(h, "<p class=\"note\" id=\"dataset-note\"><b>Missing from this report:</b> "
+                   "the model view and the head view of each example, which draw the "
+                   "attention matrices. Why: ");
+    am_html_text(h, r->note);
+    am_html_raw(h, ". To see them, write the batches as shards (<code>examples/export_hf.py"
+                   "</code>) and pass them with <code>attnmap report RUN --dataset PATH"
+                   "</code>.</p>");
+  } else if (r->note[0]) {
     am_html_raw(h,
                 "<p class=\"note\" id=\"dataset-note\"><b>Missing from this report:</b> "
                 "the model view and the head view of each example, which draw the "

@@ -178,6 +178,7 @@ done:
   am_html_free(&r.html);
   json_decref(r.comparison);
   am_dataset_close(r.ds);
+  json_decref(r.tokens);
   free(r.shown);
   free(r.head_rank);
   free(r.vocab);

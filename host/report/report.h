@@ -33,6 +33,10 @@ typedef struct am_report {
   /* the dataset, for token strings and attention views; NULL with a note when missing */
   am_dataset_t *ds;
   char note[512];
+  /* a live run (provenance.live): it keeps no attention tensors; its token strings are
+   * RUN/tokens.jsonl, one array of valid tokens per example (NULL when it has none) */
+  int live;
+  json_t *tokens;
   /* id -> text from summary.json tokens_table, sorted by id (token strings without the
    * dataset) */
   struct am_vocab_entry *vocab;

@@ -11,6 +11,7 @@
 #include "core/ctx.h"
 #include "core/half.h"
 #include "dataset/dataset.h"
+#include "pipeline/run_tokens.h"
 #include "report/report.h"
 
 static int exists(const char *p) {
@@ -109,11 +110,27 @@ static void read_vocab(am_report_t *r) {
   qsort(r->vocab, (size_t)r->nvocab, sizeof *r->vocab, by_id);
 }
 
+/* A live run has no dataset to find: its tokens are its own; the views are missing. */
+static void open_live(am_report_t *r) {
+  r->live = 1;
+  if (am_run_tokens_load(r->ctx, r->run_dir, &r->tokens) != AM_STATUS_OK)
+    r->tokens = NULL; /* checked when the run was opened; a failure only loses texts */
+  snprintf(r->note, sizeof r->note,
+           "a live run (%.300s) analysed each batch while its attention tensors were in "
+           "memory and kept none of them: the model and head views need them",
+           r->run_dir);
+  am_clear_error(r->ctx);
+}
+
 void am_report_source_open(am_report_t *r) {
   char **paths = NULL;
   int n = 0;
   r->note[0] = '\0';
   read_vocab(r);
+  if (!r->opts.dataset && am_jget(r->run.summary, "provenance", "live", NULL)) {
+    open_live(r);
+    return;
+  }
   if (r->opts.dataset && r->opts.ndataset > 0) {
     paths = calloc((size_t)r->opts.ndataset, sizeof *paths);
     for (int i = 0; paths && i < r->opts.ndataset; i++)
@@ -143,6 +160,11 @@ void am_report_source_open(am_report_t *r) {
 
 const char *am_report_token(const am_report_t *r, int64_t ex, int pos, int rank, int n,
                             char *buf, size_t len) {
+  const char *mine = r->tokens ? json_string_value(json_array_get(
+                                     json_array_get(r->tokens, (size_t)ex), (size_t)rank))
+                               : NULL;
+  if (mine)
+    return mine;
   for (int s = 0; r->ds && s < r->ds->nshards; s++) {
     const am_shard_t *sh = &r->ds->shards[s];
     if (ex < sh->first || ex >= sh->first + sh->B)

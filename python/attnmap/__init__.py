@@ -6,6 +6,8 @@ docs/python.md of the attnmap repository.
     import attnmap
     res = attnmap.analyze(attentions, attention_grads, attention_mask=mask)
     run = attnmap.read_run("examples/runs/minilm-sentiment")
+    with attnmap.RunWriter("runs/live", examples=N, max_tokens=T) as w:
+        w.add(attentions, attention_grads, attention_mask=mask, tokens=tokens)
 """
 __version__ = "0.1.0"
 
@@ -14,16 +16,22 @@ __version__ = "0.1.0"
 # machine where the C library is not built.
 _LAZY = {"AttnmapError": "_lib", "library_path": "_lib", "version": "_lib",
          "Context": "analyze", "Result": "analyze", "analyze": "analyze",
-         "Run": "run", "read_dataset": "run", "read_run": "run", "read_safetensors": "run"}
+         "RunWriter": "live", "Run": "run", "read_dataset": "run", "read_run": "run", "read_safetensors": "run"}
 
 
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError("module 'attnmap' has no attribute %r" % name)
     import importlib
+    import sys
 
     value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
     globals()[name] = value
+    # importing a submodule binds its name in the package (attnmap.analyze, the module):
+    # the object of that name is what the package means
+    for lazy, where in _LAZY.items():
+        if lazy in globals() and globals()[lazy] is sys.modules.get(__name__ + "." + lazy):
+            globals()[lazy] = getattr(importlib.import_module("." + where, __name__), lazy)
     return value
-__all__ = ["AttnmapError", "Context", "Result", "Run", "analyze", "library_path",
+__all__ = ["AttnmapError", "Context", "Result", "Run", "RunWriter", "analyze", "library_path",
            "read_dataset", "read_run", "read_safetensors", "version"]

@@ -1,5 +1,6 @@
 """_lib.py - finds libattnmap.so and declares the part of include/attnmap.h that Python
-uses: contexts, plans and the in-memory arrays entry point (am_analyze_arrays).
+uses: contexts, plans, the in-memory arrays entry point (am_analyze_arrays) and the live
+run writer (am_run_writer_*).
 
 The library is looked for, in order: the file named by $ATTNMAP_LIBRARY; a
 libattnmap.so next to this package; the CMake build folders of the repository this
@@ -167,6 +168,29 @@ class Arrays(ctypes.Structure):
     ]
 
 
+class StreamInfo(ctypes.Structure):
+    _fields_ = [
+        ("examples", ctypes.c_int64),
+        ("max_tokens", ctypes.c_int),
+        ("model", ctypes.c_char_p),
+        ("grid", ctypes.c_char_p),
+        ("target", ctypes.c_char_p),
+    ]
+
+
+class BatchExtras(ctypes.Structure):
+    _fields_ = [
+        ("input_ids", ctypes.c_void_p),
+        ("input_ids_dtype", ctypes.c_int),
+        ("labels", ctypes.c_void_p),
+        ("labels_dtype", ctypes.c_int),
+        ("predictions", ctypes.c_void_p),
+        ("predictions_dtype", ctypes.c_int),
+        ("tokens", ctypes.POINTER(ctypes.c_char_p)),
+        ("token_offsets", ctypes.POINTER(ctypes.c_int64)),
+    ]
+
+
 class ArraysResult(ctypes.Structure):
     _fields_ = [
         ("maps", ctypes.POINTER(c_float_p)),
@@ -242,6 +266,14 @@ am_arrays_desc_name = _decl("am_arrays_desc_name", ctypes.c_char_p, _vp, ctypes.
 am_arrays_desc_flags = _decl("am_arrays_desc_flags", ctypes.c_uint, _vp)
 am_analyze_arrays = _decl("am_analyze_arrays", ctypes.c_int, _vp, ctypes.POINTER(Arrays),
                           ctypes.POINTER(Plan), ctypes.POINTER(ArraysResult))
+am_run_writer_open = _decl("am_run_writer_open", ctypes.c_int, _vp, ctypes.c_char_p,
+                           ctypes.POINTER(Plan), ctypes.POINTER(RunOptions),
+                           ctypes.POINTER(StreamInfo), ctypes.POINTER(_vp),
+                           ctypes.POINTER(ctypes.c_int64))
+am_run_writer_add = _decl("am_run_writer_add", ctypes.c_int, _vp, ctypes.POINTER(Arrays),
+                          ctypes.POINTER(BatchExtras))
+am_run_writer_close = _decl("am_run_writer_close", ctypes.c_int, _vp)
+am_run_writer_abort = _decl("am_run_writer_abort", None, _vp)
 
 
 # ---- names and numbers, read from the library (never copied) ---------------------------
@@ -280,7 +312,8 @@ def _check_abi():
     structs = {"am_tensor_t": Tensor, "am_ctx_options_t": CtxOptions, "am_plan_t": Plan,
                "am_run_options_t": RunOptions, "am_report_options_t": ReportOptions,
                "am_settings_t": Settings, "am_option_info_t": OptionInfo,
-               "am_arrays_t": Arrays, "am_arrays_result_t": ArraysResult}
+               "am_arrays_t": Arrays, "am_arrays_result_t": ArraysResult,
+               "am_stream_info_t": StreamInfo, "am_batch_extras_t": BatchExtras}
     for cname, mirror in structs.items():
         size = am_abi_sizeof(cname.encode())
         if size != ctypes.sizeof(mirror):

@@ -30,3 +30,6 @@ if [ "${VALGRIND:-0}" = 1 ]; then
 fi
 # attnmap analyze --backend cuda:all (two emulated devices) against the reference
 "$B/test_backend_analyze" --verbose=0 -j1
+# the live run writer with device pointers: batches in flight, against analyze (cuda)
+"$B/test_run_writer" --verbose=0 -j1 --filter 'run_writer/cuda_*'
+

@@ -230,7 +230,8 @@ def test_import_fails_on_a_struct_of_another_size(monkeypatch):
 STRUCTS = {"am_plan": _lib.Plan, "am_arrays": _lib.Arrays,
            "am_arrays_result": _lib.ArraysResult, "am_ctx_options": _lib.CtxOptions,
            "am_run_options": _lib.RunOptions, "am_report_options": _lib.ReportOptions,
-           "am_settings": _lib.Settings, "am_option_info": _lib.OptionInfo}
+           "am_settings": _lib.Settings, "am_option_info": _lib.OptionInfo,
+           "am_stream_info": _lib.StreamInfo, "am_batch_extras": _lib.BatchExtras}
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTS))
