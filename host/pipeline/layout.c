@@ -87,10 +87,11 @@ static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan
   am_status st = am_options_check(ctx, AM_SCOPE_PLAN, plan, NULL, 0);
   if (st != AM_STATUS_OK)
     return st;
+  const char *grads = ds->long_form ? "attention_output_grads" : "attention_grads";
   if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
-                 "grad_rollout", "attention_grads")) ||
+                 "grad_rollout", grads)) ||
       (st = need(ctx, ds, plan, AM_METHOD_HEAD_IMPORTANCE, AM_ROLE_ATTENTION_GRADS,
-                 "head importance", "attention_grads")) ||
+                 "head importance", grads)) ||
       (st = need(ctx, ds, plan, AM_METHOD_SALIENCY, AM_ROLE_EMBEDS | AM_ROLE_SALIENCY,
                  "saliency", "inputs_embeds_grads")))
     return st;
