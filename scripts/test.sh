@@ -13,8 +13,9 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNMAP_TESTS=ON -DCMAKE_C_FLAGS="-Werror" >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 ctest --test-dir build -V --timeout 600 2>&1 | grep -vE '^(test [0-9]+|[0-9]+: Test command:|[0-9]+: Working Directory:|[0-9]+: Environment variables:|UpdateCTestConfiguration|Parse Config|Constructing a list|Updating test list|Checking test dependency|Test project)'
-# The CUDA backend on the CPU emulator: its parity suites, several devices, and `attnmap
-# analyze` --backend cuda:all against --backend cpu, so that a change that breaks a kernel
+# The CUDA backend on the CPU emulator: the parity suites over every backend of
+# tests/support/backends.c, several devices, and `attnmap analyze --backend cuda:all`
+# against the reference (the CPU's plain loops), so that a change that breaks a kernel
 # fails here on a machine without a GPU (tests/cuda_emu/run.sh; docs/cuda.md).
 echo "== the CUDA backend on the CPU emulator (tests/cuda_emu) =="
 EMU_BUILD="$PWD/build-emu" bash tests/cuda_emu/run.sh
