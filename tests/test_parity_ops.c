@@ -1,9 +1,11 @@
-/* test_parity_ops.c — the CUDA backend against the CPU reference, continued (STYLE.md,
- * "Tests: parity"; the fused pass's shapes are in test_parity.c): the first fault of bad
- * input and its order (lowest example, top layer, head, row, then keys, row sum, gradient
- * keys), rows at the edge of the row-sum tolerance, argument errors, agreement (ties,
- * constants, zero vectors, NaN, k = 0), saliency in mixed dtypes, and every F16 and BF16
- * bit pattern through the device's widening. Without a device every test reports a skip. */
+/* test_parity_ops.c — every backend under test (support/backends.c) against the
+ * reference, the CPU's plain loops, continued (STYLE.md, "Tests: parity"; the fused pass's
+ * shapes are in test_parity.c): the first fault of bad input and its order (lowest
+ * example, top layer, head, row, then keys, row sum, gradient keys), rows at the edge of
+ * the row-sum tolerance, argument errors, agreement (ties, constants, zero vectors, NaN,
+ * k = 0), saliency in mixed dtypes, and every F16 and BF16 bit pattern through a device's
+ * widening. A backend that cannot run here, or lacks what a test needs, reports a skip
+ * naming it. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,24 +17,32 @@
 #include "cpu/agreement.h"
 #include "cpu/example_pass.h"
 #include "ops/backend.h"
+#include "support/backends.h"
 #include "support/parity.h"
 
 #define ALL 0x7Fu
 
-static am_ctx_t *gpu, *cpu;
+static am_ctx_t *ref;   /* the reference: the CPU's plain loops */
+static am_ctx_t *dut;   /* the backend under test's context, destroyed by teardown */
+static const char *who; /* its name */
 
 static void setup(void) {
-  gpu = par_ctx("cuda");
-  if (!gpu)
-    cr_skip_test("no CUDA backend or device");
-  cpu = par_ctx("cpu");
-  cr_assert_not_null(cpu);
+  ref = par_reference();
+  cr_assert_not_null(ref);
 }
 
 static void teardown(void) {
-  am_ctx_destroy(gpu);
-  am_ctx_destroy(cpu);
-  gpu = cpu = NULL;
+  am_ctx_destroy(dut);
+  am_ctx_destroy(ref);
+  dut = ref = NULL;
+}
+
+/* be's context of variant v; the test skips without one. */
+static am_ctx_t *open_dut(const par_backend_t *be, par_variant v) {
+  who = be->name;
+  am_ctx_destroy(dut);
+  dut = NULL;
+  return dut = par_backend_open(be, v);
 }
 
 TestSuite(parity_ops, .init = setup, .fini = teardown, .timeout = 900);
@@ -65,35 +75,31 @@ static void expect_fault_on(am_ctx_t *ctx, const par_case_t *c, const injection_
   par_data_t *d = par_make(c);
   for (int k = 0; k < nx; k++)
     inject(d, &xs[k]);
-  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  par_out_t *want_out = par_out_make(d), *got = par_out_make(d);
   am_fault_t fc, fg;
   int bc, bg;
-  const am_status sc = par_pass(cpu, d, ref, &fc, &bc),
+  const am_status sc = par_pass(ref, d, want_out, &fc, &bc),
                   sg = par_pass(ctx, d, got, &fg, &bg);
-  cr_expect_eq(sc, want, "%s: cpu status %d", c->name, sc);
-  cr_expect_eq(sg, sc, "%s: cuda status %d, cpu %d: %s", c->name, sg, sc,
+  cr_expect_eq(sc, want, "%s: reference status %d", c->name, sc);
+  cr_expect_eq(sg, sc, "%s: %s status %d, reference %d: %s", c->name, who, sg, sc,
                am_last_error(ctx));
   if (sc == AM_STATUS_BAD_INPUT) {
-    cr_expect_eq(bg, bc, "%s: fault example cuda %d cpu %d", c->name, bg, bc);
+    cr_expect_eq(bg, bc, "%s: fault example %s %d reference %d", c->name, who, bg, bc);
     cr_expect(fg.kind == fc.kind && fg.layer == fc.layer && fg.head == fc.head &&
                   fg.row == fc.row &&
                   (fg.value == fc.value || (isnan(fg.value) && isnan(fc.value))),
-              "%s: cuda fault kind %d l%d h%d row %d value %.17g; cpu kind %d l%d h%d row "
-              "%d value %.17g",
-              c->name, fg.kind, fg.layer, fg.head, fg.row, fg.value, fc.kind, fc.layer,
+              "%s: %s fault kind %d l%d h%d row %d value %.17g; reference kind %d l%d h%d "
+              "row %d value %.17g",
+              c->name, who, fg.kind, fg.layer, fg.head, fg.row, fg.value, fc.kind, fc.layer,
               fc.head, fc.row, fc.value);
   }
-  par_out_free(ref);
+  par_out_free(want_out);
   par_out_free(got);
   par_free(d);
 }
 
-static void expect_same_fault(const par_case_t *c, const injection_t *xs, int nx,
-                              am_status want) {
-  expect_fault_on(gpu, c, xs, nx, want);
-}
-
-Test(parity_ops, first_fault_of_bad_input) {
+PAR_TEST(parity_ops, first_fault_of_bad_input) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
   /* masks cycle full, right, left, both, holes, (full), single */
   par_case_t c = {.name = "faults",
                   .L = 3,
@@ -115,26 +121,26 @@ Test(parity_ops, first_fault_of_bad_input) {
   const injection_t order[] = {{0, 0, 7, 0, 0, 0, NAN, 0}, {0, 0, 3, 2, 5, 2, -1.0f, 0},
                                {0, 2, 3, 2, 5, 8, NAN, 0}, {0, 2, 3, 1, 9, 3, NAN, 0},
                                {1, 2, 3, 1, 4, 3, NAN, 0}, {0, 2, 3, 1, 4, 6, -0.5f, 0}};
-  expect_same_fault(&c, nan_att, 1, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, negative, 1, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, infinite, 1, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, row_sum, 1, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, grad, 2, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, order, 6, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, nan_att, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, negative, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, infinite, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, row_sum, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, grad, 2, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, order, 6, AM_STATUS_BAD_INPUT);
   /* a negative weight too small to move the row sum */
   const injection_t tiny[] = {{0, 1, 0, 2, 6, 11, -1e-7f, 0}};
-  expect_same_fault(&c, tiny, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, tiny, 1, AM_STATUS_BAD_INPUT);
   /* F32 rows just past and just inside the tolerance 4 * 2^-11 + 1e-5 = 1.963e-3: the
    * device's float screen must send both to the exact check */
   c.dtype = AM_DTYPE_F32;
   c.name = "row sum at the tolerance";
   const injection_t past[] = {{0, 2, 1, 0, 3, 0, 0, 1.00198f}};
   const injection_t inside[] = {{0, 2, 1, 0, 3, 0, 0, 1.00195f}};
-  expect_same_fault(&c, past, 1, AM_STATUS_BAD_INPUT);
-  expect_same_fault(&c, inside, 1, AM_STATUS_OK);
+  expect_fault_on(ctx, &c, past, 1, AM_STATUS_BAD_INPUT);
+  expect_fault_on(ctx, &c, inside, 1, AM_STATUS_OK);
 }
 
-Test(parity_ops, faults_across_slabs_and_devices) {
+PAR_TEST(parity_ops, faults_across_slabs_and_devices) {
   /* slabs of a few examples on every device: a later slab may finish first, and the
    * lowest bad example must still be the one reported */
   par_case_t c = {.name = "faults, many slabs",
@@ -149,16 +155,13 @@ Test(parity_ops, faults_across_slabs_and_devices) {
                   .seed = 25};
   const injection_t two[] = {{0, 1, 33, 1, 2, 3, NAN, 0}, {1, 0, 9, 2, 0, 1, INFINITY, 0}};
   const injection_t late[] = {{0, 0, 38, 0, 0, 0, -1.0f, 0}};
-  setenv("AM_CUDA_SLAB_MB", "1", 1);
-  am_ctx_t *all = par_ctx("cuda:all");
-  unsetenv("AM_CUDA_SLAB_MB");
-  cr_assert_not_null(all);
+  am_ctx_t *all = open_dut(be, PAR_ALL_DEVICES);
   expect_fault_on(all, &c, two, 2, AM_STATUS_BAD_INPUT);
   expect_fault_on(all, &c, late, 1, AM_STATUS_BAD_INPUT);
-  am_ctx_destroy(all);
 }
 
-Test(parity_ops, argument_errors) {
+PAR_TEST(parity_ops, argument_errors) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
   const par_case_t c = {.name = "arguments",
                         .L = 2,
                         .H = 2,
@@ -171,22 +174,22 @@ Test(parity_ops, argument_errors) {
                         .seed = 18};
   par_data_t *d = par_make(&c);
   d->ex[4].target = d->ex[4].n; /* out of range */
-  par_out_t *ref = par_out_make(d), *got = par_out_make(d);
+  par_out_t *want = par_out_make(d), *got = par_out_make(d);
   am_fault_t f;
   int bc, bg;
-  const am_status sc = par_pass(cpu, d, ref, &f, &bc), sg = par_pass(gpu, d, got, &f, &bg);
+  const am_status sc = par_pass(ref, d, want, &f, &bc), sg = par_pass(ctx, d, got, &f, &bg);
   cr_expect_eq(sc, AM_STATUS_INVALID_ARGUMENT);
   cr_expect_eq(sg, sc);
   cr_expect_eq(bg, bc);
   /* a fault before the bad argument is the one reported */
   par_store(d, 0, 1, 1, 0, d->ex[1].idx[0], d->ex[1].idx[0], NAN);
-  const am_status sc2 = par_pass(cpu, d, ref, &f, &bc),
-                  sg2 = par_pass(gpu, d, got, &f, &bg);
+  const am_status sc2 = par_pass(ref, d, want, &f, &bc),
+                  sg2 = par_pass(ctx, d, got, &f, &bg);
   cr_expect_eq(sc2, AM_STATUS_BAD_INPUT);
   cr_expect_eq(sg2, sc2);
   cr_expect_eq(bg, 1);
   cr_expect_eq(bc, 1);
-  par_out_free(ref);
+  par_out_free(want);
   par_out_free(got);
   par_free(d);
 }
@@ -194,7 +197,8 @@ Test(parity_ops, argument_errors) {
 /* ---- agreement, saliency, widening ----------------------------------------------------
  */
 
-Test(parity_ops, agreement_metrics) {
+PAR_TEST(parity_ops, agreement_metrics) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
   enum { NP = 160 };
   static const int lens[] = {0, 1, 2, 3, 5, 17, 64, 129, 700, 3000};
   float *x[NP], *y[NP];
@@ -224,26 +228,26 @@ Test(parity_ops, agreement_metrics) {
     }
   }
   for (int k = 0; k <= 7; k += 7) { /* k = 0: top-k undefined; 7 */
-    double *ref = malloc((size_t)NP * AM_METRIC_COUNT * sizeof *ref);
+    double *want = malloc((size_t)NP * AM_METRIC_COUNT * sizeof *want);
     double *got = malloc((size_t)NP * AM_METRIC_COUNT * sizeof *got);
-    cr_assert_eq(cpu->backend->agreement(cpu->backend_state, (const float *const *)x,
-                                         (const float *const *)y, m, NP, k, ref),
+    cr_assert_eq(ref->backend->agreement(ref->backend_state, (const float *const *)x,
+                                         (const float *const *)y, m, NP, k, want),
                  AM_STATUS_OK);
-    cr_assert_eq(gpu->backend->agreement(gpu->backend_state, (const float *const *)x,
+    cr_assert_eq(ctx->backend->agreement(ctx->backend_state, (const float *const *)x,
                                          (const float *const *)y, m, NP, k, got),
-                 AM_STATUS_OK, "%s", am_last_error(gpu));
+                 AM_STATUS_OK, "%s: %s", who, am_last_error(ctx));
     for (int p = 0; p < NP; p++)
       for (int t = 0; t < AM_METRIC_COUNT; t++) {
-        const double r = ref[p * AM_METRIC_COUNT + t], g = got[p * AM_METRIC_COUNT + t];
+        const double r = want[p * AM_METRIC_COUNT + t], g = got[p * AM_METRIC_COUNT + t];
         /* counts give exact values; sums in another order agree to ~1e-15 */
         const int exact = t == AM_METRIC_KENDALL || t == AM_METRIC_JACCARD ||
                           t == AM_METRIC_FEATURE_AGREEMENT || t == AM_METRIC_RANK_AGREEMENT;
         const int ok = (isnan(r) && isnan(g)) ||
                        (exact ? g == r : fabs(g - r) <= 1e-12 + 1e-9 * fabs(r));
-        cr_expect(ok, "pair %d (m %d, style %d) k %d %s: cuda %.17g cpu %.17g", p, m[p],
-                  (p / 10) % 8, k, am_metric_name((am_metric)t), g, r);
+        cr_expect(ok, "pair %d (m %d, style %d) k %d %s: %s %.17g reference %.17g", p, m[p],
+                  (p / 10) % 8, k, am_metric_name((am_metric)t), who, g, r);
       }
-    free(ref);
+    free(want);
     free(got);
   }
   for (int p = 0; p < NP; p++) {
@@ -252,9 +256,10 @@ Test(parity_ops, agreement_metrics) {
   }
 }
 
-Test(parity_ops, saliency_reductions) {
-  const am_backend_t *be = gpu->backend;
-  cr_assert_not_null(be->saliency);
+PAR_TEST(parity_ops, saliency_reductions) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
+  const am_backend_t *b = ctx->backend;
+  cr_assert_not_null(b->saliency, "%s: no saliency op", who);
   enum { NEX = 5, T = 9, D = 67 };
   static const am_dtype types[][2] = {{AM_DTYPE_F32, AM_DTYPE_F32},
                                       {AM_DTYPE_F16, AM_DTYPE_BF16},
@@ -268,7 +273,7 @@ Test(parity_ops, saliency_reductions) {
     int32_t idx[NEX][T];
     const int32_t *ip[NEX];
     int n[NEX];
-    float ref[NEX][3][T], got[NEX][3][T];
+    float want[NEX][3][T], got[NEX][3][T];
     float *outs[3 * NEX];
     for (int e = 0; e < NEX; e++) {
       ep[e] = emb + 1 + (size_t)e * T * D * am_dtype_size(de);
@@ -301,39 +306,43 @@ Test(parity_ops, saliency_reductions) {
           memcpy(pg, &b, 4);
         }
       }
-      am_cpu_saliency(ep[e], de, gp[e], dg, D, idx[e], n[e], ref[e][0], ref[e][1],
-                      ref[e][2]);
+      /* the reference: the CPU's saliency loop */
+      am_cpu_saliency(ep[e], de, gp[e], dg, D, idx[e], n[e], want[e][0], want[e][1],
+                      want[e][2]);
       for (int k = 0; k < 3; k++)
         outs[3 * e + k] = got[e][k];
     }
-    cr_assert_eq(be->saliency(gpu->backend_state, NEX, D, ep, de, gp, dg, ip, n, outs),
-                 AM_STATUS_OK, "%s", am_last_error(gpu));
+    cr_assert_eq(b->saliency(ctx->backend_state, NEX, D, ep, de, gp, dg, ip, n, outs),
+                 AM_STATUS_OK, "%s: %s", who, am_last_error(ctx));
     for (int e = 0; e < NEX; e++)
       for (int k = 0; k < 3; k++)
-        cr_expect_eq(par_compare_floats("saliency", got[e][k], ref[e][k], (size_t)n[e],
+        cr_expect_eq(par_compare_floats("saliency", got[e][k], want[e][k], (size_t)n[e],
                                         1e-6, "saliency", 23),
-                     0, "types %zu example %d output %d", t, e, k);
+                     0, "%s: types %zu example %d output %d", who, t, e, k);
     free(emb);
     free(grad);
   }
 }
 
-Test(parity_ops, widening_every_half_pattern) {
+PAR_TEST(parity_ops, widening_every_half_pattern) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
+  if (!ctx->backend->widen)
+    cr_skip_test("%s: no device widening (widen)", who);
   static uint16_t bits[65536];
   static float got[65536];
   for (int i = 0; i < 65536; i++)
     bits[i] = (uint16_t)i;
   const am_dtype types[2] = {AM_DTYPE_F16, AM_DTYPE_BF16};
   for (int t = 0; t < 2; t++) {
-    cr_assert_eq(gpu->backend->widen(gpu->backend_state, types[t], bits, 65536, got),
+    cr_assert_eq(ctx->backend->widen(ctx->backend_state, types[t], bits, 65536, got),
                  AM_STATUS_OK);
     int bad = 0;
     for (int i = 0; i < 65536; i++) {
-      const float ref = t == 0 ? am_f16_to_f32(bits[i]) : am_bf16_to_f32(bits[i]);
-      const int same = isnan(ref) ? isnan(got[i]) : memcmp(&ref, &got[i], 4) == 0;
+      const float host = t == 0 ? am_f16_to_f32(bits[i]) : am_bf16_to_f32(bits[i]);
+      const int same = isnan(host) ? isnan(got[i]) : memcmp(&host, &got[i], 4) == 0;
       if (!same && bad++ < 3)
-        cr_expect(same, "%s 0x%04x: cuda %a host %a", am_dtype_name(types[t]), i, got[i],
-                  ref);
+        cr_expect(same, "%s 0x%04x: %s %a host %a", am_dtype_name(types[t]), i, who, got[i],
+                  host);
     }
     cr_expect_eq(bad, 0);
   }

@@ -23,24 +23,34 @@ double am_row_sum_tolerance(am_dtype dtype) {
   }
 }
 
-#define WANT_TARGET (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT)
-#define WANT_GRAD                                                                          \
-  (AM_PASS_GRAD_ROLLOUT | AM_PASS_GRAD_ROLLOUT_ROWS | AM_PASS_HEAD_IMPORTANCE)
-#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
+unsigned am_pass_needing(unsigned what) {
+  unsigned bits = 0;
+#define AM_WANTING_(name, field, needs) bits |= (what & (needs)) ? AM_PASS_##name : 0u;
+  AM_PASS_OUTPUT_LIST(AM_WANTING_)
+#undef AM_WANTING_
+  return bits;
+}
+
+float **am_pass_output_slot(am_pass_output_t *out, unsigned bit) {
+#define AM_SLOT_(name, field, needs)                                                       \
+  if (bit == AM_PASS_##name)                                                               \
+    return &out->field;
+  AM_PASS_OUTPUT_LIST(AM_SLOT_)
+#undef AM_SLOT_
+  return NULL;
+}
 
 static int valid_dtype(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
 
 int am_ops_outputs_present(unsigned want, const am_pass_output_t *out) {
-  unsigned w = want;
-  return !((w & AM_PASS_ATTENTION_LAST && !out->attention_last) ||
-           (w & AM_PASS_ROLLOUT && !out->rollout) ||
-           (w & AM_PASS_GRAD_ROLLOUT && !out->grad_rollout) ||
-           (w & AM_PASS_ROLLOUT_ROWS && !out->rollout_rows) ||
-           (w & AM_PASS_GRAD_ROLLOUT_ROWS && !out->grad_rollout_rows) ||
-           (w & AM_PASS_HEAD_STATS && !out->head_stats) ||
-           (w & AM_PASS_HEAD_IMPORTANCE && !out->head_importance));
+#define AM_MISSING_(name, field, needs)                                                    \
+  if ((want & AM_PASS_##name) && !out->field)                                              \
+    return 0;
+  AM_PASS_OUTPUT_LIST(AM_MISSING_)
+#undef AM_MISSING_
+  return 1;
 }
 
 am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
@@ -53,7 +63,7 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
     return AM_STATUS_INVALID_ARGUMENT;
   if (ex->n == 0)
     return AM_STATUS_OK;
-  if (!ex->att || !ex->idx || (w & WANT_GRAD && !ex->grad))
+  if (!ex->att || !ex->idx || (w & am_pass_needing(AM_NEEDS_GRAD) && !ex->grad))
     return AM_STATUS_INVALID_ARGUMENT;
   for (int l = 0; l < ex->L; l++)
     if (!ex->att[l] || (ex->grad && !ex->grad[l]))
@@ -61,10 +71,10 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
   for (int j = 0; j < ex->n; j++)
     if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
       return AM_STATUS_INVALID_ARGUMENT;
-  if (w & WANT_TARGET && ex->target != AM_ROW_MEAN &&
+  if (w & am_pass_needing(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
       (ex->target < 0 || ex->target >= ex->n))
     return AM_STATUS_INVALID_ARGUMENT;
-  if (w & WANT_FUSED && !(opt->discard >= 0.0 && opt->discard < 1.0))
+  if (w & am_pass_needing(AM_NEEDS_FUSED) && !(opt->discard >= 0.0 && opt->discard < 1.0))
     return AM_STATUS_INVALID_ARGUMENT;
   if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&
       opt->fusion != AM_FUSION_MIN)

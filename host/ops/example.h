@@ -31,14 +31,33 @@ typedef struct am_grid {
   int rows, cols, prefix; /* rows == 0: no grid */
 } am_grid_t;
 
+/* What an output of the pass needs besides its pointer (check.c). */
+#define AM_NEEDS_TARGET 1u /* ex->target in range (or AM_ROW_MEAN) */
+#define AM_NEEDS_GRAD 2u   /* ex->grad */
+#define AM_NEEDS_FUSED 4u  /* the head fusion: discard in [0,1) */
+
+/* Every output of the pass, once, in bit order: its name (AM_PASS_<NAME> = 1u << its
+ * place), its am_pass_output_t field, what it needs. check.c and am_pass_output_slot
+ * read this list; a new output is a line here and a field below. */
+#define AM_PASS_OUTPUT_LIST(X)                                                             \
+  X(ATTENTION_LAST, attention_last, AM_NEEDS_TARGET)                                       \
+  X(ROLLOUT, rollout, AM_NEEDS_TARGET | AM_NEEDS_FUSED)                                    \
+  X(GRAD_ROLLOUT, grad_rollout, AM_NEEDS_TARGET | AM_NEEDS_GRAD)                           \
+  X(ROLLOUT_ROWS, rollout_rows, AM_NEEDS_FUSED)                                            \
+  X(GRAD_ROLLOUT_ROWS, grad_rollout_rows, AM_NEEDS_GRAD)                                   \
+  X(HEAD_STATS, head_stats, 0u)                                                            \
+  X(HEAD_IMPORTANCE, head_importance, AM_NEEDS_GRAD)
+
 enum {
-  AM_PASS_ATTENTION_LAST = 1u << 0,
-  AM_PASS_ROLLOUT = 1u << 1,
-  AM_PASS_GRAD_ROLLOUT = 1u << 2,
-  AM_PASS_ROLLOUT_ROWS = 1u << 3,
-  AM_PASS_GRAD_ROLLOUT_ROWS = 1u << 4,
-  AM_PASS_HEAD_STATS = 1u << 5,
-  AM_PASS_HEAD_IMPORTANCE = 1u << 6,
+#define AM_PASS_PLACE_(name, field, needs) AM_PASS_PLACE_##name,
+  AM_PASS_OUTPUT_LIST(AM_PASS_PLACE_)
+#undef AM_PASS_PLACE_
+      AM_PASS_OUTPUT_COUNT
+};
+enum {
+#define AM_PASS_BIT_(name, field, needs) AM_PASS_##name = 1u << AM_PASS_PLACE_##name,
+  AM_PASS_OUTPUT_LIST(AM_PASS_BIT_)
+#undef AM_PASS_BIT_
 };
 
 typedef struct am_pass_options {
@@ -77,6 +96,11 @@ typedef struct am_fault {
   int layer, head, row; /* row: valid-token index of the query */
   double value;         /* the offending value or row sum */
 } am_fault_t;
+
+/* The AM_PASS_* bits of the outputs that need any of what (AM_NEEDS_* bits). */
+unsigned am_pass_needing(unsigned what);
+/* The field of out that receives the output of bit (one AM_PASS_* bit), or NULL. */
+float **am_pass_output_slot(am_pass_output_t *out, unsigned bit);
 
 /* Tolerance on |row sum - 1| for attentions stored in dtype. */
 double am_row_sum_tolerance(am_dtype dtype);

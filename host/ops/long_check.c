@@ -4,9 +4,6 @@
 
 #include "ops/long_example.h"
 
-#define WANT_TARGET (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT)
-#define WANT_GRAD (AM_PASS_GRAD_ROLLOUT | AM_PASS_HEAD_IMPORTANCE)
-
 const char *am_lc_refusal(const am_pass_options_t *opt) {
   if (opt->want & (AM_PASS_ROLLOUT_ROWS | AM_PASS_GRAD_ROLLOUT_ROWS))
     return "--all-rows writes T x T matrices, which the long-context form (queries/keys/"
@@ -50,12 +47,12 @@ am_status am_lc_check_example(const am_lc_example_t *ex, const am_pass_options_t
     return AM_STATUS_OK;
   if (!ex->idx || !layers_ok(ex->q, ex->L) || !layers_ok(ex->k, ex->L) ||
       !layers_ok(ex->v, ex->L) || (ex->dout && !layers_ok(ex->dout, ex->L)) ||
-      (w & WANT_GRAD && !ex->dout))
+      (w & am_pass_needing(AM_NEEDS_GRAD) && !ex->dout))
     return AM_STATUS_INVALID_ARGUMENT;
   for (int j = 0; j < ex->n; j++)
     if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
       return AM_STATUS_INVALID_ARGUMENT;
-  if (w & WANT_TARGET && ex->target != AM_ROW_MEAN &&
+  if (w & am_pass_needing(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
       (ex->target < 0 || ex->target >= ex->n))
     return AM_STATUS_INVALID_ARGUMENT;
   return AM_STATUS_OK;

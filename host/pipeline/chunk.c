@@ -98,14 +98,10 @@ static void bind_outputs(am_chunk_t *c, int e) {
   const am_layout_t *lay = c->lay;
   am_pass_output_t *o = &c->out[e];
   size_t T = (size_t)c->Tcap, LH = (size_t)lay->L * (size_t)lay->H;
-  int m;
   memset(o, 0, sizeof *o);
-  if ((m = map_index(lay, AM_MAP_ATTENTION_LAST, 0)) >= 0)
-    o->attention_last = am_chunk_map(c, m, e);
-  if ((m = map_index(lay, AM_MAP_ROLLOUT, 0)) >= 0)
-    o->rollout = am_chunk_map(c, m, e);
-  if ((m = map_index(lay, AM_MAP_GRAD_ROLLOUT, 0)) >= 0)
-    o->grad_rollout = am_chunk_map(c, m, e);
+  for (int m = 0; m < lay->nmaps; m++)
+    if (lay->maps[m].def->pass)
+      *am_pass_output_slot(o, lay->maps[m].def->pass) = am_chunk_map(c, m, e);
   if (c->rows_rollout)
     o->rollout_rows = c->rows_rollout + (size_t)e * T * T;
   if (c->rows_grad)

@@ -26,12 +26,12 @@ void am_run_options_init(am_run_options_t *opts) {
   opts->checkpoint_s = 2.0;
 }
 
-static void add_map(am_layout_t *lay, am_map_kind kind, int sub, int attention,
-                    const char *name) {
+static void add_map(am_layout_t *lay, const am_map_def_t *def, int sub, const char *name) {
   am_map_t *m = &lay->maps[lay->nmaps++];
-  m->kind = kind;
+  m->def = def;
+  m->kind = def->kind;
   m->sub = sub;
-  m->is_attention = attention;
+  m->is_attention = def->is_attention;
   size_t k = strlen(name) < sizeof m->name ? strlen(name) : sizeof m->name - 1;
   memcpy(m->name, name, k);
   m->name[k] = '\0';
@@ -87,56 +87,42 @@ static am_status check_plan(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan
   am_status st = am_options_check(ctx, AM_SCOPE_PLAN, plan, NULL, 0);
   if (st != AM_STATUS_OK)
     return st;
+  const char *grads = ds->long_form ? "attention_output_grads" : "attention_grads";
   if ((st = need(ctx, ds, plan, AM_METHOD_GRAD_ROLLOUT, AM_ROLE_ATTENTION_GRADS,
-                 "grad_rollout", "attention_grads")) ||
+                 "grad_rollout", grads)) ||
       (st = need(ctx, ds, plan, AM_METHOD_HEAD_IMPORTANCE, AM_ROLE_ATTENTION_GRADS,
-                 "head importance", "attention_grads")) ||
+                 "head importance", grads)) ||
       (st = need(ctx, ds, plan, AM_METHOD_SALIENCY, AM_ROLE_EMBEDS | AM_ROLE_SALIENCY,
                  "saliency", "inputs_embeds_grads")))
     return st;
   return AM_STATUS_OK;
 }
 
+/* The maps of the list (maps.h) the plan asks for and the dataset has inputs for, and
+ * what the pass is asked for to make them. */
 static void build_maps(const am_dataset_t *ds, am_layout_t *lay) {
   unsigned m = lay->plan.methods;
   int grads = (ds->roles & AM_ROLE_ATTENTION_GRADS) != 0;
-  if (m & AM_METHOD_ATTENTION_LAST)
-    add_map(lay, AM_MAP_ATTENTION_LAST, 0, 1, "attention_last");
-  if (m & AM_METHOD_ROLLOUT)
-    add_map(lay, AM_MAP_ROLLOUT, 0, 1, "rollout");
-  if ((m & AM_METHOD_GRAD_ROLLOUT) && grads)
-    add_map(lay, AM_MAP_GRAD_ROLLOUT, 0, 0, "grad_rollout");
-  if (m & AM_METHOD_FLOW)
-    add_map(lay, AM_MAP_FLOW, 0, 1, "flow");
-  if (m & AM_METHOD_SALIENCY) {
-    for (int i = 0; i < ds->nsaliency && lay->nmaps < AM_MAX_MAPS - 3; i++) {
-      char name[80];
-      snprintf(name, sizeof name, "saliency.%s", ds->saliency_names[i]);
-      add_map(lay, AM_MAP_SALIENCY_GIVEN, i, 0, name);
+  for (int i = 0; i < am_map_def_count; i++) {
+    const am_map_def_t *def = &am_map_defs[i];
+    if (!(m & def->method) || (def->needs && !(ds->roles & def->needs)))
+      continue;
+    if (def->kind == AM_MAP_SALIENCY_GIVEN) {
+      for (int s = 0; s < ds->nsaliency && lay->nmaps < AM_MAX_MAPS - 3; s++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", def->name, ds->saliency_names[s]);
+        add_map(lay, def, s, name);
+      }
+      continue;
     }
-    if (ds->roles & AM_ROLE_EMBEDS) {
-      lay->derived_saliency = 1;
-      add_map(lay, AM_MAP_SALIENCY_DERIVED, 0, 0, "saliency.grad_l2");
-      add_map(lay, AM_MAP_SALIENCY_DERIVED, 1, 0, "saliency.grad_x_input");
-      add_map(lay, AM_MAP_SALIENCY_DERIVED, 2, 0, "saliency.abs_grad_x_input");
-    }
+    lay->derived_saliency |= def->kind == AM_MAP_SALIENCY_DERIVED;
+    add_map(lay, def, def->sub, def->name);
+    lay->pass.want |= def->pass | (lay->plan.all_rows ? def->rows : 0);
   }
   lay->head_stats = (m & AM_METHOD_HEAD_STATS) != 0;
   lay->head_importance = (m & AM_METHOD_HEAD_IMPORTANCE) && grads;
-  lay->pass.want = (lay->head_stats ? AM_PASS_HEAD_STATS : 0) |
-                   (lay->head_importance ? AM_PASS_HEAD_IMPORTANCE : 0);
-  for (int i = 0; i < lay->nmaps; i++) {
-    am_map_kind k = lay->maps[i].kind;
-    lay->pass.want |= k == AM_MAP_ATTENTION_LAST ? AM_PASS_ATTENTION_LAST
-                      : k == AM_MAP_ROLLOUT      ? AM_PASS_ROLLOUT
-                      : k == AM_MAP_GRAD_ROLLOUT ? AM_PASS_GRAD_ROLLOUT
-                                                 : 0;
-  }
-  if (lay->plan.all_rows) {
-    lay->pass.want |= (m & AM_METHOD_ROLLOUT) ? AM_PASS_ROLLOUT_ROWS : 0;
-    lay->pass.want |=
-        ((m & AM_METHOD_GRAD_ROLLOUT) && grads) ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
-  }
+  lay->pass.want |= (lay->head_stats ? AM_PASS_HEAD_STATS : 0) |
+                    (lay->head_importance ? AM_PASS_HEAD_IMPORTANCE : 0);
 }
 
 /* The pair ranked for disagreement: the first attention-side map against the first
@@ -148,8 +134,8 @@ static void choose_worst_pair(am_layout_t *lay) {
     if (lay->maps[a].is_attention != lay->maps[b].is_attention) {
       int att = lay->maps[a].is_attention ? a : b;
       if (lay->worst_pair < 0 ||
-          (lay->maps[att].kind == AM_MAP_ROLLOUT &&
-           lay->maps[lay->pair_a[lay->worst_pair]].kind != AM_MAP_ROLLOUT))
+          (lay->maps[att].def->worst_first &&
+           !lay->maps[lay->pair_a[lay->worst_pair]].def->worst_first))
         lay->worst_pair = p;
     }
   }

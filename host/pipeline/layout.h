@@ -7,24 +7,17 @@
 #include "dataset/dataset.h"
 #include "io/file.h"
 #include "ops/example.h"
+#include "pipeline/maps.h"
 
 #define AM_MAX_MAPS 32
 #define AM_MAX_PAIRS (AM_MAX_MAPS * (AM_MAX_MAPS - 1) / 2)
 
-typedef enum am_map_kind {
-  AM_MAP_ATTENTION_LAST,
-  AM_MAP_ROLLOUT,
-  AM_MAP_GRAD_ROLLOUT,
-  AM_MAP_FLOW,
-  AM_MAP_SALIENCY_GIVEN,   /* a precomputed saliency tensor (sub = its index) */
-  AM_MAP_SALIENCY_DERIVED, /* from embedding gradients (sub = 0 l2, 1 gxi, 2 abs gxi) */
-} am_map_kind;
-
 typedef struct am_map {
-  am_map_kind kind;
-  int sub;
-  int is_attention; /* attention-side map (for "attention vs gradients") */
-  char name[80];    /* "rollout", "saliency.ig" */
+  const am_map_def_t *def; /* its entry in the list of maps (maps.h) */
+  am_map_kind kind;        /* def's, copied */
+  int sub;                 /* def's, or the saliency tensor's index (given saliency) */
+  int is_attention;        /* def's: attention-side map (for "attention vs gradients") */
+  char name[80];           /* "rollout", "saliency.ig" */
 } am_map_t;
 
 typedef struct am_layout {

@@ -103,28 +103,6 @@ static am_status check_checksum(am_ctx_t *ctx, const am_run_t *rf) {
   return AM_STATUS_OK;
 }
 
-/* A map name a run can hold, and its kind. */
-static int map_kind(const char *name, am_map_kind *kind, int *attention) {
-  static const struct {
-    const char *name;
-    am_map_kind kind;
-    int attention;
-  } fixed[] = {{"attention_last", AM_MAP_ATTENTION_LAST, 1},
-               {"rollout", AM_MAP_ROLLOUT, 1},
-               {"grad_rollout", AM_MAP_GRAD_ROLLOUT, 0},
-               {"flow", AM_MAP_FLOW, 1}};
-  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-    if (strcmp(name, fixed[i].name) == 0) {
-      *kind = fixed[i].kind;
-      *attention = fixed[i].attention;
-      return 1;
-    }
-  *kind = AM_MAP_SALIENCY_GIVEN;
-  *attention = 0;
-  return strncmp(name, "saliency.", 9) == 0 && name[9] && !strchr(name, '~') &&
-         !strchr(name, ',') && strlen(name) < sizeof((am_map_t *)0)->name;
-}
-
 static am_status read_maps(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
   const json_t *maps = json_object_get(opt, "maps");
   am_layout_t *lay = &rf->lay;
@@ -136,7 +114,9 @@ static am_status read_maps(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
   for (size_t m = 0; m < json_array_size(maps); m++) {
     const char *name = json_string_value(json_array_get(maps, m));
     am_map_t *map = &lay->maps[lay->nmaps];
-    int known = name && map_kind(name, &map->kind, &map->is_attention);
+    const am_map_def_t *def = name ? am_map_def_find(name) : NULL;
+    int known =
+        def && !strchr(name, '~') && !strchr(name, ',') && strlen(name) < sizeof map->name;
     for (int k = 0; known && k < lay->nmaps; k++)
       known = strcmp(lay->maps[k].name, name) != 0;
     if (!known)
@@ -145,6 +125,10 @@ static am_status read_maps(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
                      "given twice",
                      rf->dir, m);
     snprintf(map->name, sizeof map->name, "%s", name);
+    map->def = def;
+    map->kind = def->kind;
+    map->sub = def->sub;
+    map->is_attention = def->is_attention;
     lay->nmaps++;
   }
   return AM_STATUS_OK;
@@ -250,11 +234,8 @@ static void read_roles(am_run_t *rf) {
     lay->has_ids |= strcmp(r, "input_ids") == 0;
     lay->has_special |= strcmp(r, "special_tokens_mask") == 0;
   }
-  for (int m = 0; m < lay->nmaps && lay->plan.all_rows; m++) {
-    lay->pass.want |= lay->maps[m].kind == AM_MAP_ROLLOUT ? AM_PASS_ROLLOUT_ROWS : 0;
-    lay->pass.want |=
-        lay->maps[m].kind == AM_MAP_GRAD_ROLLOUT ? AM_PASS_GRAD_ROLLOUT_ROWS : 0;
-  }
+  for (int m = 0; m < lay->nmaps && lay->plan.all_rows; m++)
+    lay->pass.want |= lay->maps[m].def->rows;
 }
 
 static am_status read_worst_pair(am_ctx_t *ctx, am_run_t *rf) {

@@ -48,13 +48,8 @@ int64_t am_rr_int(const am_tensor_t *t, int64_t i) {
 }
 
 int am_rr_map_signed(const char *name) {
-  static const char *const nonneg[] = {"attention_last",   "rollout",
-                                       "grad_rollout",     "flow",
-                                       "saliency.grad_l2", "saliency.abs_grad_x_input"};
-  for (size_t i = 0; i < sizeof nonneg / sizeof *nonneg; i++)
-    if (strcmp(name, nonneg[i]) == 0)
-      return 0;
-  return 1;
+  const am_map_def_t *def = am_map_def_find(name);
+  return !def || !def->nonneg;
 }
 
 int am_rr_valid_positions(const am_report_run_t *run, int64_t i, int32_t *idx) {

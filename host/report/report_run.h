@@ -45,8 +45,7 @@ float am_rr_f32(const am_tensor_t *t, int64_t i);
 int64_t am_rr_int(const am_tensor_t *t, int64_t i);
 
 /* 1 when the map may hold negative values (drawn with the diverging colormap): every map
- * but attention_last, rollout, grad_rollout, flow, saliency.grad_l2 and
- * saliency.abs_grad_x_input, which are non-negative by construction. */
+ * but those the list of maps marks non-negative by construction (pipeline/maps.c). */
 int am_rr_map_signed(const char *name);
 
 /* Valid positions of example i into idx (capacity run->T); returns their count. */

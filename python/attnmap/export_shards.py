@@ -10,7 +10,8 @@ import time
 
 import torch
 
-DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+from .hf_batch import DTYPES
+
 SHARD = "shard-%05d.safetensors"
 OWN_TMP = re.compile(r"^shard-\d{5}\.safetensors\.tmp-\d+$")  # what write_shard leaves
 
@@ -48,91 +49,39 @@ def note(text, args):
 
 
 # ---- one shard -------------------------------------------------------------------------
-def to_storage(t, dtype, name):
-    t = t.detach().cpu().to(dtype).contiguous()
-    if not torch.isfinite(t.float()).all():
-        raise SystemExit("attnmap-export: %s does not fit %s (overflow); use --dtype f32 or "
-                         "bf16" % (name, dtype))
-    return t
-
-
 class ShardBuilder:
-    """One shard's tensors, filled batch by batch: the [L,B,H,T,T] and [B,T,D] tensors are
-    allocated once in the storage dtype and each batch is converted as it arrives, so the
-    exporter holds the shard once in that dtype plus one batch in float32."""
+    """One shard's tensors, filled batch by batch from Job.tensors (attnmap.hf_batch): the
+    [L,B,H,T,T] and [B,T,D] tensors are allocated once in the storage dtype and each batch
+    is copied in as it arrives, so the exporter holds the shard once in that dtype plus one
+    batch; the small tensors are concatenated at the end."""
 
-    def __init__(self, examples, args, task):
-        self.B, self.args, self.task, self.rows = examples, args, task, 0
-        self.dt = DTYPES[args.dtype]
-        self.big, self.small = {}, {}
+    BIG = {"attentions": 1, "attention_grads": 1, "inputs_embeds": 0,
+           "inputs_embeds_grads": 0}  # name: the axis of the examples
 
-    def _place(self, name, t, dim):
-        t = to_storage(t, self.dt, name)
-        if name not in self.big:
-            shape = list(t.shape)
-            shape[dim] = self.B
-            self.big[name] = torch.empty(shape, dtype=self.dt)
-        self.big[name].narrow(dim, self.rows, t.shape[dim]).copy_(t)
+    def __init__(self, examples):
+        self.B, self.rows = examples, 0
+        self.names, self.big, self.small = [], {}, {}
 
-    def _keep(self, name, t):
-        self.small.setdefault(name, []).append(t.detach().cpu())
+    def add(self, t):
+        """t: one batch's tensors (Job.tensors), padded to the shard's length."""
+        for name, x in t.items():
+            if name not in self.names:
+                self.names.append(name)
+            if name in self.BIG:
+                dim = self.BIG[name]
+                if name not in self.big:
+                    shape = list(x.shape)
+                    shape[dim] = self.B
+                    self.big[name] = torch.empty(shape, dtype=x.dtype)
+                self.big[name].narrow(dim, self.rows, x.shape[dim]).copy_(x.cpu())
+            else:
+                self.small.setdefault(name, []).append(x.cpu())
+        self.rows += t["attentions"].shape[1]
 
-    def add(self, res, mask):
-        """res: one batch of hf_tasks.run_batch (+ saliency.ig); mask: its [b,T] mask."""
-        b = res["attentions"].shape[1]
-        self._place("attentions", res["attentions"], 1)
-        self._place("attention_grads", res["attention_grads"], 1)
-        if "inputs_embeds" in res and self.args.embeds == "full":
-            self._place("inputs_embeds", res["inputs_embeds"], 0)
-            self._place("inputs_embeds_grads", res["inputs_embeds_grads"], 0)
-        elif "inputs_embeds" in res and self.args.embeds == "saliency":
-            x, g = res["inputs_embeds"].float().cpu(), res["inputs_embeds_grads"].float().cpu()
-            m = mask.float().cpu()
-            gx = (g * x).sum(-1) * m  # the formulas of docs/analyses.md, padding 0
-            self._keep("saliency.grad_l2", g.norm(dim=-1) * m)
-            self._keep("saliency.grad_x_input", gx)
-            self._keep("saliency.abs_grad_x_input", gx.abs())
-        for k in ("predictions", "target_class", "score", "saliency.ig"):
-            if k in res:
-                self._keep(k, res[k])
-        self.rows += b
-
-    def tensors(self, batch, prefix):
-        """The docs/design.md §2 tensors of the shard (batch: the shard's encoded inputs)."""
-        out = {"attentions": self.big["attentions"],
-               "attention_grads": self.big["attention_grads"]}
-        cat = {k: torch.cat(v) for k, v in self.small.items()}
-        out["predictions"] = cat["predictions"].to(torch.int32)
-        B, T = out["attentions"].shape[1], out["attentions"].shape[-1]
-        if self.task == "image-cls":
-            out["attention_mask"] = torch.ones(B, T, dtype=torch.uint8)
-            special = torch.zeros(B, T, dtype=torch.uint8)
-            special[:, :prefix] = 1
-            out["special_tokens_mask"] = special
-        else:
-            mask = batch["attention_mask"].to(torch.uint8)
-            out["attention_mask"] = mask
-            out["special_tokens_mask"] = batch["special_tokens_mask"].to(torch.uint8) & mask
-            out["input_ids"] = batch["input_ids"].to(torch.int32)
-        if "labels" in batch and self.task == "causal-lm" and self.args.target_class != "label":
-            # predictions are next-token ids; the data's class labels are another quantity,
-            # kept under a name attnmap does not read (as `labels` every example would be
-            # "misclassified")
-            out["data_labels"] = batch["labels"].to(torch.int32)
-        elif "labels" in batch:
-            out["labels"] = batch["labels"].to(torch.int32)
-        for k in ("inputs_embeds", "inputs_embeds_grads"):
-            if k in self.big:
-                out[k] = self.big[k]
-        for k in ("saliency.grad_l2", "saliency.grad_x_input", "saliency.abs_grad_x_input",
-                  "saliency.ig"):
-            if k in cat:
-                out[k] = cat[k].float().contiguous()
-        # exporter extras, ignored by attnmap: the class whose logit was differentiated and
-        # its value
-        out["target_class"] = cat["target_class"].to(torch.int32)
-        out["target_score"] = cat["score"].float()
-        return out
+    def tensors(self):
+        """The docs/design.md §2 tensors of the shard, in the order of the batches'."""
+        return {k: self.big[k] if k in self.big else torch.cat(self.small[k])
+                for k in self.names}
 
 
 def write_shard(path, tensors, meta):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """attnmap.exporter - runs a Hugging Face model over a dataset and writes attnmap shards
-(docs/design.md §2): attentions (eager attention) and their gradients w.r.t. one target logit per
+(docs/design.md §2) or, with --run, the run folder of their analysis: attentions (eager attention) and their gradients w.r.t. one target logit per
 example, attention_mask, special_tokens_mask, input_ids, token strings, labels,
 predictions, inputs_embeds and their gradients, optionally integrated-gradients saliency
 (Captum). See docs/exporter.md.
@@ -8,6 +8,10 @@ predictions, inputs_embeds and their gradients, optionally integrated-gradients 
     attnmap-export --model bert-base-finetuned-sst2/ --data dev.jsonl \\
         --out shards/ --dtype f16
     attnmap analyze shards/ -o run/
+
+With --run DIR instead of --out, each batch is analysed in memory (attnmap.hf, a live run)
+and the run folder DIR is written directly, no shards; attnmap analyze options go after
+`--`.
 
 Data: a .txt file (one text a line), a .jsonl file (--text-field, --label-field,
 --id-field, --image-field), or a `datasets` split `hf:NAME[:CONFIG]:SPLIT` (loaded from
@@ -23,8 +27,9 @@ import numpy as np
 import torch
 
 from . import export_shards as shards_mod
-from . import hf_tasks
-from .export_shards import DTYPES, SHARD
+from . import hf_batch, hf_data, hf_tasks
+from .export_shards import SHARD
+from .hf_batch import DTYPES
 
 
 
@@ -33,7 +38,11 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model folder or hub name (cached)")
     p.add_argument("--data", required=True, help="FILE.txt, FILE.jsonl or hf:NAME[:CONFIG]:SPLIT")
-    p.add_argument("--out", required=True, help="folder of shards to write")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="folder of shards to write (then: attnmap analyze)")
+    where.add_argument("--run", metavar="DIR", help="analyse live: write the run folder DIR "
+                       "directly (attnmap.RunWriter), no shards; attnmap analyze options "
+                       "go after `--` (e.g. -- --methods rollout,grad_rollout --topk 10)")
     p.add_argument("--task", choices=hf_tasks.TASKS, help="default: from the model config")
     p.add_argument("--probe", help="embedding-probe: linear probe (.safetensors, W [C,D], b [C])")
     p.add_argument("--fit-probe", metavar="FILE", help="embedding-probe: fit a logistic-"
@@ -65,7 +74,8 @@ def parse_args(argv=None):
                    "exporter holds about twice this while it writes a shard")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted export into --out: finished shards (same "
-                   "examples and options, checked) are kept, the rest are written")
+                   "examples and options, checked) are kept, the rest are written; with "
+                   "--run: continue DIR.partial from its last checkpoint")
     p.add_argument("--sort-by-length", action="store_true",
                    help="group texts of similar length into shards (less padding)")
     p.add_argument("--limit", type=int, default=0, help="first N examples only")
@@ -85,90 +95,43 @@ def parse_args(argv=None):
                    "also in logs, a plain line every 10 s ($ATTNMAP_PROGRESS_INTERVAL); "
                    "never (on/off: always/never)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no notes")
-    p.add_argument("--force", action="store_true", help="replace shards in --out")
-    return p.parse_args(argv)
+    p.add_argument("--force", action="store_true", help="replace shards in --out (the run "
+                   "folder with --run)")
+    p.add_argument("--backend", default=None, help="--run: attnmap's backend (cpu, cuda, "
+                   "cuda:N, auto; default: where --device is)")
+    p.add_argument("--checkpoint", type=float, default=2.0, metavar="S",
+                   help="--run: seconds between checkpoints of the partial run folder "
+                   "(0: after every batch), what --resume continues from")
+    p.add_argument("--threads", type=int, default=0, help="--run: attnmap's CPU threads "
+                   "(0: all cores)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.analyze_options = analyze_options(argv[cut + 1:], p)
+    if args.analyze_options and not args.run:
+        p.error("options after -- are attnmap analyze options of --run")
+    return args
 
 
-# ---- data ------------------------------------------------------------------------------
-def load_records(args):
-    """[{text|image, label, id, split}] from a text file, a JSONL file or a datasets split."""
-    src = args.data
-    recs = []
-    if src.startswith("hf:"):
-        try:
-            import datasets
-        except ImportError:
-            raise SystemExit("attnmap-export: --data %s needs the `datasets` package, which is "
-                             "not installed: pip install datasets (or give a .txt or .jsonl "
-                             "file)" % src) from None
-        parts = src[3:].split(":")
-        name, split = parts[0], parts[-1]
-        config = parts[1] if len(parts) == 3 else None
-        for i, row in enumerate(datasets.load_dataset(name, config, split=split)):
-            recs.append({"text": row.get(args.text_field), "image": row.get(args.image_field),
-                         "label": row.get(args.label_field), "id": row.get(args.id_field, i)})
-    elif src.endswith(".jsonl"):
-        with open(src, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                image = row.get(args.image_field)
-                if isinstance(image, str) and not os.path.isabs(image):
-                    image = os.path.join(os.path.dirname(os.path.abspath(src)), image)
-                recs.append({"text": row.get(args.text_field), "image": image,
-                             "label": row.get(args.label_field),
-                             "id": row.get(args.id_field, i),
-                             "split": row.get(args.split_field)})
-    else:
-        with open(src, encoding="utf-8") as f:
-            recs = [{"text": t.rstrip("\n"), "id": i} for i, t in enumerate(f) if t.strip()]
-    if args.limit:
-        recs = recs[:args.limit]
-    if not recs:
-        raise SystemExit("attnmap-export: %s holds no examples" % src)
-    return recs
+def analyze_options(words, parser):
+    """`--name value` and `--flag` words (attnmap analyze's options) as keyword arguments of
+    attnmap.RunWriter: {"name": "value" | True}; the library checks names and values."""
+    out, i = {}, 0
+    while i < len(words):
+        w = words[i]
+        if not w.startswith("--") or w == "--":
+            parser.error("after --: %r is not an attnmap analyze option (--name [value])" % w)
+        name, eq, value = w[2:].partition("=")
+        if not eq and i + 1 < len(words) and not words[i + 1].startswith("--"):
+            value, i = words[i + 1], i + 1
+        elif not eq:
+            value = True
+        out[name.replace("-", "_")] = value
+        i += 1
+    return out
 
 
-def label_ids(recs, config):
-    """Integer labels (None when the data has none) and the label names."""
-    raw = [r.get("label") for r in recs]
-    if any(v is None for v in raw):
-        return None, None
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
-        id2label = getattr(config, "id2label", None) or {}
-        n = max(max(raw) + 1, len(id2label))
-        return [int(v) for v in raw], [str(id2label.get(i, i)) for i in range(n)]
-    label2id = {str(k).lower(): v for k, v in (getattr(config, "label2id", None) or {}).items()}
-    names = sorted({str(v) for v in raw})
-    if label2id and all(str(v).lower() in label2id for v in raw):
-        n = max(label2id.values()) + 1
-        inv = {v: k for k, v in label2id.items()}
-        return [label2id[str(v).lower()] for v in raw], [inv.get(i, str(i)) for i in range(n)]
-    return [names.index(str(v)) for v in raw], names
-
-
-def load_image(x):
-    from PIL import Image
-
-    if isinstance(x, str):
-        if x.endswith(".npy"):
-            return Image.fromarray(np.load(x).astype(np.uint8))
-        return Image.open(x).convert("RGB")
-    return x.convert("RGB") if hasattr(x, "convert") else Image.fromarray(np.asarray(x))
-
-
-def encode(recs, proc, task, args):
-    """The model inputs of recs (padded to the longest of them)."""
-    if task == "image-cls":
-        enc = proc(images=[load_image(r["image"]) for r in recs], return_tensors="pt")
-        return {"pixel_values": enc["pixel_values"]}
-    enc = proc([r["text"] for r in recs], padding=True, truncation=True,
-               max_length=args.max_length, return_special_tokens_mask=True,
-               return_tensors="pt")
-    return dict(enc)
-
-
+# ---- model -------------------------------------------------------------------------
 def make_tokenizer(model_path, task):
     import transformers as tf
 
@@ -187,8 +150,9 @@ def pooled_all(model, proc, recs, args, device):
     out = []
     with torch.no_grad():
         for i in range(0, len(recs), args.batch_size):
-            batch = {k: v.to(device) for k, v in encode(recs[i:i + args.batch_size], proc,
-                                                        "embedding-probe", args).items()}
+            texts = [r["text"] for r in recs[i:i + args.batch_size]]
+            batch = {k: v.to(device) for k, v in
+                     hf_batch.encode_texts(proc, texts, args.max_length).items()}
             h = model(**hf_tasks.model_inputs(batch, "embedding-probe")).last_hidden_state
             out.append(hf_tasks.pooled_embedding(h, batch["attention_mask"]).double().cpu())
     return torch.cat(out).numpy()
@@ -224,23 +188,6 @@ def prepare_probe(model, proc, recs, labels, names, args, device):
     return {"W": torch.from_numpy(W).float(), "b": torch.from_numpy(b).float()}, info
 
 
-# ---- shards ----------------------------------------------------------------------------
-def shard_metadata(recs, batch, proc, task, args, extra):
-    meta = {"model": args.model_name or args.model,
-            "attnmap.ids": json.dumps([r["id"] for r in recs]),
-            "attnmap.exporter": json.dumps(extra, sort_keys=True)}
-    if task == "image-cls":
-        T = extra["tokens"]
-        side = int(round((T - extra["prefix"]) ** 0.5))
-        meta["attnmap.grid"] = "%dx%d+%d" % (side, side, extra["prefix"])
-    else:
-        toks = []
-        for ids, m in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist()):
-            toks.append(proc.convert_ids_to_tokens([i for i, v in zip(ids, m) if v]))
-        meta["attnmap.tokens"] = json.dumps(toks, ensure_ascii=False)
-    return meta
-
-
 # ---- main ------------------------------------------------------------------------------
 def _exported_by_us(path):
     """True when path is a shard this exporter wrote (its attnmap.exporter metadata)."""
@@ -274,63 +221,20 @@ def prepare_out(args):
         os.remove(os.path.join(args.out, f))
 
 
-def shard_order(recs, proc, task, args, k):
-    order = list(range(len(recs)))
-    if args.sort_by_length and task != "image-cls":
-        n = [len(proc(r["text"], truncation=True, max_length=args.max_length)["input_ids"])
-             for r in recs]
-        order.sort(key=lambda i: n[i])  # stable: equal lengths keep their order
-    k = max(1, k)
-    return [order[i:i + k] for i in range(0, len(order), k)]
-
-
-def export_shard(s, idx, ctx):
-    """Runs every batch of one shard and writes it (or keeps it, resuming)."""
-    args, task, model, proc = ctx["args"], ctx["task"], ctx["model"], ctx["proc"]
-    recs = [ctx["recs"][i] for i in idx]
-    path = os.path.join(args.out, SHARD % s)
-    if args.resume and shards_mod.finished(path, json.dumps([r["id"] for r in recs]),
-                                           ctx["extra"]):
-        ctx["bar"].update(len(idx))
-        ctx["kept"] = ctx.get("kept", 0) + 1
-        return
-    batch_all = encode(recs, proc, task, args)
-    if ctx["labels"] is not None:
-        batch_all["labels"] = torch.tensor([ctx["labels"][i] for i in idx])
-    shard = shards_mod.ShardBuilder(len(idx), args, task)
-    for j in range(0, len(idx), args.batch_size):
-        b = {k: v[j:j + args.batch_size].to(ctx["device"]) for k, v in batch_all.items()}
-        res = hf_tasks.run_batch(model, task, b, ctx["capture"], ctx["probe"],
-                                 args.target_class)
-        if args.ig_steps > 0:
-            ctx["capture"].on = False
-            sal, delta = hf_tasks.integrated_gradients(model, task, b, ctx["probe"],
-                                                       res["target_class"], args.ig_steps,
-                                                       ctx["emb_module"])
-            ctx["capture"].on = True
-            res["saliency.ig"] = sal.detach()
-            ctx["ig_delta"] = max(ctx.get("ig_delta", 0.0), float(delta.max()))
-        shard.add(res, b.get("attention_mask"))
-        del res
-        ctx["bar"].update(b[next(iter(b))].shape[0])
-    tensors = shard.tensors(batch_all, ctx["prefix"])
-    extra = dict(ctx["extra"], tokens=int(tensors["attentions"].shape[-1]))
-    meta = shard_metadata(recs, batch_all, proc, task, args, extra)
-    shards_mod.write_shard(path, tensors, meta)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+def make_job(args):
+    """The records and the Job (attnmap.hf_batch) of the command line: the model loaded
+    with eager attention, its processor, labels, the probe of embedding-probe."""
     torch.manual_seed(args.seed)
     import transformers as tf
 
     config = tf.AutoConfig.from_pretrained(args.model)
     task = args.task or hf_tasks.detect_task(config, args.probe or args.fit_probe)
-    target = args.target or {"causal-lm": "last", "embedding-probe": "mean"}.get(task, "cls")
     device = torch.device(args.device)
-    recs = load_records(args)
-    labels, names = label_ids(recs, config)
-    prepare_out(args)
+    recs = hf_data.load_records(args.data, args.text_field, args.label_field, args.id_field,
+                                args.image_field, args.split_field, args.limit)
+    labels, names = hf_data.label_ids(recs, config)
+    if args.out:
+        prepare_out(args)
     proc = make_tokenizer(args.model, task)
     model = hf_tasks.load_model(args.model, task, device)
     if task != "image-cls" and model.config.pad_token_id is None:
@@ -338,40 +242,62 @@ def main(argv=None):
     probe, probe_info = None, None
     if task == "embedding-probe":
         probe, probe_info = prepare_probe(model, proc, recs, labels, names, args, device)
-    prefix, n_tok = 0, 0
-    if task == "image-cls":
-        n_tok = model.base_model.embeddings.position_embeddings.shape[1]
-        prefix = n_tok - (config.image_size // config.patch_size) ** 2
-    emb_module = hf_tasks.embedding_module(model, task)
-    extra = {"task": task, "target": target, "target_class": args.target_class,
-             "score": "logit of target_class" + (" at the last valid token"
-                                                  if task == "causal-lm" else ""),
-             "prefix": prefix, "ig_steps": args.ig_steps, "dtype": args.dtype,
-             "embeds": args.embeds}
-    if probe_info:
-        extra["probe"] = probe_info
-    if names and task == "causal-lm":
-        extra["data_label_names"] = names  # classes of data_labels, not of predictions
-    elif names:
-        extra["label_names"] = names
-    ctx = {"args": args, "task": task, "model": model, "proc": proc, "recs": recs,
-           "labels": labels, "device": device, "probe": probe, "prefix": prefix,
-           "emb_module": emb_module, "capture": hf_tasks.Capture(emb_module),
-           "extra": extra,
-           "bar": shards_mod.Progress(len(recs), args.progress, args.quiet)}
-    tokens = n_tok if task == "image-cls" else args.max_length
-    per_shard = shards_mod.examples_per_shard(model.config, tokens, args)
-    shards = shard_order(recs, proc, task, args, per_shard)
+    job = hf_batch.Job(model, proc, task, target=args.target, target_class=args.target_class,
+                       dtype=args.dtype, embeds=args.embeds, ig_steps=args.ig_steps,
+                       max_length=args.max_length, probe=probe, probe_info=probe_info,
+                       label_names=names, labels=labels,
+                       model_name=args.model_name or args.model)
+    return job, recs
+
+
+def export_shard(s, idx, job, recs, args, st):
+    """Runs every batch of one shard and writes it (or keeps it, resuming)."""
+    path = os.path.join(args.out, SHARD % s)
+    ids = [recs[i]["id"] for i in idx]
+    if args.resume and shards_mod.finished(path, json.dumps(ids), job.extra):
+        st["bar"].update(len(idx))
+        st["kept"] += 1
+        return
+    batch_all = job.encode([recs[i] for i in idx], idx)  # padded to the shard's longest
+    shard = shards_mod.ShardBuilder(len(idx))
+    for j in range(0, len(idx), args.batch_size):
+        b = {k: v[j:j + args.batch_size].to(job.device) for k, v in batch_all.items()}
+        shard.add(job.tensors(job.run(b), b))
+        st["bar"].update(b[next(iter(b))].shape[0])
+    tensors = shard.tensors()
+    T = tensors["attentions"].shape[-1]
+    shards_mod.write_shard(path, tensors, job.metadata(ids, job.tokens(batch_all), T))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    job, recs = make_job(args)
+    if args.run:
+        from . import hf
+
+        hf.run_job(job, recs, args.run, batch_size=args.batch_size,
+                   sort_by_length=args.sort_by_length, progress=args.progress,
+                   quiet=args.quiet, resume=args.resume, force=args.force,
+                   backend=args.backend, threads=args.threads, checkpoint=args.checkpoint,
+                   **args.analyze_options)
+        job.close()
+        return
+    tokens = job.n_tok if job.task == "image-cls" else args.max_length
+    per_shard = shards_mod.examples_per_shard(job.model.config, tokens, args)
+    lengths = job.lengths(recs) if args.sort_by_length else [0] * len(recs)
+    shards = hf_data.groups(lengths, per_shard, args.sort_by_length)
+    st = {"bar": shards_mod.Progress(len(recs), args.progress, args.quiet), "kept": 0}
     for s, idx in enumerate(shards):
-        export_shard(s, idx, ctx)
-    ctx["bar"].close()
-    ctx["capture"].remove()
-    note = " (max |IG completeness delta| %.3g)" % ctx["ig_delta"] if "ig_delta" in ctx else ""
-    kept = " (%d finished shards kept)" % ctx["kept"] if ctx.get("kept") else ""
+        export_shard(s, idx, job, recs, args, st)
+    st["bar"].close()
+    job.close()
+    note = (" (max |IG completeness delta| %.3g)" % job.ig_delta
+            if job.ig_delta is not None else "")
+    kept = " (%d finished shards kept)" % st["kept"] if st["kept"] else ""
     shards_mod.note("wrote %d examples in %d shards of at most %d to %s%s%s; analyse with: "
                     "attnmap analyze %s -o RUN/ (it reads target %s from the shards)"
                     % (len(recs), len(shards), per_shard, args.out, kept, note, args.out,
-                       target), args)
+                       job.target), args)
 
 
 if __name__ == "__main__":

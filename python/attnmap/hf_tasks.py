@@ -122,6 +122,10 @@ def run_batch(model, task, batch, capture, probe, target_class):
     Returns a dict of detached tensors on the model's device."""
     out = model(**model_inputs(batch, task), output_attentions=True)
     atts = out.attentions
+    if not atts or any(a is None for a in atts):
+        raise SystemExit("attnmap: the model returned no attention weights (its attention "
+                         "implementation, SDPA or flash, does not materialise them): load "
+                         "it with attn_implementation=\"eager\"")
     for a in atts:
         a.retain_grad()
     logits = logits_of(model, task, out, batch, probe)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/cuda_emu/run.sh — the CUDA backend on the CPU emulator (cuda_emu.h): builds the
-# library with cuda/*.cu compiled by g++ against the emulator, then runs the parity suite
-# (every op against the CPU reference), the backend selection suite, and `attnmap analyze`
-# with --backend cuda:all against --backend cpu on the bundled dataset
+# library with cuda/*.cu compiled by g++ against the emulator, then runs the parity suites
+# over every backend of tests/support/backends.c (CUDA here on the emulator; every op
+# against the reference, the CPU's plain loops), the backend selection suite, and `attnmap
+# analyze --backend cuda:all` against the reference on the bundled dataset
 # (tests/test_backend_analyze.c). Part of scripts/test.sh.
 # For machines without a GPU; it checks the kernels' indexing, reductions, barriers and
 # the host side's slabs, staging, faults and pipeline, not timings or stream ordering
@@ -27,7 +28,7 @@ if [ "${VALGRIND:-0}" = 1 ]; then
     "$B/test_parity_ops" --verbose=0 -j1 \
     2> >(grep -v 'client switching stacks\|to suppress, use\|further instances\|max-stackframe' >&2)
 fi
-# attnmap analyze --backend cuda:all (two emulated devices) against --backend cpu
+# attnmap analyze --backend cuda:all (two emulated devices) against the reference
 "$B/test_backend_analyze" --verbose=0 -j1
 # the live run writer with device pointers: batches in flight, against analyze (cuda)
 "$B/test_run_writer" --verbose=0 -j1 --filter 'run_writer/cuda_*'

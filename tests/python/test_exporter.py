@@ -180,6 +180,16 @@ def test_vit_grid(tmp_path, cli):
     check_rows(t, 2e-3)
     p = run_cli(cli, "inspect", out)
     assert "grid: 4x4+1" in p.stdout
+    # --embeds saliency on an image model (it used to stop: ViT batches have no mask): the
+    # maps of the embeddings' gradients, every token real
+    full = export(model, data, str(tmp_path / "f32"), "--dtype", "f32")[0][0]
+    sal = export(model, data, str(tmp_path / "sal"), "--dtype", "f32", "--embeds",
+                 "saliency")[0][0]
+    assert "inputs_embeds" not in sal and sal["saliency.grad_l2"].shape == (5, 17)
+    g, x = full["inputs_embeds_grads"].astype(np.float64), full["inputs_embeds"]
+    np.testing.assert_allclose(sal["saliency.grad_l2"], np.linalg.norm(g, axis=-1), rtol=1e-5)
+    np.testing.assert_allclose(sal["saliency.grad_x_input"], (g * x).sum(-1), rtol=1e-4,
+                               atol=1e-7)
 
 
 def test_integrated_gradients_completeness(bert, tmp_path):

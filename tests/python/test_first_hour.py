@@ -36,6 +36,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 import attnmap.exporter as exporter  # noqa: E402
+import attnmap.hf_data  # noqa: E402
 import tiny_models  # noqa: E402
 from test_exporter import export  # noqa: E402  exports and reads the shards back
 
@@ -67,7 +68,7 @@ def test_hf_data_without_datasets_says_how_to_install(monkeypatch, tmp_path):
     args = exporter.parse_args(["--model", "m", "--data", "hf:imdb:test", "--out",
                                 str(tmp_path)])
     with pytest.raises(SystemExit) as e:
-        exporter.load_records(args)
+        attnmap.hf_data.load_records(args.data)
     assert "pip install datasets" in str(e.value) and "hf:imdb:test" in str(e.value)
 
 

@@ -355,15 +355,6 @@ int par_compare(const par_data_t *d, const par_out_t *got, const par_out_t *ref,
   return bad;
 }
 
-am_ctx_t *par_ctx(const char *backend) {
-  am_ctx_options_t o = {.backend = backend, .threads = 2};
-  am_ctx_t *ctx = NULL;
-  char err[512] = "";
-  if (am_ctx_create(&o, &ctx, err, sizeof err) != AM_STATUS_OK)
-    return NULL;
-  return ctx;
-}
-
 am_status par_pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad) {
   *bad = -1;
   memset(f, 0, sizeof *f);

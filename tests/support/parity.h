@@ -1,4 +1,5 @@
-/* parity.h — inputs and comparisons for the backend parity suite (tests/test_parity.c):
+/* parity.h — inputs and comparisons for the backend parity suites (tests/test_parity.c;
+ * the backends they run on: backends.h):
  * a batch of examples in the layout the pipeline hands a backend (per layer [B,H,T,T]
  * blocks at odd byte offsets, padding on either side, holes, empty rows, NaN in every
  * padded cell so that a read of padding shows), outputs fenced by guard values and
@@ -84,14 +85,11 @@ int par_compare(const par_data_t *d, const par_out_t *got, const par_out_t *ref,
 int par_compare_floats(const char *what, const float *got, const float *ref, size_t n,
                        double rtol, const char *case_name, uint64_t seed);
 
-/* Deterministic random numbers. */
-/* A context of backend ("cpu", "cuda", "cuda:all") with 2 threads, or NULL where it cannot
- * be made (no device). */
-am_ctx_t *par_ctx(const char *backend);
 /* The backend's fused pass over the batch of d into o; f and bad as example_pass gives
  * them (bad -1 when no example was bad). */
 am_status par_pass(am_ctx_t *ctx, par_data_t *d, par_out_t *o, am_fault_t *f, int *bad);
 
+/* Deterministic random numbers. */
 uint64_t par_rand(uint64_t *s);
 double par_uniform(uint64_t *s); /* [0,1) */
 
