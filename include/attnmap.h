@@ -583,7 +583,9 @@ typedef struct am_run_writer am_run_writer_t;
  * opts->force and only when attnmap wrote it). With opts->resume, a partial folder left
  * by an interrupted live run with the same plan, options and info is continued:
  * *resume_from receives the number of examples already stored (checkpoints fall at batch
- * boundaries), which the caller skips; otherwise it is 0. opts->checksums does not apply
+ * boundaries), which the caller skips; otherwise it is 0. A run_dir that is a finished
+ * live run with this plan and info is left as it is: *resume_from = info->examples and
+ * close does nothing (as am_run_analyze with resume). opts->checksums does not apply
  * (there are no input files). plan, opts and info are copied. */
 AM_API am_status am_run_writer_open(am_ctx_t *ctx, const char *run_dir, const am_plan_t *plan,
                                     const am_run_options_t *opts,

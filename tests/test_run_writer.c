@@ -312,6 +312,16 @@ Test(run_writer, fewer_or_more_examples_than_declared_are_errors) {
   add_range(w, &s, 3, s.n, seed);
   cr_assert_eq(am_run_writer_close(w), AM_STATUS_OK, "%s", am_last_error(ctx));
   expect_same("closed early, then resumed", seed);
+  /* resume on the finished run: nothing to do, nothing touched; other options: refused */
+  cr_assert_eq(open_writer(&s, &plan, 1, 2.0, &w, &from), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  cr_expect_eq(from, s.N);
+  cr_expect_eq(am_run_writer_close(w), AM_STATUS_OK, "%s", am_last_error(ctx));
+  expect_same("resumed when finished", seed);
+  am_plan_t other = plan;
+  other.topk = 3;
+  cr_expect_eq(open_writer(&s, &other, 1, 2.0, &w, &from), AM_STATUS_INVALID_ARGUMENT);
+  cr_expect(strstr(am_last_error(ctx), "already exists"), "%s", am_last_error(ctx));
   /* one example fewer declared: the last batch is refused by name */
   dsb_rmtree(run);
   am_run_options_t opts;

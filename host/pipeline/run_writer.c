@@ -333,11 +333,16 @@ am_status am_run_writer_open(am_ctx_t *ctx, const char *run_dir, const am_plan_t
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   if (st == AM_STATUS_OK && n >= sizeof w->run_dir - 64)
     st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: path too long", run_dir);
-  if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, w->run_dir, AM_OUT_RUN, w->opts.force, NULL);
   int64_t from = 0;
-  if (st == AM_STATUS_OK && w->opts.resume)
-    st = am_live_resume(w, &from);
+  if (st == AM_STATUS_OK && w->opts.resume && !w->opts.force && am_live_finished(w)) {
+    w->complete = 1; /* finished before: left as it is, as analyze --resume leaves it */
+    w->added = w->stored = w->boundary = from = w->N;
+  } else {
+    if (st == AM_STATUS_OK)
+      st = am_run_dir_check(ctx, w->run_dir, AM_OUT_RUN, w->opts.force, NULL);
+    if (st == AM_STATUS_OK && w->opts.resume)
+      st = am_live_resume(w, &from);
+  }
   if (st != AM_STATUS_OK) {
     writer_free(w);
     return st;
@@ -375,7 +380,7 @@ am_status am_run_writer_close(am_run_writer_t *w) {
                           : "nothing was written");
   }
   w->busy_s += am_now_seconds() - t0;
-  if (st == AM_STATUS_OK)
+  if (st == AM_STATUS_OK && !w->complete)
     st = am_live_publish(w);
   writer_free(w);
   return st;

@@ -60,6 +60,7 @@ struct am_run_writer {
   double t0, last_checkpoint, busy_s;
   am_status failed;
   char why[1024];
+  int complete; /* resume found the run finished with these options: nothing to do */
 };
 
 /* Resolves the layout from w->shape and w's info (run_writer_dir.c). */
@@ -69,6 +70,9 @@ am_status am_live_begin(am_run_writer_t *w);
 /* With opts.resume: continues a matching partial folder; *from = examples kept (0: none,
  * the folder is begun afresh by the first batch). */
 am_status am_live_resume(am_run_writer_t *w, int64_t *from);
+/* With resume: 1 when run_dir is a finished live run of this plan, size and metadata
+ * (what analyze --resume leaves as it is); w->shape and w->lay are then its. */
+int am_live_finished(am_run_writer_t *w);
 /* Records the whole batches stored so far (w->boundary) as the checkpoint. */
 am_status am_live_checkpoint(am_run_writer_t *w);
 /* Writes summary.json and renames the partial folder to the run folder. */

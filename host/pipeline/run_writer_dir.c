@@ -154,6 +154,36 @@ am_status am_live_resume(am_run_writer_t *w, int64_t *from) {
   return AM_STATUS_OK;
 }
 
+static int same_text(const json_t *j, const char *s) {
+  return s ? json_is_string(j) && strcmp(json_string_value(j), s) == 0 : json_is_null(j);
+}
+
+int am_live_finished(am_run_writer_t *w) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/summary.json", w->run_dir);
+  json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, NULL), *now = NULL;
+  json_t *prov = json_object_get(doc, "provenance"), *ds = json_object_get(doc, "dataset");
+  int same = am_live_shape_parse(json_object_get(json_object_get(prov, "live"), "shape"),
+                                 &w->shape) == 0;
+  w->have_shape = same;
+  same = same && json_integer_value(json_object_get(ds, "examples")) == w->N &&
+         json_integer_value(json_object_get(ds, "max_tokens")) == w->T &&
+         same_text(json_object_get(ds, "model"), w->model) &&
+         same_text(json_object_get(ds, "grid"), w->grid);
+  if (same && am_live_layout(w) == AM_STATUS_OK && (now = am_plan_to_json(&w->lay)))
+    same = json_equal(json_object_get(prov, "options"), now);
+  else
+    same = 0;
+  json_decref(now);
+  json_decref(doc);
+  if (!same) {
+    am_live_shape_free(&w->shape);
+    w->have_shape = 0;
+    am_clear_error(w->ctx);
+  }
+  return same;
+}
+
 am_status am_live_checkpoint(am_run_writer_t *w) {
   if (!w->began || !w->st)
     return AM_STATUS_OK;
@@ -179,8 +209,9 @@ static am_status write_summary(am_run_writer_t *w) {
                              : am_fail(w->ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   if (st == AM_STATUS_OK)
     json_object_set_new(prov, "live",
-                        json_pack("{s:i,s:b}", "batches", w->batches_done, "tokens",
-                                  (w->shape.roles & AM_ROLE_TOKENS) != 0));
+                        json_pack("{s:i,s:b,s:o}", "batches", w->batches_done, "tokens",
+                                  (w->shape.roles & AM_ROLE_TOKENS) != 0, "shape",
+                                  am_live_shape_json(&w->shape)));
   if (st == AM_STATUS_OK)
     st = am_summary_add_files(w->ctx, doc, w->partial.dir);
   if (st == AM_STATUS_OK && (w->shape.roles & AM_ROLE_TOKENS)) {

@@ -122,6 +122,9 @@ def test_live_run_equals_analyze_over_shards(tmp_path, cli, torch_tensors, targe
     assert run.summary["provenance"]["live"]["batches"] == len(batches)
     assert os.path.exists(os.path.join(live, "tokens.jsonl"))
     run_cli(cli, "report", live)  # the report reads a live run as it is
+    with attnmap.RunWriter(live, N, T, model="tiny", recorded_target=target,
+                           resume=True) as w:  # finished: nothing to do, nothing touched
+        assert w.resume_from == N
 
 
 CHILD = r"""
