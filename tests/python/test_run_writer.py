@@ -235,12 +235,29 @@ def test_declared_size_and_device_memory(tmp_path):
         w.add(batches[0]["attentions"])  # closed
     with pytest.raises(TypeError):
         attnmap.RunWriter(str(tmp_path / "x"), 1, 4, no_such_option=1)
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device: the refusal of device memory is not exercised")
-    with attnmap.RunWriter(str(tmp_path / "cuda"), N, T) as w2:
-        with pytest.raises(ValueError) as e2:
-            w2.add(torch.from_numpy(batches[0]["attentions"]).cuda())
-        assert "does not copy" in str(e2.value)
+
+
+class FakeDeviceArray:
+    """Looks like a CUDA array (__cuda_array_interface__) without a GPU: never read."""
+
+    def __init__(self, shape):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4",
+                                         "data": (0x10000, False), "version": 3,
+                                         "strides": None}
+
+
+def test_a_cpu_writer_refuses_device_memory_and_stays_usable(tmp_path, cli):
+    """CUDA attentions (here an object that only looks like one) are refused by a cpu
+    writer before the library sees them, without a copy; the writer goes on."""
+    batches = make_batches(9, n=2)
+    N, T = size_of(batches)
+    live = str(tmp_path / "live")
+    with attnmap.RunWriter(live, N, T, model="tiny") as w:
+        with pytest.raises(ValueError) as e:
+            w.add(FakeDeviceArray((2, 1, 2, 3, 3)))
+        assert "CUDA memory" in str(e.value) and "does not copy" in str(e.value)
         for b in batches:
-            add(w2, b)
+            add(w, b)
+    write_shards(batches, str(tmp_path / "shards"))
+    run_cli(cli, "analyze", str(tmp_path / "shards"), "-o", str(tmp_path / "ref"), "-q")
+    same_runs(str(tmp_path / "ref"), live)
