@@ -11,7 +11,10 @@
  * sweeps 2 x 2 n^2 d, dO V^T and P V 2 x 2 n^2 d, halved by the causal mask, per head and
  * layer; a T x T matrix of the same example would hold L H T^2 x 2 bytes (F16) per form.
  *   usage: bench_long [--threads K] [--tokens 1024,4096,16384] [--repeats R]
- *                     [--check-tokens N (0: no check)]
+ *                     [--check-tokens N (0: no check)] [--kernels simd|plain]
+ * --kernels plain: the plain C per-tile loops (expf, key by key), for before/after on one
+ * binary; simd (default): this CPU's fastest. CPU-s: the process's CPU time over the
+ * timed pass (every thread), beside its wall time.
  * Every pass runs in a child process: the parent never starts OpenMP's threads, which a
  * fork would leave behind. Last line: RESULT key=value ... */
 #include <cblas.h>
@@ -28,6 +31,7 @@
 
 #include "core/half.h"
 #include "cpu/example_pass.h"
+#include "cpu/long_kernels.h"
 #include "cpu/long_pass.h"
 #include "cpu/row_sweep.h"
 #include "tests/support/long_inputs.h"
@@ -37,11 +41,12 @@ enum { L = 2, H = 8, HKV = 2, D = 64 };
   (AM_PASS_ATTENTION_LAST | AM_PASS_ROLLOUT | AM_PASS_GRAD_ROLLOUT | AM_PASS_HEAD_STATS |  \
    AM_PASS_HEAD_IMPORTANCE)
 
-static double now(void) {
+static double clock_s(clockid_t id) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(id, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 typedef struct outs {
   float *maps, stats[AM_STAT_COUNT * L * H], importance[L * H];
@@ -70,7 +75,7 @@ static double max_rel(const float *a, const float *b, size_t count, double floor
 }
 
 /* The pass against the matrix path at T tokens; returns the largest relative difference. */
-static double check(int T, int threads) {
+static double check(int T, int threads, const am_cpu_kernels_t *kernels) {
   lc_case_t c = {.L = L, .H = H, .Hkv = HKV, .T = T, .d = D, .pad_left = 3,
                  .attn = {1.0 / 8.0, 1, 0, 0}, .dtype = AM_DTYPE_F16, .seed = 7};
   lc_data_t x;
@@ -88,7 +93,8 @@ static double check(int T, int threads) {
   int fe;
   am_cpu_scratch_t scratch = {.kernels = am_cpu_kernels_plain()};
   double worst = INFINITY;
-  if (am_cpu_lc_pass(&lex, 1, &opt, &a.out, threads, &f, &fe) == AM_STATUS_OK &&
+  if (am_cpu_lc_pass_with(kernels, &lex, 1, &opt, &a.out, threads, &f, &fe) ==
+          AM_STATUS_OK &&
       am_cpu_example_pass(&mex, &opt, &m.out, &scratch, &f) == AM_STATUS_OK) {
     worst = max_rel(a.maps, m.maps, 3 * (size_t)x.n, 1e-3 / x.n);
     double s = max_rel(a.stats, m.stats, AM_STAT_COUNT * L * H, 1e-6);
@@ -120,7 +126,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* The child: inputs, passes, one line "seconds input_bytes". */
-static int child(int T, int threads, int repeats, int pipe_fd) {
+static int child(int T, int threads, int repeats, const am_cpu_kernels_t *kernels,
+                 int pipe_fd) {
   uint64_t rng = 11;
   size_t qn = (size_t)H * T * D, kn = (size_t)HKV * T * D;
   void *q[L], *k[L], *v[L], *dout[L];
@@ -145,30 +152,34 @@ static int child(int T, int threads, int repeats, int pipe_fd) {
   outs_init(&o, T);
   am_fault_t f;
   int fe;
-  double times[64];
+  double times[64], cpu[64];
   int runs = repeats < 64 ? repeats : 64;
-  if (T < 8192 && am_cpu_lc_pass(&ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
+  if (T < 8192 && am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
     return 1;
   for (int r = 0; r < runs; r++) {
-    double t0 = now();
-    if (am_cpu_lc_pass(&ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
+    double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    if (am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
       return 1;
     times[r] = now() - t0;
+    cpu[r] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
   }
   qsort(times, (size_t)runs, sizeof *times, cmp_double);
+  qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);
   char line[128];
-  int len = snprintf(line, sizeof line, "%.6f %zu\n", times[runs / 2],
+  int len = snprintf(line, sizeof line, "%.6f %.6f %zu\n", times[runs / 2], cpu[runs / 2],
                      (size_t)L * 2 * (qn + kn) * 2);
   return write(pipe_fd, line, (size_t)len) == len ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
   int threads = 2, repeats = 3, check_tokens = 1024;
+  const am_cpu_kernels_t *kernels = am_cpu_kernels_for_this_cpu();
   char tokens[256] = "1024,4096,16384";
   static const struct option longopts[] = {{"threads", 1, 0, 't'},
                                            {"tokens", 1, 0, 'n'},
                                            {"repeats", 1, 0, 'r'},
                                            {"check-tokens", 1, 0, 'c'},
+                                           {"kernels", 1, 0, 'k'},
                                            {0, 0, 0, 0}};
   for (int ch; (ch = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
     if (ch == 't')
@@ -179,6 +190,9 @@ int main(int argc, char **argv) {
       repeats = atoi(optarg);
     else if (ch == 'c')
       check_tokens = atoi(optarg);
+    else if (ch == 'k' && (!strcmp(optarg, "plain") || !strcmp(optarg, "simd")))
+      kernels = strcmp(optarg, "plain") ? am_cpu_kernels_for_this_cpu()
+                                        : am_cpu_kernels_plain();
     else
       return 2;
   }
@@ -186,14 +200,15 @@ int main(int argc, char **argv) {
   double loads[3] = {0};
   if (getloadavg(loads, 3) < 0)
     loads[0] = NAN;
-  printf("bench_long: L=%d H=%d Hkv=%d d=%d causal F16, threads %d, load average %.2f\n", L,
-         H, HKV, D, threads, loads[0]);
+  printf("bench_long: L=%d H=%d Hkv=%d d=%d causal F16, threads %d, kernels %s, load "
+         "average %.2f\n",
+         L, H, HKV, D, threads, am_lc_kernels_for(kernels)->name, loads[0]);
   double worst = 0.0;
   if (check_tokens > 0) { /* in a child too: OpenMP's threads do not survive a fork */
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-      worst = check(check_tokens, threads);
+      worst = check(check_tokens, threads, kernels);
       printf("check at T=%d: largest relative difference to the matrix path %.3g\n",
              check_tokens, worst);
       fflush(stdout);
@@ -206,8 +221,8 @@ int main(int argc, char **argv) {
     }
     worst = -1.0; /* printed by the child */
   }
-  printf("%8s %12s %10s %12s %12s %16s\n", "T", "s/example", "GFLOP/s", "peak MiB",
-         "inputs MiB", "T x T F16 MiB");
+  printf("%8s %12s %10s %10s %12s %12s %16s\n", "T", "s/example", "CPU-s", "GFLOP/s",
+         "peak MiB", "inputs MiB", "T x T F16 MiB");
   char result[1024];
   int rl = snprintf(result, sizeof result, "RESULT checked=%d", worst < 0.0);
   for (char *tok = strtok(tokens, ","); tok; tok = strtok(NULL, ",")) {
@@ -218,7 +233,7 @@ int main(int argc, char **argv) {
     pid_t pid = fork();
     if (pid == 0) {
       close(fds[0]);
-      _exit(child(T, threads, T >= 8192 ? 1 : repeats, fds[1]));
+      _exit(child(T, threads, T >= 8192 ? 1 : repeats, kernels, fds[1]));
     }
     close(fds[1]);
     char buf[128] = "";
@@ -231,15 +246,17 @@ int main(int argc, char **argv) {
       printf("%8d failed\n", T);
       continue;
     }
-    double secs = 0.0;
+    double secs = 0.0, cpus = 0.0;
     size_t in_bytes = 0;
-    sscanf(buf, "%lf %zu", &secs, &in_bytes);
+    sscanf(buf, "%lf %lf %zu", &secs, &cpus, &in_bytes);
     double n = T, flops = (double)L * H * 4.0 * 2.0 * n * n * D / 2.0;
     double matrix = (double)L * H * n * n * 2.0 / 1048576.0;
-    printf("%8d %12.3f %10.1f %12.1f %12.1f %16.0f\n", T, secs, flops / secs / 1e9,
+    printf("%8d %12.3f %10.3f %10.1f %12.1f %12.1f %16.0f\n", T, secs, cpus,
+           flops / secs / 1e9,
            (double)ru.ru_maxrss / 1024.0, (double)in_bytes / 1048576.0, matrix);
-    rl += snprintf(result + rl, sizeof result - (size_t)rl, " t%d=%.3f rss%d_mib=%.1f", T,
-                   secs, T, (double)ru.ru_maxrss / 1024.0);
+    rl += snprintf(result + rl, sizeof result - (size_t)rl,
+                   " t%d=%.3f cpu%d=%.3f rss%d_mib=%.1f", T, secs, T, cpus, T,
+                   (double)ru.ru_maxrss / 1024.0);
   }
   printf("%s\n", result);
   return 0;

@@ -20,6 +20,7 @@
 
 #include "cpu/example_pass.h"
 #include "cpu/long_head.h"
+#include "cpu/long_kernels.h"
 #include "cpu/long_pass.h"
 #include "cpu/row_sweep.h"
 #include "support/long_inputs.h"
@@ -174,13 +175,17 @@ static void run_matrix(const lc_data_t *x, int target, const am_pass_options_t *
   cr_assert_eq(st, AM_STATUS_OK, "matrix path: status %d fault %d", st, fault.kind);
 }
 
+/* The per-tile loops of the long pass (long_kernels.h): NULL, this CPU's fastest (the AVX2
+ * set here), or the plain set. */
+static const am_cpu_kernels_t *use_kernels;
+
 static void run_long(const lc_data_t *x, int target, const am_pass_options_t *opt,
                      int threads, outs_t *o) {
   am_lc_example_t ex;
   lc_data_example(x, target, &ex);
   am_fault_t fault = {0};
   int fe = -1;
-  am_status st = am_cpu_lc_pass(&ex, 1, opt, &o->out, threads, &fault, &fe);
+  am_status st = am_cpu_lc_pass_with(use_kernels, &ex, 1, opt, &o->out, threads, &fault, &fe);
   cr_assert_eq(st, AM_STATUS_OK, "long path: status %d fault %d", st, fault.kind);
 }
 
@@ -217,6 +222,49 @@ Test(long_context, every_output_equals_the_matrix_form) {
     compare_case(c, AM_NORMALIZE_NONE, NULL);
   fprintf(stderr, "long_context: largest relative difference to the matrix form %.3g\n",
           worst_rel);
+}
+
+Test(long_context, plain_loops_equal_the_matrix_form) {
+  use_kernels = am_cpu_kernels_plain();
+  for (int c = 0; c < NCASES; c++)
+    compare_case(c, AM_NORMALIZE_NONE, NULL);
+}
+
+/* The AVX2 set's exp against expf over its range, at every 997th float of [-87, 88.37]
+ * and at the edges; -inf (a masked key) and x < -87 give 0. */
+Test(long_context, vector_exp_within_two_ulp) {
+  if (!am_cpu_simd_supported()) {
+    cr_skip_test("no AVX2 + FMA + F16C on this CPU: the plain set alone runs");
+  }
+  enum { N = 4096 };
+  static float x[N], y[N];
+  int n = 0, worst = 0;
+  for (uint32_t bits = 0; n < N - 6; bits += 997u * 1024u) {
+    float v;
+    memcpy(&v, &bits, 4);
+    if (isfinite(v) && fabsf(v) <= 87.0f)
+      x[n++] = v, x[n++] = -v;
+    if (bits > 0x7f000000u)
+      break;
+  }
+  const float edge[] = {-87.0f, 88.37f, 0.0f, -INFINITY, -87.5f, -1e30f};
+  for (int k = 0; k < 6; k++)
+    x[n++] = edge[k];
+  am_lc_exp_avx2(x, y, n);
+  for (int k = 0; k < n; k++) {
+    if (x[k] < -87.0f) {
+      cr_expect_eq(y[k], 0.0f, "exp(%g) = %g, want 0", x[k], y[k]);
+      continue;
+    }
+    float want = expf(x[k]);
+    int32_t a, b;
+    memcpy(&a, &y[k], 4);
+    memcpy(&b, &want, 4);
+    int ulp = abs(a - b);
+    worst = ulp > worst ? ulp : worst;
+    cr_expect(ulp <= 2, "exp(%.9g) = %.9g, expf %.9g (%d ulp)", x[k], y[k], want, ulp);
+  }
+  fprintf(stderr, "long_context: vector exp at %d points, worst %d ulp from expf\n", n, worst);
 }
 
 Test(long_context, normalised_rows_equal_the_matrix_form) {

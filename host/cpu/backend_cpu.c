@@ -156,7 +156,8 @@ static am_status cpu_long_pass(void *state, const am_lc_example_t *ex, int nex,
                                const am_pass_options_t *opt, am_pass_output_t *out,
                                am_fault_t *fault, int *fault_example) {
   cpu_state_t *s = state;
-  return am_cpu_lc_pass(ex, nex, opt, out, s->threads, fault, fault_example);
+  return am_cpu_lc_pass_with(s->kernels, ex, nex, opt, out, s->threads, fault,
+                             fault_example);
 }
 
 const am_backend_t am_backend_cpu = {

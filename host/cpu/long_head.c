@@ -26,10 +26,20 @@
 
 #include "cpu/head_stats.h"
 #include "cpu/long_head.h"
+#include "cpu/long_kernels.h"
+
+/* Key tiles of n keys. */
+static size_t key_tiles(int n) { return ((size_t)n + AM_LC_BK - 1) / AM_LC_BK; }
 
 size_t am_lc_head_work_floats(int n, int d) {
-  (void)n; /* the tiles only: the row state of a query tile lives on the stack */
-  return 2 * (size_t)AM_LC_BQ * AM_LC_BK + (size_t)AM_LC_BQ * (size_t)d;
+  /* the score tiles of one query tile (kept from sweep 1 for sweep 2), a gradient tile and
+   * the query rows' outputs; the row state of a query tile lives on the stack */
+  return (key_tiles(n) + 1) * AM_LC_BQ * AM_LC_BK + (size_t)AM_LC_BQ * (size_t)d;
+}
+
+/* Where sweep 1 leaves the scores of key tile j0 (tile by tile, row stride AM_LC_BK). */
+static float *tile_at(float *scores, int j0) {
+  return scores + (size_t)(j0 / AM_LC_BK) * AM_LC_BQ * AM_LC_BK;
 }
 
 typedef struct tile_rows {
@@ -43,6 +53,7 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 /* Sweep 1 over the key tiles of query rows [i0, i0+mi): r->m and r->lse. Returns the first
  * row (absolute) with a score not finite, or -1. */
 static int find_lse(am_lc_head_job_t *job, int i0, int mi, float *s, tile_rows_t *r) {
+  const am_lc_kernels_t *kern = job->kern;
   double l[AM_LC_BQ];
   for (int k = 0; k < mi; k++) {
     r->m[k] = -INFINITY;
@@ -52,15 +63,13 @@ static int find_lse(am_lc_head_job_t *job, int i0, int mi, float *s, tile_rows_t
     int nj = min_int(AM_LC_BK, job->n - j0);
     if (am_lc_tile_hidden(job, i0, mi, j0, nj))
       continue;
-    am_lc_scores(job, i0, mi, j0, nj, s);
+    float *t = tile_at(s, j0);
+    am_lc_scores(job, i0, mi, j0, nj, t);
     for (int k = 0; k < mi; k++) {
-      const float *row = s + (size_t)k * AM_LC_BK;
+      const float *row = t + (size_t)k * AM_LC_BK;
       float mt = -INFINITY;
-      for (int c = 0; c < nj; c++) {
-        if (isnan(row[c]) || row[c] == INFINITY)
-          return i0 + k;
-        mt = row[c] > mt ? row[c] : mt;
-      }
+      if (kern->row_max(row, nj, &mt))
+        return i0 + k;
       if (mt == -INFINITY)
         continue; /* every key of this tile is masked for the row */
       if (mt > r->m[k]) {
@@ -68,10 +77,7 @@ static int find_lse(am_lc_head_job_t *job, int i0, int mi, float *s, tile_rows_t
           l[k] *= exp((double)r->m[k] - (double)mt);
         r->m[k] = mt;
       }
-      double sum = 0.0;
-      for (int c = 0; c < nj; c++)
-        sum += expf(row[c] - r->m[k]);
-      l[k] += sum;
+      l[k] += kern->exp_sum(row, nj, r->m[k]);
     }
   }
   for (int k = 0; k < mi; k++)
@@ -94,59 +100,27 @@ static double key_distance(const am_grid_geom_t *geo, int i, int j) {
 /* Turns row k of the score tile into probabilities in place, adding its row terms. */
 static void tile_row_probs(const am_lc_head_job_t *job, int i, int j0, int nj, float *row,
                            tile_rows_t *r, int k) {
-  double lse = r->lse[k], ent = 0.0, dist = 0.0;
-  int want_dist = job->stats;
-  for (int c = 0; c < nj; c++) {
-    float sv = row[c];
-    float a = expf((float)((double)sv - lse)); /* masked: exp(-inf) = 0 */
-    if (a > 0.0f) {
-      ent += (double)a * (lse - (double)sv);
-      if (want_dist)
-        dist += (double)a * key_distance(job->geo, i, j0 + c);
-    }
-    row[c] = a;
+  int grid = job->geo && job->geo->active;
+  int dist_i = job->stats && !grid ? i - j0 : AM_LC_NO_DIST;
+  job->kern->probs(row, nj, r->lse[k], dist_i, &r->ent[k], &r->dist[k]);
+  if (job->stats && grid) { /* the patch distance: a table look-up per key */
+    double dist = 0.0;
+    for (int c = 0; c < nj; c++)
+      if (row[c] > 0.0f)
+        dist += (double)row[c] * key_distance(job->geo, i, j0 + c);
+    r->dist[k] += dist;
   }
-  r->ent[k] += ent;
-  r->dist[k] += dist;
   const int want[5] = {0, job->n - 1, i, i - 1, i + 1};
   for (int p = 0; p < 5; p++)
     if (want[p] >= j0 && want[p] < j0 + nj)
       r->pick[k][p] = row[want[p] - j0];
 }
 
-/* u[j0 + c] += w[i0 + k] x[k][c] over the tile, rows in order. */
-static void column_product(const double *w, double *u, const float *x, int i0, int mi,
-                           int j0, int nj) {
-  for (int k = 0; k < mi; k++) {
-    double wi = w[i0 + k];
-    if (wi == 0.0)
-      continue;
-    const float *row = x + (size_t)k * AM_LC_BK;
-    for (int c = 0; c < nj; c++)
-      u[j0 + c] += wi * (double)row[c];
-  }
-}
-
-/* Gradient rollout's column product: u[j] += w_i max(0, g_ij a_ij). */
-static void grad_product(const am_lc_head_job_t *job, const float *a, const float *g,
-                         int i0, int mi, int j0, int nj) {
-  for (int k = 0; k < mi; k++) {
-    double wi = job->w_grad[i0 + k];
-    if (wi == 0.0)
-      continue;
-    const float *ar = a + (size_t)k * AM_LC_BK, *gr = g + (size_t)k * AM_LC_BK;
-    double *u = job->u_grad + j0;
-    for (int c = 0; c < nj; c++) {
-      double t = (double)gr[c] * (double)ar[c];
-      u[c] += wi * (t > 0.0 ? t : 0.0);
-    }
-  }
-}
-
-/* Sweep 2 over the key tiles of query rows [i0, i0+mi). */
-static void sweep_tile(am_lc_head_job_t *job, int i0, int mi, float *s, float *g, float *o,
-                       tile_rows_t *r) {
+/* Sweep 2 over the key tiles of query rows [i0, i0+mi), on the scores sweep 1 left. */
+static void sweep_tile(am_lc_head_job_t *job, int i0, int mi, float *scores, float *g,
+                       float *o, tile_rows_t *r) {
   int d = job->d, grads = job->w_grad != NULL, outputs = job->importance;
+  const am_lc_kernels_t *kern = job->kern;
   memset(r->ent, 0, sizeof r->ent);
   memset(r->dist, 0, sizeof r->dist);
   memset(r->pick, 0, sizeof r->pick);
@@ -156,19 +130,19 @@ static void sweep_tile(am_lc_head_job_t *job, int i0, int mi, float *s, float *g
     int nj = min_int(AM_LC_BK, job->n - j0);
     if (am_lc_tile_hidden(job, i0, mi, j0, nj))
       continue;
-    am_lc_scores(job, i0, mi, j0, nj, s);
+    float *s = tile_at(scores, j0);
     for (int k = 0; k < mi; k++)
       tile_row_probs(job, i0 + k, j0, nj, s + (size_t)k * AM_LC_BK, r, k);
     if (job->w_att)
-      column_product(job->w_att, job->u_att, s, i0, mi, j0, nj);
+      kern->col_product(job->w_att + i0, job->u_att + j0, s, mi, nj);
     if (job->w_last)
-      column_product(job->w_last, job->u_last, s, i0, mi, j0, nj);
+      kern->col_product(job->w_last + i0, job->u_last + j0, s, mi, nj);
     if (grads) {
       /* g[mi,nj] = dO[i0:, :] V[j0:, :]^T */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, nj, d, 1.0f,
                   job->dout + (size_t)i0 * d, d, job->v + (size_t)j0 * d, d, 0.0f, g,
                   AM_LC_BK);
-      grad_product(job, s, g, i0, mi, j0, nj);
+      kern->grad_product(job->w_grad + i0, job->u_grad + j0, s, g, mi, nj);
     }
     if (outputs) /* o[mi,d] += a[mi,nj] V[j0:j0+nj, :] */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, nj, 1.0f, s, AM_LC_BK,
@@ -204,8 +178,10 @@ static void finish_tile(am_lc_head_job_t *job, int i0, int mi, const float *o,
 void am_lc_head_run(am_lc_head_job_t *job) {
   int n = job->n;
   float *s = job->work;
-  float *g = s + (size_t)AM_LC_BQ * AM_LC_BK;
+  float *g = s + key_tiles(n) * AM_LC_BQ * AM_LC_BK;
   float *o = g + (size_t)AM_LC_BQ * AM_LC_BK;
+  if (!job->kern)
+    job->kern = am_lc_kernels_plain();
   memset(job->acc, 0, sizeof job->acc);
   job->importance_sum = 0.0;
   job->bad_row = -1;

@@ -34,6 +34,7 @@ typedef struct am_lc_head_job {
   int importance;                  /* 1: importance below (needs dout) */
   double *row_lse, *row_dot;       /* [n] per row: log-sum-exp, dO_i . O_i; or NULL */
   float *work;                     /* am_lc_head_work_floats(n, d) floats */
+  const struct am_lc_kernels *kern; /* long_kernels.h; NULL: the plain set */
   /* results */
   double acc[AM_STAT_COUNT]; /* sums over the rows of head_stats.c's row terms */
   double importance_sum;     /* sum_i |dO_i . O_i|, O = A V */

@@ -17,6 +17,7 @@
 #include "cpu/example_pass.h"
 #include "cpu/head_stats.h"
 #include "cpu/long_head.h"
+#include "cpu/long_kernels.h"
 #include "cpu/long_pass.h"
 
 typedef struct lc_state {              /* one example's */
@@ -30,6 +31,7 @@ typedef struct lc_state {              /* one example's */
 
 typedef struct lc_scratch { /* one thread's */
   float *q, *k, *v, *dout, *work;
+  const am_lc_kernels_t *kern;
 } lc_scratch_t;
 
 static am_status state_alloc(lc_state_t *st, const am_lc_example_t *ex,
@@ -133,6 +135,7 @@ static int run_head(const am_lc_example_t *ex, const am_pass_options_t *opt, int
       .geo = &st->geo,
       .importance = (w & AM_PASS_HEAD_IMPORTANCE) != 0,
       .work = s->work,
+      .kern = s->kern,
   };
   am_lc_head_run(&job);
   if (job.bad_row >= 0) {
@@ -209,7 +212,8 @@ static int earlier(const am_fault_t *a, const am_fault_t *f) {
 /* Every layer of every example, top down; the tasks of one layer are (example, head). */
 static void run_layers(const am_lc_example_t *ex, int nex, const am_pass_options_t *opt,
                        am_pass_output_t *out, lc_state_t *st, int threads, int maxL,
-                       int maxH, size_t rows_floats, size_t work_floats, int *oom) {
+                       int maxH, size_t rows_floats, size_t work_floats,
+                       const am_lc_kernels_t *kern, int *oom) {
 #pragma omp parallel num_threads(threads)
   {
     lc_scratch_t s = {0};
@@ -218,8 +222,8 @@ static void run_layers(const am_lc_example_t *ex, int nex, const am_pass_options
 #pragma omp atomic write
       *oom = 1;
     } else {
-      s = (lc_scratch_t){buf, buf + rows_floats, buf + 2 * rows_floats,
-                         buf + 3 * rows_floats, buf + 4 * rows_floats};
+      s = (lc_scratch_t){buf,         buf + rows_floats,     buf + 2 * rows_floats,
+                         buf + 3 * rows_floats, buf + 4 * rows_floats, kern};
     }
     for (int depth = 0; depth < maxL; depth++) {
 #pragma omp for schedule(dynamic, 1)
@@ -250,6 +254,12 @@ static void run_layers(const am_lc_example_t *ex, int nex, const am_pass_options
 am_status am_cpu_lc_pass(const am_lc_example_t *ex, int nex, const am_pass_options_t *opt,
                          am_pass_output_t *out, int threads, am_fault_t *fault,
                          int *fault_example) {
+  return am_cpu_lc_pass_with(NULL, ex, nex, opt, out, threads, fault, fault_example);
+}
+
+am_status am_cpu_lc_pass_with(const am_cpu_kernels_t *kernels, const am_lc_example_t *ex,
+                              int nex, const am_pass_options_t *opt, am_pass_output_t *out,
+                              int threads, am_fault_t *fault, int *fault_example) {
   int maxL = 0, maxH = 0, maxn = 0, maxd = 0;
   for (int e = 0; e < nex; e++) {
     am_status c = am_lc_check_example(&ex[e], opt, &out[e]);
@@ -268,7 +278,8 @@ am_status am_cpu_lc_pass(const am_lc_example_t *ex, int nex, const am_pass_optio
   int oom = 0;
   if (rc == AM_STATUS_OK && nex > 0)
     run_layers(ex, nex, opt, out, st, threads > 0 ? threads : 1, maxL, maxH,
-               (size_t)maxn * (size_t)maxd, am_lc_head_work_floats(maxn, maxd), &oom);
+               (size_t)maxn * (size_t)maxd, am_lc_head_work_floats(maxn, maxd),
+               am_lc_kernels_for(kernels), &oom);
   if (rc == AM_STATUS_OK && oom)
     rc = AM_STATUS_OUT_OF_MEMORY;
   for (int e = 0; e < nex && rc == AM_STATUS_OK; e++) {

@@ -37,6 +37,22 @@ int am_lc_tile_hidden(const am_lc_head_job_t *job, int i0, int mi, int j0, int n
   return 0;
 }
 
+/* 1 when every key of [j0, j0+nj) is visible to every query of [i0, i0+mi). */
+static int tile_visible(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj) {
+  const am_attention_spec_t *a = job->attn;
+  int i1 = i0 + mi - 1, j1 = j0 + nj - 1;
+  if (a->causal && j1 > i0)
+    return 0;
+  if (a->sliding_window > 0) {
+    int64_t w = a->sliding_window;
+    if ((int64_t)job->pos[i1] - job->pos[j0] >= w)
+      return 0;
+    if (!a->causal && (int64_t)job->pos[j1] - job->pos[i0] >= w)
+      return 0;
+  }
+  return 1;
+}
+
 void am_lc_scores(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj, float *s) {
   const am_attention_spec_t *a = job->attn;
   int d = job->d;
@@ -44,14 +60,24 @@ void am_lc_scores(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj, f
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, nj, d, (float)a->scale,
               job->q + (size_t)i0 * d, d, job->k + (size_t)j0 * d, d, 0.0f, s, AM_LC_BK);
   float cap = (float)a->softcap;
-  int masked = a->causal || a->sliding_window > 0;
-  for (int r = 0; r < mi; r++) {
-    float *row = s + (size_t)r * AM_LC_BK;
-    if (cap > 0.0f)
+  if (cap > 0.0f)
+    for (int r = 0; r < mi; r++) {
+      float *row = s + (size_t)r * AM_LC_BK;
       for (int c = 0; c < nj; c++)
         row[c] = cap * tanhf(row[c] / cap);
-    for (int c = 0; c < nj && masked; c++)
-      if (!visible(a, job->pos, i0 + r, j0 + c))
-        row[c] = -INFINITY;
+    }
+  if (tile_visible(job, i0, mi, j0, nj))
+    return; /* below the diagonal and inside the window: nothing to mask */
+  for (int r = 0; r < mi; r++) {
+    float *row = s + (size_t)r * AM_LC_BK;
+    if (a->sliding_window > 0) {
+      for (int c = 0; c < nj; c++)
+        if (!visible(a, job->pos, i0 + r, j0 + c))
+          row[c] = -INFINITY;
+    } else { /* causal only: the keys after the query */
+      for (int c = i0 + r - j0 + 1; c < nj; c++)
+        if (c >= 0)
+          row[c] = -INFINITY;
+    }
   }
 }
