@@ -76,8 +76,15 @@ static double max_rel(const float *a, const float *b, size_t count, double floor
 
 /* The pass against the matrix path at T tokens; returns the largest relative difference. */
 static double check(int T, int threads, const am_cpu_kernels_t *kernels) {
-  lc_case_t c = {.L = L, .H = H, .Hkv = HKV, .T = T, .d = D, .pad_left = 3,
-                 .attn = {1.0 / 8.0, 1, 0, 0}, .dtype = AM_DTYPE_F16, .seed = 7};
+  lc_case_t c = {.L = L,
+                 .H = H,
+                 .Hkv = HKV,
+                 .T = T,
+                 .d = D,
+                 .pad_left = 3,
+                 .attn = {1.0 / 8.0, 1, 0, 0},
+                 .dtype = AM_DTYPE_F16,
+                 .seed = 7};
   lc_data_t x;
   if (lc_data_make(&x, &c) != 0)
     return INFINITY;
@@ -142,10 +149,19 @@ static int child(int T, int threads, int repeats, const am_cpu_kernels_t *kernel
   int32_t *idx = malloc((size_t)T * sizeof *idx);
   for (int i = 0; i < T; i++)
     idx[i] = i;
-  am_lc_example_t ex = {.L = L, .H = H, .Hkv = HKV, .T = T, .d = D, .n = T,
-                        .dtype = AM_DTYPE_F16, .q = (const void *const *)q,
-                        .k = (const void *const *)k, .v = (const void *const *)v,
-                        .dout = (const void *const *)dout, .idx = idx, .target = T - 1,
+  am_lc_example_t ex = {.L = L,
+                        .H = H,
+                        .Hkv = HKV,
+                        .T = T,
+                        .d = D,
+                        .n = T,
+                        .dtype = AM_DTYPE_F16,
+                        .q = (const void *const *)q,
+                        .k = (const void *const *)k,
+                        .v = (const void *const *)v,
+                        .dout = (const void *const *)dout,
+                        .idx = idx,
+                        .target = T - 1,
                         .attn = {1.0 / 8.0, 1, 0, 0}};
   am_pass_options_t opt = {.want = WANT_ALL};
   outs_t o;
@@ -154,11 +170,13 @@ static int child(int T, int threads, int repeats, const am_cpu_kernels_t *kernel
   int fe;
   double times[64], cpu[64];
   int runs = repeats < 64 ? repeats : 64;
-  if (T < 8192 && am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
+  if (T < 8192 &&
+      am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
     return 1;
   for (int r = 0; r < runs; r++) {
     double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
-    if (am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) != AM_STATUS_OK)
+    if (am_cpu_lc_pass_with(kernels, &ex, 1, &opt, &o.out, threads, &f, &fe) !=
+        AM_STATUS_OK)
       return 1;
     times[r] = now() - t0;
     cpu[r] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -175,12 +193,9 @@ int main(int argc, char **argv) {
   int threads = 2, repeats = 3, check_tokens = 1024;
   const am_cpu_kernels_t *kernels = am_cpu_kernels_for_this_cpu();
   char tokens[256] = "1024,4096,16384";
-  static const struct option longopts[] = {{"threads", 1, 0, 't'},
-                                           {"tokens", 1, 0, 'n'},
-                                           {"repeats", 1, 0, 'r'},
-                                           {"check-tokens", 1, 0, 'c'},
-                                           {"kernels", 1, 0, 'k'},
-                                           {0, 0, 0, 0}};
+  static const struct option longopts[] = {
+      {"threads", 1, 0, 't'},      {"tokens", 1, 0, 'n'},  {"repeats", 1, 0, 'r'},
+      {"check-tokens", 1, 0, 'c'}, {"kernels", 1, 0, 'k'}, {0, 0, 0, 0}};
   for (int ch; (ch = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
     if (ch == 't')
       threads = atoi(optarg);
@@ -191,8 +206,8 @@ int main(int argc, char **argv) {
     else if (ch == 'c')
       check_tokens = atoi(optarg);
     else if (ch == 'k' && (!strcmp(optarg, "plain") || !strcmp(optarg, "simd")))
-      kernels = strcmp(optarg, "plain") ? am_cpu_kernels_for_this_cpu()
-                                        : am_cpu_kernels_plain();
+      kernels =
+          strcmp(optarg, "plain") ? am_cpu_kernels_for_this_cpu() : am_cpu_kernels_plain();
     else
       return 2;
   }
@@ -252,8 +267,8 @@ int main(int argc, char **argv) {
     double n = T, flops = (double)L * H * 4.0 * 2.0 * n * n * D / 2.0;
     double matrix = (double)L * H * n * n * 2.0 / 1048576.0;
     printf("%8d %12.3f %10.3f %10.1f %12.1f %12.1f %16.0f\n", T, secs, cpus,
-           flops / secs / 1e9,
-           (double)ru.ru_maxrss / 1024.0, (double)in_bytes / 1048576.0, matrix);
+           flops / secs / 1e9, (double)ru.ru_maxrss / 1024.0, (double)in_bytes / 1048576.0,
+           matrix);
     rl += snprintf(result + rl, sizeof result - (size_t)rl,
                    " t%d=%.3f cpu%d=%.3f rss%d_mib=%.1f", T, secs, T, cpus, T,
                    (double)ru.ru_maxrss / 1024.0);

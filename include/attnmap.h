@@ -195,6 +195,20 @@ AM_API am_status am_dataset_open(am_ctx_t *ctx, const char *const *paths, int np
                                  am_dataset_t **out);
 AM_API void am_dataset_close(am_dataset_t *ds);
 AM_API void am_dataset_get_info(const am_dataset_t *ds, am_dataset_info_t *info);
+
+/* The long-context form's settings (docs/long-context.md): what `attnmap inspect` shows. */
+typedef struct am_long_form_info {
+  int heads, kv_heads; /* H, Hkv: queries.{l} [B,H,T,d], keys.{l} [B,Hkv,T,d] */
+  int head_dim;        /* d */
+  double scale;        /* of the scores S = scale Q K^T */
+  int causal;          /* 1: keys after the query are masked */
+  int sliding_window;  /* 0: none */
+  double softcap;      /* 0: none */
+  int output_grads;    /* 1: attention_output_grads.{l} present */
+} am_long_form_info_t;
+/* 1 when the dataset holds the long-context form (queries/keys/values), with its settings
+ * in *info (when not NULL); 0 for the matrix form (attentions). */
+AM_API int am_dataset_long_form(const am_dataset_t *ds, am_long_form_info_t *info);
 AM_API int am_dataset_shard_count(const am_dataset_t *ds);
 AM_API const char *am_dataset_shard_path(const am_dataset_t *ds, int i); /* borrowed */
 AM_API int am_dataset_shard_file_count(const am_dataset_t *ds, int shard);

@@ -185,7 +185,8 @@ static void run_long(const lc_data_t *x, int target, const am_pass_options_t *op
   lc_data_example(x, target, &ex);
   am_fault_t fault = {0};
   int fe = -1;
-  am_status st = am_cpu_lc_pass_with(use_kernels, &ex, 1, opt, &o->out, threads, &fault, &fe);
+  am_status st =
+      am_cpu_lc_pass_with(use_kernels, &ex, 1, opt, &o->out, threads, &fault, &fe);
   cr_assert_eq(st, AM_STATUS_OK, "long path: status %d fault %d", st, fault.kind);
 }
 
@@ -264,7 +265,8 @@ Test(long_context, vector_exp_within_two_ulp) {
     worst = ulp > worst ? ulp : worst;
     cr_expect(ulp <= 2, "exp(%.9g) = %.9g, expf %.9g (%d ulp)", x[k], y[k], want, ulp);
   }
-  fprintf(stderr, "long_context: vector exp at %d points, worst %d ulp from expf\n", n, worst);
+  fprintf(stderr, "long_context: vector exp at %d points, worst %d ulp from expf\n", n,
+          worst);
 }
 
 Test(long_context, normalised_rows_equal_the_matrix_form) {

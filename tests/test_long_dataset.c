@@ -142,6 +142,29 @@ Test(long_dataset, inspect_reads_and_checks_it) {
   cr_assert_eq(cli_run(&r, NULL, "inspect", data, NULL), 0);
   cr_expect_eq(r.exit_code, 0, "%s", r.err);
   cr_expect(strstr(r.out, "queries.0"), "%s", r.out);
+  cr_expect(strstr(r.out, "form: long-context (queries/keys/values/attention_output_grads, "
+                          "docs/long-context.md) H=4 Hkv=2 d=16 scale=0.25 causal=yes "
+                          "window=none soft-cap=none\n"),
+            "%s", r.out);
+  cr_expect(strstr(r.out, "check: every value of queries, keys and values"), "%s", r.out);
+  cli_result_free(&r);
+  /* a sliding window and a soft-cap, no gradients, bidirectional; and the matrix twin */
+  lc_case_t c = decoder;
+  c.dtype = AM_DTYPE_F16;
+  c.attn = (am_attention_spec_t){0.125, 0, 40, 6.5};
+  char twin[256];
+  snprintf(twin, sizeof twin, "%s", tmp_path("twin.safetensors"));
+  cr_assert_eq(lcd_write(&c, 2, 0, data, twin), 0);
+  cr_assert_eq(cli_run(&r, NULL, "inspect", data, NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cr_expect(strstr(r.out, "form: long-context (queries/keys/values, docs/long-context.md) "
+                          "H=4 Hkv=2 d=16 scale=0.125 causal=no window=40 soft-cap=6.5\n"),
+            "%s", r.out);
+  cli_result_free(&r);
+  cr_assert_eq(cli_run(&r, NULL, "inspect", twin, NULL), 0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cr_expect(strstr(r.out, "form: matrix (attentions [B,L,H,T,T])\n"), "%s", r.out);
+  cr_expect(strstr(r.out, "check: every attention row"), "%s", r.out);
   cli_result_free(&r);
 }
 

@@ -33,6 +33,24 @@ static void print_tensors(const am_file_t *f) {
   }
 }
 
+/* The form of the attention: the matrices, or Q, K, V (and dO) with their settings. */
+static void print_form(const am_dataset_t *ds) {
+  am_long_form_info_t lf;
+  if (!am_dataset_long_form(ds, &lf)) {
+    printf("form: matrix (attentions [B,L,H,T,T])\n");
+    return;
+  }
+  char window[32] = "none", cap[32] = "none";
+  if (lf.sliding_window > 0)
+    snprintf(window, sizeof window, "%d", lf.sliding_window);
+  if (lf.softcap > 0.0)
+    snprintf(cap, sizeof cap, "%.9g", lf.softcap);
+  printf("form: long-context (queries/keys/values%s, docs/long-context.md) H=%d Hkv=%d "
+         "d=%d scale=%.9g causal=%s window=%s soft-cap=%s\n",
+         lf.output_grads ? "/attention_output_grads" : "", lf.heads, lf.kv_heads,
+         lf.head_dim, lf.scale, lf.causal ? "yes" : "no", window, cap);
+}
+
 static void print_roles(const am_dataset_t *ds) {
   am_dataset_info_t info;
   am_dataset_get_info(ds, &info);
@@ -46,6 +64,7 @@ static void print_roles(const am_dataset_t *ds) {
   printf("\n");
   for (int i = 0; i < info.saliency_count; i++)
     printf("saliency: %s\n", am_dataset_saliency_name(ds, i));
+  print_form(ds);
   if (info.grid)
     printf("grid: %s\n", info.grid);
   if (info.model)
@@ -97,7 +116,11 @@ int am_cli_inspect(int argc, char **argv) {
         print_tensors(am_dataset_shard_file(ds, s, f));
     print_roles(ds);
     st = am_dataset_check(ctx, ds);
-    if (st == AM_STATUS_OK)
+    if (st == AM_STATUS_OK && am_dataset_long_form(ds, NULL))
+      printf("check: every value of queries, keys and values over the valid positions is "
+             "finite, and every attention score (attention_output_grads are checked as "
+             "analyze reads them)\n");
+    else if (st == AM_STATUS_OK)
       printf("check: every attention row is finite, non-negative and sums to 1 over the "
              "valid keys; gradients are finite\n");
   } else {

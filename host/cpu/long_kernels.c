@@ -66,8 +66,8 @@ static void plain_grad_product(const double *w, double *u, const float *a, const
   }
 }
 
-static const am_lc_kernels_t plain = {"portable",      plain_row_max,     plain_exp_sum,
-                                      plain_probs,     plain_col_product, plain_grad_product};
+static const am_lc_kernels_t plain = {"portable",  plain_row_max,     plain_exp_sum,
+                                      plain_probs, plain_col_product, plain_grad_product};
 
 const am_lc_kernels_t *am_lc_kernels_plain(void) { return &plain; }
 

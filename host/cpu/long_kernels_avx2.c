@@ -106,17 +106,16 @@ AVX2 static void avx2_probs(float *row, int nj, double lse, int dist_i, double *
   float buf[8];
   for (int c = 0; c < nj; c += 8) {
     __m256 s = load_keys(row, c, nj, buf);
-    __m128 xl = _mm256_cvtpd_ps(
-        _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)), lv));
-    __m128 xh = _mm256_cvtpd_ps(
-        _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)), lv));
+    __m128 xl =
+        _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)), lv));
+    __m128 xh =
+        _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)), lv));
     __m256 x = _mm256_set_m128(xh, xl); /* s - lse, rounded once */
     __m256 a = exp8(x);
     __m256 live = _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ);
     /* a (lse - s); 0 where a is 0 (a masked key's lse - s is +inf) */
-    fe = _mm256_add_ps(fe, _mm256_and_ps(_mm256_mul_ps(a, _mm256_sub_ps(_mm256_setzero_ps(),
-                                                                        x)),
-                                         live));
+    fe = _mm256_add_ps(
+        fe, _mm256_and_ps(_mm256_mul_ps(a, _mm256_sub_ps(_mm256_setzero_ps(), x)), live));
     if (want_dist) {
       __m256 dv = _mm256_cvtepi32_ps(
           _mm256_sub_epi32(_mm256_set1_epi32(dist_i - c), lane)); /* exact integers */
@@ -139,49 +138,33 @@ AVX2 static void avx2_probs(float *row, int nj, double lse, int dist_i, double *
   *dist += hsum_pd(s0, s1);
 }
 
-/* u[c..c+8) += w[k] x[k][c..c+8) over the rows, held in registers. */
-AVX2 static void avx2_col_product(const double *w, double *u, const float *x, int mi,
-                                  int nj) {
-  int c = 0;
-  for (; c + 8 <= nj; c += 8) {
-    __m256d u0 = _mm256_loadu_pd(u + c), u1 = _mm256_loadu_pd(u + c + 4);
-    for (int k = 0; k < mi; k++) {
-      if (w[k] == 0.0)
-        continue;
-      __m256d wv = _mm256_set1_pd(w[k]);
-      __m256 xv = _mm256_loadu_ps(x + (size_t)k * AM_LC_BK + c);
-      u0 = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_castps256_ps128(xv)), u0);
-      u1 = _mm256_fmadd_pd(wv, _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), u1);
-    }
-    _mm256_storeu_pd(u + c, u0);
-    _mm256_storeu_pd(u + c + 4, u1);
-  }
-  for (; c < nj; c++)
-    for (int k = 0; k < mi; k++)
-      if (w[k] != 0.0)
-        u[c] = fma(w[k], (double)x[(size_t)k * AM_LC_BK + c], u[c]);
-}
-
 INLINE __m256d pos_prod(__m128 a, __m128 g) {
   __m256d t = _mm256_mul_pd(_mm256_cvtps_pd(a), _mm256_cvtps_pd(g)); /* exact */
   return _mm256_max_pd(t, _mm256_setzero_pd());
 }
 
-AVX2 static void avx2_grad_product(const double *w, double *u, const float *a,
-                                   const float *g, int mi, int nj) {
+/* u[c] += w[k] x where x = a[k][c] (g NULL) or max(0, g[k][c] a[k][c]); 8 columns at a
+ * time held in registers over the rows, the last nj % 8 one by one (the same FMA). */
+INLINE void products(const double *w, double *u, const float *a, const float *g, int mi,
+                     int nj) {
   int c = 0;
   for (; c + 8 <= nj; c += 8) {
     __m256d u0 = _mm256_loadu_pd(u + c), u1 = _mm256_loadu_pd(u + c + 4);
     for (int k = 0; k < mi; k++) {
       if (w[k] == 0.0)
         continue;
-      __m256d wv = _mm256_set1_pd(w[k]);
+      __m256d wv = _mm256_set1_pd(w[k]), x0, x1;
       __m256 av = _mm256_loadu_ps(a + (size_t)k * AM_LC_BK + c);
-      __m256 gv = _mm256_loadu_ps(g + (size_t)k * AM_LC_BK + c);
-      u0 = _mm256_fmadd_pd(
-          wv, pos_prod(_mm256_castps256_ps128(av), _mm256_castps256_ps128(gv)), u0);
-      u1 = _mm256_fmadd_pd(
-          wv, pos_prod(_mm256_extractf128_ps(av, 1), _mm256_extractf128_ps(gv, 1)), u1);
+      if (g) {
+        __m256 gv = _mm256_loadu_ps(g + (size_t)k * AM_LC_BK + c);
+        x0 = pos_prod(_mm256_castps256_ps128(av), _mm256_castps256_ps128(gv));
+        x1 = pos_prod(_mm256_extractf128_ps(av, 1), _mm256_extractf128_ps(gv, 1));
+      } else {
+        x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(av));
+        x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(av, 1));
+      }
+      u0 = _mm256_fmadd_pd(wv, x0, u0);
+      u1 = _mm256_fmadd_pd(wv, x1, u1);
     }
     _mm256_storeu_pd(u + c, u0);
     _mm256_storeu_pd(u + c + 4, u1);
@@ -191,9 +174,21 @@ AVX2 static void avx2_grad_product(const double *w, double *u, const float *a,
       if (w[k] == 0.0)
         continue;
       size_t at = (size_t)k * AM_LC_BK + c;
-      double t = (double)g[at] * (double)a[at];
-      u[c] = fma(w[k], t > 0.0 ? t : 0.0, u[c]);
+      double x = a[at];
+      if (g)
+        x = (double)g[at] * x > 0.0 ? (double)g[at] * x : 0.0;
+      u[c] = fma(w[k], x, u[c]);
     }
+}
+
+AVX2 static void avx2_col_product(const double *w, double *u, const float *x, int mi,
+                                  int nj) {
+  products(w, u, x, NULL, mi, nj);
+}
+
+AVX2 static void avx2_grad_product(const double *w, double *u, const float *a,
+                                   const float *g, int mi, int nj) {
+  products(w, u, a, g, mi, nj);
 }
 
 AVX2 void am_lc_exp_avx2(const float *x, float *out, int n) {
@@ -206,8 +201,8 @@ AVX2 void am_lc_exp_avx2(const float *x, float *out, int n) {
   }
 }
 
-static const am_lc_kernels_t avx2 = {"avx2+fma",       avx2_row_max,     avx2_exp_sum,
-                                     avx2_probs,       avx2_col_product, avx2_grad_product};
+static const am_lc_kernels_t avx2 = {"avx2+fma", avx2_row_max,     avx2_exp_sum,
+                                     avx2_probs, avx2_col_product, avx2_grad_product};
 
 const am_lc_kernels_t *am_lc_kernels_avx2(void) { return &avx2; }
 #else

@@ -222,8 +222,12 @@ static void run_layers(const am_lc_example_t *ex, int nex, const am_pass_options
 #pragma omp atomic write
       *oom = 1;
     } else {
-      s = (lc_scratch_t){buf,         buf + rows_floats,     buf + 2 * rows_floats,
-                         buf + 3 * rows_floats, buf + 4 * rows_floats, kern};
+      s = (lc_scratch_t){buf,
+                         buf + rows_floats,
+                         buf + 2 * rows_floats,
+                         buf + 3 * rows_floats,
+                         buf + 4 * rows_floats,
+                         kern};
     }
     for (int depth = 0; depth < maxL; depth++) {
 #pragma omp for schedule(dynamic, 1)

@@ -23,8 +23,9 @@ am_status am_cpu_lc_pass(const am_lc_example_t *ex, int nex, const am_pass_optio
  * (long_kernels.h: the AVX2 set with the AVX2 sweeps, else the plain set);
  * am_cpu_lc_pass uses this CPU's fastest. Different sets differ in the last bits. */
 struct am_cpu_kernels;
-am_status am_cpu_lc_pass_with(const struct am_cpu_kernels *kernels, const am_lc_example_t *ex,
-                              int nex, const am_pass_options_t *opt, am_pass_output_t *out,
+am_status am_cpu_lc_pass_with(const struct am_cpu_kernels *kernels,
+                              const am_lc_example_t *ex, int nex,
+                              const am_pass_options_t *opt, am_pass_output_t *out,
                               int threads, am_fault_t *fault, int *fault_example);
 
 #endif

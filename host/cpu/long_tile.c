@@ -20,37 +20,30 @@ static inline int visible(const am_attention_spec_t *a, const int32_t *pos, int 
   return 1;
 }
 
-int am_lc_tile_hidden(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj) {
+/* How keys [j0, j0+nj) stand to queries [i0, i0+mi): hidden from all, visible to all, or
+ * some of each. Positions increase with the index, so the extreme distances of the tile
+ * are those of its corners. */
+enum { TILE_HIDDEN, TILE_PARTIAL, TILE_VISIBLE };
+static int tile_class(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj) {
   const am_attention_spec_t *a = job->attn;
   int i1 = i0 + mi - 1, j1 = j0 + nj - 1;
+  const int32_t *pos = job->pos;
   if (a->causal && j0 > i1)
-    return 1;
-  if (a->sliding_window > 0) {
-    int64_t w = a->sliding_window;
-    /* positions increase with the index: the first query's distance to the last key is
-     * the smallest "keys before" distance of the tile, and so on */
-    if ((int64_t)job->pos[i0] - job->pos[j1] >= w)
-      return 1;
-    if (!a->causal && (int64_t)job->pos[j0] - job->pos[i1] >= w)
-      return 1;
-  }
-  return 0;
+    return TILE_HIDDEN;
+  int64_t w = a->sliding_window;
+  if (w > 0 &&
+      ((int64_t)pos[i0] - pos[j1] >= w || (!a->causal && (int64_t)pos[j0] - pos[i1] >= w)))
+    return TILE_HIDDEN;
+  if (a->causal && j1 > i0)
+    return TILE_PARTIAL;
+  if (w > 0 &&
+      ((int64_t)pos[i1] - pos[j0] >= w || (!a->causal && (int64_t)pos[j1] - pos[i0] >= w)))
+    return TILE_PARTIAL;
+  return TILE_VISIBLE;
 }
 
-/* 1 when every key of [j0, j0+nj) is visible to every query of [i0, i0+mi). */
-static int tile_visible(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj) {
-  const am_attention_spec_t *a = job->attn;
-  int i1 = i0 + mi - 1, j1 = j0 + nj - 1;
-  if (a->causal && j1 > i0)
-    return 0;
-  if (a->sliding_window > 0) {
-    int64_t w = a->sliding_window;
-    if ((int64_t)job->pos[i1] - job->pos[j0] >= w)
-      return 0;
-    if (!a->causal && (int64_t)job->pos[j1] - job->pos[i0] >= w)
-      return 0;
-  }
-  return 1;
+int am_lc_tile_hidden(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj) {
+  return tile_class(job, i0, mi, j0, nj) == TILE_HIDDEN;
 }
 
 void am_lc_scores(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj, float *s) {
@@ -66,7 +59,7 @@ void am_lc_scores(const am_lc_head_job_t *job, int i0, int mi, int j0, int nj, f
       for (int c = 0; c < nj; c++)
         row[c] = cap * tanhf(row[c] / cap);
     }
-  if (tile_visible(job, i0, mi, j0, nj))
+  if (tile_class(job, i0, mi, j0, nj) == TILE_VISIBLE)
     return; /* below the diagonal and inside the window: nothing to mask */
   for (int r = 0; r < mi; r++) {
     float *row = s + (size_t)r * AM_LC_BK;

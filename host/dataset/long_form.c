@@ -184,3 +184,19 @@ am_status am_long_same_as_first(am_ctx_t *ctx, const am_dataset_t *ds,
         a0->causal, a0->sliding_window, a0->softcap);
   return AM_STATUS_OK;
 }
+
+int am_dataset_long_form(const am_dataset_t *ds, am_long_form_info_t *info) {
+  if (!ds || !ds->long_form || ds->nshards < 1)
+    return 0;
+  const am_long_layers_t *lc = &ds->shards[0].lc; /* the same in every shard (checked) */
+  if (info)
+    *info = (am_long_form_info_t){.heads = ds->H,
+                                  .kv_heads = lc->Hkv,
+                                  .head_dim = lc->d,
+                                  .scale = lc->attn.scale,
+                                  .causal = lc->attn.causal,
+                                  .sliding_window = lc->attn.sliding_window,
+                                  .softcap = lc->attn.softcap,
+                                  .output_grads = lc->dout.layer != NULL};
+  return 1;
+}

@@ -53,6 +53,14 @@ int am_ops_outputs_present(unsigned want, const am_pass_output_t *out) {
   return 1;
 }
 
+int am_ops_positions_ok(const int32_t *idx, int n, int T, int target, unsigned want) {
+  for (int j = 0; j < n; j++)
+    if (idx[j] < 0 || idx[j] >= T || (j > 0 && idx[j] <= idx[j - 1]))
+      return 0;
+  return !(want & am_pass_needing(AM_NEEDS_TARGET)) || target == AM_ROW_MEAN ||
+         (target >= 0 && target < n);
+}
+
 am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
                                const am_pass_output_t *out) {
   if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
@@ -68,11 +76,7 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
   for (int l = 0; l < ex->L; l++)
     if (!ex->att[l] || (ex->grad && !ex->grad[l]))
       return AM_STATUS_INVALID_ARGUMENT;
-  for (int j = 0; j < ex->n; j++)
-    if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
-      return AM_STATUS_INVALID_ARGUMENT;
-  if (w & am_pass_needing(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
-      (ex->target < 0 || ex->target >= ex->n))
+  if (!am_ops_positions_ok(ex->idx, ex->n, ex->T, ex->target, w))
     return AM_STATUS_INVALID_ARGUMENT;
   if (w & am_pass_needing(AM_NEEDS_FUSED) && !(opt->discard >= 0.0 && opt->discard < 1.0))
     return AM_STATUS_INVALID_ARGUMENT;

@@ -107,6 +107,10 @@ double am_row_sum_tolerance(am_dtype dtype);
 
 /* 1 when every output that want asks for has its pointer (check.c). */
 int am_ops_outputs_present(unsigned want, const am_pass_output_t *out);
+/* 1 when the n valid positions idx[] increase strictly within [0, T) and, where want
+ * needs a target, target is AM_ROW_MEAN or a valid index (< n): the check the matrix and
+ * the long-context form share (check.c, long_check.c). */
+int am_ops_positions_ok(const int32_t *idx, int n, int T, int target, unsigned want);
 
 /* The argument checks every backend's example pass makes before reading anything
  * (check.c): shapes, dtype, the wanted outputs present, layer pointers, increasing valid

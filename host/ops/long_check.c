@@ -49,11 +49,7 @@ am_status am_lc_check_example(const am_lc_example_t *ex, const am_pass_options_t
       !layers_ok(ex->v, ex->L) || (ex->dout && !layers_ok(ex->dout, ex->L)) ||
       (w & am_pass_needing(AM_NEEDS_GRAD) && !ex->dout))
     return AM_STATUS_INVALID_ARGUMENT;
-  for (int j = 0; j < ex->n; j++)
-    if (ex->idx[j] < 0 || ex->idx[j] >= ex->T || (j > 0 && ex->idx[j] <= ex->idx[j - 1]))
-      return AM_STATUS_INVALID_ARGUMENT;
-  if (w & am_pass_needing(AM_NEEDS_TARGET) && ex->target != AM_ROW_MEAN &&
-      (ex->target < 0 || ex->target >= ex->n))
+  if (!am_ops_positions_ok(ex->idx, ex->n, ex->T, ex->target, w))
     return AM_STATUS_INVALID_ARGUMENT;
   return AM_STATUS_OK;
 }
