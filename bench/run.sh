@@ -16,7 +16,13 @@
 # Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
-#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live |
+#                            --long-context [--tokens 1024,4096,16384]]
+# --long-context runs only the long-context form's rows (issue 14; about 10 minutes on 2
+# cores): build/bench/bench_long (the pass alone, AVX2 against the plain loops), then
+# bench/long_context.py (`attnmap analyze` end to end on a generated long-form dataset
+# beside its matrix-form twin and a PyTorch peer that materialises A) and
+# bench/long_bytes.py (bytes per example of both forms); raw log $OUT/long-context.log.
 # --live runs only bench/live.py (issue 13; about 2 minutes): on the bundled model
 # (all-MiniLM-L6-v2, 254 sentences) a live run (attnmap.hf) against export then analyze and
 # against the model's forward + backward alone; raw log $OUT/live.log.
@@ -34,15 +40,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-QUICK=0 LONG=1 THREADS=$(nproc) E2E=0 LIVE=0
+QUICK=0 LONG=1 THREADS=$(nproc) E2E=0 LIVE=0 LCTX=0 TOKENS=1024,4096,16384
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) QUICK=1 ;;
   --no-long) LONG=0 ;;
   --e2e) E2E=1 ;;
   --live) LIVE=1 ;;
+  --long-context) LCTX=1 ;;
+  --tokens) TOKENS=$2; shift ;;
   --threads) THREADS=$2; shift ;;
-  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live | --long-context [--tokens LIST]]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -67,6 +75,29 @@ if [ $LIVE = 1 ]; then
     HF_HUB_OFFLINE=1 "$py" bench/live.py --threads "$THREADS" --work "$DATA/live" |
     tee -a "$OUT/live.log"
   echo "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/live.log"
+  exit 0
+fi
+# ---- --long-context: the long-context form (issue 14) ---------------------------------
+if [ $LCTX = 1 ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target attnmap_cli bench_long >/dev/null
+  LOGL="$OUT/long-context.log"
+  {
+    echo "@@ machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
+    echo "@@ command: bash bench/run.sh --long-context --threads $THREADS --tokens $TOKENS"
+    echo "@@ commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "@@ bench_long, plain loops (the per-tile loops before the AVX2 set)"
+    "$BUILD/bench/bench_long" --threads "$THREADS" --tokens "${TOKENS%,*}" --kernels plain --repeats 1
+    echo "@@ bench_long, AVX2 set"
+    "$BUILD/bench/bench_long" --threads "$THREADS" --tokens "$TOKENS" --repeats 3
+    echo "@@ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "@@ attnmap analyze end to end, beside the matrix form and the PyTorch peer"
+    $PY bench/long_context.py --attnmap "$BUILD/attnmap" --tokens "$TOKENS" \
+      --threads "$THREADS" --work "$DATA/long-context"
+    echo "@@ bytes per example of both forms"
+    $PY bench/long_bytes.py
+    echo "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
+  } 2>&1 | tee "$LOGL"
   exit 0
 fi
 LOG="$OUT/raw.log"
