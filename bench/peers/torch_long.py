@@ -11,8 +11,9 @@ softmax's temporaries, 8 GiB each at T = 16k for H = 8.
 
   usage: /usr/bin/python3 bench/peers/torch_long.py LONG.safetensors [--threads 2]
                                                      [--check RUN]
---check RUN: the rollout, grad_rollout and attention_last of attnmap's run folder must
-agree within 1e-4 relative (of the largest value); the last line says how close.
+--check RUN: rollout, grad_rollout, attention_last, head.entropy and head.importance of
+attnmap's run folder must agree within 1e-4 of their largest value; the last line says
+how close.
 Prints one line: "ok T=... max_rel=..." or raises (MemoryError/RuntimeError when the
 address-space limit of the caller stops it).
 """
@@ -78,7 +79,8 @@ def main():
         run = read_safetensors(os.path.join(args.check, "examples.safetensors"))
         worst = 0.0
         for name, mine in (("rollout", v_roll), ("grad_rollout", v_grad),
-                           ("attention_last", last)):
+                           ("attention_last", last), ("head.entropy", entropy),
+                           ("head.importance", importance)):
             ref = np.asarray(run[name], np.float64).ravel()
             got = mine.numpy().ravel()
             scale_ = np.abs(ref).max()

@@ -2,9 +2,11 @@
  * backward pass as the model (Dao et al. 2022, 2023: the probabilities are recomputed tile
  * by tile from each row's log-sum-exp and never stored). Per query tile of AM_LC_BQ rows:
  *
- *  sweep 1: the row maxima m_i and l_i = sum_j exp(s_ij - m_i), rescaled whenever a key
- *           tile raises the maximum (the online softmax); lse_i = m_i + ln l_i;
- *  sweep 2: a_ij = exp(s_ij - lse_i) per key tile, then
+ *  sweep 1: the scores by sgemm, kept for sweep 2 (AM_LC_BQ x n floats: one query tile's
+ *           row block, never n x n); the row maxima m_i and l_i = sum_j exp(s_ij - m_i),
+ *           rescaled whenever a key tile raises the maximum (the online softmax);
+ *           lse_i = m_i + ln l_i;
+ *  sweep 2: a_ij = exp(s_ij - lse_i) per key tile from the kept scores, then
  *           - the row terms of the head statistics: entropy sum_j a_ij (lse_i - s_ij)
  *             (= lse_i - sum_j a_ij s_ij, as sum_j a_ij = 1), confidence exp(m_i - lse_i),
  *             the weights at the first/last/own/previous/next key, the distance;
@@ -15,11 +17,12 @@
  *           - O_i = sum_j a_ij v_j (P V, sgemm), then head importance sum_i |dO_i . O_i|,
  *             which equals sum_i |sum_j a_ij g_ij|.
  *
- * Memory beyond the widened rows: three tiles. Work per head:
- * sweep 1 2 n^2 d flops, sweep 2 2 n^2 d more, plus 2 n^2 d each for dO V^T and P V when
- * asked (halved by causal masking, less with a sliding window); n^2 exp per sweep.
- * Sums over keys run in key order and over rows in row order, in double: the same inputs
- * give the same bits on any thread. */
+ * Memory beyond the widened rows: the kept row block and two tiles. Work per head: 2 n^2 d
+ * flops for the scores, plus 2 n^2 d each for dO V^T and P V when asked (halved by causal
+ * masking, less with a sliding window); n^2 exp per sweep. The per-probability loops are
+ * long_kernels.h's (AVX2 or plain, the context's choice). Sums over keys run in a fixed
+ * order per row (key order, or fixed float lanes) and over rows in row order, into
+ * double: the same inputs give the same bits on any thread. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
