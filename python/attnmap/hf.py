@@ -138,7 +138,8 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
     dev = job.device
     if backend is None:  # attnmap where the model is: device tensors are read in place
         backend = "cuda:%d" % (dev.index or 0) if dev.type == "cuda" else "cpu"
-    to_host = dev.type != "cpu" and backend == "cpu"
+    # the long-context form is read from host memory only (no backend reads it in place)
+    to_host = dev.type != "cpu" and (backend == "cpu" or job.long is not None)
     bar = export_shards.Progress(N, progress, quiet, what=WHAT)
     with attnmap.RunWriter(run_dir, examples=N, max_tokens=T, backend=backend,
                            threads=threads, force=force, resume=resume,

@@ -102,10 +102,14 @@ def _sites(model):
         if getattr(cfg, "pretraining_tp", 1) > 1:
             _refuse("this %s" % kind, "pretraining_tp > 1 bypasses v_proj")
         out = []
+        H = cfg.num_attention_heads  # newer transformers drop a.num_heads: the config's
+        Hkv = getattr(cfg, "num_key_value_heads", None) or H
+        d = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
         for blk in base.layers:
-            a = blk.self_attn
-            out.append(_Site(a, a.o_proj, a.num_heads, a.num_key_value_heads, a.head_dim,
-                             v=a.v_proj))
+            a = blk.self_attn  # the module's own figures where it has them
+            out.append(_Site(a, a.o_proj, getattr(a, "num_heads", H),
+                             getattr(a, "num_key_value_heads", Hkv),
+                             getattr(a, "head_dim", d), v=a.v_proj))
         return kind, out
     _refuse("model type %r" % kind, "its attention is not one attnmap knows where to read "
             "(%s)" % ", ".join(FAMILIES), "export the matrix form with attn_implementation="
