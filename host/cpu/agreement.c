@@ -89,8 +89,8 @@ static void correlations(const float *x, const float *y, int m, const sorted_pai
   am_rank_average_sorted(sp->kx, sp->ix, m, a);
   am_rank_average_sorted(sp->ky, sp->iy, m, b);
   out[AM_METRIC_SPEARMAN] = pearson(a, b, m);
-  out[AM_METRIC_KENDALL] = am_rank_kendall_tau_b_sorted(y, m, sp->kx, sp->ix, sp->ky, sp->iy,
-                                                        work);
+  out[AM_METRIC_KENDALL] =
+      am_rank_kendall_tau_b_sorted(y, m, sp->kx, sp->ix, sp->ky, sp->iy, work);
   for (int i = 0; i < m; i++) {
     a[i] = x[i];
     b[i] = y[i];

@@ -98,13 +98,6 @@ void am_rank_average_sorted(const double *key, const double *idx, int m, double 
   }
 }
 
-void am_rank_average(const float *v, int m, double *rank, double *work) {
-  /* work: key [m], idx [m], tmp [2m] */
-  double *key = work, *idx = work + m, *tmp = work + 2 * (size_t)m;
-  am_rank_sort_values(v, m, key, idx, tmp);
-  am_rank_average_sorted(key, idx, m, rank);
-}
-
 /* Pairs tied within the runs of equal a[i] (and, when b is not NULL, equal b[i]). */
 static int64_t tied_pairs(const double *a, const double *b, int m) {
   int64_t ties = 0;
@@ -157,17 +150,6 @@ double am_rank_kendall_tau_b_sorted(const float *y, int m, const double *kx,
   double tau =
       (double)con_minus_dis / sqrt((double)(tot - xtie)) / sqrt((double)(tot - ytie));
   return isnan(tau) ? tau : fmin(1.0, fmax(-1.0, tau)); /* NaN stays NaN */
-}
-
-double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work) {
-  if (m < 2)
-    return NAN;
-  /* work: kx, ix, ky, iy [m each], then 6m for the sorted form (the sorts' tmp inside) */
-  double *kx = work, *ix = work + m, *ky = work + 2 * (size_t)m, *iy = work + 3 * (size_t)m;
-  double *rest = work + 4 * (size_t)m;
-  am_rank_sort_values(x, m, kx, ix, rest);
-  am_rank_sort_values(y, m, ky, iy, rest);
-  return am_rank_kendall_tau_b_sorted(y, m, kx, ix, ky, iy, rest);
 }
 
 int am_rank_order_desc_sorted(const double *key, const double *idx, int m, double *order) {

@@ -16,16 +16,13 @@ void am_rank_sort(double *key, double *idx, int m, double *tmp);
  * not three times). */
 void am_rank_sort_values(const float *v, int m, double *key, double *idx, double *tmp);
 
-/* rank[i]: 1-based rank of v[i], ties given the mean of the ranks they span.
- * work: 4m doubles. */
-void am_rank_average(const float *v, int m, double *rank, double *work);
-/* The same from v sorted by am_rank_sort_values. */
+/* rank[i]: 1-based rank of v[i], ties given the mean of the ranks they span, from v
+ * sorted by am_rank_sort_values. */
 void am_rank_average_sorted(const double *key, const double *idx, int m, double *rank);
 
 /* Kendall's tau-b of x and y, clipped to [-1, 1]; NaN when m < 2 or either vector is
- * constant. work: 10m doubles. */
-double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work);
-/* The same from x and y sorted by am_rank_sort_values (kx, ix and ky, iy); work: 6m. */
+ * constant; from x and y sorted by am_rank_sort_values (kx, ix and ky, iy). work: 6m
+ * doubles. */
 double am_rank_kendall_tau_b_sorted(const float *y, int m, const double *kx,
                                     const double *ix, const double *ky, const double *iy,
                                     double *work);
