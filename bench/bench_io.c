@@ -15,7 +15,9 @@
  * gives the state the files were found in; --settle then drops each file's cached pages
  * (POSIX_FADV_DONTNEED: clean pages only, nothing is written) and reads it back through
  * a mapping, so that every timed run that follows finds it in the state an exported file
- * is in (bench/run.sh --e2e settles each case before timing it).
+ * is in (bench/run.sh --e2e settles each case before timing it); a file already mapped
+ * as huge pages for at least 90% of its bytes (FilePmdMapped in /proc/self/smaps_rollup)
+ * is left as it is, which spares reading it from the disk again.
  *   usage: bench_io FILE... [--repeats R] [--settle]
  * Last line: RESULT_IO bytes=... map_cpu_s=... unmap_cpu_s=... crc_cpu_s=... crc_gbs=...
  * found_map_cpu_s=... (the first touch before settling) */
@@ -44,8 +46,22 @@ typedef struct costs {
   double map, unmap, crc;
 } costs_t;
 
-/* One pass over one file: map, touch every page, CRC every byte, unmap. */
-static int measure(const char *path, size_t page, costs_t *c, unsigned *sink) {
+/* Bytes of this process's file mappings mapped as huge pages, or -1 when unknown. */
+static double pmd_mapped_bytes(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  char line[256];
+  double kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "FilePmdMapped: %lf kB", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb < 0 ? -1 : kb * 1024.0;
+}
+
+/* One pass over one file: map, touch every page, CRC every byte, unmap. *huge (may be
+ * NULL): whether at least 90% of its bytes were mapped as huge pages. */
+static int measure(const char *path, size_t page, costs_t *c, unsigned *sink, int *huge) {
   int fd = open(path, O_RDONLY);
   struct stat sb;
   if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size <= 0) {
@@ -68,6 +84,8 @@ static int measure(const char *path, size_t page, costs_t *c, unsigned *sink) {
   double t1 = thread_cpu();
   uint32_t crc = am_crc32c(0, (const void *)p, n);
   double t2 = thread_cpu();
+  if (huge)
+    *huge = pmd_mapped_bytes() >= 0.9 * (double)n;
   munmap((void *)p, n);
   double t3 = thread_cpu();
   *sink += touched + crc;
@@ -121,22 +139,28 @@ int main(int argc, char **argv) {
   }
   costs_t best = {1e30, 1e30, 1e30}, found = {0, 0, 0};
   unsigned sink = 0;
-  for (int f = 0; f < nfiles; f++) /* as found, before anything else maps it */
-    if (measure(files[f], page, &found, &sink))
+  int settled = 0;
+  for (int f = 0; f < nfiles; f++) { /* as found, before anything else maps it */
+    int huge = 0;
+    if (measure(files[f], page, &found, &sink, &huge))
       return 1;
-  for (int f = 0; settling && f < nfiles; f++)
-    settle(files[f], page, &sink);
+    if (settling && !huge) {
+      settle(files[f], page, &sink);
+      settled++;
+    }
+  }
   for (int r = 0; r < repeats; r++) {
     costs_t c = {0, 0, 0};
     for (int f = 0; f < nfiles; f++)
-      if (measure(files[f], page, &c, &sink))
+      if (measure(files[f], page, &c, &sink, NULL))
         return 1;
     best.map = c.map < best.map ? c.map : best.map;
     best.unmap = c.unmap < best.unmap ? c.unmap : best.unmap;
     best.crc = c.crc < best.crc ? c.crc : best.crc;
   }
-  printf("as found: first touch %.3f CPU-s, unmap %.3f CPU-s%s\n", found.map, found.unmap,
-         settling ? "; then settled (dropped from the page cache, read back mapped)" : "");
+  printf("as found: first touch %.3f CPU-s, unmap %.3f CPU-s; %d of %d files settled "
+         "(dropped from the page cache, read back mapped)\n",
+         found.map, found.unmap, settled, nfiles);
   printf("files: %d, %.2f GB; first touch of every %zu-byte page %.3f CPU-s, unmap %.3f "
          "CPU-s; CRC-32C %.3f CPU-s (%.1f GB/s a core)\n",
          nfiles, bytes / 1e9, page, best.map, best.unmap, best.crc, bytes / 1e9 / best.crc);
