@@ -145,10 +145,10 @@ done | sort -n | sed -n 3p)
 log "@@ process start (attnmap --version, median of 5): ${starts} s"
 
 # ---- --e2e: end to end against the pass and the read floor ------------------------------
-# e2e CASE: first bench_io settles the files in the page cache (dropped and read back through
-# a mapping: the 2 MiB folios an exported file sits in; a file found in 4 KiB pages is
-# logged with what mapping it costs) and measures the CPU time of mapping them and of the
-# CRC-32C; then three timed `attnmap analyze` runs of each kind after a warm-up (the wall
+# e2e CASE: first bench_io logs what mapping the files costs as found, settles those not
+# mapped as huge pages (dropped from the page cache and read back through a mapping: the
+# 2 MiB folios an exported file sits in) and measures the CPU time of mapping them and of
+# the CRC-32C; then three timed `attnmap analyze` runs of each kind after a warm-up (the wall
 # and CPU time of the whole process, start included), then the pass and the floors in
 # bench_cpu
 e2e() {
