@@ -17,6 +17,10 @@ int am_cli_inspect(int argc, char **argv);
 int am_cli_merge(int argc, char **argv);
 int am_cli_report(int argc, char **argv);
 
+/* The closing line's note on the target the run read and where it came from. */
+void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *buf,
+                        size_t len);
+
 /* Prints "attnmap: MESSAGE" and returns the exit code for status. */
 int am_cli_fail(am_ctx_t *ctx, am_status status);
 /* Prints "attnmap CMD: MESSAGE" for a usage error and returns AM_EXIT_USAGE. */
