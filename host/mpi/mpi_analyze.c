@@ -17,6 +17,16 @@
 
 enum { TAG_PROG = 11, TAG_REPORT = 12, TAG_STOP = 13 };
 
+/* Waits for req without spinning: MPI's blocking waits poll at full speed, and a rank that
+ * waits (for rank 0's stop, for the job's exit code) would take the CPU of the ranks that
+ * compute beside it on an oversubscribed node. */
+static void wait_idle(MPI_Request *req) {
+  int done = 0;
+  struct timespec nap = {0, 2000000}; /* 2 ms: nothing waits on a rank that long */
+  while (MPI_Test(req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done)
+    nanosleep(&nap, NULL);
+}
+
 static double seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -130,7 +140,7 @@ static void rows_phase(shared_t *s, const am_mpi_args_t *a, am_ctx_t *ctx, am_da
     if (s->prog_req != MPI_REQUEST_NULL)
       MPI_Wait(&s->prog_req, MPI_STATUS_IGNORE);
     MPI_Send(mine, (int)sizeof *mine, MPI_BYTE, 0, TAG_REPORT, s->comm);
-    MPI_Wait(&s->stop_req, MPI_STATUS_IGNORE);
+    wait_idle(&s->stop_req);
     return;
   }
   run_ranges(s, a, ctx, ds, ranges, n, mine);
@@ -146,7 +156,13 @@ static void rows_phase(shared_t *s, const am_mpi_args_t *a, am_ctx_t *ctx, am_da
     if (!left)
       break;
     MPI_Status st;
-    MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &st);
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, &st);
+    if (!flag) { /* as wait_idle: no spinning beside the ranks still computing */
+      struct timespec nap = {0, 2000000};
+      nanosleep(&nap, NULL);
+      continue;
+    }
     take(s, &st);
     show(s);
   }
@@ -246,7 +262,9 @@ int am_mpi_analyze(const am_mpi_args_t *a) {
   } else if (me.rank == 0) {
     code = am_mpi_early_end(a, ctx, (am_status)head[0], (int)head[1], &mine);
   }
-  MPI_Bcast(&code, 1, MPI_INT, 0, comm); /* one exit code for the job, on every rank */
+  MPI_Request req; /* one exit code for the job, on every rank, once rank 0 published */
+  MPI_Ibcast(&code, 1, MPI_INT, 0, comm, &req);
+  wait_idle(&req);
   free(counts);
   free(ranges);
   am_dataset_close(ds);
