@@ -4,7 +4,9 @@
 # compute-sanitizer memcheck and racecheck on it, the benchmarks (bench_cuda) on BERT-base
 # shapes (L=12, H=12, F16, T=128 and T=512) beside the same GPU's limits, the idiomatic
 # PyTorch peer on the same tensors, and `attnmap analyze` on the GPU against the CPU
-# (bench/compare_runs.py within the parity tolerances).
+# (bench/compare_runs.py within the parity tolerances). The long-context form (issue 14):
+# its parity suite under the same tools, bench_long_cuda (T up to 32k, small decoder and a
+# Llama-3-8B layer) and analyze on a long-context dataset against the CPU.
 #
 #   usage: bash bench/gpu_check.sh [PHASE...]
 #   phases: build parity sanitize bench peer analyze   (default: all, in that order)
@@ -61,6 +63,8 @@ if want parity; then
   run "$BUILD/tests/test_cuda_backend" --verbose=0 -j1
   run "$BUILD/tests/test_parity" --verbose=0 -j1
   run "$BUILD/tests/test_parity_ops" --verbose=0 -j1
+  run "$BUILD/tests/test_parity_long" --verbose=0 -j1
+  run "$BUILD/tests/test_backend_analyze" --verbose=0 -j1
   [ -x "$BUILD/tests/test_flow_cuda" ] && run "$BUILD/tests/test_flow_cuda" --verbose=0 -j1
 fi
 
@@ -76,6 +80,10 @@ if want sanitize; then
   run timeout 1200 $CS --tool racecheck --racecheck-report all "$P" --verbose=0 -j1 \
     --filter 'parity/!(long_rows|every_row_length_class)'
   run timeout 900 $CS --tool racecheck --racecheck-report all "$O" --verbose=0 -j1
+  LP="$BUILD/tests/test_parity_long"
+  run timeout 900 $CS --tool memcheck --leak-check full "$LP" --verbose=0 -j1
+  run timeout 900 $CS --tool racecheck --racecheck-report all "$LP" --verbose=0 -j1
+  run timeout 900 $CS --tool synccheck "$LP" --verbose=0 -j1
   run timeout 900 $CS --tool synccheck "$P" --verbose=0 -j1 \
     --filter 'parity/+(mixed_masks_every_dtype|discard_and_fusions|all_rows)'
 fi
@@ -101,6 +109,8 @@ if want bench; then
   for t in t128 t512; do
     run "$BUILD/bench/bench_cuda" "$DATA/$t" --repeats 10
   done
+  log "== the long-context form (bench_long_cuda: T up to 32k, checked against the CPU)"
+  run "$BUILD/bench/bench_long_cuda" --repeats 5
 fi
 
 if want peer; then
@@ -140,7 +150,7 @@ print('analyze_s %.3f  total_s %.3f  file GB/s over analyze_s %.2f' % (t['analyz
 fi
 
 log "== targets (issue 3)"
-summary=$(grep -E '^(device:|limits:|check:|fused pass|all-rows|end to end|analyze_s)' "$LOG"
+summary=$(grep -E '^(device:|limits:|check:|check at|fused pass|all-rows|end to end|analyze_s|small |8b )' "$LOG"
   grep -E 'VERDICT|Synthesis|ERROR SUMMARY|RACECHECK SUMMARY|exit [1-9]' "$LOG")
 log "$(echo "$summary" | sed 's/^/  /')"
 "$PY" - "$LOG" <<'PYEOF' 2>&1 | tee -a "$LOG"

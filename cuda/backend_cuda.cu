@@ -247,5 +247,5 @@ extern "C" const am_backend_t am_backend_cuda = {
     /* .widen          = */ am_cuda_widen,
     /* .device_copy    = */ am_cuda_device_copy,
     /* .device_free    = */ am_cuda_device_free,
-    /* .long_pass      = */ NULL, /* not yet: the pipeline says so (docs/long-context.md) */
+    /* .long_pass      = */ am_cu_long_pass,
 };

@@ -211,4 +211,39 @@ __device__ __forceinline__ double am_block_max_d(double v, double *scratch) {
   return -am_block_min_d(-v, scratch);
 }
 
+/* out[0..n) normalised in place as --normalize says (am_cpu_normalize's rules: extremes
+ * and the sum in double, the quotient rounded once). Every thread of the block calls it;
+ * scratch: 32 doubles of shared memory. */
+__device__ __forceinline__ void am_block_normalize(float *out, int n, int how,
+                                                   double *scratch) {
+  if (how == AM_NORMALIZE_NONE)
+    return;
+  double lo = INFINITY, hi = -INFINITY, sum = 0.0;
+  __syncthreads(); /* out was written by other threads */
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    lo = fmin(lo, (double)out[j]);
+    hi = fmax(hi, (double)out[j]);
+    sum += out[j];
+  }
+  lo = am_block_min_d(lo, scratch);
+  hi = am_block_max_d(hi, scratch);
+  sum = am_block_sum_d(sum, scratch);
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    const double v = out[j];
+    switch (how) {
+    case AM_NORMALIZE_MAX:
+      if (hi > 0.0)
+        out[j] = (float)(v / hi);
+      break;
+    case AM_NORMALIZE_SUM:
+      if (sum > 0.0)
+        out[j] = (float)(v / sum);
+      break;
+    default:
+      out[j] = hi > lo ? (float)((v - lo) / (hi - lo)) : 0.0f;
+      break;
+    }
+  }
+}
+
 #endif

@@ -215,6 +215,11 @@ void am_cuda_device_free(void *state, void *p);
 am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
                      const am_pass_options_t *opt, float *const *out);
 
+/* long_pass.cu: the backend's long_pass (the long-context form; docs/long-context.md). */
+am_status am_cu_long_pass(void *state, const am_lc_example_t *ex, int nex,
+                          const am_pass_options_t *opt, am_pass_output_t *out,
+                          am_fault_t *fault, int *fault_example);
+
 /* Staged element type of a file dtype (F64 is narrowed to F32 while staging). */
 static inline int am_cu_dt(am_dtype d) {
   return d == AM_DTYPE_F16 ? AM_DT_F16 : d == AM_DTYPE_BF16 ? AM_DT_BF16 : AM_DT_F32;

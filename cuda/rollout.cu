@@ -45,7 +45,6 @@ __device__ void finish_map(const am_cu_args_t &a, const am_cu_ex_t &X, bool ink,
                            const double *st, long long o, int divide_h, double *scratch) {
   const int n = X.n, nb = am_cu_nb(n);
   float *out = a.out + o;
-  double lo = INFINITY, hi = -INFINITY, sum = 0.0;
   for (int j = threadIdx.x; j < n; j += blockDim.x) {
     double v = st[j];
     if (ink) { /* layer 0 wrote partial set 0 */
@@ -54,33 +53,9 @@ __device__ void finish_map(const am_cu_args_t &a, const am_cu_ex_t &X, bool ink,
         part += st[n + (size_t)b * n + j];
       v += divide_h ? part / a.H : part;
     }
-    const float f = (float)v;
-    out[j] = f;
-    lo = fmin(lo, (double)f);
-    hi = fmax(hi, (double)f);
-    sum += f;
+    out[j] = (float)v;
   }
-  if (a.normalize == AM_NORMALIZE_NONE)
-    return;
-  lo = am_block_min_d(lo, scratch);
-  hi = am_block_max_d(hi, scratch);
-  sum = am_block_sum_d(sum, scratch);
-  for (int j = threadIdx.x; j < n; j += blockDim.x) {
-    const double v = out[j];
-    switch (a.normalize) {
-    case AM_NORMALIZE_MAX:
-      if (hi > 0.0)
-        out[j] = (float)(v / hi);
-      break;
-    case AM_NORMALIZE_SUM:
-      if (sum > 0.0)
-        out[j] = (float)(v / sum);
-      break;
-    default:
-      out[j] = hi > lo ? (float)((v - lo) / (hi - lo)) : 0.0f;
-      break;
-    }
-  }
+  am_block_normalize(out, n, a.normalize, scratch);
 }
 
 __global__ void __launch_bounds__(256) rollout_finish_kernel(am_cu_args_t a) {

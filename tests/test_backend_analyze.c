@@ -6,7 +6,9 @@
  * the plan the program makes (the exporter's target, --all-rows); the two run folders are
  * compared within the parity suite's tolerances (support/compare_runs.c). The CUDA backend
  * runs on a GPU, or on two emulated devices in the CUDA emulator's build (tests/cuda_emu,
- * part of scripts/test.sh); a backend that cannot run here reports a skip. */
+ * part of scripts/test.sh); a backend that cannot run here reports a skip. The same for a
+ * long-context dataset (queries/keys/values/attention_output_grads: GQA, causal sliding
+ * window, soft-cap, F16, padding on either side; tests/support/long_dataset.c). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,30 +17,32 @@
 #include "support/backends.h"
 #include "support/compare_runs.h"
 #include "support/dataset_builder.h"
+#include "support/long_dataset.h"
 #include "support/run_cli.h"
 #include "support/scratch_dir.h"
 
 #define DATA ATTNMAP_SOURCE_DIR "/examples/data/minilm-sentiment"
 
-static void analyze_cli(const char *backend, const char *out) {
+static void analyze_cli(const char *data, const char *backend, const char *out,
+                        const char *rows) {
   cli_result_t r;
   cli_options_t o = {.timeout_s = 600};
-  cr_assert_eq(cli_run(&r, &o, "analyze", DATA, "-o", out, "--backend", backend, "--quiet",
-                       "--all-rows", "--threads", "2", NULL),
+  cr_assert_eq(cli_run(&r, &o, "analyze", data, "-o", out, "--backend", backend, "--quiet",
+                       "--threads", "2", rows, NULL),
                0);
   cr_assert_eq(r.exit_code, 0, "analyze --backend %s: %s", backend, r.err);
   cli_result_free(&r);
 }
 
-/* What `attnmap analyze DATA -o out --all-rows` does, on the reference context. */
-static void analyze_reference(const char *out) {
+/* What `attnmap analyze data -o out [--all-rows]` does, on the reference context. */
+static void analyze_reference(const char *data, const char *out, int all_rows) {
   am_ctx_t *ref = par_reference();
   cr_assert_not_null(ref);
   am_settings_t set;
   am_settings_init(&set);
   set.plan.target_recorded = 1; /* as host/cli/cmd_analyze.c */
-  set.plan.all_rows = 1;
-  const char *paths[] = {DATA};
+  set.plan.all_rows = all_rows;
+  const char *paths[] = {data};
   am_dataset_t *ds = NULL;
   am_status st = am_dataset_open(ref, paths, 1, &ds);
   if (st == AM_STATUS_OK)
@@ -54,11 +58,38 @@ PAR_TEST(backend_analyze, against_the_reference) {
   if (!be->cli_spec)
     cr_skip_test("%s: no --backend spec", be->name);
   scratch_setup("backend-analyze");
-  analyze_reference(tmp_path("ref"));
-  analyze_cli(be->cli_spec, tmp_path("got"));
+  analyze_reference(DATA, tmp_path("ref"), 1);
+  analyze_cli(DATA, be->cli_spec, tmp_path("got"), "--all-rows");
   cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
                "%s: the run of --backend %s differs from the reference's (stderr says "
                "where)",
+               be->name, be->cli_spec);
+  dsb_rmtree(tmp_path("ref"));
+  dsb_rmtree(tmp_path("got"));
+  scratch_teardown();
+}
+
+PAR_TEST(backend_analyze, long_form_against_the_reference) {
+  setenv("AM_EMU_DEVICES", "2", 0);
+  am_ctx_destroy(par_backend_open(be, PAR_PLAIN));
+  if (!be->cli_spec)
+    cr_skip_test("%s: no --backend spec", be->name);
+  scratch_setup("backend-analyze-long");
+  const lc_case_t c = {.L = 2,
+                       .H = 4,
+                       .Hkv = 2,
+                       .T = 90,
+                       .d = 16,
+                       .attn = {0.25, 1, 24, 20.0},
+                       .dtype = AM_DTYPE_F16,
+                       .seed = 41};
+  char data[512];
+  snprintf(data, sizeof data, "%s", tmp_path("long.safetensors"));
+  cr_assert_eq(lcd_write(&c, 4, 1, data, NULL), 0);
+  analyze_reference(data, tmp_path("ref"), 0);
+  analyze_cli(data, be->cli_spec, tmp_path("got"), NULL); /* NULL ends the args */
+  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+               "%s: the long-context run of --backend %s differs from the reference's",
                be->name, be->cli_spec);
   dsb_rmtree(tmp_path("ref"));
   dsb_rmtree(tmp_path("got"));

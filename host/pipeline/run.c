@@ -216,7 +216,8 @@ static void store_hand(store_thread_t *t, am_chunk_t *c) {
  * run's threads while the store thread writes chunk k. */
 am_status am_run_state_analyze(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
                                const am_run_options_t *opts) {
-  if (ctx->backend->pass_submit && ctx->backend->pass_wait)
+  /* the long-context form has no submit/wait halves: it runs synchronously */
+  if (ctx->backend->pass_submit && ctx->backend->pass_wait && !ds->long_form)
     return analyze_all_async(ctx, r, ds, opts);
   int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0;
   am_chunk_t *c[2] = {&r->chunk, &r->chunk2};

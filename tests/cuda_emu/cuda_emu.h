@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <functional>
+#include <type_traits>
 
 /* ---- language -------------------------------------------------------------------------
  */
@@ -31,6 +32,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static thread_local
+#define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 {
   unsigned x, y, z;
@@ -103,6 +105,99 @@ static inline unsigned atomicAdd(unsigned *p, unsigned v) {
   *p = old + v;
   return old;
 }
+
+/* ---- 16-bit types and warp matrix operations (nvcuda::wmma) ------------------------------
+ * __half and __nv_bfloat16 are their bits (the kernels only pass pointers to them). A wmma
+ * fragment of 16 x 16 elements is spread over the warp: lane l holds elements l, l + 32,
+ * ... of the tile in row-major order, widened to float (a GPU's layout is unspecified;
+ * kernels may only fill, load, multiply and store them). load/mma/store are warp-collective
+ * as on a GPU: every lane of the warp must call them with the same pointer and stride (the
+ * emulator aborts otherwise), pointers 32-byte aligned and strides a multiple of 16 bytes
+ * (8 elements of 16 bits, 4 floats), as the CUDA programming guide requires. mma_sync
+ * multiplies in float, products of 16-bit values exact, sums in k order: a GPU's tensor
+ * cores may round their internal sums differently. */
+struct __half {
+  unsigned short x;
+};
+struct __nv_bfloat16 {
+  unsigned short x;
+};
+
+void am_emu_wmma_check(const void *p, unsigned ldm, unsigned elem_bytes);
+void am_emu_wmma_mma(float *d, const float *a, const float *b, const float *c);
+float am_emu_bits_to_float(unsigned short bits, int bf16);
+int am_emu_lane(void);
+
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "the emulator has 16 x 16 x 16 only");
+  enum { num_elements = 8 };
+  float x[num_elements];
+};
+
+template <typename Use, typename T, typename Layout>
+inline void fill_fragment(fragment<Use, 16, 16, 16, T, Layout> &f, float v) {
+  for (int t = 0; t < 8; t++)
+    f.x[t] = v;
+}
+
+static inline float am_emu_elem(const float *p, size_t i) { return p[i]; }
+static inline float am_emu_elem(const __half *p, size_t i) {
+  return am_emu_bits_to_float(p[i].x, 0);
+}
+static inline float am_emu_elem(const __nv_bfloat16 *p, size_t i) {
+  return am_emu_bits_to_float(p[i].x, 1);
+}
+
+/* Element (r, c) of the logical tile from memory, stored row- or column-major. */
+template <typename T>
+inline void am_emu_load(float *x, const T *p, unsigned ldm, bool col) {
+  am_emu_wmma_check(p, ldm, sizeof(T));
+  const int lane = am_emu_lane();
+  for (int t = 0; t < 8; t++) {
+    const int e = t * 32 + lane, r = e / 16, c = e % 16;
+    x[t] = am_emu_elem(p, col ? (size_t)c * ldm + r : (size_t)r * ldm + c);
+  }
+}
+
+template <typename Use, typename T, typename L>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &f, const T *p, unsigned ldm) {
+  static_assert(std::is_same<L, row_major>::value || std::is_same<L, col_major>::value,
+                "an operand fragment has a layout");
+  am_emu_load(f.x, p, ldm, std::is_same<L, col_major>::value);
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p,
+                             unsigned ldm, layout_t layout) {
+  am_emu_load(f.x, p, ldm, layout == mem_col_major);
+}
+inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f,
+                              unsigned ldm, layout_t layout) {
+  am_emu_wmma_check(p, ldm, 4);
+  const int lane = am_emu_lane();
+  for (int t = 0; t < 8; t++) {
+    const int e = t * 32 + lane, r = e / 16, c = e % 16;
+    p[layout == mem_col_major ? (size_t)c * ldm + r : (size_t)r * ldm + c] = f.x[t];
+  }
+}
+template <typename T, typename LA, typename LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
+                     const fragment<matrix_a, 16, 16, 16, T, LA> &a,
+                     const fragment<matrix_b, 16, 16, 16, T, LB> &b,
+                     const fragment<accumulator, 16, 16, 16, float> &c) {
+  static_assert(!std::is_same<T, float>::value, "wmma operands are 16-bit here");
+  am_emu_wmma_mma(d.x, a.x, b.x, c.x);
+}
+} // namespace wmma
+} // namespace nvcuda
 
 /* ---- runtime ----------------------------------------------------------------------------
  */

@@ -60,6 +60,7 @@ struct block_run {
   unsigned gen;  /* block barriers passed */
   int or_acc[2]; /* __syncthreads_or per generation */
   unsigned long long xchg[MAX_THREADS / 32][32];
+  float wmma[MAX_THREADS / 32][3][256]; /* a warp's mma operands, in exchange */
   unsigned char *smem;
   size_t smem_bytes;
 };
@@ -259,3 +260,60 @@ unsigned __ballot_sync(unsigned mask, int pred) {
 }
 
 unsigned char *am_emu_dyn_smem(void) { return run_cur->smem; }
+
+/* ---- warp matrix operations (cuda_emu.h's nvcuda::wmma) ---------------------------- */
+
+int am_emu_lane(void) { return me()->lane; }
+
+float am_emu_bits_to_float(unsigned short bits, int bf16) {
+  if (bf16) {
+    unsigned u = (unsigned)bits << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  _Float16 h;
+  memcpy(&h, &bits, 2);
+  return (float)h;
+}
+
+/* A warp-collective matrix access: every lane of the warp with the same pointer and
+ * stride, and the alignment the CUDA programming guide requires of wmma. */
+void am_emu_wmma_check(const void *p, unsigned ldm, unsigned elem_bytes) {
+  fiber *f = me();
+  if ((uintptr_t)p % 32 != 0)
+    die("a wmma load or store from a pointer not 32-byte aligned");
+  if ((ldm * elem_bytes) % 16 != 0)
+    die("a wmma load or store with a stride not a multiple of 16 bytes");
+  unsigned long long *x = run_cur->xchg[f->warp];
+  x[f->lane] = (unsigned long long)(uintptr_t)p ^ ((unsigned long long)ldm << 48);
+  warp_wait();
+  const int lanes =
+      run_cur->nthreads - f->warp * 32 < 32 ? run_cur->nthreads - f->warp * 32 : 32;
+  if (lanes != 32)
+    die("a wmma operation in a partial warp");
+  for (int l = 0; l < 32; l++)
+    if (x[l] != x[0])
+      die("the lanes of a warp gave a wmma operation different pointers or strides");
+  warp_wait();
+}
+
+/* d = a b + c over the warp (16 x 16 x 16); d may be c. */
+void am_emu_wmma_mma(float *d, const float *a, const float *b, const float *c) {
+  fiber *f = me();
+  float(*w)[256] = run_cur->wmma[f->warp];
+  for (int t = 0; t < 8; t++) {
+    w[0][t * 32 + f->lane] = a[t];
+    w[1][t * 32 + f->lane] = b[t];
+    w[2][t * 32 + f->lane] = c[t];
+  }
+  warp_wait();
+  for (int t = 0; t < 8; t++) {
+    const int e = t * 32 + f->lane, r = e / 16, col = e % 16;
+    float acc = w[2][e];
+    for (int k = 0; k < 16; k++)
+      acc += w[0][r * 16 + k] * w[1][k * 16 + col];
+    d[t] = acc;
+  }
+  warp_wait(); /* nobody overwrites the operands before everyone has read */
+}

@@ -96,7 +96,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
   *p = NULL;
   if (used[device] + bytes > capacity())
     return fail(cudaErrorMemoryAllocation);
-  void *q = malloc(bytes ? bytes : 1);
+  /* 256-byte aligned, as cudaMalloc's (wmma loads need 32) */
+  void *q = aligned_alloc(256, (bytes + 255) / 256 * 256 + (bytes ? 0 : 256));
   if (!q)
     return fail(cudaErrorMemoryAllocation);
   memset(q, 0xFF, bytes); /* NaN pattern: device memory starts undefined */

@@ -2,9 +2,10 @@
 # tests/cuda_emu/run.sh — the CUDA backend on the CPU emulator (cuda_emu.h): builds the
 # library with cuda/*.cu compiled by g++ against the emulator, then runs the parity suites
 # over every backend of tests/support/backends.c (CUDA here on the emulator; every op
-# against the reference, the CPU's plain loops), the backend selection suite, and `attnmap
-# analyze --backend cuda:all` against the reference on the bundled dataset
-# (tests/test_backend_analyze.c). Part of scripts/test.sh.
+# against the reference, the CPU's plain loops; the long-context form against the CPU's
+# and the matrix form, test_parity_long.c), the backend selection suite, and `attnmap
+# analyze --backend cuda:all` against the reference on the bundled dataset and on a
+# long-context one (tests/test_backend_analyze.c). Part of scripts/test.sh.
 # For machines without a GPU; it checks the kernels' indexing, reductions, barriers and
 # the host side's slabs, staging, faults and pipeline, not timings or stream ordering
 # (see docs/cuda.md). With VALGRIND=1 the parity suite runs under valgrind memcheck too.
@@ -17,6 +18,7 @@ cmake --build "$B" -j"$(nproc)" >/dev/null
 "$B/test_cuda_backend" --verbose=0 -j1
 "$B/test_parity" --verbose=0 -j1
 "$B/test_parity_ops" --verbose=0 -j1
+"$B/test_parity_long" --verbose=0 -j1
 AM_EMU_DEVICES=3 "$B/test_parity" --verbose=0 -j1 --filter 'parity/every_device_gives_the_same_bits'
 AM_EMU_DEVICES=3 "$B/test_parity_ops" --verbose=0 -j1 \
   --filter 'parity_ops/faults_across_slabs_and_devices'
