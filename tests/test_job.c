@@ -24,8 +24,16 @@ static void make_shard(const char *path, int B, int T, uint64_t seed) {
   int lengths[64];
   for (int b = 0; b < B; b++)
     lengths[b] = 6 + (b * 7) % (T - 5);
-  dsb_spec_t spec = {.L = 2, .H = 3, .B = B, .T = T, .lengths = lengths, .grads = 1,
-                     .saliency = 1, .labels = 1, .special = 1, .seed = seed};
+  dsb_spec_t spec = {.L = 2,
+                     .H = 3,
+                     .B = B,
+                     .T = T,
+                     .lengths = lengths,
+                     .grads = 1,
+                     .saliency = 1,
+                     .labels = 1,
+                     .special = 1,
+                     .seed = seed};
   cr_assert_eq(dsb_make(&spec, path), 0);
 }
 

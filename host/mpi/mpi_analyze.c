@@ -89,7 +89,8 @@ static int poll(void *user, int64_t done, int64_t total) {
     s->rank_done[0] = s->done;
     int flag = 1;
     MPI_Status st;
-    while (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, &st) == MPI_SUCCESS && flag)
+    while (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, &st) == MPI_SUCCESS &&
+           flag)
       take(s, &st);
     if (s->failed)
       send_stops(s);
@@ -216,7 +217,8 @@ static am_status plan_ranges(shared_t *s, am_job_t *job, int64_t **ranges, int *
 
 int am_mpi_analyze(const am_mpi_args_t *a) {
   int provided = 0;
-  MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided); /* the store thread polls */
+  MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED,
+                  &provided); /* the store thread polls */
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
   am_mpi_rank_t me;
@@ -238,8 +240,8 @@ int am_mpi_analyze(const am_mpi_args_t *a) {
   MPI_Bcast(head, 3, MPI_INT64_T, 0, comm);
   int *counts = calloc((size_t)me.size + 1, sizeof *counts), code = AM_EXIT_OK;
   int64_t *ranges = NULL;
-  shared_t s = {.me = &me, .comm = comm, .stop_req = MPI_REQUEST_NULL,
-                .prog_req = MPI_REQUEST_NULL};
+  shared_t s = {
+      .me = &me, .comm = comm, .stop_req = MPI_REQUEST_NULL, .prog_req = MPI_REQUEST_NULL};
   if (head[0] == AM_STATUS_OK && !head[1]) {
     if (me.rank == 0)
       plan_ranges(&s, job, &ranges, counts);

@@ -1,6 +1,6 @@
 /* mpi_rank.c — what one rank of `mpirun attnmap analyze` knows of itself: whether it was
- * started by an MPI launcher, its rank, host, node-local rank, the GPU it takes and how many
- * CPU threads it may use (docs/cluster.md). */
+ * started by an MPI launcher, its rank, host, node-local rank, the GPU it takes and how
+ * many CPU threads it may use (docs/cluster.md). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +24,8 @@ static int node_gpus(void) {
   struct dirent *e;
   int n = 0;
   while (d && (e = readdir(d)))
-    if (strncmp(e->d_name, "nvidia", 6) == 0 && e->d_name[6] >= '0' && e->d_name[6] <= '9' &&
-        e->d_name[6 + strspn(e->d_name + 6, "0123456789")] == '\0')
+    if (strncmp(e->d_name, "nvidia", 6) == 0 && e->d_name[6] >= '0' &&
+        e->d_name[6] <= '9' && e->d_name[6 + strspn(e->d_name + 6, "0123456789")] == '\0')
       n++;
   if (d)
     closedir(d);

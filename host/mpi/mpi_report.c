@@ -25,8 +25,9 @@ am_status am_mpi_open(const am_mpi_rank_t *me, const am_mpi_args_t *a, am_ctx_t 
 
 static int exit_code(am_status st) {
   return st == AM_STATUS_OK ? AM_EXIT_OK
-         : (st == AM_STATUS_BAD_INPUT || st == AM_STATUS_INVALID_ARGUMENT) ? AM_EXIT_USAGE
-                                                                           : AM_EXIT_FAILURE;
+         : (st == AM_STATUS_BAD_INPUT || st == AM_STATUS_INVALID_ARGUMENT)
+             ? AM_EXIT_USAGE
+             : AM_EXIT_FAILURE;
 }
 
 /* The lowest rank that failed of its own (not stopped by another's failure), or -1. */
@@ -51,10 +52,11 @@ static char *parts_json(const am_mpi_rank_t *me, const am_mpi_report_t *reports,
       json_array_append_new(iv, json_pack("[I,I]", (json_int_t)ranges[2 * (at + i)],
                                           (json_int_t)ranges[2 * (at + i) + 1]));
     const am_mpi_report_t *p = &reports[r];
-    json_array_append_new(
-        per, json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:o,s:f}", "rank", r, "host", p->host, "gpu",
-                       p->gpu, "backend", p->backend, "device", p->device, "examples",
-                       (json_int_t)p->done, "ranges", iv, "seconds", p->seconds));
+    json_array_append_new(per,
+                          json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:o,s:f}", "rank", r, "host",
+                                    p->host, "gpu", p->gpu, "backend", p->backend, "device",
+                                    p->device, "examples", (json_int_t)p->done, "ranges",
+                                    iv, "seconds", p->seconds));
     int seen = 0;
     for (size_t h = 0; h < json_array_size(hosts); h++)
       seen |= strcmp(json_string_value(json_array_get(hosts, h)), p->host) == 0;

@@ -237,8 +237,8 @@ am_status am_checksums_add_json(am_ctx_t *ctx, am_checksums_t *cs, const json_t 
       continue;
     if (reserve(cs))
       return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-    cs->pieces[cs->npieces++] = (am_crc_piece_t){(int)k, (uint64_t)off, (uint64_t)len,
-                                                 (uint32_t)crc};
+    cs->pieces[cs->npieces++] =
+        (am_crc_piece_t){(int)k, (uint64_t)off, (uint64_t)len, (uint32_t)crc};
   }
   return AM_STATUS_OK;
 }

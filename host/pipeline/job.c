@@ -1,9 +1,9 @@
 /* job.c — the coordinator of a distributed run (attnmap.h, am_job_*; docs/cluster.md).
- * It prepares "<RUN>.partial" as am_run_analyze does (lock, checks, the examples file at its
- * full size), hands out ranges of examples, and at the end aggregates every stored row in
- * input order, one example at a time, exactly as a single process does while it runs (the
- * replay of --resume): the aggregates are sequential Welford moments and sums, whose bits
- * depend on the order, so no tree reduction could give the single-process bits. */
+ * It prepares "<RUN>.partial" as am_run_analyze does (lock, checks, the examples file at
+ * its full size), hands out ranges of examples, and at the end aggregates every stored row
+ * in input order, one example at a time, exactly as a single process does while it runs
+ * (the replay of --resume): the aggregates are sequential Welford moments and sums, whose
+ * bits depend on the order, so no tree reduction could give the single-process bits. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,7 +258,8 @@ am_status am_job_finish(am_job_t *job, const char *provenance_json) {
   }
   if (st == AM_STATUS_OK)
     st = read_done(ctx, job, 1);
-  if (st == AM_STATUS_OK && (job->ndone != 1 || job->done[0] != 0 || job->done[1] != r->lay.N))
+  if (st == AM_STATUS_OK &&
+      (job->ndone != 1 || job->done[0] != 0 || job->done[1] != r->lay.N))
     st = am_fail(ctx, AM_STATUS_INTERNAL,
                  "%s: examples are missing after every part finished (%d ranges complete)",
                  r->partial.dir, job->ndone);

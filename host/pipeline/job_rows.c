@@ -100,9 +100,15 @@ am_status am_job_rows(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
   if (st == AM_STATUS_OK) /* the file the coordinator made: its header must be this run's */
     st = am_examples_writer_open(ctx, r->partial.dir, &r->lay, ds->model, 1, &r->writer);
   if (st == AM_STATUS_OK) {
-    *r = (am_run_state_t){.lay = r->lay, .writer = r->writer, .partial = r->partial,
-                          .from = begin, .to = end, .record = 1, .poll = poll,
-                          .poll_user = user, .checksums = opts ? opts->checksums : 1};
+    *r = (am_run_state_t){.lay = r->lay,
+                          .writer = r->writer,
+                          .partial = r->partial,
+                          .from = begin,
+                          .to = end,
+                          .record = 1,
+                          .poll = poll,
+                          .poll_user = user,
+                          .checksums = opts ? opts->checksums : 1};
     if (r->checksums) /* of the rows it reads, for the coordinator (am_job_record) */
       st = am_checksums_init(ctx, &r->sums, ds);
     if (st == AM_STATUS_OK)

@@ -76,12 +76,12 @@ static json_t *rows_crc_json(const am_partial_t *p, const am_layout_t *lay) {
   return arr;
 }
 
-json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
-  json_t *doc = json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version",
-                          am_version(), "done", (json_int_t)done, "examples",
-                          (json_int_t)lay->N, "max_tokens", lay->T, "options",
-                          am_plan_to_json(lay), "inputs", p->inputs, "rows_crc32c",
-                          rows_crc_json(p, lay));
+json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay,
+                                   int64_t done) {
+  json_t *doc = json_pack(
+      "{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version", am_version(), "done",
+      (json_int_t)done, "examples", (json_int_t)lay->N, "max_tokens", lay->T, "options",
+      am_plan_to_json(lay), "inputs", p->inputs, "rows_crc32c", rows_crc_json(p, lay));
   if (doc && p->live) /* a live run: its batches' shape (compared) and state (not) */
     json_object_set(doc, "live", p->live);
   if (doc && p->live_state)

@@ -13,7 +13,7 @@ typedef struct am_partial {
   json_t *inputs; /* identity of the inputs: path, bytes, mtime */
   uint32_t *crc;  /* [nspecs] CRC-32C of each tensor's rows [0, crc_rows) */
   int64_t crc_rows;
-  json_t *live;       /* a live run (run_writer.c): its batches' shape, compared on resume */
+  json_t *live; /* a live run (run_writer.c): its batches' shape, compared on resume */
   json_t *live_state; /* and its state at the checkpoint (batches, tokens bytes): not */
 } am_partial_t;
 
@@ -47,7 +47,8 @@ am_status am_partial_replay(am_ctx_t *ctx, const am_partial_t *p, const am_layou
 am_status am_partial_extend_crc(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
                                 int64_t to);
 /* The checkpoint document: format, version, options, inputs, done, rows' CRC-32C. */
-json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay, int64_t done);
+json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay,
+                                   int64_t done);
 /* Removes the parts' checkpoints "rows-<first>.json" of a job from dir (job_rows.c). */
 void am_job_drop_records(const char *dir);
 /* 1 when name is a part's checkpoint (or a temporary of one) a job writes (job_rows.c). */

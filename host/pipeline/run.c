@@ -97,7 +97,8 @@ static am_status store_chunk(am_ctx_t *ctx, am_run_state_t *r, am_chunk_t *c, in
   }
   if (st == AM_STATUS_OK) /* bounded resident memory: the chunk's input pages may go */
     am_shard_release_rows(ds, (int)(c->sh - ds->shards), c->row0, c->nex);
-  if (st == AM_STATUS_OK && r->poll && r->poll(r->poll_user, *done - r->from, r->to - r->from))
+  if (st == AM_STATUS_OK && r->poll &&
+      r->poll(r->poll_user, *done - r->from, r->to - r->from))
     st = am_fail(ctx, AM_STATUS_INTERNAL, "stopped: another part of the job failed");
   else if (st == AM_STATUS_OK && opts && opts->progress)
     opts->progress(opts->progress_user, *done, ds->N);
@@ -118,8 +119,8 @@ static am_status analyze_all_async(am_ctx_t *ctx, am_run_state_t *r, am_dataset_
   int64_t done = r->from;
   double last = am_now_seconds();
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = first_row(ds, s, r->from); row < last_row(ds, s, r->to) &&
-                                                  st == AM_STATUS_OK; row += cap) {
+    for (int64_t row = first_row(ds, s, r->from);
+         row < last_row(ds, s, r->to) && st == AM_STATUS_OK; row += cap) {
       int64_t left = last_row(ds, s, r->to) - row;
       int nex = (int)(left < cap ? left : cap);
       st = read_chunk(ctx, r, c[cur], ds, s, row, nex);
@@ -241,8 +242,8 @@ am_status am_run_state_analyze(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *d
     threaded = 0;
   }
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = first_row(ds, s, r->from); row < last_row(ds, s, r->to) &&
-                                                  st == AM_STATUS_OK; row += cap) {
+    for (int64_t row = first_row(ds, s, r->from);
+         row < last_row(ds, s, r->to) && st == AM_STATUS_OK; row += cap) {
       int64_t left = last_row(ds, s, r->to) - row;
       int nex = (int)(left < cap ? left : cap);
       st = read_chunk(ctx, r, c[cur], ds, s, row, nex);

@@ -19,8 +19,8 @@ typedef struct am_run_state {
   am_out_inputs_t inputs; /* what the run folder must never replace */
   am_checksums_t sums;    /* the inputs' CRC-32C, from the pages the chunks read */
   int checksums;
-  int64_t from, to;  /* the examples this process computes: [from, to) */
-  int record;        /* 1: a part of a job; checkpoints go to rows-<from>.json */
+  int64_t from, to;    /* the examples this process computes: [from, to) */
+  int record;          /* 1: a part of a job; checkpoints go to rows-<from>.json */
   am_job_poll_fn poll; /* a part of a job: after each stored chunk; nonzero stops */
   void *poll_user;
   json_t *provenance; /* added to summary.json's provenance (owned), or NULL */
