@@ -102,9 +102,13 @@ int am_cli_analyze(int argc, char **argv) {
     return am_cli_usage_error("analyze", "no DATASET given");
 #ifdef ATTNMAP_HAVE_MPI
   if (am_mpi_launched()) { /* mpirun, srun: the ranks share the run (docs/cluster.md) */
-    am_mpi_args_t m = {.set = &set, .paths = (const char *const *)argv + optind,
-                       .npaths = argc - optind, .output = a.output,
-                       .target_arg = a.target_arg, .progress = a.progress, .quiet = a.quiet};
+    am_mpi_args_t m = {.set = &set,
+                       .paths = (const char *const *)argv + optind,
+                       .npaths = argc - optind,
+                       .output = a.output,
+                       .target_arg = a.target_arg,
+                       .progress = a.progress,
+                       .quiet = a.quiet};
     return am_mpi_analyze(&m);
   }
 #endif
