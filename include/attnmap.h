@@ -494,6 +494,19 @@ typedef struct am_arrays {
   const char *grid;                  /* "14x14+1" (design.md §2 attnmap.grid) or NULL */
   int device_pointers; /* 1: attentions and attention_grads are CUDA device pointers, read
                           in place by the cuda backend; other backends refuse them */
+  /* The long-context form (docs/long-context.md) in place of attentions and
+   * attention_grads, which are then NULL: with queries set, per layer Q [B,H,T,d], K and V
+   * [B,Hkv,T,d] (H a multiple of Hkv) and dO [B,H,T,d], all of dtype (F32/F16/BF16). */
+  int kv_heads, head_dim;                    /* Hkv, d */
+  const void *const *queries;                /* [L] pointers to [B,H,T,d], or NULL */
+  const void *const *keys;                   /* [L] pointers to [B,Hkv,T,d] */
+  const void *const *values;                 /* [L] pointers to [B,Hkv,T,d] */
+  const void *const *attention_output_grads; /* [L] pointers to [B,H,T,d], or NULL */
+  /* the attention's settings, a dataset's attnmap.attention (design.md §2) */
+  double attn_scale;       /* > 0; 0: 1/sqrt(d) */
+  int attn_causal;         /* 0 or 1 */
+  int attn_sliding_window; /* 0: none */
+  double attn_softcap;     /* 0: none */
 } am_arrays_t;
 
 /* What am_analyze_arrays writes for given arrays and plan: the names of the maps, the

@@ -19,8 +19,8 @@ static int is_int(am_dtype t) {
   return t == AM_DTYPE_BOOL || (t >= AM_DTYPE_I8 && t <= AM_DTYPE_U64);
 }
 
-static am_tensor_t view(am_dtype dtype, const void *data, int ndim, int64_t d0, int64_t d1,
-                        int64_t d2, int64_t d3) {
+am_tensor_t am_arrays_view(am_dtype dtype, const void *data, int ndim, int64_t d0, int64_t d1,
+                           int64_t d2, int64_t d3) {
   am_tensor_t t = {.dtype = dtype, .ndim = ndim, .data = data};
   int64_t dims[4] = {d0, d1, d2, d3};
   size_t n = 1;
@@ -42,8 +42,10 @@ static am_status check_shape(am_ctx_t *ctx, const am_arrays_t *in, const char *l
                    in->batch, in->heads, in->tokens, in->embed_dim);
   double bytes = (double)in->batch * in->heads * in->tokens * (double)in->tokens * 8.0;
   double ebytes = (double)in->batch * in->tokens * (double)in->embed_dim * 8.0;
-  if (bytes > (double)(SIZE_MAX / 4) || ebytes > (double)(SIZE_MAX / 4))
+  if (ebytes > (double)(SIZE_MAX / 4) || (!in->queries && bytes > (double)(SIZE_MAX / 4)))
     return am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "%s: too large", lb);
+  if (in->queries)
+    return am_arrays_long_check(ctx, in, lb);
   if (!is_float(in->dtype))
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: attentions: dtype %s, expected F32, F16, BF16 or F64", lb,
@@ -143,7 +145,7 @@ static void bind_layers(am_arrays_ds_t *a, const am_arrays_t *in, int grads) {
   am_layers_t *ls = grads ? &a->sh.grad : &a->sh.att;
   for (int l = 0; l < L; l++) {
     int k = grads * L + l;
-    a->views[k] = view(in->dtype, src[l], 4, B, H, T, T);
+    a->views[k] = am_arrays_view(in->dtype, src[l], 4, B, H, T, T);
     a->layers[k] = &a->views[k];
     snprintf(a->names[k], sizeof a->names[k], "%s.%d",
              grads ? "attention_grads" : "attentions", l);
@@ -157,36 +159,36 @@ static void bind_layers(am_arrays_ds_t *a, const am_arrays_t *in, int grads) {
 static void bind_extras(am_arrays_ds_t *a, const am_arrays_t *in) {
   am_shard_t *sh = &a->sh;
   am_dataset_t *ds = &a->ds;
-  int B = in->batch, T = in->tokens, L = in->layers;
+  int B = in->batch, T = in->tokens;
   if (in->attention_mask) {
-    a->mask = view(in->attention_mask_dtype, in->attention_mask, 2, B, T, 0, 0);
+    a->mask = am_arrays_view(in->attention_mask_dtype, in->attention_mask, 2, B, T, 0, 0);
     sh->mask = &a->mask;
     sh->mask_src = (am_source_t){a->path, "attention_mask"};
     ds->roles |= AM_ROLE_ATTENTION_MASK;
   }
   if (in->special_tokens_mask) {
     a->special =
-        view(in->special_tokens_mask_dtype, in->special_tokens_mask, 2, B, T, 0, 0);
+        am_arrays_view(in->special_tokens_mask_dtype, in->special_tokens_mask, 2, B, T, 0, 0);
     sh->special = &a->special;
     sh->special_src = (am_source_t){a->path, "special_tokens_mask"};
     ds->roles |= AM_ROLE_SPECIAL_TOKENS_MASK;
   }
   for (int i = 0; i < in->saliency_count; i++) {
-    int k = 2 * L + i;
-    a->saliency[i] = view(in->saliency_dtype, in->saliency[i], 2, B, T, 0, 0);
+    int k = a->nviews + i;
+    a->saliency[i] = am_arrays_view(in->saliency_dtype, in->saliency[i], 2, B, T, 0, 0);
     a->saliency_ptrs[i] = &a->saliency[i];
     snprintf(a->names[k], sizeof a->names[k], "saliency.%s", in->saliency_names[i]);
     a->sources[k] = (am_source_t){a->path, a->names[k]};
     ds->saliency_names[i] = (char *)in->saliency_names[i]; /* borrowed, never freed */
   }
   sh->saliency = a->saliency_ptrs;
-  sh->saliency_src = a->sources + 2 * (size_t)L;
+  sh->saliency_src = a->sources + (size_t)a->nviews;
   ds->nsaliency = in->saliency_count;
   ds->roles |= in->saliency_count > 0 ? AM_ROLE_SALIENCY : 0;
   if (in->embed_dim > 0) {
-    a->embeds = view(in->embeds_dtype, in->inputs_embeds, 3, B, T, in->embed_dim, 0);
+    a->embeds = am_arrays_view(in->embeds_dtype, in->inputs_embeds, 3, B, T, in->embed_dim, 0);
     a->embeds_grads =
-        view(in->embeds_dtype, in->inputs_embeds_grads, 3, B, T, in->embed_dim, 0);
+        am_arrays_view(in->embeds_dtype, in->inputs_embeds_grads, 3, B, T, in->embed_dim, 0);
     sh->embeds = &a->embeds;
     sh->embeds_grads = &a->embeds_grads;
     sh->embeds_src = (am_source_t){a->path, "inputs_embeds"};
@@ -207,13 +209,15 @@ am_status am_arrays_ds_make(am_ctx_t *ctx, const am_arrays_t *in, const char *lb
     st = check_device(ctx, in, lb);
   if (st != AM_STATUS_OK)
     return st;
-  size_t L = (size_t)in->layers, S = (size_t)in->saliency_count;
+  size_t S = (size_t)in->saliency_count;
+  size_t V = (size_t)in->layers * (in->queries ? 4 : 2); /* the layers' views */
   am_arrays_ds_t *a = calloc(1, sizeof *a);
   if (a) {
-    a->views = calloc(2 * L, sizeof *a->views);
-    a->layers = calloc(2 * L, sizeof *a->layers);
-    a->sources = calloc(2 * L + S, sizeof *a->sources);
-    a->names = calloc(2 * L + S, sizeof *a->names);
+    a->nviews = (int)V;
+    a->views = calloc(V, sizeof *a->views);
+    a->layers = calloc(V, sizeof *a->layers);
+    a->sources = calloc(V + S, sizeof *a->sources);
+    a->names = calloc(V + S, sizeof *a->names);
     a->saliency = calloc(S + 1, sizeof *a->saliency);
     a->saliency_ptrs = calloc(S + 1, sizeof *a->saliency_ptrs);
     a->ds.saliency_names = calloc(S + 1, sizeof *a->ds.saliency_names);
@@ -227,9 +231,13 @@ am_status am_arrays_ds_make(am_ctx_t *ctx, const am_arrays_t *in, const char *lb
   am_dataset_t *ds = &a->ds;
   am_shard_t *sh = &a->sh;
   *sh = (am_shard_t){.path = a->path, .B = in->batch, .T = in->tokens};
-  bind_layers(a, in, 0);
-  ds->roles = AM_ROLE_ATTENTIONS;
-  if (in->attention_grads) {
+  if (in->queries) {
+    am_arrays_long_bind(a, in);
+  } else {
+    bind_layers(a, in, 0);
+    ds->roles = AM_ROLE_ATTENTIONS;
+  }
+  if (!in->queries && in->attention_grads) {
     bind_layers(a, in, 1);
     ds->roles |= AM_ROLE_ATTENTION_GRADS;
   }

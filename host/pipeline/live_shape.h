@@ -1,6 +1,6 @@
 /* live_shape.h — what every batch of a live run must share (run_writer.c): layers, heads,
  * dtype, the inputs present, the saliency names and the embedding width. The first batch
- * fixes it; it is recorded in the partial folder's checkpoint so that a resumed run
+ * fixes it (in the long-context form also Hkv, d and attnmap.attention); it is recorded in the partial folder's checkpoint so that a resumed run
  * rebuilds the same layout before its first batch arrives. */
 #ifndef AM_PIPELINE_LIVE_SHAPE_H
 #define AM_PIPELINE_LIVE_SHAPE_H
@@ -16,6 +16,9 @@ typedef struct am_live_shape {
   int embed_dim;
   int nsaliency;
   char **saliency; /* [nsaliency] names, owned */
+  int long_form;   /* the long-context form: then Hkv, d and the attention's settings */
+  int Hkv, d;
+  am_attention_spec_t attn;
 } am_live_shape_t;
 
 /* The shape of a batch (names copied). */

@@ -162,8 +162,9 @@ static am_status accept(am_run_writer_t *w, const am_arrays_t *in, live_batch_t 
     return st;
   if (w->device_pointers < 0) {
     w->device_pointers = in->device_pointers ? 1 : 0;
-    w->async =
-        w->device_pointers && w->ctx->backend->pass_submit && w->ctx->backend->pass_wait;
+    /* no backend submits the long-context form in halves (am_chunk_submit) */
+    w->async = w->device_pointers && !b->a->ds.long_form && w->ctx->backend->pass_submit &&
+               w->ctx->backend->pass_wait;
     w->lay.pass.device_pointers = w->device_pointers;
   } else if (w->device_pointers != (in->device_pointers ? 1 : 0)) {
     st = am_fail(w->ctx, AM_STATUS_INVALID_ARGUMENT,
@@ -198,8 +199,8 @@ static am_status check_batch(am_run_writer_t *w, const am_arrays_t *in, const ch
                    lb, in->batch, (long long)w->added, (long long)w->N);
   if (in->tokens > w->T)
     return am_fail(w->ctx, AM_STATUS_BAD_INPUT,
-                   "%s: tensor attentions: T=%d is more than the run's max_tokens=%d", lb,
-                   in->tokens, w->T);
+                   "%s: tensor %s: T=%d is more than the run's max_tokens=%d", lb,
+                   in->queries ? "queries" : "attentions", in->tokens, w->T);
   if (in->grid && (!w->grid || strcmp(in->grid, w->grid) != 0))
     return am_fail(w->ctx, AM_STATUS_INVALID_ARGUMENT,
                    "%s: grid '%.63s' is not the run's (am_stream_info_t.grid '%.63s')", lb,

@@ -35,6 +35,10 @@ am_status am_live_layout(am_run_writer_t *w) {
                        .target_file = w->target_from};
   if (w->grid)
     am_grid_parse(w->grid, &ds->grid_parsed); /* checked by am_run_writer_open */
+  ds->long_form = w->shard0.long_form = w->shape.long_form; /* sizes the chunks */
+  w->shard0.lc.Hkv = w->shape.Hkv;
+  w->shard0.lc.d = w->shape.d;
+  w->shard0.lc.attn = w->shape.attn;
   am_status st = am_layout_build(w->ctx, ds, &w->plan, &w->lay);
   w->lay.pass.device_pointers = w->device_pointers > 0;
   return st;

@@ -165,6 +165,16 @@ class Arrays(ctypes.Structure):
         ("inputs_embeds_grads", ctypes.c_void_p),
         ("grid", ctypes.c_char_p),
         ("device_pointers", ctypes.c_int),
+        ("kv_heads", ctypes.c_int),
+        ("head_dim", ctypes.c_int),
+        ("queries", ctypes.POINTER(ctypes.c_void_p)),
+        ("keys", ctypes.POINTER(ctypes.c_void_p)),
+        ("values", ctypes.POINTER(ctypes.c_void_p)),
+        ("attention_output_grads", ctypes.POINTER(ctypes.c_void_p)),
+        ("attn_scale", ctypes.c_double),
+        ("attn_causal", ctypes.c_int),
+        ("attn_sliding_window", ctypes.c_int),
+        ("attn_softcap", ctypes.c_double),
     ]
 
 

@@ -162,9 +162,10 @@ NO_WEIGHTS = ("the model returned no attention weights (%s) - its attention impl
               "(e.g. SDPA or flash attention, the default of recent transformers) does not "
               "materialise them. Load it with attn_implementation=\"eager\" (e.g. "
               "AutoModel.from_pretrained(name, attn_implementation=\"eager\")) and call it "
-              "with output_attentions=True; for contexts too long for [B,H,T,T] weights, the "
-              "long-context form from queries, keys and values (docs/design.md section 3a) is not "
-              "implemented yet")
+              "with output_attentions=True; or, without weights (any attention implementation, "
+              "contexts too long for [B,H,T,T]), capture the long-context form: "
+              "attnmap.hf.analyze_model(model, data, run, form=\"long\") or attnmap-export "
+              "--form long (queries, keys, values and their gradients; docs/long-context.md)")
 
 
 def _no_weights(x, name):
@@ -183,9 +184,10 @@ def _no_weights(x, name):
     return None
 
 
-def _layers(x, name):
-    """[L] Buffers of [B,H,T,T] from a stacked [L,B,H,T,T] array or a sequence of L."""
-    why = _no_weights(x, name)
+def _layers(x, name, square=True):
+    """[L] Buffers of [B,H,T,T] from a stacked [L,B,H,T,T] array or a sequence of L
+    (square=False: of [B,H,T,d], the long-context form's)."""
+    why = _no_weights(x, name) if square else None
     if why:
         raise ValueError("attnmap: " + NO_WEIGHTS % why)
     if isinstance(x, (list, tuple)):
@@ -206,8 +208,9 @@ def _layers(x, name):
         raise ValueError("attnmap: %s: every layer needs the same shape, dtype and device"
                          % name)
     shape = bufs[0].shape
-    if len(shape) != 4 or shape[2] != shape[3]:
-        raise ValueError("attnmap: %s: a layer must be [B,H,T,T], got %s" % (name, shape))
+    if len(shape) != 4 or (square and shape[2] != shape[3]):
+        raise ValueError("attnmap: %s: a layer must be %s, got %s"
+                         % (name, "[B,H,T,T]" if square else "[B,heads,T,d]", shape))
     return bufs, ptrs
 
 

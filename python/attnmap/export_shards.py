@@ -10,28 +10,29 @@ import time
 
 import torch
 
-from .hf_batch import DTYPES
+from .hf_batch import DTYPES, batch_size
 
 SHARD = "shard-%05d.safetensors"
 OWN_TMP = re.compile(r"^shard-\d{5}\.safetensors\.tmp-\d+$")  # what write_shard leaves
 
 
 # ---- sizing ----------------------------------------------------------------------------
-def example_bytes(config, tokens, args):
+def example_bytes(config, tokens, args, long=None):
     """Bytes one example of `tokens` positions takes in a shard: attentions and their
-    gradients [L,H,T,T], plus inputs_embeds and their gradients [T,D] with --embeds full."""
+    gradients [L,H,T,T] (long: queries, keys, values, attention_output_grads [L,H|Hkv,T,d]),
+    plus inputs_embeds and their gradients [T,D] with --embeds full."""
     size = torch.empty((), dtype=DTYPES[args.dtype]).element_size()
     L, H = config.num_hidden_layers, config.num_attention_heads
-    n = 2 * L * H * tokens * tokens
+    n = 2 * L * H * tokens * tokens if long is None else long.example_bytes(tokens, 1)
     if args.embeds == "full":
         n += 2 * tokens * config.hidden_size
     return n * size
 
 
-def examples_per_shard(config, tokens, args):
+def examples_per_shard(config, tokens, args, long=None):
     """--examples-per-shard when given, else as many as --shard-memory MiB holds (at least
     one); an explicit count above the budget is lowered to it, with a note."""
-    per = example_bytes(config, tokens, args)
+    per = example_bytes(config, tokens, args, long)
     fit = max(1, int(args.shard_memory * 2 ** 20 // per))
     k = args.examples_per_shard or fit
     if args.examples_per_shard and args.examples_per_shard > fit:
@@ -57,6 +58,7 @@ class ShardBuilder:
 
     BIG = {"attentions": 1, "attention_grads": 1, "inputs_embeds": 0,
            "inputs_embeds_grads": 0}  # name: the axis of the examples
+    LONG = ("queries.", "keys.", "values.", "attention_output_grads.")  # [B,H,T,d]: axis 0
 
     def __init__(self, examples):
         self.B, self.rows = examples, 0
@@ -67,8 +69,8 @@ class ShardBuilder:
         for name, x in t.items():
             if name not in self.names:
                 self.names.append(name)
-            if name in self.BIG:
-                dim = self.BIG[name]
+            if name in self.BIG or name.startswith(self.LONG):
+                dim = self.BIG.get(name, 0)
                 if name not in self.big:
                     shape = list(x.shape)
                     shape[dim] = self.B
@@ -76,7 +78,7 @@ class ShardBuilder:
                 self.big[name].narrow(dim, self.rows, x.shape[dim]).copy_(x.cpu())
             else:
                 self.small.setdefault(name, []).append(x.cpu())
-        self.rows += t["attentions"].shape[1]
+        self.rows += batch_size(t)[0]
 
     def tensors(self):
         """The docs/design.md §2 tensors of the shard, in the order of the batches'."""
@@ -119,7 +121,8 @@ def finished(path, ids_json, extra):
     rec.pop("tokens", None)
     want = dict(extra)
     want.pop("tokens", None)
-    if meta.get("attnmap.ids") != ids_json or rec != want or "attentions" not in keys:
+    if meta.get("attnmap.ids") != ids_json or rec != want or \
+            not keys & {"attentions", "queries.0"}:
         raise SystemExit("attnmap-export: %s holds other examples or options than this "
                          "export would write there; use another --out, or --force to start "
                          "afresh" % path)

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """attnmap.exporter - runs a Hugging Face model over a dataset and writes attnmap shards
-(docs/design.md §2) or, with --run, the run folder of their analysis: attentions (eager attention) and their gradients w.r.t. one target logit per
-example, attention_mask, special_tokens_mask, input_ids, token strings, labels,
-predictions, inputs_embeds and their gradients, optionally integrated-gradients saliency
-(Captum). See docs/exporter.md.
+(docs/design.md §2) or, with --run, the run folder of their analysis: attentions (eager
+attention) and their gradients w.r.t. one target logit per example (or, with --form long,
+the long-context form: queries, keys, values and the gradients of the heads' outputs),
+attention_mask, special_tokens_mask, input_ids, token strings, labels, predictions,
+inputs_embeds and their gradients, optionally integrated-gradients saliency (Captum). See
+docs/exporter.md.
 
     attnmap-export --model bert-base-finetuned-sst2/ --data dev.jsonl \\
         --out shards/ --dtype f16
@@ -29,7 +31,7 @@ import torch
 from . import export_shards as shards_mod
 from . import hf_batch, hf_data, hf_tasks
 from .export_shards import SHARD
-from .hf_batch import DTYPES
+from .hf_batch import DTYPES, FORMS, batch_size
 
 
 
@@ -64,6 +66,13 @@ def parse_args(argv=None):
                    "the score reads the mean of all positions)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="f16",
                    help="storage dtype of attentions, gradients and embeddings")
+    p.add_argument("--form", choices=FORMS, default="matrix",
+                   help="matrix (default): attentions and attention_grads [L,B,H,T,T], the "
+                   "model loaded with eager attention; long: the long-context form, "
+                   "queries.{l}, keys.{l}, values.{l} (post-RoPE, KV heads not repeated) and "
+                   "attention_output_grads.{l}, O(T*d) per head, with the model's own "
+                   "attention (SDPA where available; docs/long-context.md): GPT-2, BERT "
+                   "family, ViT, Llama, Qwen2, Mistral")
     p.add_argument("--max-length", type=int, default=128, help="tokens per text at most")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--examples-per-shard", type=int, default=0,
@@ -236,7 +245,7 @@ def make_job(args):
     if args.out:
         prepare_out(args)
     proc = make_tokenizer(args.model, task)
-    model = hf_tasks.load_model(args.model, task, device)
+    model = hf_tasks.load_model(args.model, task, device, eager=args.form == "matrix")
     if task != "image-cls" and model.config.pad_token_id is None:
         model.config.pad_token_id = proc.pad_token_id
     probe, probe_info = None, None
@@ -246,7 +255,7 @@ def make_job(args):
                        dtype=args.dtype, embeds=args.embeds, ig_steps=args.ig_steps,
                        max_length=args.max_length, probe=probe, probe_info=probe_info,
                        label_names=names, labels=labels,
-                       model_name=args.model_name or args.model)
+                       model_name=args.model_name or args.model, form=args.form)
     return job, recs
 
 
@@ -265,7 +274,7 @@ def export_shard(s, idx, job, recs, args, st):
         shard.add(job.tensors(job.run(b), b))
         st["bar"].update(b[next(iter(b))].shape[0])
     tensors = shard.tensors()
-    T = tensors["attentions"].shape[-1]
+    T = batch_size(tensors)[1]
     shards_mod.write_shard(path, tensors, job.metadata(ids, job.tokens(batch_all), T))
 
 
@@ -283,7 +292,7 @@ def main(argv=None):
         job.close()
         return
     tokens = job.n_tok if job.task == "image-cls" else args.max_length
-    per_shard = shards_mod.examples_per_shard(job.model.config, tokens, args)
+    per_shard = shards_mod.examples_per_shard(job.model.config, tokens, args, job.long)
     lengths = job.lengths(recs) if args.sort_by_length else [0] * len(recs)
     shards = hf_data.groups(lengths, per_shard, args.sort_by_length)
     st = {"bar": shards_mod.Progress(len(recs), args.progress, args.quiet), "kept": 0}

@@ -15,7 +15,7 @@ shared with the exporter's shards.
 import contextlib
 import sys
 
-from . import export_shards, hf_batch, hf_data, hf_tasks
+from . import export_shards, hf_batch, hf_data, hf_long, hf_tasks
 
 WHAT = "attnmap"
 
@@ -24,12 +24,16 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
                   target_class="predicted", probe=None, dtype="f32", embeds="full",
                   ig_steps=0, max_length=128, batch_size=16, sort_by_length=False,
                   model_name=None, progress="auto", quiet=False, resume=False, force=False,
-                  backend=None, threads=0, checkpoint=2.0, **analyze_options):
+                  backend=None, threads=0, checkpoint=2.0, form="matrix",
+                  **analyze_options):
     """Runs model over data and writes the run folder run_dir; returns its path.
 
     model: a Hugging Face model (seq-cls, image-cls, causal-lm, or the body of a
     sentence-embedding model with probe={"W": [C,D], "b": [C]}: embedding-probe), loaded
-    with attn_implementation="eager"; it is put in eval mode and its parameters are kept
+    with attn_implementation="eager" for the matrix form; form="long" streams the
+    long-context form instead (queries, keys, values and the gradients of the heads'
+    outputs, attnmap.hf_long: GPT-2, BERT family, ViT, Llama, Qwen2, Mistral) with the
+    model's own attention, eager or SDPA, no T x T matrix; it is put in eval mode and its parameters are kept
     from accumulating gradients for the duration of the call (both restored after).
     data: a sequence of records - dicts with "text" or "image", optional "label" (int) and
     "id" -, of strings (texts) or of images, which the driver batches (batch_size,
@@ -70,7 +74,7 @@ def analyze_model(model, data, run_dir, *, processor=None, task=None, target=Non
                            dtype=dtype, embeds=embeds, ig_steps=ig_steps,
                            max_length=max_length, probe=probe, label_names=names,
                            labels=labels, model_name=model_name or _model_name(model),
-                           what=WHAT)
+                           what=WHAT, form=form)
         try:
             if given:
                 return run_batches(job, data, run_dir, **opts)
@@ -134,7 +138,8 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
     dev = job.device
     if backend is None:  # attnmap where the model is: device tensors are read in place
         backend = "cuda:%d" % (dev.index or 0) if dev.type == "cuda" else "cpu"
-    to_host = dev.type != "cpu" and backend == "cpu"
+    # the long-context form is read from host memory only (no backend reads it in place)
+    to_host = dev.type != "cpu" and (backend == "cpu" or job.long is not None)
     bar = export_shards.Progress(N, progress, quiet, what=WHAT)
     with attnmap.RunWriter(run_dir, examples=N, max_tokens=T, backend=backend,
                            threads=threads, force=force, resume=resume,
@@ -157,7 +162,7 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
             t, tokens = step()
             if to_host:  # asked for: the cpu backend reads host memory only
                 t = {k: v.cpu() for k, v in t.items()}
-            w.add(t["attentions"], t["attention_grads"],
+            w.add(**attention_arrays(job, t),
                   attention_mask=t["attention_mask"],
                   special_tokens_mask=t["special_tokens_mask"],
                   saliency=saliency_maps(t),
@@ -174,6 +179,17 @@ def write_run(job, steps, N, T, run_dir, same, *, progress="auto", quiet=False,
         print("%s: analysed %d examples live into %s%s; report with: attnmap report %s"
               % (WHAT, N, run_dir, delta, run_dir), file=sys.stderr)
     return run_dir
+
+
+def attention_arrays(job, t):
+    """RunWriter.add's attention arguments of a batch's tensors: attentions and their
+    gradients, or the long-context form's per-layer lists and attnmap.attention."""
+    if job.long is None:
+        return {"attentions": t["attentions"], "attention_grads": t["attention_grads"]}
+    out = {role: [t["%s.%d" % (role, l)] for l in range(job.long.L)]
+           for role in hf_long.ROLES}
+    out["attention"] = job.long.attention
+    return out
 
 
 def saliency_maps(t):

@@ -9,10 +9,11 @@ import json
 
 import torch
 
-from . import hf_tasks
+from . import hf_long, hf_tasks
 from .hf_data import load_image
 
 DTYPES = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+FORMS = ("matrix", "long")
 # what a batch made by the caller may hold that the model or the run reads
 GIVEN = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "labels",
          "pixel_values")
@@ -35,6 +36,13 @@ def to_storage(t, dtype, name, what="attnmap-export"):
     return t
 
 
+def batch_size(t):
+    """(B, T) of a batch's or shard's tensors, in either form."""
+    if "attentions" in t:
+        return t["attentions"].shape[1], t["attentions"].shape[-1]
+    return t["queries.0"].shape[0], t["queries.0"].shape[2]
+
+
 def encode_texts(proc, texts, max_length):
     """The tokenizer's batch of texts, padded to the longest, truncated to max_length."""
     return dict(proc(texts, padding=True, truncation=True, max_length=max_length,
@@ -51,14 +59,18 @@ class Job:
     """What every batch of one export or live run needs. model: a Hugging Face model with
     eager attention, in eval mode, its parameters not requiring grad (hf_tasks.load_model);
     proc: its tokenizer (text) or image processor; labels: the data's integer labels by
-    record index (or None); probe: {W, b} of embedding-probe."""
+    record index (or None); probe: {W, b} of embedding-probe. form: "matrix" (attentions
+    and their gradients, eager attention) or "long" (queries, keys, values and
+    attention_output_grads per layer, attnmap.hf_long, any attention implementation)."""
 
     def __init__(self, model, proc, task, *, target=None, target_class="predicted",
                  dtype="f16", embeds="full", ig_steps=0, max_length=128, probe=None,
                  probe_info=None, label_names=None, labels=None, model_name="",
-                 what="attnmap-export"):
+                 what="attnmap-export", form="matrix"):
         if dtype not in DTYPES:
             raise SystemExit("%s: dtype %r is not one of %s" % (what, dtype, sorted(DTYPES)))
+        if form not in FORMS:
+            raise SystemExit("%s: form %r is not one of %s" % (what, form, FORMS))
         self.model, self.proc, self.task = model, proc, task
         self.target = target or default_target(task)
         self.target_class, self.dtype, self.embeds = target_class, dtype, embeds
@@ -72,6 +84,8 @@ class Job:
             self.prefix = self.n_tok - (cfg.image_size // cfg.patch_size) ** 2
         self.emb_module = hf_tasks.embedding_module(model, task)
         self.capture = hf_tasks.Capture(self.emb_module)
+        self.form = form
+        self.long = hf_long.LongCapture(model) if form == "long" else None
         self.ig_delta = None
         # the options recorded in the shards (attnmap.exporter) and checked on resume
         self.extra = {"task": task, "target": self.target, "target_class": target_class,
@@ -81,6 +95,9 @@ class Job:
                       "embeds": embeds}
         if probe_info:
             self.extra["probe"] = probe_info
+        if self.long is not None:  # matrix-form shards keep the record they always had
+            self.extra["form"] = "long"
+            self.extra["attention"] = self.long.attention
         if label_names and task == "causal-lm":
             self.extra["data_label_names"] = label_names  # classes of data_labels
         elif label_names:
@@ -96,6 +113,8 @@ class Job:
 
     def close(self):
         self.capture.remove()
+        if self.long is not None:
+            self.long.remove()
 
     # ---- inputs --------------------------------------------------------------------
     def encode(self, recs, idx=None):
@@ -133,7 +152,7 @@ class Job:
         """Forward and backward of one batch b (tensors on the model's device):
         hf_tasks.run_batch's results, plus saliency.ig with ig_steps > 0."""
         res = hf_tasks.run_batch(self.model, self.task, b, self.capture, self.probe,
-                                 self.target_class)
+                                 self.target_class, long=self.long)
         if self.ig_steps > 0:
             self.capture.on = False
             try:
@@ -151,11 +170,9 @@ class Job:
         """The docs/design.md §2 tensors of one batch: attentions and gradients (and
         embeddings) in the storage dtype on the model's device, the rest on the CPU."""
         dt, what = DTYPES[self.dtype], self.what
-        out = {"attentions": to_storage(res["attentions"], dt, "attentions", what),
-               "attention_grads": to_storage(res["attention_grads"], dt, "attention_grads",
-                                             what),
-               "predictions": res["predictions"].cpu().to(torch.int32)}
-        B, T = out["attentions"].shape[1], out["attentions"].shape[-1]
+        out = self.attention_tensors(res)
+        out["predictions"] = res["predictions"].cpu().to(torch.int32)
+        B, T = batch_size(out)
         if self.task == "image-cls":
             mask = torch.ones(B, T, dtype=torch.uint8)
             special = torch.zeros(B, T, dtype=torch.uint8)
@@ -190,6 +207,17 @@ class Job:
         out["target_class"] = res["target_class"].cpu().to(torch.int32)
         out["target_score"] = res["score"].cpu().float()
         return out
+
+    def attention_tensors(self, res):
+        """attentions and attention_grads [L,B,H,T,T], or the long-context form's
+        queries.{l}, keys.{l}, values.{l}, attention_output_grads.{l}, in the storage
+        dtype."""
+        dt, what = DTYPES[self.dtype], self.what
+        if self.long is None:
+            return {k: to_storage(res[k], dt, k, what)
+                    for k in ("attentions", "attention_grads")}
+        return {"%s.%d" % (role, l): to_storage(x, dt, "%s.%d" % (role, l), what)
+                for role in hf_long.ROLES for l, x in enumerate(res["long"][role])}
 
     def batch(self, recs, idx):
         """encode + run + tensors of the records idx (one forward batch): the tensors and
@@ -232,6 +260,8 @@ class Job:
                 "attnmap.ids": json.dumps(ids),
                 "attnmap.exporter": json.dumps(dict(self.extra, tokens=int(T)),
                                                sort_keys=True)}
+        if self.long is not None:
+            meta["attnmap.attention"] = json.dumps(self.long.attention, sort_keys=True)
         if self.grid:
             meta["attnmap.grid"] = self.grid
         else:

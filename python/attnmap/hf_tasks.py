@@ -32,13 +32,16 @@ def detect_task(config, probe):
                      "(%s)" % (arch or "this model", ", ".join(TASKS)))
 
 
-def load_model(path, task, device, dtype=torch.float32):
+def load_model(path, task, device, dtype=torch.float32, eager=True):
+    """The model of path; eager: with attn_implementation="eager" (the matrix form needs
+    its weights), else the implementation transformers picks (SDPA where torch allows)."""
     import transformers as tf
 
     cls = {"seq-cls": tf.AutoModelForSequenceClassification,
            "image-cls": tf.AutoModelForImageClassification,
            "causal-lm": tf.AutoModelForCausalLM, "embedding-probe": tf.AutoModel}[task]
-    model = cls.from_pretrained(path, attn_implementation="eager", torch_dtype=dtype)
+    impl = {"attn_implementation": "eager"} if eager else {}
+    model = cls.from_pretrained(path, torch_dtype=dtype, **impl)
     model.eval().to(device)
     model.requires_grad_(False)  # gradients flow to the captured embeddings only
     return model
@@ -116,16 +119,30 @@ def choose_class(logits, labels, target_class):
                       dtype=torch.long)
 
 
-def run_batch(model, task, batch, capture, probe, target_class):
+NO_WEIGHTS = ("attnmap: the model returned no attention weights (its attention "
+              "implementation, SDPA or flash, does not materialise them): load it with "
+              "attn_implementation=\"eager\", or capture the long-context form instead "
+              "(attnmap-export --form long, attnmap.hf.analyze_model(..., form=\"long\"): "
+              "queries, keys, values and their gradients, no T x T matrix; "
+              "docs/long-context.md)")
+
+
+def run_batch(model, task, batch, capture, probe, target_class, long=None):
     """Forward with attentions, backward of the summed target logits (each example's score
     depends on its own inputs only, so one backward gives every example's gradients).
-    Returns a dict of detached tensors on the model's device."""
-    out = model(**model_inputs(batch, task), output_attentions=True)
-    atts = out.attentions
-    if not atts or any(a is None for a in atts):
-        raise SystemExit("attnmap: the model returned no attention weights (its attention "
-                         "implementation, SDPA or flash, does not materialise them): load "
-                         "it with attn_implementation=\"eager\"")
+    Returns a dict of detached tensors on the model's device. long: an
+    attnmap.hf_long.LongCapture, whose Q, K, V and dO replace the attentions (the model then
+    runs its own attention, no weights asked for)."""
+    if long is not None:
+        long.start()
+    try:
+        out = model(**model_inputs(batch, task), output_attentions=long is None)
+    finally:
+        if long is not None:
+            long.stop()
+    atts = out.attentions if long is None else ()
+    if long is None and (not atts or any(a is None for a in atts)):
+        raise SystemExit(NO_WEIGHTS)
     for a in atts:
         a.retain_grad()
     logits = logits_of(model, task, out, batch, probe)
@@ -133,12 +150,15 @@ def run_batch(model, task, batch, capture, probe, target_class):
     score = logits.gather(1, cls[:, None]).squeeze(1)
     score.sum().backward()
     res = {
-        "attentions": torch.stack([a.detach() for a in atts]),
-        "attention_grads": torch.stack([a.grad for a in atts]),
         "predictions": logits.argmax(-1).detach(),
         "target_class": cls.detach(),
         "score": score.detach(),
     }
+    if long is None:
+        res["attentions"] = torch.stack([a.detach() for a in atts])
+        res["attention_grads"] = torch.stack([a.grad for a in atts])
+    else:
+        res["long"] = long.collect()
     if capture is not None and capture.embeds is not None:
         res["inputs_embeds"] = capture.embeds.detach()
         res["inputs_embeds_grads"] = capture.embeds.grad

@@ -68,6 +68,49 @@ def _synchronize(bufs):
             return
 
 
+ATTENTION_KEYS = ("scale", "causal", "sliding_window", "softcap")
+
+
+def _long_arrays(keep, queries, keys, values, dout, attention):
+    """am_arrays_t of a long-context batch and its Buffers (docs/long-context.md)."""
+    qb, qp = _layers(queries, "queries", square=False)
+    L = len(qp)
+    B, H, T, d = qb[0].shape
+    sets = {"queries": (qb, qp)}
+    for name, x in (("keys", keys), ("values", values), ("attention_output_grads", dout)):
+        if x is None and name != "attention_output_grads":
+            raise ValueError("attnmap: the long-context form needs queries, keys and values")
+        if x is not None:
+            sets[name] = _layers(x, name, square=False)
+    Hkv = sets["keys"][0][0].shape[1]
+    for name, (b, p) in sets.items():
+        want = (B, Hkv, T, d) if name in ("keys", "values") else (B, H, T, d)
+        if len(p) != L or b[0].shape != want or b[0].dtype != qb[0].dtype or \
+                b[0].device != qb[0].device:
+            raise ValueError("attnmap: %s: expected %d layers of %s %s on %s like the "
+                             "queries', got %d of %s %s on %s"
+                             % (name, L, list(want), qb[0].dtype, qb[0].device, len(p),
+                                list(b[0].shape), b[0].dtype, b[0].device))
+    att = dict(attention or {})
+    unknown = sorted(set(att) - set(ATTENTION_KEYS))
+    if unknown:
+        raise ValueError("attnmap: attention: unknown key %r (expected %s)"
+                         % (unknown[0], ", ".join(ATTENTION_KEYS)))
+    arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T, dtype=_lib.DTYPES[qb[0].dtype],
+                      kv_heads=Hkv, head_dim=d, attn_scale=float(att.get("scale") or 0.0),
+                      attn_causal=1 if att.get("causal") else 0,
+                      attn_sliding_window=int(att.get("sliding_window") or 0),
+                      attn_softcap=float(att.get("softcap") or 0.0))
+    bufs = []
+    for name, (b, p) in sets.items():
+        ptrs = (ctypes.c_void_p * L)(*p)
+        setattr(arr, name, ptrs)
+        keep += [b, ptrs]
+        bufs += b
+    keep.append(arr)
+    return arr, bufs
+
+
 class RunWriter:
     """A live run into `path`: see the module's text and docs/live-runs.md.
 
@@ -124,23 +167,33 @@ class RunWriter:
         self.resume_from = start.value
         self.grid = grid
 
-    def add(self, attentions, attention_grads=None, attention_mask=None,
+    def add(self, attentions=None, attention_grads=None, attention_mask=None,
             special_tokens_mask=None, saliency=None, inputs_embeds=None,
-            inputs_embeds_grads=None, tokens=None, ids=None, labels=None, predictions=None):
+            inputs_embeds_grads=None, tokens=None, ids=None, labels=None, predictions=None,
+            *, queries=None, keys=None, values=None, attention_output_grads=None,
+            attention=None):
         """Analyses one batch and writes its rows. attentions and the other arrays as
         attnmap.analyze takes them (numpy, CPU or CUDA torch; CUDA attentions and gradients
         are read in place by the cuda backend and never copied to the host); tokens: B
         lists of str (T per example, or one per valid token); ids: [B,T] input ids;
         labels, predictions: [B]. A failure raises AttnmapError naming the batch; the
-        writer is then failed and only close() or abort() remain."""
+        writer is then failed and only close() or abort() remain.
+
+        The long-context form (docs/long-context.md) instead of attentions and
+        attention_grads: queries and attention_output_grads [L] x [B,H,T,d] (or stacked
+        [L,B,H,T,d]), keys and values [L] x [B,Hkv,T,d], one float dtype; attention: the
+        dict a shard's attnmap.attention holds ({"scale", "causal", "sliding_window",
+        "softcap"}, each optional), the same for every batch of the run."""
         with self._lock:
             if not self._w:
                 raise ValueError("attnmap: the RunWriter is closed")
             keep = []
+            long = None if queries is None else (queries, keys, values,
+                                                 attention_output_grads, attention)
             arr, extras = self._describe(keep, attentions, attention_grads, attention_mask,
                                          special_tokens_mask, saliency, inputs_embeds,
                                          inputs_embeds_grads, tokens, ids, labels,
-                                         predictions)
+                                         predictions, long)
             _lib.check(_lib.am_run_writer_add(self._w, ctypes.byref(arr),
                                               ctypes.byref(extras)), self._ctx.handle)
             # with device pointers the batch may still be read until the next call returns
@@ -148,17 +201,25 @@ class RunWriter:
 
     def _describe(self, keep, attentions, attention_grads, attention_mask,
                   special_tokens_mask, saliency, inputs_embeds, inputs_embeds_grads, tokens,
-                  ids, labels, predictions):
-        bufs, ptrs = _layers(attentions, "attentions")
-        L = len(ptrs)
-        B, H, T, _ = bufs[0].shape
-        arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T,
-                          dtype=_lib.DTYPES[bufs[0].dtype])
-        att = (ctypes.c_void_p * L)(*ptrs)
-        arr.attentions = att
-        keep += [arr, bufs, att]
-        device = bufs[0].device
-        if attention_grads is not None:
+                  ids, labels, predictions, long=None):
+        if long is not None:
+            if attentions is not None or attention_grads is not None:
+                raise ValueError("attnmap: a batch holds attentions or queries (the "
+                                 "long-context form), not both")
+            arr, bufs = _long_arrays(keep, *long)
+            B, T, device = arr.batch, arr.tokens, bufs[0].device
+            attention_grads = long[3]  # for _fill_inputs: gradients are there or not
+        else:
+            bufs, ptrs = _layers(attentions, "attentions")
+            L = len(ptrs)
+            B, H, T, _ = bufs[0].shape
+            arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T,
+                              dtype=_lib.DTYPES[bufs[0].dtype])
+            att = (ctypes.c_void_p * L)(*ptrs)
+            arr.attentions = att
+            keep += [arr, bufs, att]
+            device = bufs[0].device
+        if long is None and attention_grads is not None:
             gbufs, gptrs = _layers(attention_grads, "attention_grads")
             if len(gptrs) != L or gbufs[0].shape != bufs[0].shape or \
                     gbufs[0].dtype != bufs[0].dtype or gbufs[0].device != device:

@@ -29,6 +29,7 @@ def test_sdpa_outputs_say_there_are_no_attention_weights(atts, why):
     msg = str(e.value)
     assert why in msg and "returned no attention weights" in msg
     assert 'attn_implementation="eager"' in msg and "output_attentions=True" in msg
+    assert 'form="long"' in msg and "--form long" in msg  # the way without weights
 
 
 # ---- the exporter ----------------------------------------------------------------------

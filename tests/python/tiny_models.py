@@ -104,3 +104,45 @@ def write_images(folder, n=5, size=16, seed=0):
             np.save(os.path.join(folder, name), rng.integers(0, 256, (size, size, 3), np.uint8))
             f.write(json.dumps({"id": i, "image": name, "label": i % 3}) + "\n")
     return path
+
+
+def _word_tokenizer():
+    """The word-level tokenizer of make_gpt2 (<eos> = 0 pads)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<eos>", "<unk>"] + list(WORDS))}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>", unk_token="<unk>",
+                                   bos_token="<eos>", pad_token="<eos>",
+                                   model_input_names=["input_ids", "attention_mask"])
+
+
+DECODERS = {  # model_type: (config class, model class, what the config sets)
+    "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {"sliding_window": 3}),
+}
+
+
+def make_decoder(path, kind, layers=2, heads=4, kv_heads=2, hidden=32, seed=0):
+    """A random Llama-family causal LM (grouped-query attention: heads / kv_heads query
+    heads per KV head; Mistral with a sliding window of 3) and the word-level tokenizer."""
+    import torch
+    import transformers as tf
+
+    cfg_cls, model_cls, extra = DECODERS[kind]
+    os.makedirs(path, exist_ok=True)
+    tok = _word_tokenizer()
+    torch.manual_seed(seed)
+    cfg = getattr(tf, cfg_cls)(vocab_size=len(WORDS) + 2, hidden_size=hidden,
+                               intermediate_size=2 * hidden, num_hidden_layers=layers,
+                               num_attention_heads=heads, num_key_value_heads=kv_heads,
+                               max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+                               pad_token_id=0, architectures=[model_cls], **extra)
+    model = getattr(tf, model_cls)(cfg)
+    _spread(model, torch)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
