@@ -16,8 +16,9 @@
 # Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
-#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live |
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live | --mpi |
 #                            --long-context [--tokens 1024,4096,16384]]
+# --mpi runs only bench/mpi.sh (issue 15): strong scaling of `mpirun -n N attnmap analyze`.
 # --long-context runs only the long-context form's rows (issue 14; about 10 minutes on 2
 # cores): build/bench/bench_long (the pass alone, AVX2 against the plain loops), then
 # bench/long_context.py (`attnmap analyze` end to end on a generated long-form dataset
@@ -49,8 +50,9 @@ while [ $# -gt 0 ]; do
   --live) LIVE=1 ;;
   --long-context) LCTX=1 ;;
   --tokens) TOKENS=$2; shift ;;
+  --mpi) exec bash bench/mpi.sh ;; # strong scaling under mpirun (issue 15; docs/cluster.md)
   --threads) THREADS=$2; shift ;;
-  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live | --long-context [--tokens LIST]]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live | --mpi | --long-context [--tokens LIST]]" >&2; exit 2 ;;
   esac
   shift
 done
