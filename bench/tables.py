@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tables.py - the tables of bench/run.sh, from its raw log.
 
-  python3 bench/tables.py analyze-line RUN T0 T1 THREADS   one JSON line for an
+  python3 bench/tables.py analyze-line RUN T0 T1 THREADS [CPU_S]  one JSON line for an
       `attnmap analyze` run: wall seconds T1-T0 and summary.json's own timings
   python3 bench/tables.py tables RAW_LOG DATA              the Markdown tables
   python3 bench/tables.py e2e RAW_LOG                      bench/run.sh --e2e's table
@@ -25,7 +25,7 @@ GROUP_TEXT = {"all": "all analyses but flow", "analyses": "analyses, no agreemen
               "all-gpu": "all analyses but flow (GPU)"}
 
 
-def analyze_line(run, t0, t1, threads):
+def analyze_line(run, t0, t1, threads, cpu=None):
     with open(os.path.join(run, "summary.json")) as f:
         doc = json.load(f)
     n = doc["dataset"]["examples"]
@@ -34,7 +34,8 @@ def analyze_line(run, t0, t1, threads):
     print(json.dumps({"examples": n, "seconds": wall, "examples_per_s": n / wall,
                       "analyze_s": t.get("analyze_s"), "checksum_s": t.get("checksum_s"),
                       "total_s": t.get("total_s"), "threads": int(threads),
-                      "checksum": doc["provenance"]["options"].get("checksums", None)}))
+                      "checksum": doc["provenance"]["options"].get("checksums", None),
+                      "cpu_s": float(cpu) if cpu else None}))
 
 
 def parse(path):
@@ -51,6 +52,9 @@ def parse(path):
                 head = None
         elif head is not None and line.startswith("{"):
             out.append((head, json.loads(line)))
+        elif head is not None and line.startswith("RESULT_IO"):
+            out.append((head, {k: float(v) for k, v in
+                               (x.split("=", 1) for x in line.split()[1:])}))
         elif head is not None and line.startswith("RESULT"):
             kv = dict(x.split("=", 1) for x in line.split()[1:])
             res = {k: (float(v) if k not in ("simd",) else v) for k, v in kv.items()}
@@ -225,52 +229,68 @@ def e2e(log):
     """bench/run.sh --e2e: end to end (median of 3, process start included) against the
     pass and the read floor, per case; the peer on the 64-example file."""
     rows, notes = parse(log)
-    start = next((float(n.split(":")[1].split()[0]) for n in notes
-                  if n.startswith("process start")), None)
+    # the start `attnmap analyze` pays (its second exec included), else the bare one
+    starts = {n.split(" (")[0]: float(n.rsplit(":", 1)[1].split()[0]) for n in notes
+              if n.startswith(("process start", "analyze start"))}
+    start = starts.get("analyze start", starts.get("process start"))
     print("\n".join("- " + n for n in notes))
     print()
     print("| case | examples | input GB | analyze s (examples/s) | analyze --no-checksum s "
-          "(examples/s) | pass s (examples/s) | read floor s | analyze ÷ pass | "
-          "--no-checksum ÷ pass |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "(examples/s) | pass s (examples/s) | pass + saliency + agreement s | read floor s "
+          "| analyze ÷ pass | --no-checksum ÷ pass | CPU-s: analyze / --no-checksum / pass / "
+          "pass+sal+agr | CPU-s: CRC-32C / mapping (found) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     peer = next((r for h, r in rows if h.get("impl") == "torch_batched"), None)
     goals = []
     for case in dict.fromkeys(h["case"] for h, _ in rows if h.get("e2e")):
-        runs = {}
+        runs, cpus = {}, {}
         for h, r in rows:
             if h.get("case") == case and h.get("impl") == "attnmap_analyze":
                 runs.setdefault(h["label"], []).append(r["seconds"])
+                if r.get("cpu_s") is not None:
+                    cpus.setdefault(h["label"], []).append(r["cpu_s"])
         p = next((r for h, r in rows if h.get("case") == case and
                   h["impl"] == "attnmap_pass"), None)
+        io = next((r for h, r in rows if h.get("case") == case and h["impl"] == "io"), None)
         if p is None or "default" not in runs or "no-checksum" not in runs:
-            print("| %s | incomplete in this log | | | | | | | |" % case)
+            print("| %s | incomplete in this log |%s" % (case, " |" * 10))
             continue
         nbytes = float(next(h["bytes_file"] for h, _ in rows if h.get("case") == case and
                             h["impl"] == "attnmap_pass"))
         n = p["examples"]
         med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+        mcpu = {k: "%.2f" % sorted(v)[len(v) // 2] for k, v in cpus.items()}
         floor = nbytes / (p["read_gbs"] * 1e9)
         cell = lambda s: "%.3f (%s)" % (s, fmt(n / s))  # noqa: E731
-        print("| %s | %d | %.2f | %s | %s | %s | %.3f | %.0f%% | %.0f%% |" % (
-            case, n, nbytes / 1e9, cell(med["default"]), cell(med["no-checksum"]),
-            cell(p["pass_s"]), floor, 100 * p["pass_s"] / med["default"],
-            100 * p["pass_s"] / med["no-checksum"]))
+        pcpu = p["threads"] * p["util"]  # CPU seconds per wall second in bench_cpu
+        iocell = ("%.2f / %.2f (%.2f)" % (io["crc_cpu_s"], io["map_cpu_s"] + io["unmap_cpu_s"],
+                                          io["found_map_cpu_s"] + io["found_unmap_cpu_s"])
+                  if io else "-")
+        print("| %s | %d | %.2f | %s | %s | %s | %.3f | %.3f | %.0f%% | %.0f%% | %s / %s / "
+              "%.2f / %.2f | %s |" % (
+                  case, n, nbytes / 1e9, cell(med["default"]), cell(med["no-checksum"]),
+                  cell(p["pass_s"]), p["compute_s"], floor, 100 * p["pass_s"] / med["default"],
+                  100 * p["pass_s"] / med["no-checksum"], mcpu.get("default", "-"),
+                  mcpu.get("no-checksum", "-"), p["pass_s"] * pcpu, p["compute_s"] * pcpu,
+                  iocell))
         if case == "bert128-64" and peer and "examples_per_s" in peer:
             goals.append("bert128-64: attnmap analyze %s examples/s end to end (process start "
                          "%.3f s included) = %.1f× torch_batched's compute-only %s "
                          "examples/s" % (fmt(n / med["default"]), start or float("nan"),
                                          n / med["default"] / peer["examples_per_s"],
                                          fmt(peer["examples_per_s"])))
+    if peer and "failed" in peer:
+        goals.append("torch_batched failed: %s" % peer["failed"])
     print()
     print("\n".join("- " + g for g in goals))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "analyze-line":
-        analyze_line(*sys.argv[2:6])
+        analyze_line(*sys.argv[2:7])
     elif sys.argv[1] == "e2e":
         e2e(sys.argv[2])
     elif sys.argv[1] == "tables":
         tables(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: tables.py analyze-line RUN T0 T1 THREADS | tables LOG DATA | e2e LOG")
+        sys.exit("usage: tables.py analyze-line RUN T0 T1 THREADS [CPU_S] | tables LOG DATA | e2e LOG")

@@ -17,6 +17,11 @@ int am_cli_inspect(int argc, char **argv);
 int am_cli_merge(int argc, char **argv);
 int am_cli_report(int argc, char **argv);
 
+/* Executes the command again with OMP_WAIT_POLICY=passive unless the user set a policy
+ * (omp_policy.c: spinning workers take the cores from the store thread); returns when
+ * it does not. */
+void am_cli_omp_passive(char **argv);
+
 /* Prints "attnmap: MESSAGE" and returns the exit code for status. */
 int am_cli_fail(am_ctx_t *ctx, am_status status);
 /* Prints "attnmap CMD: MESSAGE" for a usage error and returns AM_EXIT_USAGE. */

@@ -41,8 +41,10 @@ int main(int argc, char **argv) {
       printf("attnmap %s\n", am_version());
       return AM_EXIT_OK;
     }
-  if (strcmp(cmd, "analyze") == 0)
+  if (strcmp(cmd, "analyze") == 0) {
+    am_cli_omp_passive(argv);
     return am_cli_analyze(argc - 1, argv + 1);
+  }
   if (strcmp(cmd, "inspect") == 0)
     return am_cli_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "merge") == 0)

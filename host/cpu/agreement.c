@@ -3,6 +3,8 @@
  * "Agreement"), the CPU reference. Everything is computed in double from the float inputs.
  *   spearman  Pearson correlation of average ranks (scipy.stats.spearmanr)
  *   kendall   tau-b, O(m log m), as scipy.stats.kendalltau (rank.c)
+ * Each vector is sorted once per pair; the ranks, tau-b and the top-k orders follow
+ * from that order (rank.h's *_sorted forms).
  *   pearson   scipy.stats.pearsonr's statistic; cosine x.y / (|x||y|); both clipped to
  * [-1,1] jaccard@k, feature_agreement@k, rank_agreement@k  (Krishna et al. 2022, "The
  * Disagreement Problem in Explainable Machine Learning"): top-k by |value| descending,
@@ -72,17 +74,23 @@ static double cosine(const float *x, const float *y, int m) {
   return clip_unit(xy / sqrt(xx * yy));
 }
 
+/* x and y sorted once (am_rank_sort_values), for the rank correlations and the top-k
+ * orders: two sorts per pair where each metric sorting on its own took seven. */
+typedef struct sorted_pair {
+  const double *kx, *ix, *ky, *iy;
+} sorted_pair_t;
+
 /* spearman, kendall, pearson; work: 6m doubles. */
-static void correlations(const float *x, const float *y, int m, double *work,
-                         double out[AM_METRIC_COUNT]) {
+static void correlations(const float *x, const float *y, int m, const sorted_pair_t *sp,
+                         double *work, double out[AM_METRIC_COUNT]) {
   if (m < 2 || is_constant(x, m) || is_constant(y, m))
     return; /* stay NaN */
-  /* work: a [m], b [m], scratch [4m] */
-  double *a = work, *b = work + m, *scratch = work + 2 * (size_t)m;
-  am_rank_average(x, m, a, scratch);
-  am_rank_average(y, m, b, scratch);
+  double *a = work, *b = work + m;
+  am_rank_average_sorted(sp->kx, sp->ix, m, a);
+  am_rank_average_sorted(sp->ky, sp->iy, m, b);
   out[AM_METRIC_SPEARMAN] = pearson(a, b, m);
-  out[AM_METRIC_KENDALL] = am_rank_kendall_tau_b(x, y, m, work);
+  out[AM_METRIC_KENDALL] =
+      am_rank_kendall_tau_b_sorted(y, m, sp->kx, sp->ix, sp->ky, sp->iy, work);
   for (int i = 0; i < m; i++) {
     a[i] = x[i];
     b[i] = y[i];
@@ -90,17 +98,25 @@ static void correlations(const float *x, const float *y, int m, double *work,
   out[AM_METRIC_PEARSON] = pearson(a, b, m);
 }
 
+/* Positions by |v| descending: from v's ascending order when no value is negative (maps
+ * of attention and saliency norms), else by a sort of its own; work: 3m doubles. */
+static void order_abs_desc(const float *v, int m, const double *key, const double *idx,
+                           double *order, double *work) {
+  if (am_rank_order_desc_sorted(key, idx, m, order) != 0)
+    am_rank_order_abs_desc(v, m, order, work);
+}
+
 /* jaccard@k, feature_agreement@k, rank_agreement@k; work: 5m doubles. */
-static void top_k(const float *x, const float *y, int m, int k, double *work,
-                  double out[AM_METRIC_COUNT]) {
+static void top_k(const float *x, const float *y, int m, int k, const sorted_pair_t *sp,
+                  double *work, double out[AM_METRIC_COUNT]) {
   if (k > m)
     k = m;
   if (k < 1)
     return; /* stay NaN */
   /* work: ox [m], oy [m], scratch [3m], reused as mark [m] once both orders exist */
   double *ox = work, *oy = work + m, *scratch = work + 2 * (size_t)m;
-  am_rank_order_abs_desc(x, m, ox, scratch);
-  am_rank_order_abs_desc(y, m, oy, scratch);
+  order_abs_desc(x, m, sp->kx, sp->ix, ox, scratch);
+  order_abs_desc(y, m, sp->ky, sp->iy, oy, scratch);
   double *mark = scratch;
   for (int i = 0; i < m; i++)
     mark[i] = 0.0;
@@ -148,8 +164,14 @@ void am_cpu_agreement(const float *x, const float *y, int m, int k, double *work
     out[i] = NAN;
   if (m <= 0 || has_nonfinite(x, m) || has_nonfinite(y, m))
     return;
-  correlations(x, y, m, work, out);
+  /* work: kx, ix, ky, iy [m each], then 6m for the metrics (the sorts' tmp first) */
+  double *kx = work, *ix = work + m, *ky = work + 2 * (size_t)m, *iy = work + 3 * (size_t)m;
+  double *rest = work + 4 * (size_t)m;
+  am_rank_sort_values(x, m, kx, ix, rest);
+  am_rank_sort_values(y, m, ky, iy, rest);
+  const sorted_pair_t sp = {kx, ix, ky, iy};
+  correlations(x, y, m, &sp, rest, out);
   out[AM_METRIC_COSINE] = cosine(x, y, m);
-  top_k(x, y, m, k, work, out);
+  top_k(x, y, m, k, &sp, rest, out);
   divergences(x, y, m, out);
 }

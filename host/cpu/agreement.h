@@ -6,7 +6,7 @@
 #include "ops/lists.h"
 
 /* Doubles of scratch that am_cpu_agreement needs for vectors of length m. */
-#define AM_AGREEMENT_WORK(m) (8 * (size_t)(m) + 8)
+#define AM_AGREEMENT_WORK(m) (10 * (size_t)(m) + 8)
 
 /* x, y: [m] importance values of the compared tokens (valid and, unless asked,
  * non-special), in position order. k: top-k size (clipped to m). work: AM_AGREEMENT_WORK(m)

@@ -2,7 +2,7 @@
  * counts inversions, average ranks with ties (scipy.stats.rankdata method='average') and
  * Kendall's tau-b computed as scipy.stats.kendalltau does (variant 'b'): sort the pairs by
  * (x, y), count discordant pairs as the strict inversions of the y sequence with a merge
- * sort, then
+ * sort (Knight's O(m log m) algorithm), then
  *   tau_b = (tot - xtie - ytie + ntie - 2 dis) / sqrt(tot - xtie) / sqrt(tot - ytie)
  * with tot = m(m-1)/2, xtie / ytie the pairs tied in x / y, ntie the pairs tied in both,
  * clipped to [-1, 1], NaN when every pair is tied in x or in y. */
@@ -77,14 +77,15 @@ void am_rank_sort(double *key, double *idx, int m, double *tmp) {
     (void)sort_count(key, idx, m, tmp, tmp + m);
 }
 
-void am_rank_average(const float *v, int m, double *rank, double *work) {
-  /* work: key [m], idx [m], tmp [2m] */
-  double *key = work, *idx = work + m, *tmp = work + 2 * (size_t)m;
+void am_rank_sort_values(const float *v, int m, double *key, double *idx, double *tmp) {
   for (int i = 0; i < m; i++) {
     key[i] = v[i];
     idx[i] = i;
   }
   am_rank_sort(key, idx, m, tmp);
+}
+
+void am_rank_average_sorted(const double *key, const double *idx, int m, double *rank) {
   for (int i = 0; i < m;) {
     int j = i + 1;
     while (j < m && key[j] == key[i])
@@ -111,37 +112,59 @@ static int64_t tied_pairs(const double *a, const double *b, int m) {
   return ties;
 }
 
-double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work) {
+double am_rank_kendall_tau_b_sorted(const float *y, int m, const double *kx,
+                                    const double *ix, const double *ky, const double *iy,
+                                    double *work) {
   if (m < 2)
     return NAN;
-  /* work: key [m], idx [m], tmp [2m], ys [m] */
-  double *key = work, *idx = work + m, *tmp = work + 2 * (size_t)m;
-  double *ys = work + 4 * (size_t)m;
-  /* sort by y, then stably by x: the pairs end up in (x, y) order */
+  /* work: dx [m], start [m], xo [m], ys [m], tmp [2m] */
+  double *dx = work, *start = work + m, *xo = work + 2 * (size_t)m;
+  double *ys = work + 3 * (size_t)m, *tmp = work + 4 * (size_t)m;
+  /* the pairs in (x, y) order: the y order, stably by x's dense rank (a counting sort
+   * whose buckets start where each run of equal x starts in the x order) */
+  int groups = 0;
   for (int i = 0; i < m; i++) {
-    key[i] = y[i];
-    idx[i] = i;
+    if (i > 0 && kx[i] != kx[i - 1])
+      groups++;
+    if (i == 0 || kx[i] != kx[i - 1])
+      start[groups] = i;
+    dx[(size_t)ix[i]] = groups;
   }
-  am_rank_sort(key, idx, m, tmp);
-  for (int i = 0; i < m; i++)
-    key[i] = x[(size_t)idx[i]];
-  am_rank_sort(key, idx, m, tmp);
-  for (int i = 0; i < m; i++)
-    ys[i] = y[(size_t)idx[i]];
+  for (int p = 0; p < m; p++) {
+    size_t e = (size_t)iy[p], g = (size_t)dx[e], at = (size_t)start[g];
+    start[g] = (double)(at + 1);
+    xo[at] = (double)g;
+    ys[at] = y[e];
+  }
 
   const int64_t tot = (int64_t)m * (m - 1) / 2;
-  const int64_t xtie = tied_pairs(key, NULL, m);
-  const int64_t ntie = tied_pairs(key, ys, m);
+  const int64_t xtie = tied_pairs(kx, NULL, m);
+  const int64_t ytie = tied_pairs(ky, NULL, m);
+  const int64_t ntie = tied_pairs(xo, ys, m);
   /* y is ascending inside each run of equal x, so every strict inversion left in ys is a
-   * discordant pair; key and idx are free now and carry along */
-  const int64_t dis = sort_count(ys, key, m, tmp, tmp + m);
-  const int64_t ytie = tied_pairs(ys, NULL, m);
+   * discordant pair; xo carries along */
+  const int64_t dis = sort_count(ys, xo, m, tmp, tmp + m);
   if (xtie == tot || ytie == tot)
     return NAN;
   const int64_t con_minus_dis = tot - xtie - ytie + ntie - 2 * dis;
   double tau =
       (double)con_minus_dis / sqrt((double)(tot - xtie)) / sqrt((double)(tot - ytie));
   return isnan(tau) ? tau : fmin(1.0, fmax(-1.0, tau)); /* NaN stays NaN */
+}
+
+int am_rank_order_desc_sorted(const double *key, const double *idx, int m, double *order) {
+  if (m > 0 && key[0] < 0.0)
+    return -1; /* a negative value: |v| does not follow v */
+  int o = 0;
+  for (int j = m; j > 0;) { /* runs of equal values from the largest, in position order */
+    int i = j - 1;
+    while (i > 0 && key[i - 1] == key[j - 1])
+      i--;
+    for (int t = i; t < j; t++)
+      order[o++] = idx[t];
+    j = i;
+  }
+  return 0;
 }
 
 void am_rank_order_abs_desc(const float *v, int m, double *idx, double *work) {

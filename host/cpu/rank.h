@@ -10,13 +10,27 @@
  * tmp: 2m doubles. Equal keys keep their input order. */
 void am_rank_sort(double *key, double *idx, int m, double *tmp);
 
-/* rank[i]: 1-based rank of v[i], ties given the mean of the ranks they span.
- * work: 4m doubles. */
-void am_rank_average(const float *v, int m, double *rank, double *work);
+/* key[0..m): v ascending, idx[0..m) their positions (equal values in position order).
+ * tmp: 2m doubles. The forms below that take a sorted vector let one sort serve the
+ * average ranks, Kendall's tau-b and the top-k order (agreement.c sorts each vector once,
+ * not three times). */
+void am_rank_sort_values(const float *v, int m, double *key, double *idx, double *tmp);
+
+/* rank[i]: 1-based rank of v[i], ties given the mean of the ranks they span, from v
+ * sorted by am_rank_sort_values. */
+void am_rank_average_sorted(const double *key, const double *idx, int m, double *rank);
 
 /* Kendall's tau-b of x and y, clipped to [-1, 1]; NaN when m < 2 or either vector is
- * constant. work: 5m doubles. */
-double am_rank_kendall_tau_b(const float *x, const float *y, int m, double *work);
+ * constant; from x and y sorted by am_rank_sort_values (kx, ix and ky, iy). work: 6m
+ * doubles. */
+double am_rank_kendall_tau_b_sorted(const float *y, int m, const double *kx,
+                                    const double *ix, const double *ky, const double *iy,
+                                    double *work);
+
+/* order[0..m): positions by value descending, equal values by ascending position, from
+ * v sorted by am_rank_sort_values — the order of |v| descending when no value is
+ * negative; returns -1 (order untouched) when one is. */
+int am_rank_order_desc_sorted(const double *key, const double *idx, int m, double *order);
 
 /* idx[0..m): positions ordered by |v| descending, equal |v| by ascending position.
  * work: 3m doubles. */
