@@ -16,7 +16,8 @@
 # Then bench/tables.py prints the table (examples/s, GB/s, share of the limit, attnmap's
 # examples/s over each peer's) and the scaling tables (examples, T, threads).
 #
-#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]
+#   usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live | --mpi]
+# --mpi runs only bench/mpi.sh (issue 15): strong scaling of `mpirun -n N attnmap analyze`.
 # --live runs only bench/live.py (issue 13; about 2 minutes): on the bundled model
 # (all-MiniLM-L6-v2, 254 sentences) a live run (attnmap.hf) against export then analyze and
 # against the model's forward + backward alone; raw log $OUT/live.log.
@@ -41,6 +42,7 @@ while [ $# -gt 0 ]; do
   --no-long) LONG=0 ;;
   --e2e) E2E=1 ;;
   --live) LIVE=1 ;;
+  --mpi) exec bash bench/mpi.sh ;; # strong scaling under mpirun (issue 15; docs/cluster.md)
   --threads) THREADS=$2; shift ;;
   *) echo "usage: bash bench/run.sh [--quick] [--no-long] [--threads K] [--e2e | --live]" >&2; exit 2 ;;
   esac

@@ -322,6 +322,40 @@ AM_API am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_pl
 AM_API am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                               const char *out_dir, const am_run_options_t *opts);
 
+/* ---- distributed runs (docs/cluster.md): one run folder from many processes --------- */
+/* One process, the coordinator, opens a job on "<run_dir>.partial"; it and any number of
+ * other processes (MPI ranks, say) each compute ranges of examples into it with
+ * am_job_rows; the coordinator then aggregates the stored rows in input order and
+ * publishes run_dir, bit for bit the folder am_run_analyze writes. Nothing here knows of
+ * MPI: the processes only share the file system. */
+typedef struct am_job am_job_t;
+/* Called after each chunk a part stores, with the examples it has done of its range;
+ * a nonzero return stops the part (another process failed). */
+typedef int (*am_job_poll_fn)(void *user, int64_t done, int64_t total);
+
+/* The coordinator: checks, locks and prepares "<run_dir>.partial" (with opts->resume, keeps
+ * the rows a killed job completed, whatever its number of processes). *out is NULL, with
+ * AM_STATUS_OK, when opts->resume finds run_dir finished with these inputs and options. */
+AM_API am_status am_job_open(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                             const char *run_dir, const am_run_options_t *opts,
+                             am_job_t **out);
+/* The examples part `part` of `nparts` computes: ranges[2i], ranges[2i+1] = [begin, end),
+ * the examples still to do cut into nparts runs of about equal input bytes, in input order.
+ * Returns the number of ranges (at most cap are written), -1 on bad arguments. */
+AM_API int am_job_split(const am_job_t *job, int nparts, int part, int64_t *ranges, int cap);
+/* Any process, after the coordinator's am_job_open: computes examples [begin, end) and
+ * writes their rows at their offsets in the partial folder, with checkpoints of its own. */
+AM_API am_status am_job_rows(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                             const char *run_dir, const am_run_options_t *opts,
+                             int64_t begin, int64_t end, am_job_poll_fn poll, void *user);
+/* The coordinator, once every part succeeded: aggregates all rows in input order, adds
+ * provenance_json (an object, e.g. the ranks and hosts; may be NULL) to summary.json's
+ * provenance under "parts" and publishes run_dir. */
+AM_API am_status am_job_finish(am_job_t *job, const char *provenance_json);
+/* Releases the job (its lock). After a failure st, the partial folder is kept for
+ * --resume unless st says bad input or options. */
+AM_API void am_job_close(am_job_t *job, am_status st);
+
 /* ---- run folders read back (docs/run-folder.md) ------------------------------------ */
 typedef struct am_run am_run_t;
 

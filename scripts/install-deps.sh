@@ -3,7 +3,8 @@
 # missing. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 packages=(cmake make gcc pkg-config libjansson-dev libopenblas-dev libcriterion-dev
-          zlib1g-dev libpng-dev)
+          zlib1g-dev libpng-dev
+          libopenmpi-dev openmpi-bin jq) # mpirun attnmap analyze and its test (docs/cluster.md)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -17,6 +17,10 @@ int am_cli_inspect(int argc, char **argv);
 int am_cli_merge(int argc, char **argv);
 int am_cli_report(int argc, char **argv);
 
+/* The closing line's note on the target the run read and where it came from. */
+void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *buf,
+                        size_t len);
+
 /* Executes the command again with OMP_WAIT_POLICY=passive unless the user set a policy
  * (omp_policy.c: spinning workers take the cores from the store thread); returns when
  * it does not. */

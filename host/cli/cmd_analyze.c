@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#ifdef ATTNMAP_HAVE_MPI
+#include "mpi/mpi_job.h"
+#endif
 
 #define SCOPES (1u << AM_SCOPE_CTX | 1u << AM_SCOPE_PLAN | 1u << AM_SCOPE_RUN)
 
@@ -34,7 +37,7 @@ enum { OPT_NO_CHECKSUM = 1000, OPT_PROGRESS };
 /* Which target the run read and where it came from, for the closing line: a causal model
  * analysed at the first token instead of the last gives maps that look plausible and mean
  * nothing. */
-static void target_note(const am_dataset_t *ds, const char *target_arg, char *buf,
+void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *buf,
                         size_t len) {
   am_dataset_info_t info;
   am_dataset_get_info(ds, &info);
@@ -97,6 +100,18 @@ int am_cli_analyze(int argc, char **argv) {
     return am_cli_usage_error("analyze", "-o RUN is required");
   if (optind >= argc)
     return am_cli_usage_error("analyze", "no DATASET given");
+#ifdef ATTNMAP_HAVE_MPI
+  if (am_mpi_launched()) { /* mpirun, srun: the ranks share the run (docs/cluster.md) */
+    am_mpi_args_t m = {.set = &set,
+                       .paths = (const char *const *)argv + optind,
+                       .npaths = argc - optind,
+                       .output = a.output,
+                       .target_arg = a.target_arg,
+                       .progress = a.progress,
+                       .quiet = a.quiet};
+    return am_mpi_analyze(&m);
+  }
+#endif
   int code = AM_EXIT_OK;
   am_ctx_t *ctx = am_cli_context(set.ctx.backend, set.ctx.threads, &code);
   if (!ctx)
@@ -123,7 +138,7 @@ int am_cli_analyze(int argc, char **argv) {
     am_dataset_info_t info;
     am_dataset_get_info(ds, &info);
     char note[1024];
-    target_note(ds, a.target_arg, note, sizeof note);
+    am_cli_target_note(ds, a.target_arg, note, sizeof note);
     fprintf(stderr, "attnmap: wrote %s (%lld examples, backend %s, %s)\n", a.output,
             (long long)info.examples, am_ctx_backend_name(ctx), note);
   }

@@ -44,16 +44,23 @@ void am_checksums_free(am_checksums_t *cs) {
 }
 
 /* Appends [off, off+len) of file k cut into PIECE-sized pieces (crc still to compute). */
+/* Room for one more piece; -1 when out of memory. */
+static int reserve(am_checksums_t *cs) {
+  if (cs->npieces == cs->cap) {
+    size_t cap = cs->cap ? 2 * cs->cap : 256;
+    am_crc_piece_t *grown = realloc(cs->pieces, cap * sizeof *grown);
+    if (!grown)
+      return -1;
+    cs->pieces = grown;
+    cs->cap = cap;
+  }
+  return 0;
+}
+
 static int add_range(am_checksums_t *cs, int k, uint64_t off, uint64_t len) {
   for (uint64_t end = off + len; off < end; off += PIECE) {
-    if (cs->npieces == cs->cap) {
-      size_t cap = cs->cap ? 2 * cs->cap : 256;
-      am_crc_piece_t *grown = realloc(cs->pieces, cap * sizeof *grown);
-      if (!grown)
-        return -1;
-      cs->pieces = grown;
-      cs->cap = cap;
-    }
+    if (reserve(cs))
+      return -1;
     uint64_t n = end - off < PIECE ? end - off : PIECE;
     cs->pieces[cs->npieces++] = (am_crc_piece_t){k, off, n, 0};
   }
@@ -193,5 +200,45 @@ am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) 
       return st;
   }
   cs->seconds += am_now_seconds() - t0;
+  return AM_STATUS_OK;
+}
+
+json_t *am_checksums_to_json(am_checksums_t *cs) {
+  qsort(cs->pieces, cs->npieces, sizeof *cs->pieces, by_file_offset);
+  json_t *arr = json_array();
+  for (size_t i = 0, j; arr && i < cs->npieces; i = j) {
+    am_crc_piece_t run = cs->pieces[i];
+    for (j = i + 1; j < cs->npieces && cs->pieces[j].file == run.file &&
+                    cs->pieces[j].off == run.off + run.len;
+         j++) {
+      run.crc = am_crc32c_combine(run.crc, cs->pieces[j].crc, cs->pieces[j].len);
+      run.len += cs->pieces[j].len;
+    }
+    if (json_array_append_new(arr, json_pack("[i,I,I,I]", run.file, (json_int_t)run.off,
+                                             (json_int_t)run.len, (json_int_t)run.crc))) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  return arr;
+}
+
+am_status am_checksums_add_json(am_ctx_t *ctx, am_checksums_t *cs, const json_t *pieces) {
+  for (size_t i = 0; i < json_array_size(pieces); i++) {
+    json_t *p = json_array_get(pieces, i);
+    json_int_t k = json_integer_value(json_array_get(p, 0));
+    json_int_t off = json_integer_value(json_array_get(p, 1));
+    json_int_t len = json_integer_value(json_array_get(p, 2));
+    json_int_t crc = json_integer_value(json_array_get(p, 3));
+    if (json_array_size(p) != 4 || k < 0 || k >= cs->nfiles || off < 0 || len <= 0 ||
+        crc < 0 || crc > 0xffffffffll || !cs->files[k]->map ||
+        (uint64_t)off > cs->files[k]->map_size ||
+        (uint64_t)len > cs->files[k]->map_size - (uint64_t)off)
+      continue;
+    if (reserve(cs))
+      return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    cs->pieces[cs->npieces++] =
+        (am_crc_piece_t){(int)k, (uint64_t)off, (uint64_t)len, (uint32_t)crc};
+  }
   return AM_STATUS_OK;
 }

@@ -8,6 +8,7 @@
 #ifndef AM_PIPELINE_CHECKSUM_H
 #define AM_PIPELINE_CHECKSUM_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "dataset/dataset.h"
@@ -40,5 +41,12 @@ am_status am_checksums_rows(am_ctx_t *ctx, am_checksums_t *cs, const am_dataset_
  * the bytes no piece covered from the mapping; a file that maps nothing (converted npy
  * data) is read with pread (am_file_crc32c). */
 am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc);
+
+/* The pieces so far as JSON, [[file, off, len, crc], ...], adjacent ones combined (what a
+ * job's part hands the coordinator in its record, job_rows.c); NULL when out of memory. */
+json_t *am_checksums_to_json(am_checksums_t *cs);
+/* Adds the pieces of am_checksums_to_json; an entry that does not fit the files is
+ * ignored (its bytes are then read at the end). */
+am_status am_checksums_add_json(am_ctx_t *ctx, am_checksums_t *cs, const json_t *pieces);
 
 #endif

@@ -17,6 +17,7 @@
 #include "core/ctx.h"
 #include "dataset/dataset.h"
 #include "io/file.h"
+#include "pipeline/resume.h"
 
 static const char *const run_names[] = {"summary.json", "examples.safetensors", "report",
                                         "tokens.jsonl", NULL};
@@ -146,7 +147,8 @@ static int stranger(const char *dir, int kind, char *bad, size_t len) {
     struct stat sb;
     int ok = join(path, sizeof path, dir, n) && lstat(path, &sb) == 0 &&
              (kind == IMG_KIND ? has_suffix(n, ".png")
-                               : listed(n, names) || temporary(n, names));
+                               : listed(n, names) || temporary(n, names) ||
+                                     (kind == AM_OUT_PARTIAL && am_job_record_name(n)));
     int is_dir = ok && S_ISDIR(sb.st_mode);
     if (ok && kind == AM_OUT_RUN && strcmp(n, "report") == 0)
       ok = is_dir && is_marker(path, AM_OUT_REPORT) &&

@@ -76,12 +76,12 @@ static json_t *rows_crc_json(const am_partial_t *p, const am_layout_t *lay) {
   return arr;
 }
 
-static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t done) {
-  json_t *doc = json_pack("{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version",
-                          am_version(), "done", (json_int_t)done, "examples",
-                          (json_int_t)lay->N, "max_tokens", lay->T, "options",
-                          am_plan_to_json(lay), "inputs", p->inputs, "rows_crc32c",
-                          rows_crc_json(p, lay));
+json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay,
+                                   int64_t done) {
+  json_t *doc = json_pack(
+      "{s:i,s:s,s:I,s:I,s:i,s:o,s:O,s:o}", "format", 2, "version", am_version(), "done",
+      (json_int_t)done, "examples", (json_int_t)lay->N, "max_tokens", lay->T, "options",
+      am_plan_to_json(lay), "inputs", p->inputs, "rows_crc32c", rows_crc_json(p, lay));
   if (doc && p->live) /* a live run: its batches' shape (compared) and state (not) */
     json_object_set(doc, "live", p->live);
   if (doc && p->live_state)
@@ -91,8 +91,8 @@ static json_t *checkpoint(const am_partial_t *p, const am_layout_t *lay, int64_t
 
 /* Extends p->crc over rows [p->crc_rows, to) of every tensor of the partial examples
  * file (page-cache reads of what the last checkpoint interval wrote). */
-static am_status extend_crc(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
-                            int64_t to) {
+am_status am_partial_extend_crc(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
+                                int64_t to) {
   if (to <= p->crc_rows)
     return AM_STATUS_OK;
   char path[4200];
@@ -122,7 +122,7 @@ static int64_t matching_done(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *
   char path[4200];
   snprintf(path, sizeof path, "%s/progress.json", p->dir);
   json_t *old = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
-  json_t *now = checkpoint(p, lay, 0);
+  json_t *now = am_partial_checkpoint_json(p, lay, 0);
   json_t *crcs = json_incref(json_object_get(old, "rows_crc32c"));
   int64_t done = -1;
   if (old && now && json_is_integer(json_object_get(old, "done"))) {
@@ -140,7 +140,7 @@ static int64_t matching_done(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *
   char keep[1024];
   snprintf(keep, sizeof keep, "%s",
            am_last_error(ctx)); /* a refused checkpoint is no error */
-  if (done > 0 && extend_crc(ctx, p, lay, done) != AM_STATUS_OK)
+  if (done > 0 && am_partial_extend_crc(ctx, p, lay, done) != AM_STATUS_OK)
     done = -1;
   for (int i = 0; done > 0 && i < lay->nspecs; i++) {
     char hex[16];
@@ -180,6 +180,13 @@ static am_status lock_dir(am_ctx_t *ctx, am_partial_t *p) {
   return AM_STATUS_OK;
 }
 
+void am_partial_dir(char *buf, size_t len, const char *run_dir) {
+  size_t n = strlen(run_dir);
+  while (n > 1 && run_dir[n - 1] == '/')
+    n--;
+  snprintf(buf, len, "%.*s.partial", (int)n, run_dir);
+}
+
 am_status am_partial_begin(am_ctx_t *ctx, const char *run_dir, const am_layout_t *lay,
                            const am_dataset_t *ds, int resume, am_partial_t *p) {
   return am_partial_begin_live(ctx, run_dir, lay, ds, resume, NULL, p);
@@ -191,10 +198,7 @@ am_status am_partial_begin_live(am_ctx_t *ctx, const char *run_dir, const am_lay
   memset(p, 0, sizeof *p);
   p->lock_fd = -1;
   p->live = json_incref(live);
-  size_t n = strlen(run_dir);
-  while (n > 1 && run_dir[n - 1] == '/')
-    n--;
-  snprintf(p->dir, sizeof p->dir, "%.*s.partial", (int)n, run_dir);
+  am_partial_dir(p->dir, sizeof p->dir, run_dir);
   p->inputs = inputs_identity(ds);
   p->crc = calloc((size_t)lay->nspecs + 1, sizeof *p->crc);
   if (!p->crc)
@@ -205,7 +209,8 @@ am_status am_partial_begin_live(am_ctx_t *ctx, const char *run_dir, const am_lay
   struct stat sb;
   if (resume && stat(p->dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     p->done = matching_done(ctx, p, lay);
-    if (p->done >= 0)
+    p->kept = p->done >= 0;
+    if (p->kept)
       return AM_STATUS_OK; /* else options or inputs changed: start again */
   }
   p->done = 0;
@@ -229,13 +234,13 @@ am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_
                                 am_st_writer_t *w, int64_t done) {
   am_status st = am_st_writer_sync(w);
   if (st == AM_STATUS_OK)
-    st = extend_crc(ctx, p, lay, done);
+    st = am_partial_extend_crc(ctx, p, lay, done);
   if (st != AM_STATUS_OK)
     return st;
   char path[4200], tmp[4300];
   snprintf(path, sizeof path, "%s/progress.json", p->dir);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  json_t *doc = checkpoint(p, lay, done);
+  json_t *doc = am_partial_checkpoint_json(p, lay, done);
   st = doc ? am_write_json(ctx, tmp, doc) : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
   json_decref(doc);
   if (st == AM_STATUS_OK && rename(tmp, path) != 0)
@@ -290,6 +295,7 @@ void am_partial_end(am_partial_t *p, int complete) {
     if (complete) { /* the folder is about to become the run: no bookkeeping in it */
       snprintf(path, sizeof path, "%s/progress.json", p->dir);
       unlink(path);
+      am_job_drop_records(p->dir);
     }
     snprintf(path, sizeof path, "%s.lock", p->dir);
     unlink(path);

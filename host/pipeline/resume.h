@@ -9,10 +9,11 @@ typedef struct am_partial {
   char dir[4096]; /* "<RUN>.partial" */
   int lock_fd;    /* flock held while the run writes the folder */
   int64_t done;   /* examples already complete in dir (0 for a fresh run) */
+  int kept;       /* 1: a resumed folder (its examples file is reopened, not remade) */
   json_t *inputs; /* identity of the inputs: path, bytes, mtime */
   uint32_t *crc;  /* [nspecs] CRC-32C of each tensor's rows [0, crc_rows) */
   int64_t crc_rows;
-  json_t *live;       /* a live run (run_writer.c): its batches' shape, compared on resume */
+  json_t *live; /* a live run (run_writer.c): its batches' shape, compared on resume */
   json_t *live_state; /* and its state at the checkpoint (batches, tokens bytes): not */
 } am_partial_t;
 
@@ -20,6 +21,9 @@ typedef struct am_partial {
  * inputs with the sizes and modification times they have now (what --resume leaves as
  * it is), 0 when it is another run or unreadable, -1 when nothing is there. */
 int am_run_matches(const am_layout_t *lay, const am_dataset_t *ds, const char *run_dir);
+
+/* "<run_dir>.partial" (without run_dir's trailing slashes) into buf. */
+void am_partial_dir(char *buf, size_t len, const char *run_dir);
 
 /* Locks "<run_dir>.partial". With resume and a checkpoint that matches these options and
  * inputs and whose rows still have the CRC-32C it recorded (an edited progress.json or
@@ -38,6 +42,18 @@ am_status am_partial_checkpoint(am_ctx_t *ctx, am_partial_t *p, const am_layout_
  * with the token texts of the dataset, exactly as the interrupted run did. */
 am_status am_partial_replay(am_ctx_t *ctx, const am_partial_t *p, const am_layout_t *lay,
                             const am_dataset_t *ds, am_aggregates_t *agg);
+/* Extends p->crc (the CRC-32C of each tensor's rows [first, p->crc_rows) of the partial
+ * examples file) to rows [first, to). */
+am_status am_partial_extend_crc(am_ctx_t *ctx, am_partial_t *p, const am_layout_t *lay,
+                                int64_t to);
+/* The checkpoint document: format, version, options, inputs, done, rows' CRC-32C. */
+json_t *am_partial_checkpoint_json(const am_partial_t *p, const am_layout_t *lay,
+                                   int64_t done);
+/* Removes the parts' checkpoints "rows-<first>.json" of a job from dir (job_rows.c). */
+void am_job_drop_records(const char *dir);
+/* 1 when name is a part's checkpoint (or a temporary of one) a job writes (job_rows.c). */
+int am_job_record_name(const char *name);
+
 /* Drops the lock; complete: also the bookkeeping files, before the folder is published.
  * Without complete, the checkpoint stays for a later --resume. */
 void am_partial_end(am_partial_t *p, int complete);

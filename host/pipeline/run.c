@@ -12,11 +12,7 @@
 #include "core/json_guard.h"
 #include "core/options.h"
 #include "ops/backend.h"
-#include "pipeline/aggregate.h"
-#include "pipeline/checksum.h"
-#include "pipeline/resume.h"
-#include "pipeline/run_dir.h"
-#include "pipeline/summary.h"
+#include "pipeline/run_state.h"
 
 /* Attention bytes one chunk may span when --chunk is not given. */
 #define AM_CHUNK_BUDGET_BYTES (256ull << 20)
@@ -57,20 +53,20 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   return n < 1 ? 1 : (n > AM_CHUNK_MAX ? AM_CHUNK_MAX : (int)n);
 }
 
-typedef struct run_state {
-  am_layout_t lay;
-  am_aggregates_t agg;
-  am_chunk_t chunk, chunk2; /* chunk2: the second buffer of analyze_all_async */
-  am_st_writer_t *writer;
-  am_partial_t partial;
-  am_out_inputs_t inputs; /* what the run folder must never replace */
-  am_checksums_t sums;    /* the inputs' CRC-32C, from the pages the chunks read */
-  int checksums;
-} run_state_t;
+/* The rows of shard s inside examples [from, to): [first_row, last_row). */
+static int64_t first_row(const am_dataset_t *ds, int s, int64_t from) {
+  int64_t r = from - ds->shards[s].first;
+  return r < 0 ? 0 : (r > ds->shards[s].B ? ds->shards[s].B : r);
+}
+
+static int64_t last_row(const am_dataset_t *ds, int s, int64_t to) {
+  int64_t r = to - ds->shards[s].first;
+  return r < 0 ? 0 : (r > ds->shards[s].B ? ds->shards[s].B : r);
+}
 
 /* Reads a chunk: its views, and the CRC-32C of its rows of every input tensor; then asks
  * for the next chunk's rows to be read ahead while this one is computed. */
-static am_status read_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c,
+static am_status read_chunk(am_ctx_t *ctx, am_run_state_t *r, am_chunk_t *c,
                             const am_dataset_t *ds, int s, int64_t row, int nex) {
   am_status st = am_chunk_load(ctx, c, ds, s, row, nex);
   const am_shard_t *sh = &ds->shards[s];
@@ -86,21 +82,25 @@ static am_status read_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c,
 }
 
 /* Writes and aggregates a computed chunk, checkpoints now and then, lets its pages go. */
-static am_status store_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c, int64_t *done,
+static am_status store_chunk(am_ctx_t *ctx, am_run_state_t *r, am_chunk_t *c, int64_t *done,
                              double *last, const am_dataset_t *ds,
                              const am_run_options_t *opts) {
   double every = opts ? opts->checkpoint_s : 2.0;
   am_status st = am_chunk_write(ctx, c, r->writer);
-  if (st == AM_STATUS_OK)
+  if (st == AM_STATUS_OK && !r->record) /* a job's part: the coordinator aggregates */
     st = am_agg_add_chunk(ctx, &r->agg, c);
   *done += c->nex;
   if (st == AM_STATUS_OK && am_now_seconds() - *last >= every) {
-    st = am_partial_checkpoint(ctx, &r->partial, &r->lay, r->writer, *done);
+    st = r->record ? am_job_record(ctx, r, *done)
+                   : am_partial_checkpoint(ctx, &r->partial, &r->lay, r->writer, *done);
     *last = am_now_seconds();
   }
   if (st == AM_STATUS_OK) /* bounded resident memory: the chunk's input pages may go */
     am_shard_release_rows(ds, (int)(c->sh - ds->shards), c->row0, c->nex);
-  if (st == AM_STATUS_OK && opts && opts->progress)
+  if (st == AM_STATUS_OK && r->poll &&
+      r->poll(r->poll_user, *done - r->from, r->to - r->from))
+    st = am_fail(ctx, AM_STATUS_INTERNAL, "stopped: another part of the job failed");
+  else if (st == AM_STATUS_OK && opts && opts->progress)
     opts->progress(opts->progress_user, *done, ds->N);
   return st;
 }
@@ -109,19 +109,20 @@ static am_status store_chunk(am_ctx_t *ctx, run_state_t *r, am_chunk_t *c, int64
  * chunk k+1 is read and submitted before chunk k is written and aggregated, so that the
  * device computes while the host writes. Chunks finish in input order: the results and
  * aggregates are analyze_all's. */
-static am_status analyze_all_async(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
+static am_status analyze_all_async(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
                                    const am_run_options_t *opts) {
   int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0, pending = 0;
   am_chunk_t *c[2] = {&r->chunk, &r->chunk2};
   am_status st = am_chunk_alloc(ctx, c[0], &r->lay, cap, ds->Tmax);
   if (st == AM_STATUS_OK)
     st = am_chunk_alloc(ctx, c[1], &r->lay, cap, ds->Tmax);
-  int64_t done = r->partial.done;
+  int64_t done = r->from;
   double last = am_now_seconds();
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = done > ds->shards[s].first ? done - ds->shards[s].first : 0;
-         row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
-      int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
+    for (int64_t row = first_row(ds, s, r->from);
+         row < last_row(ds, s, r->to) && st == AM_STATUS_OK; row += cap) {
+      int64_t left = last_row(ds, s, r->to) - row;
+      int nex = (int)(left < cap ? left : cap);
       st = read_chunk(ctx, r, c[cur], ds, s, row, nex);
       if (st == AM_STATUS_OK)
         st = am_chunk_submit(ctx, c[cur]);
@@ -166,7 +167,7 @@ typedef struct store_thread {
   int busy, quit;
   am_status st;
   am_ctx_t ctx;
-  run_state_t *r;
+  am_run_state_t *r;
   am_dataset_t *ds;
   const am_run_options_t *opts;
   int64_t done;
@@ -214,20 +215,20 @@ static void store_hand(store_thread_t *t, am_chunk_t *c) {
 
 /* The other backends (the CPU one): chunk k+1 is read (its CRC-32C) and computed on the
  * run's threads while the store thread writes chunk k. */
-static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
-                             const am_run_options_t *opts) {
+am_status am_run_state_analyze(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
+                               const am_run_options_t *opts) {
   /* the long-context form has no submit/wait halves: it runs synchronously */
   if (ctx->backend->pass_submit && ctx->backend->pass_wait && !ds->long_form)
     return analyze_all_async(ctx, r, ds, opts);
   int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0;
   am_chunk_t *c[2] = {&r->chunk, &r->chunk2};
   am_status st = am_chunk_alloc(ctx, c[0], &r->lay, cap, ds->Tmax);
-  int64_t need = ds->N - r->partial.done; /* one chunk: no second buffer, no thread */
+  int64_t need = r->to - r->from; /* one chunk: no second buffer, no thread */
   if (st == AM_STATUS_OK && need > cap)
     st = am_chunk_alloc(ctx, c[1], &r->lay, cap, ds->Tmax);
   if (st != AM_STATUS_OK)
     return st;
-  store_thread_t t = {.ctx = *ctx, .r = r, .ds = ds, .opts = opts, .done = r->partial.done};
+  store_thread_t t = {.ctx = *ctx, .r = r, .ds = ds, .opts = opts, .done = r->from};
   t.last = am_now_seconds();
   t.ctx.error[0] = '\0';
   int threaded = need > cap && pthread_mutex_init(&t.mu, NULL) == 0;
@@ -241,11 +242,10 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
     threaded = 0;
   }
   for (int s = 0; s < ds->nshards && st == AM_STATUS_OK; s++)
-    for (int64_t row = r->partial.done > ds->shards[s].first
-                           ? r->partial.done - ds->shards[s].first
-                           : 0;
-         row < ds->shards[s].B && st == AM_STATUS_OK; row += cap) {
-      int nex = (int)(ds->shards[s].B - row < cap ? ds->shards[s].B - row : cap);
+    for (int64_t row = first_row(ds, s, r->from);
+         row < last_row(ds, s, r->to) && st == AM_STATUS_OK; row += cap) {
+      int64_t left = last_row(ds, s, r->to) - row;
+      int nex = (int)(left < cap ? left : cap);
       st = read_chunk(ctx, r, c[cur], ds, s, row, nex);
       if (st == AM_STATUS_OK)
         st = am_chunk_compute(ctx, c[cur], ds);
@@ -271,20 +271,21 @@ static am_status analyze_all(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   return st;
 }
 
-static am_status open_writer(am_ctx_t *ctx, run_state_t *r, const am_dataset_t *ds) {
-  return am_examples_writer_open(ctx, r->partial.dir, &r->lay, ds->model, r->partial.done > 0,
+static am_status open_writer(am_ctx_t *ctx, am_run_state_t *r, const am_dataset_t *ds) {
+  /* a kept folder's rows past done may be a job's parts' (job.c): never truncated */
+  return am_examples_writer_open(ctx, r->partial.dir, &r->lay, ds->model, r->partial.kept,
                                  &r->writer);
 }
 
 /* Bad input or options make a partial folder worthless; after an I/O or device failure
  * (disk full, a killed process) it is kept for --resume. */
-static int partial_worth_keeping(am_status st) {
+int am_run_partial_worth_keeping(am_status st) {
   return st != AM_STATUS_BAD_INPUT && st != AM_STATUS_INVALID_ARGUMENT;
 }
 
-static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
-                        const char *run_dir, const am_run_options_t *opts, double t0,
-                        am_timings_t *times) {
+am_status am_run_state_finish(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
+                              const char *run_dir, const am_run_options_t *opts, double t0,
+                              am_timings_t *times) {
   am_status st = am_st_writer_close(r->writer, 0);
   r->writer = NULL;
   json_t *inputs = NULL, *doc = NULL;
@@ -301,6 +302,8 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   if (st == AM_STATUS_OK) {
     doc = am_summary_build(ctx, ds, &r->lay, &r->agg, inputs, times);
     inputs = NULL;
+    if (doc && r->provenance) /* a job's parts: ranks, hosts, devices */
+      json_object_set(json_object_get(doc, "provenance"), "parts", r->provenance);
     if (doc && (st = am_summary_add_files(ctx, doc, r->partial.dir)) != AM_STATUS_OK) {
       json_decref(doc);
       doc = NULL;
@@ -321,6 +324,15 @@ static am_status finish(am_ctx_t *ctx, run_state_t *r, am_dataset_t *ds,
   return st;
 }
 
+am_status am_run_inputs_unchanged(am_ctx_t *ctx, const am_dataset_t *ds) {
+  for (int s = 0; s < ds->nshards; s++) {
+    am_status changed = am_shard_check_unchanged(ctx, ds, s);
+    if (changed != AM_STATUS_OK)
+      return changed;
+  }
+  return AM_STATUS_OK;
+}
+
 am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
                              const char *run_dir, int *complete) {
   if (complete)
@@ -336,25 +348,18 @@ am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *p
   return st;
 }
 
-am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
-                         const char *run_dir, const am_run_options_t *opts) {
-  am_clear_error(ctx);
-  am_json_take_failures(); /* the documents this run writes count their own failures */
-  double t0 = am_now_seconds();
-  am_timings_t times = {0};
-  run_state_t *r = calloc(1, sizeof *r);
-  int locked = 0;
-  am_status st = r ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-  if (r)
-    r->partial.lock_fd = -1;
-  if (st == AM_STATUS_OK && opts)
-    st = am_options_check(ctx, AM_SCOPE_RUN, opts, NULL, 0);
+am_status am_run_state_begin(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
+                             const am_plan_t *plan, const char *run_dir,
+                             const am_run_options_t *opts, int *finished) {
+  *finished = 0;
+  r->partial.lock_fd = -1;
+  am_status st = opts ? am_options_check(ctx, AM_SCOPE_RUN, opts, NULL, 0) : AM_STATUS_OK;
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, ds, plan, &r->lay);
   int resume = opts ? opts->resume : 0, force = opts ? opts->force : 0, same = -1;
   if (st == AM_STATUS_OK && resume && !force &&
       (same = am_run_matches(&r->lay, ds, run_dir)) == 1) {
-    free(r);
+    *finished = 1;
     return AM_STATUS_OK; /* finished before with these inputs and options: nothing to do */
   }
   if (st == AM_STATUS_OK && same == 0)
@@ -365,46 +370,64 @@ am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
   if (st == AM_STATUS_OK)
     st = am_out_inputs_of(ctx, ds, &r->inputs);
   if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, run_dir, AM_OUT_RUN, opts ? opts->force : 0, &r->inputs);
+    st = am_run_dir_check(ctx, run_dir, AM_OUT_RUN, force, &r->inputs);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &r->agg, &r->lay);
   if (st == AM_STATUS_OK && (r->checksums = opts ? opts->checksums : 1))
     st = am_checksums_init(ctx, &r->sums, ds);
-  if (st == AM_STATUS_OK) {
-    st = am_partial_begin(ctx, run_dir, &r->lay, ds, opts ? opts->resume : 0, &r->partial);
-    locked = r->partial.lock_fd >= 0;
+  if (st == AM_STATUS_OK)
+    st = am_partial_begin(ctx, run_dir, &r->lay, ds, resume, &r->partial);
+  if (st == AM_STATUS_OK)
+    st = open_writer(ctx, r, ds);
+  r->from = r->partial.done;
+  r->to = ds->N;
+  return st;
+}
+
+void am_run_state_free(am_run_state_t *r, am_status st) {
+  am_st_writer_close(r->writer, 1);
+  r->writer = NULL;
+  if (st != AM_STATUS_OK && r->partial.lock_fd >= 0 && !am_run_partial_worth_keeping(st))
+    am_rmtree(r->partial.dir);
+  am_partial_end(&r->partial, 0);
+  am_chunk_free(&r->chunk);
+  am_chunk_free(&r->chunk2);
+  am_agg_free(&r->agg);
+  am_out_inputs_free(&r->inputs);
+  am_checksums_free(&r->sums);
+  json_decref(r->provenance);
+  r->provenance = NULL;
+}
+
+am_status am_run_analyze(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
+                         const char *run_dir, const am_run_options_t *opts) {
+  am_clear_error(ctx);
+  am_json_take_failures(); /* the documents this run writes count their own failures */
+  double t0 = am_now_seconds();
+  am_timings_t times = {0};
+  am_run_state_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+  int finished = 0;
+  am_status st = am_run_state_begin(ctx, r, ds, plan, run_dir, opts, &finished);
+  if (st == AM_STATUS_OK && finished) {
+    free(r);
+    return AM_STATUS_OK;
   }
   if (st == AM_STATUS_OK)
     st = am_partial_replay(ctx, &r->partial, &r->lay, ds, &r->agg);
   if (st == AM_STATUS_OK)
-    st = open_writer(ctx, r, ds);
-  if (st == AM_STATUS_OK)
-    st = analyze_all(ctx, r, ds, opts);
+    st = am_run_state_analyze(ctx, r, ds, opts);
   /* an input cut short or written while it was read explains whatever failed; and a run
    * that read one (its lost pages read as zeros, io/sigbus.c) must not be published */
-  if (r && (st == AM_STATUS_OK || st == AM_STATUS_BAD_INPUT)) {
-    for (int s = 0; s < ds->nshards; s++) {
-      am_status changed = am_shard_check_unchanged(ctx, ds, s);
-      if (changed != AM_STATUS_OK) {
-        st = changed;
-        break;
-      }
-    }
+  if (st == AM_STATUS_OK || st == AM_STATUS_BAD_INPUT) {
+    am_status changed = am_run_inputs_unchanged(ctx, ds);
+    st = changed != AM_STATUS_OK ? changed : st;
   }
   times.analyze_s = am_now_seconds() - t0;
   if (st == AM_STATUS_OK)
-    st = finish(ctx, r, ds, run_dir, opts, t0, &times);
-  if (r) {
-    am_st_writer_close(r->writer, 1);
-    if (st != AM_STATUS_OK && locked && !partial_worth_keeping(st))
-      am_rmtree(r->partial.dir);
-    am_partial_end(&r->partial, 0);
-    am_chunk_free(&r->chunk);
-    am_chunk_free(&r->chunk2);
-    am_agg_free(&r->agg);
-    am_out_inputs_free(&r->inputs);
-    am_checksums_free(&r->sums);
-  }
+    st = am_run_state_finish(ctx, r, ds, run_dir, opts, t0, &times);
+  am_run_state_free(r, st);
   free(r);
   return st;
 }

@@ -29,6 +29,9 @@ if [ "${VALGRIND:-0}" = 1 ]; then
   valgrind --trace-children=yes --max-stackframe=600000000 -q --error-exitcode=9 \
     "$B/test_parity_ops" --verbose=0 -j1 \
     2> >(grep -v 'client switching stacks\|to suppress, use\|further instances\|max-stackframe' >&2)
+  valgrind --trace-children=yes --max-stackframe=600000000 -q --error-exitcode=9 \
+    "$B/test_parity_long" --verbose=0 -j1 \
+    2> >(grep -v 'client switching stacks\|to suppress, use\|further instances\|max-stackframe' >&2)
 fi
 # attnmap analyze --backend cuda:all (two emulated devices) against the reference
 "$B/test_backend_analyze" --verbose=0 -j1
