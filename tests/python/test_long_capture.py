@@ -23,6 +23,9 @@ FAMILIES = ("gpt2", "bert", "vit", "llama", "qwen2", "mistral")
 def make(kind, folder):
     if kind == "gpt2":
         return tiny_models.make_gpt2(folder)
+    if kind == "gpt2-scaled":  # 1/(l+1) per layer, no 1/sqrt(d): folded into the queries
+        return tiny_models.make_gpt2(folder, scale_attn_by_inverse_layer_idx=True,
+                                     scale_attn_weights=False)
     if kind == "bert":
         return tiny_models.make_bert(folder)
     if kind == "vit":
@@ -33,7 +36,7 @@ def make(kind, folder):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("long_models")
-    return {k: make(k, str(root / k)) for k in FAMILIES}
+    return {k: make(k, str(root / k)) for k in FAMILIES + ("gpt2-scaled",)}
 
 
 def reference_mask(att, mask, T):
@@ -54,8 +57,8 @@ def reference_mask(att, mask, T):
 def inputs(kind, model):
     """A batch of the model's inputs: texts of different lengths (right padding, and left
     padding for the decoders, whose positions and masks count the padded positions)."""
+    torch.manual_seed(1)
     if kind == "vit":
-        torch.manual_seed(1)
         return {"pixel_values": torch.randn(3, 3, 16, 16)}, None
     ids = torch.randint(2, 20, (3, 7))
     mask = torch.ones(3, 7, dtype=torch.long)
@@ -66,7 +69,7 @@ def inputs(kind, model):
     return {"input_ids": ids, "attention_mask": mask}, mask
 
 
-@pytest.mark.parametrize("kind", FAMILIES)
+@pytest.mark.parametrize("kind", FAMILIES + ("gpt2-scaled",))
 def test_captured_tensors_reproduce_the_eager_attention_and_its_gradients(kind, models):
     task = hf_tasks.detect_task(
         __import__("transformers").AutoConfig.from_pretrained(models[kind]), None)
@@ -88,7 +91,7 @@ def test_captured_tensors_reproduce_the_eager_attention_and_its_gradients(kind, 
         emb.remove()
     att = cap.attention
     L, H, Hkv, d = cap.L, cap.H, cap.Hkv, cap.d
-    assert att["scale"] == pytest.approx(d ** -0.5)
+    assert att["scale"] == pytest.approx(1.0 if kind == "gpt2-scaled" else d ** -0.5)
     assert att["causal"] == (kind not in ("bert", "vit"))
     assert att["sliding_window"] == (3 if kind == "mistral" else None)
     assert (H, Hkv) == ((4, 2) if kind in ("llama", "qwen2", "mistral") else (2, 2))

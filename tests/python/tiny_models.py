@@ -54,7 +54,7 @@ def _spread(model, torch):
                 p.normal_(0.0, 0.3)
 
 
-def make_gpt2(path, layers=2, heads=2, hidden=16, seed=0, positions=64):
+def make_gpt2(path, layers=2, heads=2, hidden=16, seed=0, positions=64, **config):
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -68,7 +68,7 @@ def make_gpt2(path, layers=2, heads=2, hidden=16, seed=0, positions=64):
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=len(vocab), n_embd=hidden, n_layer=layers, n_head=heads,
                      n_positions=positions, bos_token_id=0, eos_token_id=0,
-                     architectures=["GPT2LMHeadModel"])
+                     architectures=["GPT2LMHeadModel"], **config)
     model = GPT2LMHeadModel(cfg)
     _spread(model, torch)
     model.save_pretrained(path)
