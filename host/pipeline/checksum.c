@@ -162,6 +162,13 @@ static int add_gaps(am_checksums_t *cs, size_t n) {
   return 0;
 }
 
+/* pieces is NULL while no chunk has read anything (a run stopped early, a resume with all
+ * rows done): qsort(NULL, 0, ...) is undefined behaviour, and UBSan says so */
+static void sort_pieces(am_checksums_t *cs) {
+  if (cs->npieces > 1)
+    qsort(cs->pieces, cs->npieces, sizeof *cs->pieces, by_file_offset);
+}
+
 am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) {
   double t0 = am_now_seconds();
   for (int k = 0; k < cs->nfiles; k++) {
@@ -169,7 +176,7 @@ am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) 
     if (st != AM_STATUS_OK)
       return st;
   }
-  qsort(cs->pieces, cs->npieces, sizeof *cs->pieces, by_file_offset);
+  sort_pieces(cs);
   size_t n = cs->npieces;
   if (add_gaps(cs, n))
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -180,7 +187,7 @@ am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) 
     if (st != AM_STATUS_OK)
       return st;
   }
-  qsort(cs->pieces, cs->npieces, sizeof *cs->pieces, by_file_offset);
+  sort_pieces(cs);
   for (int k = 0; k < cs->nfiles; k++)
     crc[k] = 0;
   for (size_t i = 0; i < cs->npieces; i++) {
@@ -204,7 +211,7 @@ am_status am_checksums_finish(am_ctx_t *ctx, am_checksums_t *cs, uint32_t *crc) 
 }
 
 json_t *am_checksums_to_json(am_checksums_t *cs) {
-  qsort(cs->pieces, cs->npieces, sizeof *cs->pieces, by_file_offset);
+  sort_pieces(cs);
   json_t *arr = json_array();
   for (size_t i = 0, j; arr && i < cs->npieces; i = j) {
     am_crc_piece_t run = cs->pieces[i];
