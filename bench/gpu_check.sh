@@ -73,17 +73,18 @@ if want sanitize; then
   CS="compute-sanitizer --target-processes all --error-exitcode 3 --print-limit 20"
   P="$BUILD/tests/test_parity"
   O="$BUILD/tests/test_parity_ops"
-  # the long-row cases take most of the time under the tools; their kernels are the same
+  LP="$BUILD/tests/test_parity_long"
+  # the long-context kernels first (the newest code), then the fused pass and the ops; the
+  # long-row cases take most of the time under the tools and their kernels are the same
+  run timeout 900 $CS --tool memcheck --leak-check full "$LP" --verbose=0 -j1
+  run timeout 900 $CS --tool racecheck --racecheck-report all "$LP" --verbose=0 -j1
+  run timeout 900 $CS --tool synccheck "$LP" --verbose=0 -j1
   run timeout 1200 $CS --tool memcheck --leak-check full "$P" --verbose=0 -j1 \
     --filter 'parity/!(long_rows)'
   run timeout 900 $CS --tool memcheck --leak-check full "$O" --verbose=0 -j1
   run timeout 1200 $CS --tool racecheck --racecheck-report all "$P" --verbose=0 -j1 \
     --filter 'parity/!(long_rows|every_row_length_class)'
   run timeout 900 $CS --tool racecheck --racecheck-report all "$O" --verbose=0 -j1
-  LP="$BUILD/tests/test_parity_long"
-  run timeout 900 $CS --tool memcheck --leak-check full "$LP" --verbose=0 -j1
-  run timeout 900 $CS --tool racecheck --racecheck-report all "$LP" --verbose=0 -j1
-  run timeout 900 $CS --tool synccheck "$LP" --verbose=0 -j1
   run timeout 900 $CS --tool synccheck "$P" --verbose=0 -j1 \
     --filter 'parity/+(mixed_masks_every_dtype|discard_and_fusions|all_rows)'
 fi
@@ -176,5 +177,5 @@ for i, t in enumerate(ts):
                  j["fused_examples_per_s"] / p["examples_per_s"]))
 PYEOF
 log "== done: $( [ $FAILED -eq 0 ] && echo 'every step exited 0' || echo 'SOME STEP FAILED' ); log $LOG"
-[ -n "${OUT:-}" ] && [ -d "${OUT:-}" ] && cp "$LOG" "$OUT/"
+[ -n "${OUT:-}" ] && [ -d "${OUT:-}" ] && [ "$(dirname "$LOG")" != "$OUT" ] && cp "$LOG" "$OUT/"
 exit $FAILED

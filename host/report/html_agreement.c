@@ -114,8 +114,9 @@ static int class_pass(am_report_t *r, const char **metrics, int nm, classes_t *c
         float v = am_rr_f32(t, i * P + p);
         if (!nb[p] || !isfinite(v))
           continue;
-        int b = (int)floor((v - lo[p]) / (hi[p] - lo[p]) * nb[p]);
-        b = b < 0 ? 0 : b >= nb[p] ? nb[p] - 1 : b;
+        /* clamped in double: a summary edited to a tiny range gives huge quotients */
+        double x = floor(((double)v - lo[p]) / (hi[p] - lo[p]) * nb[p]);
+        int b = !(x >= 0) ? 0 : x >= nb[p] ? nb[p] - 1 : (int)x;
         hist[(size_t)p * c->bins + b] += 1;
       }
     }
