@@ -139,6 +139,19 @@ if want analyze; then
       --quiet $opts
     run "$PY" bench/compare_runs.py "$DATA/an-$tag-cuda" "$DATA/an-$tag-cpu"
   done
+  log "== attention flow on the GPU against the CPU: by default the CPU reference beside the"
+  log "   GPU (docs/cuda.md), then the device solver (ATTNMAP_CUDA_FLOW=device, unverified)"
+  synth "$DATA/flowset" --examples 24 --layers 4 --heads 4 --tokens 48 --min-tokens 5 \
+    --pad mixed --dtype F16 --embed-dim 0 --shards 1
+  rm -rf "$DATA/fl-cpu" "$DATA/fl-cuda" "$DATA/fl-device"
+  run "$BUILD/attnmap" analyze "$DATA/flowset" -o "$DATA/fl-cpu" --backend cpu --quiet \
+    --methods flow,rollout
+  run "$BUILD/attnmap" analyze "$DATA/flowset" -o "$DATA/fl-cuda" --backend cuda --quiet \
+    --methods flow,rollout
+  run "$PY" bench/compare_runs.py "$DATA/fl-cuda" "$DATA/fl-cpu"
+  run env ATTNMAP_CUDA_FLOW=device timeout 120 "$BUILD/attnmap" analyze "$DATA/flowset" \
+    -o "$DATA/fl-device" --backend cuda --quiet --methods flow,rollout &&
+    run "$PY" bench/compare_runs.py "$DATA/fl-device" "$DATA/fl-cpu"
   log "== attnmap analyze end to end from the page cache (T=128 set), GPU"
   if [ -d "$DATA/t128" ]; then
     cat "$DATA"/t128/*.safetensors > /dev/null
@@ -151,8 +164,9 @@ print('analyze_s %.3f  total_s %.3f  file GB/s over analyze_s %.2f' % (t['analyz
 fi
 
 log "== targets (issue 3)"
+# lines of this script's steps only: the indented lines are earlier calls' summaries
 summary=$(grep -E '^(device:|limits:|check:|check at|fused pass|all-rows|end to end|analyze_s|small |8b )' "$LOG"
-  grep -E 'VERDICT|Synthesis|ERROR SUMMARY|RACECHECK SUMMARY|exit [1-9]' "$LOG")
+  grep -E '^(VERDICT|\[====\] Synthesis|=+ (ERROR|RACECHECK|LEAK) SUMMARY|\(exit [1-9]|\[FAIL\]|== gpu_lease)' "$LOG")
 log "$(echo "$summary" | sed 's/^/  /')"
 "$PY" - "$LOG" <<'PYEOF' 2>&1 | tee -a "$LOG"
 import json, sys

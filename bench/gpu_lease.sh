@@ -45,6 +45,7 @@ pack() {
     grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s|ld-linux)[.-]|libcublas|/usr/local/' |
     while read -r l; do cp -L "$l" "$st/deplibs/"; done
   cp -L "$(ldd build-gpu/libattnmap-cuda.so | awk '/libcudart/ {print $3}')" "$st/deplibs/"
+  echo "$(git rev-parse HEAD)$(git diff --quiet || echo ' + uncommitted changes')" >"$st/PACKED_FROM"
   tar -C "$st" -cf - . | xz -T"$(nproc)" -6 >"$PACK"
   rm -rf "$st"
   echo "packed $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes): $PACK, $(du -h "$PACK" | cut -f1)"
@@ -70,6 +71,7 @@ run_there() {
   export LOG=${LOG:-bench/results/gpu-check-$(date -u +%Y%m%dT%H%M%SZ).log}
   export N128=${N128:-128} N512=${N512:-8} DATA=${DATA:-/tmp/attnmap-gpu}
   {
+    echo "== gpu_lease: binaries built from commit $(cat "$un/PACKED_FROM" 2>/dev/null || echo unknown) (the commit line below is this machine's copy of the git metadata)"
     echo "== gpu_lease: build packed elsewhere, unpacked in $((SECONDS - start)) s; libraries carried: $(ls "$un/deplibs" | tr '\n' ' ')"
     echo "cuBLAS from $cub"
     ldd build-gpu/libattnmap-cuda.so build-gpu/tests/test_parity | grep 'not found' || echo "ldd: every library found"

@@ -1,9 +1,16 @@
-/* flow_op.cu — the CUDA backend's attention flow op (ops/backend.h `flow`): the examples
- * go to cuda/flow.cu's solver (am_cuda_flow) on the first device, in groups of one shape
- * whose attention blocks fit 1 GiB: host inputs are copied block by block as they are
- * ([H,T,T] per layer, padded, any alignment), device pointers are passed as they are.
- * Built with the emulator of tests/cuda_emu (AM_CUDA_EMU), which cannot run flow.cu's
- * launches, the op runs the CPU reference (am_cpu_flow) on threads of its own instead. */
+/* flow_op.cu — the CUDA backend's attention flow op (ops/backend.h `flow`).
+ *
+ * The device solver (cuda/flow.cu, am_cuda_flow) crashed its own test on the first GPU run
+ * (H200, 2026-12-04, bench/results/gpu-h200-2026-12-04): until a GPU run passes
+ * tests/test_flow_cuda.c, this op runs it only when ATTNMAP_CUDA_FLOW=device asks for it,
+ * and otherwise returns AM_STATUS_UNSUPPORTED, so that the pipeline runs the CPU reference
+ * beside the device (ctx->reference, host/pipeline/chunk.c; docs/cuda.md). The emulator of
+ * tests/cuda_emu (AM_CUDA_EMU) cannot run flow.cu's launches and always leaves flow to the
+ * reference. With ATTNMAP_CUDA_FLOW=device the examples go to am_cuda_flow on the first
+ * device, in groups of one shape whose attention blocks fit 1 GiB: host inputs are copied
+ * block by block as they are ([H,T,T] per layer, padded, any alignment), device pointers
+ * are passed as they are. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
@@ -84,10 +91,22 @@ done:
   return st;
 }
 
+static int device_flow_asked(void) {
+  const char *v = getenv("ATTNMAP_CUDA_FLOW");
+  return v && strcmp(v, "device") == 0;
+}
+
 am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
                      const am_pass_options_t *opt, float *const *out) {
   am_cu_state_t *s = (am_cu_state_t *)state;
   am_status st = AM_STATUS_OK;
+  if (!device_flow_asked())
+    return am_fail(s->ctx, AM_STATUS_UNSUPPORTED,
+                   "attention flow runs on the CPU beside the GPU until the device solver "
+                   "passes its GPU test (docs/cuda.md)%s",
+                   opt->device_pointers ? ": give host tensors, or set ATTNMAP_CUDA_FLOW=device "
+                                          "to run the unverified device solver"
+                                        : "");
   pthread_mutex_lock(&s->aux.mu);
   for (int e0 = 0; e0 < nex && st == AM_STATUS_OK;) {
     const size_t block =
@@ -103,45 +122,15 @@ am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
   return st == AM_STATUS_OK ? st : am_fail(s->ctx, st, "%s", am_cuda_error());
 }
 
-#else /* AM_CUDA_EMU: the CPU reference on the copy threads */
-
-/* The one place cuda/ reaches into cpu/, and only in the emulator's build, which links the
- * whole library into one program (docs/architecture.md calls it deliberate). */
-extern "C" {
-#include "cpu/flow.h"
-}
-
-typedef struct flow_task {
-  const am_example_t *ex;
-  const am_pass_options_t *opt;
-  float *const *out;
-  std::atomic<int> status;
-} flow_task_t;
-
-static void flow_job(void *arg, int e) {
-  flow_task_t *t = (flow_task_t *)arg;
-  am_cpu_scratch_t scratch = {NULL, 0, NULL};
-  const am_status st = am_cpu_flow(&t->ex[e], t->opt, t->out[e], &scratch);
-  am_cpu_scratch_free(&scratch);
-  if (st != AM_STATUS_OK)
-    t->status.store((int)st);
-}
+#else /* AM_CUDA_EMU: flow.cu's launches cannot run here; the CPU reference does it */
 
 am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
                      const am_pass_options_t *opt, float *const *out) {
+  (void)ex, (void)nex, (void)out;
   am_cu_state_t *s = (am_cu_state_t *)state;
-  flow_task_t t;
-  t.ex = ex;
-  t.opt = opt;
-  t.out = out;
-  t.status.store((int)AM_STATUS_OK);
-  /* its own threads: the devices' copy threads may be staging the next chunk meanwhile */
-  am_cu_pool_t *pool = am_cu_pool_create(s->ctx->threads);
-  if (!pool)
-    return AM_STATUS_OUT_OF_MEMORY;
-  am_cu_pool_run(pool, flow_job, &t, nex);
-  am_cu_pool_destroy(pool);
-  return (am_status)t.status.load();
+  return am_fail(s->ctx, AM_STATUS_UNSUPPORTED,
+                 "attention flow: the emulator leaves it to the CPU reference%s",
+                 opt->device_pointers ? " (device tensors: give host tensors)" : "");
 }
 
 #endif

@@ -8,7 +8,10 @@
  * runs on a GPU, or on two emulated devices in the CUDA emulator's build (tests/cuda_emu,
  * part of scripts/test.sh); a backend that cannot run here reports a skip. The same for a
  * long-context dataset (queries/keys/values/attention_output_grads: GQA, causal sliding
- * window, soft-cap, F16, padding on either side; tests/support/long_dataset.c). */
+ * window, soft-cap, F16, padding on either side; tests/support/long_dataset.c). And
+ * attention flow, which a device backend may leave to the CPU reference beside it
+ * (ctx->reference; the CUDA backend does until its solver passes a GPU run, docs/cuda.md):
+ * the run must equal the reference's all the same. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,24 +27,28 @@
 #define DATA ATTNMAP_SOURCE_DIR "/examples/data/minilm-sentiment"
 
 static void analyze_cli(const char *data, const char *backend, const char *out,
-                        const char *rows) {
+                        const char *opt, const char *value) {
   cli_result_t r;
   cli_options_t o = {.timeout_s = 600};
   cr_assert_eq(cli_run(&r, &o, "analyze", data, "-o", out, "--backend", backend, "--quiet",
-                       "--threads", "2", rows, NULL),
+                       "--threads", "2", opt, value, NULL),
                0);
   cr_assert_eq(r.exit_code, 0, "analyze --backend %s: %s", backend, r.err);
   cli_result_free(&r);
 }
 
-/* What `attnmap analyze data -o out [--all-rows]` does, on the reference context. */
-static void analyze_reference(const char *data, const char *out, int all_rows) {
+/* What `attnmap analyze data -o out [--all-rows] [--methods ...]` does, on the reference
+ * context (methods 0: the default). */
+static void analyze_reference(const char *data, const char *out, int all_rows,
+                              unsigned methods) {
   am_ctx_t *ref = par_reference();
   cr_assert_not_null(ref);
   am_settings_t set;
   am_settings_init(&set);
   set.plan.target_recorded = 1; /* as host/cli/cmd_analyze.c */
   set.plan.all_rows = all_rows;
+  if (methods)
+    set.plan.methods = methods;
   const char *paths[] = {data};
   am_dataset_t *ds = NULL;
   am_status st = am_dataset_open(ref, paths, 1, &ds);
@@ -58,8 +65,8 @@ PAR_TEST(backend_analyze, against_the_reference) {
   if (!be->cli_spec)
     cr_skip_test("%s: no --backend spec", be->name);
   scratch_setup("backend-analyze");
-  analyze_reference(DATA, tmp_path("ref"), 1);
-  analyze_cli(DATA, be->cli_spec, tmp_path("got"), "--all-rows");
+  analyze_reference(DATA, tmp_path("ref"), 1, 0);
+  analyze_cli(DATA, be->cli_spec, tmp_path("got"), "--all-rows", NULL);
   cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
                "%s: the run of --backend %s differs from the reference's (stderr says "
                "where)",
@@ -86,10 +93,32 @@ PAR_TEST(backend_analyze, long_form_against_the_reference) {
   char data[512];
   snprintf(data, sizeof data, "%s", tmp_path("long.safetensors"));
   cr_assert_eq(lcd_write(&c, 4, 1, data, NULL), 0);
-  analyze_reference(data, tmp_path("ref"), 0);
-  analyze_cli(data, be->cli_spec, tmp_path("got"), NULL); /* NULL ends the args */
+  analyze_reference(data, tmp_path("ref"), 0, 0);
+  analyze_cli(data, be->cli_spec, tmp_path("got"), NULL, NULL); /* NULL ends the args */
   cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
                "%s: the long-context run of --backend %s differs from the reference's",
+               be->name, be->cli_spec);
+  dsb_rmtree(tmp_path("ref"));
+  dsb_rmtree(tmp_path("got"));
+  scratch_teardown();
+}
+
+PAR_TEST(backend_analyze, flow_against_the_reference) {
+  setenv("AM_EMU_DEVICES", "2", 0);
+  am_ctx_destroy(par_backend_open(be, PAR_PLAIN));
+  if (!be->cli_spec)
+    cr_skip_test("%s: no --backend spec", be->name);
+  scratch_setup("backend-analyze-flow");
+  const int lengths[5] = {0, 1, 23, 40, 17}; /* a fully masked example, one token */
+  dsb_spec_t spec = {.L = 3, .H = 2, .B = 5, .T = 40, .dtype = AM_DTYPE_F16,
+                     .lengths = lengths, .left_pad = 1, .seed = 17};
+  char data[512];
+  snprintf(data, sizeof data, "%s", tmp_path("flow.safetensors"));
+  cr_assert_eq(dsb_make(&spec, data), 0);
+  analyze_reference(data, tmp_path("ref"), 0, AM_METHOD_FLOW | AM_METHOD_ROLLOUT);
+  analyze_cli(data, be->cli_spec, tmp_path("got"), "--methods", "flow,rollout");
+  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+               "%s: the attention flow of --backend %s differs from the reference's",
                be->name, be->cli_spec);
   dsb_rmtree(tmp_path("ref"));
   dsb_rmtree(tmp_path("got"));

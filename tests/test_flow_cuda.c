@@ -9,9 +9,12 @@
  * Skips (visibly) without a CUDA device or in a build without CUDA. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attnmap.h"
 
@@ -22,7 +25,30 @@
 #include "core/half.h"
 #include "cpu/flow.h"
 
+/* The first GPU run (H200, 2026-12-04) saw this suite's parity test die of a signal with
+ * no assertion failed and no message: each step now says where it is on stderr, and the
+ * signal's number is printed, so that the next GPU log shows where it happens. */
+static const char *volatile step = "start";
+static volatile int step_case = -1;
+
+static void say_where(int sig) {
+  char line[160];
+  int n = snprintf(line, sizeof line, "test_flow_cuda: signal %d in case %d at step: %s\n", sig,
+                   step_case, step);
+  if (n > 0)
+    (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+#define STEP(k, what) (step_case = (k), step = (what))
+
 static void require_device(void) {
+  signal(SIGSEGV, say_where);
+  signal(SIGBUS, say_where);
+  signal(SIGFPE, say_where);
+  signal(SIGABRT, say_where);
+  signal(SIGILL, say_where);
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
     cr_skip_test("no CUDA device");
@@ -94,6 +120,7 @@ static void run_case(const pcase_t *c, int k) {
             put(host, c->dtype, row + start + j, (float)(w[j] / sum));
         }
   }
+  STEP(k, "device allocations");
   void *d_att = NULL, *d_idx = NULL, *d_ptrs = NULL, *d_out = NULL;
   const void **ptrs = malloc((size_t)nex * L * sizeof *ptrs);
   size_t out_count = (size_t)nex * T;
@@ -105,6 +132,7 @@ static void run_case(const pcase_t *c, int k) {
   for (int e = 0; e < nex; e++)
     for (int l = 0; l < L; l++)
       ptrs[e * L + l] = (unsigned char *)d_att + ((size_t)e * L + l) * block * es;
+  STEP(k, "copies to the device");
   cudaMemcpy(d_att, host, bytes, cudaMemcpyHostToDevice);
   cudaMemcpy(d_idx, idx, (size_t)nex * T * sizeof *idx, cudaMemcpyHostToDevice);
   cudaMemcpy(d_ptrs, ptrs, (size_t)nex * L * sizeof *ptrs, cudaMemcpyHostToDevice);
@@ -126,10 +154,12 @@ static void run_case(const pcase_t *c, int k) {
       dst[q] = -7.0f; /* guard: positions past n stay -7 */
     cudaMemcpy(d_out, dst, out_count * sizeof *dst, cudaMemcpyHostToDevice);
     char err[256] = "";
+    STEP(k, run ? "am_cuda_flow, second run" : "am_cuda_flow");
     cr_assert_eq(am_cuda_flow(&b, 0, err, sizeof err), AM_STATUS_OK, "case %d: %s", k, err);
     cudaMemcpy(dst, d_out, out_count * sizeof *dst, cudaMemcpyDeviceToHost);
   }
   cr_expect(!memcmp(got, again, out_count * sizeof *got), "case %d: two runs differ", k);
+  STEP(k, "the CPU reference");
   am_cpu_scratch_t scratch = {0};
   for (int e = 0; e < nex; e++) {
     const void *att[16];
@@ -159,6 +189,7 @@ static void run_case(const pcase_t *c, int k) {
     }
   }
   am_cpu_scratch_free(&scratch);
+  STEP(k, "frees");
   cudaFree(d_att);
   cudaFree(d_idx);
   cudaFree(d_ptrs);

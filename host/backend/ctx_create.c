@@ -39,7 +39,6 @@ am_status am_ctx_create(const am_ctx_options_t *opts, am_ctx_t **out, char *errb
 void am_ctx_destroy(am_ctx_t *ctx) {
   if (!ctx)
     return;
-  if (ctx->backend && ctx->backend->destroy)
-    ctx->backend->destroy(ctx->backend_state);
+  am_backend_stop(ctx);
   free(ctx);
 }

@@ -8,11 +8,37 @@
 #include "backend/module.h"
 #include "core/ctx.h"
 
-static am_status backend_start(am_ctx_t *ctx, const am_backend_t *b, const char *spec) {
+/* A device backend gets the CPU reference beside it, made first so that the device's
+ * create names the device (ctx->device_name). */
+static am_status reference_start(am_ctx_t *ctx, const am_backend_t *b) {
+  if (b == &am_backend_cpu || ctx->reference)
+    return AM_STATUS_OK;
   void *state = NULL;
-  am_status st = b->create(ctx, spec, &state);
+  am_status st = am_backend_cpu.create(ctx, "cpu", &state);
   if (st != AM_STATUS_OK)
     return st;
+  ctx->reference = &am_backend_cpu;
+  ctx->reference_state = state;
+  return AM_STATUS_OK;
+}
+
+static void reference_stop(am_ctx_t *ctx) {
+  if (ctx->reference && ctx->reference->destroy)
+    ctx->reference->destroy(ctx->reference_state);
+  ctx->reference = NULL;
+  ctx->reference_state = NULL;
+}
+
+static am_status backend_start(am_ctx_t *ctx, const am_backend_t *b, const char *spec) {
+  void *state = NULL;
+  am_status st = reference_start(ctx, b);
+  if (st != AM_STATUS_OK)
+    return st;
+  st = b->create(ctx, spec, &state);
+  if (st != AM_STATUS_OK) {
+    reference_stop(ctx);
+    return st;
+  }
   ctx->backend = b;
   ctx->backend_state = state;
   snprintf(ctx->backend_name, sizeof ctx->backend_name, "%s", b->name);
@@ -39,6 +65,14 @@ static const am_backend_t *cuda_table(am_ctx_t *ctx, const char *spec) {
           spec);
   return NULL;
 #endif
+}
+
+void am_backend_stop(am_ctx_t *ctx) {
+  if (ctx->backend && ctx->backend->destroy)
+    ctx->backend->destroy(ctx->backend_state);
+  ctx->backend = NULL;
+  ctx->backend_state = NULL;
+  reference_stop(ctx);
 }
 
 am_status am_backend_select(am_ctx_t *ctx, const char *spec) {

@@ -14,4 +14,7 @@ extern const am_backend_t am_backend_cuda; /* cuda/backend_cuda.cu, linked in (e
 /* Chooses and creates the backend named by spec ("cpu", "cuda[:N|:all]", "auto"). */
 am_status am_backend_select(am_ctx_t *ctx, const char *spec);
 
+/* Destroys the context's backend state and its CPU reference's, if any. */
+void am_backend_stop(am_ctx_t *ctx);
+
 #endif

@@ -15,6 +15,11 @@ struct am_ctx {
   char device_name[128];
   const struct am_backend *backend;
   void *backend_state;
+  /* The CPU reference beside a device backend, for the ops that backend leaves to it
+   * (returns AM_STATUS_UNSUPPORTED for): attention flow on CUDA (docs/cuda.md). NULL with
+   * the CPU backend. */
+  const struct am_backend *reference;
+  void *reference_state;
 };
 
 /* Records a one-line message on ctx (may be NULL) and returns status, so that a failure

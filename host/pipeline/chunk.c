@@ -1,6 +1,7 @@
 /* chunk.c — loads a chunk of examples (views into the mapped shard, no copies) and runs
  * every requested analysis on it: the backend's fused pass, saliency and agreement. */
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,12 +395,18 @@ static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds
     for (int e = 0; e < c->nex; e++)
       out[e] = am_chunk_map(c, flow, e);
     st = ctx->backend->flow(ctx->backend_state, c->ex, c->nex, &c->lay->pass, out);
+    if (st == AM_STATUS_UNSUPPORTED && ctx->reference && !c->lay->pass.device_pointers) {
+      am_clear_error(ctx); /* the device leaves flow to the CPU reference (docs/cuda.md) */
+      st = ctx->reference->flow(ctx->reference_state, c->ex, c->nex, &c->lay->pass, out);
+    }
     free(out);
-    if (st != AM_STATUS_OK)
+    if (st != AM_STATUS_OK) {
+      char why[512];
+      snprintf(why, sizeof why, "%s", am_last_error(ctx));
       return am_fail(ctx, st == AM_STATUS_UNSUPPORTED ? AM_STATUS_INVALID_ARGUMENT : st,
                      "%s: attention flow failed: %s", c->sh->path,
-                     st == AM_STATUS_UNSUPPORTED ? "not implemented yet"
-                                                 : am_status_str(st));
+                     *why ? why : am_status_str(st));
+    }
   }
   st = compute_saliency(ctx, c, ds);
   if (st == AM_STATUS_OK)
