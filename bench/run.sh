@@ -218,6 +218,16 @@ if [ $E2E = 1 ]; then
     e2e "$case"
   done
   peer bert128-64 all $PY torch_batched "$OUT/runs/bert128-64/e2e" --repeats 3
+  # where the CPU time of the 256-example run goes (bench/e2e_profile.sh; needs perf)
+  for opts in "" "--no-checksum"; do
+    log "@@ profile: bench/e2e_profile.sh bert128-f16 --threads $THREADS $opts"
+    if command -v perf >/dev/null; then
+      AM="$AM" OUT="$OUT/runs/profile" bash bench/e2e_profile.sh "$DATA/bert128-f16" \
+        --threads "$THREADS" $opts 2>&1 | tee -a "$LOG"
+    else
+      log "perf is not installed: no profile"
+    fi
+  done
   log "@@ load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   $PY bench/tables.py e2e "$LOG" | tee "$OUT/e2e.md"
   exit 0

@@ -21,10 +21,10 @@ int am_cli_report(int argc, char **argv);
 void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *buf,
                         size_t len);
 
-/* Executes the command again with OMP_WAIT_POLICY=passive unless the user set a policy
- * (omp_policy.c: spinning workers take the cores from the store thread); returns when
- * it does not. */
-void am_cli_omp_passive(char **argv);
+/* Executes the command again with OMP_WAIT_POLICY=passive and OPENBLAS_NUM_THREADS=1
+ * where the user set neither (thread_env.c: spinning idle threads take the cores from the
+ * run's); returns when it does not. */
+void am_cli_idle_threads_sleep(char **argv);
 
 /* Prints "attnmap: MESSAGE" and returns the exit code for status. */
 int am_cli_fail(am_ctx_t *ctx, am_status status);

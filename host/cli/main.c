@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
       return AM_EXIT_OK;
     }
   if (strcmp(cmd, "analyze") == 0) {
-    am_cli_omp_passive(argv);
+    am_cli_idle_threads_sleep(argv);
     return am_cli_analyze(argc - 1, argv + 1);
   }
   if (strcmp(cmd, "inspect") == 0)
