@@ -104,9 +104,10 @@ am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
     return am_fail(s->ctx, AM_STATUS_UNSUPPORTED,
                    "attention flow runs on the CPU beside the GPU until the device solver "
                    "passes its GPU test (docs/cuda.md)%s",
-                   opt->device_pointers ? ": give host tensors, or set ATTNMAP_CUDA_FLOW=device "
-                                          "to run the unverified device solver"
-                                        : "");
+                   opt->device_pointers
+                       ? ": give host tensors, or set ATTNMAP_CUDA_FLOW=device "
+                         "to run the unverified device solver"
+                       : "");
   pthread_mutex_lock(&s->aux.mu);
   for (int e0 = 0; e0 < nex && st == AM_STATUS_OK;) {
     const size_t block =

@@ -110,8 +110,14 @@ PAR_TEST(backend_analyze, flow_against_the_reference) {
     cr_skip_test("%s: no --backend spec", be->name);
   scratch_setup("backend-analyze-flow");
   const int lengths[5] = {0, 1, 23, 40, 17}; /* a fully masked example, one token */
-  dsb_spec_t spec = {.L = 3, .H = 2, .B = 5, .T = 40, .dtype = AM_DTYPE_F16,
-                     .lengths = lengths, .left_pad = 1, .seed = 17};
+  dsb_spec_t spec = {.L = 3,
+                     .H = 2,
+                     .B = 5,
+                     .T = 40,
+                     .dtype = AM_DTYPE_F16,
+                     .lengths = lengths,
+                     .left_pad = 1,
+                     .seed = 17};
   char data[512];
   snprintf(data, sizeof data, "%s", tmp_path("flow.safetensors"));
   cr_assert_eq(dsb_make(&spec, data), 0);

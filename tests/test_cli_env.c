@@ -1,7 +1,7 @@
 /* test_cli_env.c — the environment `attnmap analyze` gives itself (host/cli/thread_env.c):
  * libgomp's idle workers sleep (OMP_WAIT_POLICY=passive, libgomp's spin count 0) and
- * OpenBLAS starts no spinning server threads (OPENBLAS_NUM_THREADS=1) unless the user chose,
- * which is then kept as given. libgomp describes the settings it read when
+ * OpenBLAS starts no spinning server threads (OPENBLAS_NUM_THREADS=1) unless the user
+ * chose, which is then kept as given. libgomp describes the settings it read when
  * OMP_DISPLAY_ENV=verbose, once per process start, on stderr: the count of those
  * descriptions is the count of starts. */
 #include <criterion/criterion.h>
@@ -78,7 +78,8 @@ Test(cli_env, a_policy_the_user_set_is_kept) {
  * loaded: with the OpenMP policy chosen by the user, analyze starts again only when none of
  * those is set (to set OPENBLAS_NUM_THREADS=1), and keeps any of them as given. */
 Test(cli_env, openblas_threads_start_only_when_the_user_set_none) {
-  const char *vars[4] = {NULL, "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"};
+  const char *vars[4] = {NULL, "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                         "OMP_NUM_THREADS"};
   setenv("OMP_WAIT_POLICY", "passive", 1);
   for (int k = 0; k < 4; k++) {
     for (int v = 1; v < 4; v++)

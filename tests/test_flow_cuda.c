@@ -10,8 +10,8 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,8 +33,8 @@ static volatile int step_case = -1;
 
 static void say_where(int sig) {
   char line[160];
-  int n = snprintf(line, sizeof line, "test_flow_cuda: signal %d in case %d at step: %s\n", sig,
-                   step_case, step);
+  int n = snprintf(line, sizeof line, "test_flow_cuda: signal %d in case %d at step: %s\n",
+                   sig, step_case, step);
   if (n > 0)
     (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
   signal(sig, SIG_DFL);

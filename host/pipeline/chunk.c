@@ -1,8 +1,8 @@
 /* chunk.c — loads a chunk of examples (views into the mapped shard, no copies) and runs
  * every requested analysis on it: the backend's fused pass, saliency and agreement. */
 #include <math.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
