@@ -23,7 +23,9 @@
  * measurement backs yet (no GPU was at hand when this was written; see
  * docs/analyses.md). The results do not depend on them: every float is computed by one
  * thread in a fixed order, and no float atomics are used. */
+#ifndef AM_CUDA_EMU /* the emulator includes its own stand-ins first */
 #include <cuda_runtime.h>
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,15 @@ static am_status device_error(char *err, size_t errlen, const char *what, cudaEr
   return e == cudaErrorMemoryAllocation ? AM_STATUS_OUT_OF_MEMORY : AM_STATUS_DEVICE;
 }
 
+/* The emulator of tests/cuda_emu runs the same kernels through its launcher. */
+#ifdef AM_CUDA_EMU
+#define FLOW_LAUNCH(kernel, grid, block, stream, ...)                                      \
+  am_emu_launch(#kernel, kernel, grid, block, 0, stream, __VA_ARGS__)
+#else
+#define FLOW_LAUNCH(kernel, grid, block, stream, ...)                                      \
+  kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
+#endif
+
 #define CK(call)                                                                           \
   do {                                                                                     \
     cudaError_t e_ = (call);                                                               \
@@ -147,11 +158,13 @@ static int plan(const am_cuda_flow_batch_t *b, ex_meta_t *meta, flow_task_t *tas
   for (int e = 0; e < b->nex; e++) {
     int n = b->n[e], mean = b->target[e] == AM_ROW_MEAN_;
     int nsrc = n == 0 ? 0 : mean ? n : 1;
-    meta[e].n = n;
-    meta[e].nsrc = nsrc;
-    meta[e].cap_off = cap;
-    meta[e].raw_off = raw;
-    meta[e].sum_off = sum;
+    if (meta) { /* NULL: the first call only counts (it crashed on the first GPU run) */
+      meta[e].n = n;
+      meta[e].nsrc = nsrc;
+      meta[e].cap_off = cap;
+      meta[e].raw_off = raw;
+      meta[e].sum_off = sum;
+    }
     cap += 2LL * b->L * n * n;
     raw += (long long)nsrc * n;
     sum += nsrc;
@@ -238,14 +251,16 @@ extern "C" am_status am_cuda_flow(const am_cuda_flow_batch_t *b, cudaStream_t st
                      stream));
   {
     dim3 caps_grid((unsigned)b->L, (unsigned)(b->nex < 65535 ? b->nex : 65535));
-    caps_kernel<<<caps_grid, FLOW_THREADS, 0, stream>>>(b->att, b->idx, d_meta, b->nex,
-                                                        b->L, b->H, b->T, (int)b->dtype,
-                                                        (int)b->fusion, b->discard, d_cap);
+    FLOW_LAUNCH(caps_kernel, caps_grid, dim3(FLOW_THREADS), stream, b->att, b->idx,
+                (const ex_meta_t *)d_meta, b->nex, b->L, b->H, b->T, (int)b->dtype,
+                (int)b->fusion, b->discard, d_cap);
     CK(cudaGetLastError());
-    solve_kernel<<<grid, FLOW_THREADS, 0, stream>>>(d_tasks, ntasks, d_meta, b->L, d_cap,
-                                                    d_raw, d_ws, ws_bytes);
+    FLOW_LAUNCH(solve_kernel, dim3((unsigned)grid), dim3(FLOW_THREADS), stream,
+                (const flow_task_t *)d_tasks, ntasks, (const ex_meta_t *)d_meta, b->L,
+                (const float *)d_cap, d_raw, d_ws, ws_bytes);
     CK(cudaGetLastError());
-    norm_kernel<<<b->nex, 128, 0, stream>>>(d_meta, b->T, d_raw, d_sums, b->out);
+    FLOW_LAUNCH(norm_kernel, dim3((unsigned)b->nex), dim3(128), stream,
+                (const ex_meta_t *)d_meta, b->T, (const double *)d_raw, d_sums, b->out);
     CK(cudaGetLastError());
   }
   CK(cudaStreamSynchronize(stream));

@@ -13,7 +13,9 @@
 #ifndef AM_CUDA_FLOW_CUH
 #define AM_CUDA_FLOW_CUH
 
+#ifndef AM_CUDA_EMU /* the emulator includes its own stand-ins first */
 #include <cuda_runtime.h>
+#endif
 #include <stddef.h>
 #include <stdint.h>
 

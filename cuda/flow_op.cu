@@ -1,21 +1,20 @@
 /* flow_op.cu — the CUDA backend's attention flow op (ops/backend.h `flow`).
  *
  * The device solver (cuda/flow.cu, am_cuda_flow) crashed its own test on the first GPU run
- * (H200, 2026-12-04, bench/results/gpu-h200-2026-12-04): until a GPU run passes
- * tests/test_flow_cuda.c, this op runs it only when ATTNMAP_CUDA_FLOW=device asks for it,
- * and otherwise returns AM_STATUS_UNSUPPORTED, so that the pipeline runs the CPU reference
- * beside the device (ctx->reference, host/pipeline/chunk.c; docs/cuda.md). The emulator of
- * tests/cuda_emu (AM_CUDA_EMU) cannot run flow.cu's launches and always leaves flow to the
- * reference. With ATTNMAP_CUDA_FLOW=device the examples go to am_cuda_flow on the first
- * device, in groups of one shape whose attention blocks fit 1 GiB: host inputs are copied
- * block by block as they are ([H,T,T] per layer, padded, any alignment), device pointers
- * are passed as they are. */
+ * (H200, 2026-12-04, bench/results/gpu-h200-2026-12-04; a NULL write in its host code,
+ * since fixed and checked on the emulator): until a GPU run passes tests/test_flow_cuda.c,
+ * this op runs it only when ATTNMAP_CUDA_FLOW=device asks for it, and otherwise returns
+ * AM_STATUS_UNSUPPORTED, so that the pipeline runs the CPU reference beside the device
+ * (ctx->reference, host/pipeline/chunk.c; docs/cuda.md); the emulator of tests/cuda_emu
+ * runs both paths the same way. With ATTNMAP_CUDA_FLOW=device the examples go to
+ * am_cuda_flow on the first device, in groups of one shape whose attention blocks fit 1
+ * GiB: host inputs are copied block by block as they are ([H,T,T] per layer, padded, any
+ * alignment), device pointers are passed as they are. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
 
-#ifndef AM_CUDA_EMU
 #include "cuda/flow.cuh"
 
 #define AM_FLOW_BUDGET ((size_t)1 << 30)
@@ -122,16 +121,3 @@ am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
   pthread_mutex_unlock(&s->aux.mu);
   return st == AM_STATUS_OK ? st : am_fail(s->ctx, st, "%s", am_cuda_error());
 }
-
-#else /* AM_CUDA_EMU: flow.cu's launches cannot run here; the CPU reference does it */
-
-am_status am_cu_flow(void *state, const am_example_t *ex, int nex,
-                     const am_pass_options_t *opt, float *const *out) {
-  (void)ex, (void)nex, (void)out;
-  am_cu_state_t *s = (am_cu_state_t *)state;
-  return am_fail(s->ctx, AM_STATUS_UNSUPPORTED,
-                 "attention flow: the emulator leaves it to the CPU reference%s",
-                 opt->device_pointers ? " (device tensors: give host tensors)" : "");
-}
-
-#endif

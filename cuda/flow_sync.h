@@ -34,7 +34,8 @@
  * over the threads, AM_FS_SYNC is the block barrier, AM_FS_ANY a barrier that also says
  * whether any thread's value was nonzero, AM_FS_TID the thread's index. On the host they
  * are one thread's loop. */
-#ifdef __CUDACC__
+#if defined(__CUDACC__) ||                                                                 \
+    defined(AM_CUDA_EMU) /* a GPU's block, or the emulator's fibers */
 #define AM_FS_FN __device__ static inline
 #define AM_FS_HD __host__ __device__ static inline
 #define AM_FS_CAS(p, o, v) atomicCAS((p), (o), (v))

@@ -122,11 +122,17 @@ PAR_TEST(backend_analyze, flow_against_the_reference) {
   snprintf(data, sizeof data, "%s", tmp_path("flow.safetensors"));
   cr_assert_eq(dsb_make(&spec, data), 0);
   analyze_reference(data, tmp_path("ref"), 0, AM_METHOD_FLOW | AM_METHOD_ROLLOUT);
-  analyze_cli(data, be->cli_spec, tmp_path("got"), "--methods", "flow,rollout");
-  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
-               "%s: the attention flow of --backend %s differs from the reference's",
-               be->name, be->cli_spec);
+  /* the CPU reference beside the device (the default), then the device's own solver */
+  for (int device = 0; device < 2; device++) {
+    if (device)
+      setenv("ATTNMAP_CUDA_FLOW", "device", 1);
+    analyze_cli(data, be->cli_spec, tmp_path("got"), "--methods", "flow,rollout");
+    unsetenv("ATTNMAP_CUDA_FLOW");
+    cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+                 "%s: the attention flow of --backend %s%s differs from the reference's",
+                 be->name, be->cli_spec, device ? " with ATTNMAP_CUDA_FLOW=device" : "");
+    dsb_rmtree(tmp_path("got"));
+  }
   dsb_rmtree(tmp_path("ref"));
-  dsb_rmtree(tmp_path("got"));
   scratch_teardown();
 }

@@ -26,8 +26,9 @@
 #include "cpu/flow.h"
 
 /* The first GPU run (H200, 2026-12-04) saw this suite's parity test die of a signal with
- * no assertion failed and no message: each step now says where it is on stderr, and the
- * signal's number is printed, so that the next GPU log shows where it happens. */
+ * no assertion failed and no message (am_cuda_flow's counting call wrote through a NULL
+ * pointer; found on the emulator, fixed): each step says where it is, and a signal's number
+ * is printed, so that a GPU log shows where a crash happens. */
 static const char *volatile step = "start";
 static volatile int step_case = -1;
 

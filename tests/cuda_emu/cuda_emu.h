@@ -105,6 +105,17 @@ static inline unsigned atomicAdd(unsigned *p, unsigned v) {
   *p = old + v;
   return old;
 }
+static inline int atomicAdd(int *p, int v) {
+  int old = *p;
+  *p = old + v;
+  return old;
+}
+static inline int atomicCAS(int *p, int compare, int v) {
+  int old = *p;
+  if (old == compare)
+    *p = v;
+  return old;
+}
 
 /* ---- 16-bit types and warp matrix operations (nvcuda::wmma) ------------------------------
  * __half and __nv_bfloat16 are their bits (the kernels only pass pointers to them). A wmma
@@ -275,6 +286,20 @@ cudaError_t cudaGetLastError(void);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t err);
 cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value);
+typedef enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 } cudaDeviceAttr;
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int dev);
+/* stream-ordered allocation: copies happen at once here, so the plain calls do */
+static inline cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t) {
+  return cudaMalloc(p, bytes);
+}
+static inline cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
+/* blocks run one after another: one resident block per multiprocessor */
+template <typename K>
+static inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, K, int,
+                                                                        size_t) {
+  *n = 1;
+  return cudaSuccess;
+}
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *attr, const void *p);
 
 /* ---- cuBLAS ---------------------------------------------------------------------------

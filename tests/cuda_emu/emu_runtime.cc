@@ -85,6 +85,16 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int dev) {
   prop->major = 9;
   return cudaSuccess;
 }
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int dev) {
+  cudaDeviceProp prop;
+  cudaError_t e = cudaGetDeviceProperties(&prop, dev);
+  if (e != cudaSuccess)
+    return e;
+  if (attr != cudaDevAttrMultiProcessorCount)
+    return fail(cudaErrorInvalidValue);
+  *value = prop.multiProcessorCount;
+  return cudaSuccess;
+}
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
   std::lock_guard<std::mutex> g(mu);
   *total = capacity();
