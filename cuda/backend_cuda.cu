@@ -107,7 +107,7 @@ static void cuda_destroy(void *state);
 
 static am_status cuda_create(am_ctx_t *ctx, const char *spec, void **state) {
   *state = NULL;
-  int count = 0, ids[AM_CU_MAX_DEVICES], n = 0;
+  int count = 0, ids[AM_CU_MAX_DEVICES] = {0}, n = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0)
     return am_fail(ctx, AM_STATUS_NO_DEVICE, "backend %s: no CUDA device (%s)", spec,
@@ -123,6 +123,10 @@ static am_status cuda_create(am_ctx_t *ctx, const char *spec, void **state) {
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->aux.mu, NULL);
   s->aux.dev = ids[0];
+  for (int d = 0; d < n; d++) {
+    pthread_mutex_init(&s->lc[d].mu, NULL);
+    s->lc[d].dev = ids[d];
+  }
   const char *fail = getenv("AM_CUDA_FAIL_ALLOC_ABOVE");
   s->fail_alloc_above = fail ? (size_t)strtoull(fail, NULL, 10) : 0;
   const int threads = ctx->threads / n > 0 ? ctx->threads / n : 1;
@@ -146,11 +150,16 @@ static void cuda_destroy(void *state) {
     return;
   for (int d = 0; d < s->ndev; d++)
     am_cu_dev_stop(&s->dev[d]);
-  if (cudaSetDevice(s->aux.dev) == cudaSuccess) {
-    cudaFree(s->aux.d);
-    cudaFreeHost(s->aux.h);
-    if (s->aux.s)
-      cudaStreamDestroy(s->aux.s);
+  for (int d = -1; d < s->ndev; d++) {
+    am_cu_aux_t *x = d < 0 ? &s->aux : &s->lc[d];
+    if ((x->d || x->h || x->s) && cudaSetDevice(x->dev) == cudaSuccess) {
+      cudaFree(x->d);
+      cudaFreeHost(x->h);
+      if (x->s)
+        cudaStreamDestroy(x->s);
+    }
+    if (d >= 0)
+      pthread_mutex_destroy(&x->mu);
   }
   pthread_mutex_destroy(&s->aux.mu);
   pthread_mutex_destroy(&s->mu);

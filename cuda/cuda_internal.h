@@ -142,6 +142,7 @@ struct am_cu_state {
   pthread_mutex_t mu; /* batches */
   pthread_cond_t cv;
   am_cu_aux_t aux;
+  am_cu_aux_t lc[AM_CU_MAX_DEVICES]; /* the long-context pass's buffers, one per device */
   am_cu_batch_t *queue_head, *queue_tail; /* pass_submit's batches, oldest first */
   size_t fail_alloc_above; /* test hook: device allocations above this fail (0: off) */
 };

@@ -2,19 +2,24 @@
  * docs/cuda.md): examples given as Q, K, V and dO, every analysis but attention flow
  * computed tile by tile on the device, never a T x T matrix.
  *
- * On the first device of the context (its aux stream), one example after another, layers
- * from the top down. Per layer the host stages the valid rows compact into one of two
- * pinned buffers (zero padded to the tile; long.cuh), checking every value finite in the
- * CPU's order (head by head: Q, then its K and V, then dO), while the device works on the
- * previous layer; one copy sends them; long_rows.cu finds each row's log-sum-exp and the
- * row terms of the statistics and importance, long_cols.cu the column products, then the
- * heads are added into the example's row vectors. Faults are answered as the CPU does: the
- * highest layer, then the lowest head (an input value before its scores), then the row.
+ * Examples are dealt to the context's devices in turn (example e to device e mod D, each
+ * device with its own thread, stream and buffers); on each, one example after another,
+ * layers from the top down. An example's numbers do not depend on its device, so
+ * `cuda:all` gives the bits of one GPU, and the first fault is the lowest failing example
+ * whatever the device count (each device stops at its own first). Per layer the host stages
+ * the valid rows compact into one of two pinned buffers (zero padded to the tile;
+ * long.cuh), checking every value finite in the CPU's order (head by head: Q, then its K
+ * and V, then dO), while the device works on the previous layer; one copy sends them;
+ * long_rows.cu finds each row's log-sum-exp and the row terms of the statistics and
+ * importance, long_cols.cu the column products, then the heads are added into the example's
+ * row vectors. Faults are answered as the CPU does: the highest layer, then the lowest head
+ * (an input value before its scores), then the row.
  *
  * Device memory per example: the staged layer ((2H + 2Hkv) np dp e bytes), and
  * 8 (H n (1 + AM_LR_N + 3) + 5 n + L H (AM_LR_N + 1)) bytes of row terms, column products,
  * row vectors, head sums and fault keys. Pinned: twice the staged layer. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,15 +303,59 @@ void write_empty(const am_lc_example_t *ex, unsigned want, am_pass_output_t *out
   }
 }
 
+/* The examples of one device: e = first, first + step, ..., in order; stops at the first
+ * fault (its example in *bad) or error (its message in why). */
+typedef struct lc_share {
+  am_cu_aux_t *x;
+  const am_lc_example_t *ex;
+  const am_pass_options_t *opt;
+  am_pass_output_t *out;
+  int nex, first, step;
+  am_status st;
+  am_fault_t fault;
+  int bad;
+  char why[512];
+} lc_share_t;
+
+void run_share(lc_share_t *w) {
+  am_status st = AM_STATUS_OK;
+  cudaEvent_t ev[2] = {NULL, NULL};
+  am_cu_aux_t *x = w->x;
+  w->bad = -1;
+  pthread_mutex_lock(&x->mu);
+  AM_CHECK(cudaSetDevice(x->dev));
+  AM_CHECK(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming));
+  AM_CHECK(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming));
+  for (int e = w->first; e < w->nex && st == AM_STATUS_OK; e += w->step) {
+    if (w->ex[e].n == 0) {
+      write_empty(&w->ex[e], w->opt->want, &w->out[e]);
+      continue;
+    }
+    st = run_example(x, ev, &w->ex[e], w->opt, &w->out[e], &w->fault);
+    if (st == AM_STATUS_BAD_INPUT)
+      w->bad = e;
+  }
+done:
+  for (int b = 0; b < 2; b++)
+    if (ev[b])
+      cudaEventDestroy(ev[b]);
+  pthread_mutex_unlock(&x->mu);
+  w->st = st;
+  if (st != AM_STATUS_OK && st != AM_STATUS_BAD_INPUT) /* the message is per thread */
+    snprintf(w->why, sizeof w->why, "%s", am_cuda_error());
+}
+
+void *share_thread(void *arg) {
+  run_share((lc_share_t *)arg);
+  return NULL;
+}
+
 } // namespace
 
 am_status am_cu_long_pass(void *state, const am_lc_example_t *ex, int nex,
                           const am_pass_options_t *opt, am_pass_output_t *out,
                           am_fault_t *fault, int *fault_example) {
   am_cu_state_t *s = (am_cu_state_t *)state;
-  am_cu_aux_t *x = &s->aux;
-  am_status st = AM_STATUS_OK;
-  cudaEvent_t ev[2] = {NULL, NULL};
   if (opt && opt->device_pointers) /* the staging reads the rows on the host */
     return am_fail(s->ctx, AM_STATUS_INVALID_ARGUMENT,
                    "cuda: the long-context form (queries/keys/values) from device pointers "
@@ -316,25 +365,40 @@ am_status am_cu_long_pass(void *state, const am_lc_example_t *ex, int nex,
     if (c != AM_STATUS_OK)
       return c;
   }
-  pthread_mutex_lock(&x->mu);
-  AM_CHECK(cudaSetDevice(x->dev));
-  AM_CHECK(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming));
-  AM_CHECK(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming));
-  for (int e = 0; e < nex && st == AM_STATUS_OK; e++) {
-    if (ex[e].n == 0) {
-      write_empty(&ex[e], opt->want, &out[e]);
-      continue;
-    }
-    st = run_example(x, ev, &ex[e], opt, &out[e], fault);
-    if (st == AM_STATUS_BAD_INPUT)
-      *fault_example = e;
+  const int D = s->ndev < nex ? s->ndev : (nex > 0 ? nex : 1);
+  lc_share_t w[AM_CU_MAX_DEVICES];
+  pthread_t tid[AM_CU_MAX_DEVICES];
+  int started[AM_CU_MAX_DEVICES] = {0};
+  for (int d = 0; d < D; d++) {
+    w[d] = lc_share_t{};
+    w[d].x = &s->lc[d];
+    w[d].ex = ex;
+    w[d].opt = opt;
+    w[d].out = out;
+    w[d].nex = nex;
+    w[d].first = d;
+    w[d].step = D;
   }
-done:
-  for (int b = 0; b < 2; b++)
-    if (ev[b])
-      cudaEventDestroy(ev[b]);
-  pthread_mutex_unlock(&x->mu);
-  if (st != AM_STATUS_OK && st != AM_STATUS_BAD_INPUT)
-    return am_fail(s->ctx, st, "long_pass: %s", am_cuda_error());
-  return st;
+  for (int d = 1; d < D; d++) /* device 0's share runs on this thread */
+    started[d] = pthread_create(&tid[d], NULL, share_thread, &w[d]) == 0;
+  for (int d = 1; d < D; d++)
+    if (!started[d])
+      run_share(&w[d]);
+  run_share(&w[0]);
+  for (int d = 1; d < D; d++)
+    if (started[d])
+      pthread_join(tid[d], NULL);
+  /* an error first (device order), else the lowest failing example */
+  int bad = -1;
+  for (int d = 0; d < D; d++) {
+    if (w[d].st != AM_STATUS_OK && w[d].st != AM_STATUS_BAD_INPUT)
+      return am_fail(s->ctx, w[d].st, "long_pass: %s", w[d].why);
+    if (w[d].st == AM_STATUS_BAD_INPUT && (bad < 0 || w[d].bad < w[bad].bad))
+      bad = d;
+  }
+  if (bad < 0)
+    return AM_STATUS_OK;
+  *fault = w[bad].fault;
+  *fault_example = w[bad].bad;
+  return AM_STATUS_BAD_INPUT;
 }

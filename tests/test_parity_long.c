@@ -441,3 +441,66 @@ PAR_TEST(parity_long, the_first_fault_is_the_cpus) {
     }
   }
 }
+
+/* Every device of the context (cuda:all; three on the emulator, tests/cuda_emu/run.sh):
+ * examples are dealt to the devices in turn, and the batch gives the bits of one device;
+ * with faults in examples 3 and 5 of 7 the first fault is example 3's, as the CPU says. */
+PAR_TEST(parity_long, every_device_gives_the_same_bits_and_the_first_fault) {
+  am_ctx_t *all = par_backend_open(be, PAR_ALL_DEVICES);
+  dut = par_backend_open(be, PAR_PLAIN);
+  lc_case_t c = {.L = 2,
+                 .H = 4,
+                 .Hkv = 2,
+                 .T = 70,
+                 .d = 8,
+                 .attn = {0.25, 1, 0, 0},
+                 .dtype = AM_DTYPE_BF16,
+                 .seed = 51};
+  enum { NEX = 7 };
+  lc_data_t x[NEX];
+  am_lc_example_t ex[NEX];
+  outs_t one[NEX], many[NEX], cpu[NEX];
+  am_pass_options_t opt = {.want = WANT_ALL, .fusion = AM_FUSION_MEAN};
+  for (int e = 0; e < NEX; e++) {
+    c.pad_right = e == 4 ? 70 : (e * 11) % 40; /* example 4 is all padding */
+    c.seed = 51 + e;
+    cr_assert_eq(lc_data_make(&x[e], &c), 0);
+    lc_data_example(&x[e], e % 2 ? AM_ROW_MEAN : 0, &ex[e]);
+    outs_make(&one[e], x[e].n, c.L, c.H);
+    outs_make(&many[e], x[e].n, c.L, c.H);
+    outs_make(&cpu[e], x[e].n, c.L, c.H);
+  }
+  am_fault_t f, fc;
+  int bad, badc;
+  cr_assert_eq(long_pass(dut, ex, NEX, &opt, one, &f, &bad), AM_STATUS_OK, "%s",
+               am_last_error(dut));
+  cr_assert_eq(long_pass(all, ex, NEX, &opt, many, &f, &bad), AM_STATUS_OK, "%s",
+               am_last_error(all));
+  for (int e = 0; e < NEX; e++) {
+    size_t floats = 4;
+    for (int k = 0; k < 5; k++)
+      floats += one[e].len[k];
+    cr_expect(memcmp(one[e].buf, many[e].buf, floats * sizeof(float)) == 0,
+              "%s: example %d: one device and %s differ", be->name, e,
+              am_ctx_device_name(all));
+  }
+  /* faults: a NaN in V of example 5, then an infinity in Q of example 3 */
+  ((uint16_t *)x[5].v)[x[5].idx[2] * c.d] = 0x7FC0;     /* BF16 NaN, layer 0, head 0 */
+  ((uint16_t *)x[3].q)[x[3].idx[9] * c.d + 1] = 0x7F80; /* BF16 +inf, layer 0, head 0 */
+  const am_status sc = long_pass(ref, ex, NEX, &opt, cpu, &fc, &badc);
+  const am_status sg = long_pass(all, ex, NEX, &opt, many, &f, &bad);
+  cr_assert_eq(sc, AM_STATUS_BAD_INPUT, "the CPU found no fault");
+  cr_expect(sg == sc && bad == badc && f.kind == fc.kind && f.layer == fc.layer &&
+                f.head == fc.head && f.row == fc.row,
+            "%s: status %d example %d fault %d l%d h%d row %d; cpu status %d example %d "
+            "fault %d l%d h%d row %d",
+            am_ctx_device_name(all), sg, bad, f.kind, f.layer, f.head, f.row, sc, badc,
+            fc.kind, fc.layer, fc.head, fc.row);
+  for (int e = 0; e < NEX; e++) {
+    free(one[e].buf);
+    free(many[e].buf);
+    free(cpu[e].buf);
+    lc_data_free(&x[e]);
+  }
+  am_ctx_destroy(all);
+}

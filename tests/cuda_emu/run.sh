@@ -22,6 +22,8 @@ cmake --build "$B" -j"$(nproc)" >/dev/null
 AM_EMU_DEVICES=3 "$B/test_parity" --verbose=0 -j1 --filter 'parity/every_device_gives_the_same_bits'
 AM_EMU_DEVICES=3 "$B/test_parity_ops" --verbose=0 -j1 \
   --filter 'parity_ops/faults_across_slabs_and_devices'
+AM_EMU_DEVICES=3 "$B/test_parity_long" --verbose=0 -j1 \
+  --filter 'parity_long/every_device_gives_the_same_bits_and_the_first_fault'
 if [ "${VALGRIND:-0}" = 1 ]; then
   valgrind --trace-children=yes --max-stackframe=600000000 -q --error-exitcode=9 \
     "$B/test_parity" --verbose=0 -j1 --filter 'parity/!(long_rows|every_row_length_class)' \
