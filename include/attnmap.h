@@ -336,6 +336,13 @@ AM_API am_status am_run_is_complete(am_ctx_t *ctx, am_dataset_t *ds, const am_pl
 AM_API am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                               const char *out_dir, const am_run_options_t *opts);
 
+/* Scores the faithfulness of run_dir's maps (docs/faithfulness.md) from probs, the target
+ * probabilities attnmap-faithfulness wrote for that run, and writes out_dir: run_dir's files,
+ * faithfulness.safetensors (per-example scores) and summary.json with a `faithfulness`
+ * section; atomically, never modifying run_dir. opts may be NULL (only force is read). */
+AM_API am_status am_run_faithfulness(am_ctx_t *ctx, const char *run_dir, const char *probs,
+                                     const char *out_dir, const am_run_options_t *opts);
+
 /* ---- distributed runs (docs/cluster.md): one run folder from many processes --------- */
 /* One process, the coordinator, opens a job on "<run_dir>.partial"; it and any number of
  * other processes (MPI ranks, say) each compute ranges of examples into it with

@@ -1,4 +1,4 @@
-/* main.c — the attnmap command: dispatches to analyze, inspect, merge. */
+/* main.c — the attnmap command: dispatches to analyze, inspect, merge, faithfulness, report. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +13,7 @@ static void usage(FILE *out) {
       "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
       "  inspect FILE...             list tensors, roles and check attention rows\n"
       "  merge RUN... -o RUN         combine run folders made with the same options\n"
+      "  faithfulness RUN PROBS -o OUT  score the maps' faithfulness (attnmap-faithfulness)\n"
       "  report RUN [--baseline B]   HTML report and PNGs in RUN/report, nightly drift\n"
       "\n"
       "  attnmap COMMAND --help      options of a command\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
     return am_cli_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "merge") == 0)
     return am_cli_merge(argc - 1, argv + 1);
+  if (strcmp(cmd, "faithfulness") == 0)
+    return am_cli_faithfulness(argc - 1, argv + 1);
   if (strcmp(cmd, "report") == 0)
     return am_cli_report(argc - 1, argv + 1);
   fprintf(stderr, "attnmap: unknown command '%s' (try attnmap --help)\n", cmd);

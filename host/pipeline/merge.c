@@ -9,6 +9,7 @@
 #include "core/ctx.h"
 #include "core/json_guard.h"
 #include "pipeline/aggregate.h"
+#include "pipeline/faith.h"
 #include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_folder.h"
@@ -222,6 +223,22 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   return doc;
 }
 
+static am_status merge_faithfulness(am_ctx_t *ctx, const merge_input_t *in, int n,
+                                    const char *const *runs, const char *tmp, json_t *doc) {
+  const json_t **sums = calloc((size_t)n, sizeof *sums);
+  int64_t *Ns = calloc((size_t)n, sizeof *Ns);
+  am_status st = sums && Ns ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
+  for (int r = 0; st == AM_STATUS_OK && r < n; r++) {
+    sums[r] = in[r].run->summary;
+    Ns[r] = in[r].N;
+  }
+  if (st == AM_STATUS_OK)
+    st = am_faith_merge(ctx, runs, sums, Ns, n, tmp, doc);
+  free(sums);
+  free(Ns);
+  return st;
+}
+
 am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                        const char *out_dir, const am_run_options_t *opts) {
   am_clear_error(ctx);
@@ -287,6 +304,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     doc = merged_summary(ctx, in, nruns, runs, &agg, lay);
     st = doc ? am_summary_add_files(ctx, doc, tmp)
              : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+    if (st == AM_STATUS_OK) /* the runs' faithfulness scores, when they have them */
+      st = merge_faithfulness(ctx, in, nruns, runs, tmp, doc);
     if (st == AM_STATUS_OK)
       st = am_write_json(ctx, path, doc);
   }

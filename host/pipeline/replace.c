@@ -20,7 +20,7 @@
 #include "pipeline/resume.h"
 
 static const char *const run_names[] = {"summary.json", "examples.safetensors", "report",
-                                        "tokens.jsonl", NULL};
+                                        "tokens.jsonl", "faithfulness.safetensors", NULL};
 static const char *const report_names[] = {"index.html", "comparison.json", "img", NULL};
 static const char *const partial_names[] = {"progress.json", "examples.safetensors",
                                             "summary.json", "tokens.jsonl", NULL};

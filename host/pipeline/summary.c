@@ -184,19 +184,30 @@ json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_
   return doc;
 }
 
-am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir) {
-  char path[4200], hex[16];
-  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+am_status am_summary_file_record(am_ctx_t *ctx, const char *path, json_t **out) {
+  char hex[16];
   struct stat sb;
   uint32_t crc = 0;
+  *out = NULL;
   if (stat(path, &sb) != 0)
     return am_fail(ctx, AM_STATUS_IO, "%s: cannot stat: %s", path, strerror(errno));
   am_status st = am_file_crc32c(ctx, path, &crc);
   if (st != AM_STATUS_OK)
     return st;
   snprintf(hex, sizeof hex, "%08x", crc);
-  json_t *files = json_pack("{s:{s:I,s:s}}", "examples.safetensors", "bytes",
-                            (json_int_t)sb.st_size, "crc32c", hex);
+  *out = json_pack("{s:I,s:s}", "bytes", (json_int_t)sb.st_size, "crc32c", hex);
+  return *out ? AM_STATUS_OK
+              : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+}
+
+am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/examples.safetensors", dir);
+  json_t *rec = NULL;
+  am_status st = am_summary_file_record(ctx, path, &rec);
+  if (st != AM_STATUS_OK)
+    return st;
+  json_t *files = json_pack("{s:o}", "examples.safetensors", rec);
   if (!files || json_object_set_new(json_object_get(doc, "provenance"), "files", files))
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
   return AM_STATUS_OK;

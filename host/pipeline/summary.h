@@ -30,5 +30,7 @@ am_status am_file_crc32c(am_ctx_t *ctx, const char *path, uint32_t *crc);
 /* Records {"bytes", "crc32c"} of dir/examples.safetensors as provenance.files in doc, so
  * that a reader can tell the summary belongs to that file (run_folder.c checks it). */
 am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir);
+/* {"bytes", "crc32c"} of the file at path (a new object in *out). */
+am_status am_summary_file_record(am_ctx_t *ctx, const char *path, json_t **out);
 
 #endif
