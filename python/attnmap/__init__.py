@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 # machine where the C library is not built.
 _LAZY = {"AttnmapError": "_lib", "library_path": "_lib", "version": "_lib",
          "Context": "analyze", "Result": "analyze", "analyze": "analyze",
+         "analyze_long": "analyze",
          "RunWriter": "live", "Run": "run", "read_dataset": "run", "read_run": "run", "read_safetensors": "run"}
 
 
@@ -33,5 +34,6 @@ def __getattr__(name):
         if lazy in globals() and globals()[lazy] is sys.modules.get(__name__ + "." + lazy):
             globals()[lazy] = getattr(importlib.import_module("." + where, __name__), lazy)
     return value
-__all__ = ["AttnmapError", "Context", "Result", "Run", "RunWriter", "analyze", "library_path",
+__all__ = ["AttnmapError", "Context", "Result", "Run", "RunWriter", "analyze", "analyze_long",
+           "library_path",
            "read_dataset", "read_run", "read_safetensors", "version"]

@@ -331,6 +331,88 @@ def _analyze(ctx, attentions, attention_grads, attention_mask, special_tokens_ma
     return _run(ctx, arr, plan, attention_mask, B, L, H, T)
 
 
+ATTENTION_KEYS = ("scale", "causal", "sliding_window", "softcap")
+
+
+def _long_arrays(keep, queries, keys, values, dout, attention):
+    """am_arrays_t of a long-context batch and its Buffers (docs/long-context.md)."""
+    qb, qp = _layers(queries, "queries", square=False)
+    L = len(qp)
+    B, H, T, d = qb[0].shape
+    sets = {"queries": (qb, qp)}
+    for name, x in (("keys", keys), ("values", values), ("attention_output_grads", dout)):
+        if x is None and name != "attention_output_grads":
+            raise ValueError("attnmap: the long-context form needs queries, keys and values")
+        if x is not None:
+            sets[name] = _layers(x, name, square=False)
+    Hkv = sets["keys"][0][0].shape[1]
+    for name, (b, p) in sets.items():
+        want = (B, Hkv, T, d) if name in ("keys", "values") else (B, H, T, d)
+        if len(p) != L or b[0].shape != want or b[0].dtype != qb[0].dtype or \
+                b[0].device != qb[0].device:
+            raise ValueError("attnmap: %s: expected %d layers of %s %s on %s like the "
+                             "queries', got %d of %s %s on %s"
+                             % (name, L, list(want), qb[0].dtype, qb[0].device, len(p),
+                                list(b[0].shape), b[0].dtype, b[0].device))
+    att = dict(attention or {})
+    unknown = sorted(set(att) - set(ATTENTION_KEYS))
+    if unknown:
+        raise ValueError("attnmap: attention: unknown key %r (expected %s)"
+                         % (unknown[0], ", ".join(ATTENTION_KEYS)))
+    arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T, dtype=_lib.DTYPES[qb[0].dtype],
+                      kv_heads=Hkv, head_dim=d, attn_scale=float(att.get("scale") or 0.0),
+                      attn_causal=1 if att.get("causal") else 0,
+                      attn_sliding_window=int(att.get("sliding_window") or 0),
+                      attn_softcap=float(att.get("softcap") or 0.0))
+    bufs = []
+    for name, (b, p) in sets.items():
+        ptrs = (ctypes.c_void_p * L)(*p)
+        setattr(arr, name, ptrs)
+        keep += [b, ptrs]
+        bufs += b
+    keep.append(arr)
+    return arr, bufs
+
+
+
+def analyze_long(queries, keys, values, attention_output_grads=None, attention_mask=None,
+                 special_tokens_mask=None, saliency=None, inputs_embeds=None,
+                 inputs_embeds_grads=None, *, attention=None, grid=None, target="cls",
+                 normalize="none", topk=5, include_special=False, methods=None, pairs=None,
+                 row_tolerance=0.0, include_target=False, backend="cpu", threads=0,
+                 context=None):
+    """analyze() for the long-context form (docs/long-context.md): every analysis but
+    attention flow from the heads' queries, keys and values (and the gradients of their
+    outputs), tile by tile, never a [T,T] matrix, equal to analyze() on the attention
+    softmax(scale Q K^T + mask) and its gradient dO V^T.
+
+    queries, attention_output_grads: [L,B,H,T,d] or a sequence of L [B,H,T,d]; keys,
+    values: [L,B,Hkv,T,d] or a sequence (H a multiple of Hkv: grouped-query attention),
+    all of one dtype (F32/F16/BF16), host memory. attention: {"scale": s (default
+    1/sqrt(d)), "causal": bool, "sliding_window": w, "softcap": c}. The other arguments
+    and options as analyze(); fusion, discard and all_rows need the matrices and are not
+    offered (the library refuses attention flow here)."""
+    own = context is None
+    ctx = Context(backend, threads) if own else context
+    try:
+        keep = []
+        arr, bufs = _long_arrays(keep, queries, keys, values, attention_output_grads,
+                                 attention)
+        L = arr.layers
+        B, H, T = arr.batch, arr.heads, arr.tokens
+        arr.device_pointers = 1 if bufs[0].device == "cuda" else 0  # refused, never read
+        if grid is not None:
+            arr.grid = grid.encode()
+        _fill_inputs(arr, keep, attention_output_grads, attention_mask, special_tokens_mask,
+                     saliency, inputs_embeds, inputs_embeds_grads, B, T)
+        plan = _plan(target, "mean", 0.0, normalize, topk, include_special, methods, pairs,
+                     False, row_tolerance, include_target)
+        return _run(ctx, arr, plan, attention_mask, B, L, H, T)
+    finally:
+        if own:
+            ctx.close()
+
+
 def _run(ctx, arr, plan, attention_mask, B, L, H, T):
     desc = ctypes.c_void_p()
     _lib.check(_lib.am_arrays_describe(ctx.handle, ctypes.byref(arr), ctypes.byref(plan.c.plan),

@@ -18,7 +18,7 @@ import threading
 
 from . import _lib
 from ._buffers import to_host
-from .analyze import Context, Settings, _fill_inputs, _layers
+from .analyze import Context, Settings, _fill_inputs, _layers, _long_arrays
 
 
 def _plan_settings(plan):
@@ -66,49 +66,6 @@ def _synchronize(bufs):
 
             torch.cuda.current_stream(keep.device).synchronize()
             return
-
-
-ATTENTION_KEYS = ("scale", "causal", "sliding_window", "softcap")
-
-
-def _long_arrays(keep, queries, keys, values, dout, attention):
-    """am_arrays_t of a long-context batch and its Buffers (docs/long-context.md)."""
-    qb, qp = _layers(queries, "queries", square=False)
-    L = len(qp)
-    B, H, T, d = qb[0].shape
-    sets = {"queries": (qb, qp)}
-    for name, x in (("keys", keys), ("values", values), ("attention_output_grads", dout)):
-        if x is None and name != "attention_output_grads":
-            raise ValueError("attnmap: the long-context form needs queries, keys and values")
-        if x is not None:
-            sets[name] = _layers(x, name, square=False)
-    Hkv = sets["keys"][0][0].shape[1]
-    for name, (b, p) in sets.items():
-        want = (B, Hkv, T, d) if name in ("keys", "values") else (B, H, T, d)
-        if len(p) != L or b[0].shape != want or b[0].dtype != qb[0].dtype or \
-                b[0].device != qb[0].device:
-            raise ValueError("attnmap: %s: expected %d layers of %s %s on %s like the "
-                             "queries', got %d of %s %s on %s"
-                             % (name, L, list(want), qb[0].dtype, qb[0].device, len(p),
-                                list(b[0].shape), b[0].dtype, b[0].device))
-    att = dict(attention or {})
-    unknown = sorted(set(att) - set(ATTENTION_KEYS))
-    if unknown:
-        raise ValueError("attnmap: attention: unknown key %r (expected %s)"
-                         % (unknown[0], ", ".join(ATTENTION_KEYS)))
-    arr = _lib.Arrays(layers=L, batch=B, heads=H, tokens=T, dtype=_lib.DTYPES[qb[0].dtype],
-                      kv_heads=Hkv, head_dim=d, attn_scale=float(att.get("scale") or 0.0),
-                      attn_causal=1 if att.get("causal") else 0,
-                      attn_sliding_window=int(att.get("sliding_window") or 0),
-                      attn_softcap=float(att.get("softcap") or 0.0))
-    bufs = []
-    for name, (b, p) in sets.items():
-        ptrs = (ctypes.c_void_p * L)(*p)
-        setattr(arr, name, ptrs)
-        keep += [b, ptrs]
-        bufs += b
-    keep.append(arr)
-    return arr, bufs
 
 
 class RunWriter:
