@@ -46,6 +46,7 @@ typedef struct shared {
   int *reported, *stop_sent, failed;
   am_mpi_report_t *reports;
   am_progress_t *progress;
+  int store_calls_mpi; /* the MPI library allows calls from the store thread (poll) */
 } shared_t;
 
 static void send_stops(shared_t *s) {
@@ -85,6 +86,8 @@ static int poll(void *user, int64_t done, int64_t total) {
   (void)total;
   shared_t *s = user;
   s->done = s->base + done;
+  if (!s->store_calls_mpi) /* no progress or stop until the ranks meet at the end */
+    return 0;
   if (s->me->rank == 0) {
     s->rank_done[0] = s->done;
     int flag = 1;
@@ -217,8 +220,14 @@ static am_status plan_ranges(shared_t *s, am_job_t *job, int64_t **ranges, int *
 
 int am_mpi_analyze(const am_mpi_args_t *a) {
   int provided = 0;
-  MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED,
-                  &provided); /* the store thread polls */
+  /* poll() runs on the store thread while the main thread computes: SERIALIZED. An MPI
+   * library that gives less (FUNNELED or SINGLE; AM_MPI_ASSUME_FUNNELED=1 acts so, for
+   * the tests) still gives the same run folder, without progress or early stops across
+   * ranks (docs/cluster.md). */
+  MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+  const char *assume = getenv("AM_MPI_ASSUME_FUNNELED");
+  const int store_calls_mpi =
+      provided >= MPI_THREAD_SERIALIZED && !(assume && strcmp(assume, "1") == 0);
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
   am_mpi_rank_t me;
@@ -240,8 +249,15 @@ int am_mpi_analyze(const am_mpi_args_t *a) {
   MPI_Bcast(head, 3, MPI_INT64_T, 0, comm);
   int *counts = calloc((size_t)me.size + 1, sizeof *counts), code = AM_EXIT_OK;
   int64_t *ranges = NULL;
-  shared_t s = {
-      .me = &me, .comm = comm, .stop_req = MPI_REQUEST_NULL, .prog_req = MPI_REQUEST_NULL};
+  shared_t s = {.me = &me,
+                .comm = comm,
+                .stop_req = MPI_REQUEST_NULL,
+                .prog_req = MPI_REQUEST_NULL,
+                .store_calls_mpi = store_calls_mpi};
+  if (!store_calls_mpi && me.rank == 0 && !a->quiet)
+    fprintf(stderr, "attnmap: note: this MPI library allows no calls from a second thread "
+                    "(MPI_THREAD_SERIALIZED): no progress or early stop across ranks until "
+                    "the end\n");
   if (head[0] == AM_STATUS_OK && !head[1]) {
     if (me.rank == 0)
       plan_ranges(&s, job, &ranges, counts);

@@ -56,6 +56,16 @@ check_ns more-ranks-than-examples "3" "$W/two"
 [ "$(jq '[.provenance.parts.per_rank[].examples] | min' "$W/more-ranks-than-examples-3/summary.json")" = 0 ] ||
   fail "3 ranks on 2 examples: no rank was idle"
 
+# an MPI library that allows no MPI calls from the store thread (less than
+# MPI_THREAD_SERIALIZED; AM_MPI_ASSUME_FUNNELED=1 acts so): the same bytes, a note, and a
+# bad file still ends the job with its one error line
+AM_MPI_ASSUME_FUNNELED=1 mpi 3 analyze "$W/u3" "$W/u17" "$W/u40" -o "$W/funneled-3" \
+  --chunk 3 2>"$W/funneled.log"
+same "$W/uneven-1p" "$W/funneled-3"
+grep -q '^attnmap: note: this MPI library allows no calls from a second thread' \
+  "$W/funneled.log" || fail "funneled: no note"
+echo "ok: an MPI library without MPI_THREAD_SERIALIZED: the same run folder under 3 ranks"
+
 # a rank killed mid-run (SIGKILL once its first checkpoint is on disk): the launcher ends
 # the job, nothing looks complete; --resume with 3 ranks finishes the same folder from
 # what the killed job completed
@@ -103,6 +113,13 @@ grep -q "^attnmap: rank 1 of 2 .*shard-00001.safetensors.*attentions" "$W/bad.li
   { cat "$W/bad.log" >&2; fail "bad input: the line does not name rank 1, the file and the tensor"; }
 [ ! -e "$W/bad-run" ] && [ ! -e "$W/bad-run.partial" ] || fail "bad input: output left"
 echo "ok: bad file in rank 1's part: $(cat "$W/bad.lines")"
+if AM_MPI_ASSUME_FUNNELED=1 mpi 2 analyze "$W/u3" "$W/bad" -o "$W/bad-run-f" -q \
+  2>"$W/bad-f.log"; then
+  fail "bad input, funneled: the job succeeded"
+fi
+grep -q "^attnmap: rank 1 of 2 .*shard-00001.safetensors.*attentions" "$W/bad-f.log" ||
+  { cat "$W/bad-f.log" >&2; fail "bad input, funneled: the error line is missing"; }
+[ ! -e "$W/bad-run-f" ] && [ ! -e "$W/bad-run-f.partial" ] || fail "bad input, funneled: output left"
 
 # progress: one line for the job, from rank 0 (none in a pipe without --progress always)
 ATTNMAP_PROGRESS_INTERVAL=1000 mpi 3 analyze "$W/u40" -o "$W/prog" --progress always \
