@@ -112,6 +112,9 @@ if want bench; then
   done
   log "== the long-context form (bench_long_cuda: T up to 32k, checked against the CPU)"
   run "$BUILD/bench/bench_long_cuda" --repeats 5
+  log "== attention flow's device solver (bench_flow: 1,000 examples of 12x128 on the GPU)"
+  run timeout 300 "$BUILD/bench/bench_flow" --tokens 128 --examples 16 --no-peer \
+    --cuda-examples 1000
 fi
 
 if want peer; then

@@ -33,7 +33,7 @@ pack() {
     test_flow_cuda; do
     [ -x "build-gpu/tests/$t" ] && strip --strip-unneeded -o "$st/build-gpu/tests/$t" "build-gpu/tests/$t"
   done
-  for b in bench_cuda bench_long_cuda synth; do
+  for b in bench_cuda bench_long_cuda bench_flow synth; do
     strip --strip-unneeded -o "$st/build-gpu/bench/$b" "build-gpu/bench/$b"
   done
   chmod +x "$st"/build-gpu/attnmap "$st"/build-gpu/tests/* "$st"/build-gpu/bench/*
