@@ -321,3 +321,52 @@ Test(faithfulness, output_checks_refuse_to_replace_the_run) {
   cr_expect_eq(r.exit_code, 0, "--force over a faithfulness run: %s", r.err);
   cli_result_free(&r);
 }
+
+/* The report draws the section (escaped text, the random reference line, the ranking, the
+ * listed examples) and report --baseline compares two faithfulness runs. */
+Test(faithfulness, report_section_and_baseline_comparison) {
+  const char *run, *probs = P("probs.safetensors"), *out = P("frun");
+  make_runs(&run, NULL, NULL);
+  fp_probs_t p;
+  fp_default(&p);
+  p.model = "\"<script>alert(1)</script>&\"";
+  cr_assert_eq(fp_write(&p, run, 0, FP_N, probs), 0);
+  faith_ok(run, probs, out);
+  /* a baseline whose attention_last is less comprehensive: AOPC 0.375 - 0.125 */
+  fp_probs_t q;
+  fp_default(&q);
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < FP_K; k++)
+      q.p_removed[i][0][k] += 0.125f;
+  const char *qprobs = P("base.safetensors"), *base = P("fbase");
+  cr_assert_eq(fp_write(&q, run, 0, FP_N, qprobs), 0);
+  faith_ok(run, qprobs, base);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "report", out, "--baseline", base, NULL), 0);
+  cr_assert_eq(r.exit_code, 0, "report: %s", r.err);
+  cli_result_free(&r);
+  char path[600];
+  size_t n = 0;
+  char *html = dsb_read_file(dsb_join(path, sizeof path, out, "report/index.html"), &n);
+  cr_assert_not_null(html);
+  cr_expect(strstr(html, "<section id=\"faithfulness\">") != NULL);
+  cr_expect(strstr(html, "href=\"#faithfulness\"") != NULL, "no navigation link");
+  cr_expect(strstr(html, "<script>alert(1)") == NULL, "the model name is not escaped");
+  cr_expect(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;&amp;") != NULL);
+  cr_expect(strstr(html, "stroke-dasharray") != NULL, "no dashed random reference line");
+  cr_expect(strstr(html, "Where the most agreed-upon map is least faithful") != NULL);
+  cr_expect(strstr(html, "<h3>Faithfulness</h3>") != NULL, "no comparison table");
+  free(html);
+  json_t *cmp = json_load_file(dsb_join(path, sizeof path, out, "report/comparison.json"), 0,
+                               NULL);
+  cr_assert_not_null(cmp);
+  const json_t *e = json_array_get(json_object_get(json_object_get(cmp, "faithfulness"),
+                                                   "entries"),
+                                   0); /* attention_last, comprehensiveness.aopc */
+  cr_expect_str_eq(json_string_value(json_object_get(e, "map")), "attention_last");
+  cr_expect_str_eq(json_string_value(json_object_get(e, "quantity")), "comprehensiveness.aopc");
+  NEAR(json_number_value(json_object_get(e, "delta")), 0.125);
+  /* pooled sd: both runs' m2 = 0.03125 over 3 + 3 examples: sqrt(0.0625 / 4) = 0.125 */
+  NEAR(json_number_value(json_object_get(e, "z")), 1.0);
+  json_decref(cmp);
+}

@@ -324,6 +324,16 @@ am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
       only, "head_stats", list_json(&l, 1), "agreement", list_json(&l, 0));
   json_decref(mix);
   free(l.e);
+  int64_t faith_drifted = 0;
+  json_t *faith = am_compare_faithfulness(run, base, threshold, &faith_drifted);
+  if (doc && faith && !json_is_null(faith)) {
+    *drifted += faith_drifted;
+    json_object_set_new(doc, "drifted", json_integer(*drifted));
+  }
+  if (doc)
+    json_object_set_new(doc, "faithfulness", faith);
+  else
+    json_decref(faith);
   if (!doc)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   *out = doc;

@@ -27,6 +27,12 @@ am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
                                const am_report_run_t *strata_base, json_t **out,
                                int64_t *drifted);
 
+/* The faithfulness part of the comparison (compare_faith.c): entries per map and quantity
+ * (AOPC comprehensiveness and sufficiency, deletion and insertion areas) as for the other
+ * metrics, the rankings, notes; null when neither summary has a faithfulness section.
+ * *drifted counts its entries beyond thr. */
+json_t *am_compare_faithfulness(json_t *run, json_t *base, double thr, int64_t *drifted);
+
 /* One per-example quantity of a run: values[i * stride + offset] (F32) for example i of N,
  * with its valid length lengths[i] (I32). */
 typedef struct am_strata_input {

@@ -27,13 +27,15 @@ static double entry_z(json_t *e) {
   return json_is_integer(inf) ? (json_integer_value(inf) > 0 ? INFINITY : -INFINITY) : z;
 }
 
+/* heads: 1 head statistics, 0 agreement pairs, 2 faithfulness (map and quantity). */
 static void rows(am_html_t *h, json_t *list, int heads) {
   am_html_printf(
       h,
       "<table class=\"sortable\"><thead><tr>%s<th>run</th><th>baseline</th>"
       "<th>delta</th><th>pooled sd</th><th>z</th><th>drift</th></tr></thead><tbody>",
-      heads ? "<th>statistic</th><th>layer</th><th>head</th>"
-            : "<th>pair</th><th>metric</th>");
+      heads == 1   ? "<th>statistic</th><th>layer</th><th>head</th>"
+      : heads == 2 ? "<th>map</th><th>quantity</th>"
+                   : "<th>pair</th><th>metric</th>");
   size_t i;
   json_t *e;
   json_array_foreach(list, i, e) {
@@ -41,15 +43,16 @@ static void rows(am_html_t *h, json_t *list, int heads) {
       break;
     int drift = json_is_true(json_object_get(e, "drift"));
     am_html_printf(h, "<tr%s><td>", drift ? " class=\"drift\"" : "");
-    am_html_text(h, am_jstr(json_object_get(e, heads ? "statistic" : "pair")));
+    am_html_text(h, am_jstr(json_object_get(
+                        e, heads == 1 ? "statistic" : heads == 2 ? "map" : "pair")));
     am_html_raw(h, "</td>");
-    if (heads) {
+    if (heads == 1) {
       am_html_printf(h, "<td class=\"num\">%.0f</td><td class=\"num\">%.0f</td>",
                      am_jnum(json_object_get(e, "layer")),
                      am_jnum(json_object_get(e, "head")));
     } else {
       am_html_raw(h, "<td>");
-      am_html_text(h, am_jstr(json_object_get(e, "metric")));
+      am_html_text(h, am_jstr(json_object_get(e, heads == 2 ? "quantity" : "metric")));
       am_html_raw(h, "</td>");
     }
     static const char *const keys[] = {"run", "baseline", "delta", "sd"};
@@ -184,6 +187,17 @@ am_status am_report_comparison(am_report_t *r) {
   }
   am_html_raw(h, "<h3>Agreement</h3>");
   rows(h, json_object_get(c, "agreement"), 0);
+  json_t *faith = json_object_get(c, "faithfulness");
+  if (json_is_object(faith)) {
+    am_html_raw(h, "<h3>Faithfulness</h3>");
+    json_array_foreach(json_object_get(faith, "notes"), i, e) {
+      am_html_raw(h, "<p class=\"note\">");
+      am_html_text(h, am_jstr(e));
+      am_html_raw(h, "</p>");
+    }
+    rows(h, json_object_get(faith, "entries"), 2);
+    am_report_faith_rankings(h, faith);
+  }
   am_html_raw(h, "</section>\n");
   return st;
 }

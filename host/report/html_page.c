@@ -148,7 +148,10 @@ void am_report_page_begin(am_report_t *r) {
     am_html_raw(h, "<a href=\"#comparison\">Comparison</a>");
   am_html_raw(
       h, "<a href=\"#heads\">Heads</a><a href=\"#positions\">Positions and tokens</a>"
-         "<a href=\"#agreement\">Agreement</a><a href=\"#examples\">Examples</a></nav>\n");
+         "<a href=\"#agreement\">Agreement</a>");
+  if (json_object_get(r->run.summary, "faithfulness"))
+    am_html_raw(h, "<a href=\"#faithfulness\">Faithfulness</a>");
+  am_html_raw(h, "<a href=\"#examples\">Examples</a></nav>\n");
   am_svg_gradients(h);
 }
 

@@ -85,6 +85,10 @@ am_status am_report_heads(am_report_t *r);
 am_status am_report_positions(am_report_t *r);
 am_status am_report_agreement(am_report_t *r);
 am_status am_report_examples(am_report_t *r);
+/* The faithfulness section (html_faith.c; nothing when the run has none) and the two
+ * rankings of a comparison's faithfulness part. */
+am_status am_report_faithfulness(am_report_t *r);
+void am_report_faith_rankings(am_html_t *h, json_t *faith);
 /* Patch-grid maps (grid_maps.c): 1 and *g filled when summary.json has a grid; the dataset
  * means (with the positions) and one example's maps over its valid positions idx. */
 struct am_grid;

@@ -79,12 +79,13 @@ int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end, const
            "{\"version\":1,\"maps\":%s,\"bins\":%s,\"steps\":[0,10,20,30,40,50,60,70,80,"
            "90,100],\"mode\":%s,\"seed\":0,\"target\":\"predicted\",\"k_rounding\":\"ceil\","
            "\"run\":{\"N\":%lld,\"examples_bytes\":%lld,\"examples_crc32c\":\"%s\"},"
-           "\"model\":\"hand-made\",\"forwards\":0,\"seconds\":0}",
+           "\"model\":%s,\"forwards\":0,\"seconds\":0}",
            p->maps ? p->maps : "[\"attention_last\",\"rollout\",\"random\"]",
            p->bins ? p->bins : "[10,50]", p->mode ? p->mode : "\"delete\"",
            (long long)(p->run_n >= 0 ? p->run_n : n),
            (long long)json_integer_value(json_object_get(rec, "bytes")),
-           p->crc ? p->crc : json_string_value(json_object_get(rec, "crc32c")));
+           p->crc ? p->crc : json_string_value(json_object_get(rec, "crc32c")),
+           p->model ? p->model : "\"hand-made\"");
   json_decref(sum);
   int rk = p->removed_k > 0 ? p->removed_k : FP_K;
   float *removed = calloc((size_t)n * FP_M * rk, sizeof(float));

@@ -22,6 +22,7 @@ typedef struct fp_probs {
   const char *bins;  /* default "[10,50]" */
   const char *mode;  /* default "\"delete\"" */
   const char *meta;  /* non-NULL: the whole metadata text instead */
+  const char *model; /* default "\"hand-made\"" */
   int64_t run_n;     /* -1: the run's */
   const char *crc;   /* NULL: the run's */
   int drop;          /* 1 + index of a tensor to leave out (0: none) */
