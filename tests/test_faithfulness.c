@@ -247,6 +247,17 @@ static void random_first(fp_probs_t *p) { p->maps = "[\"random\",\"rollout\",\"f
 static void no_meta(fp_probs_t *p) { p->meta = ""; }
 static void bad_json(fp_probs_t *p) { p->meta = "{\"version\":1,"; }
 static void too_many(fp_probs_t *p) { p->tokens[2] = 4; } /* its run example has 3 */
+static void bin_text(fp_probs_t *p) { p->bins = "[\"10\",50]"; }
+static void maps_text(fp_probs_t *p) { p->maps = "\"rollout\""; }
+static void html_map(fp_probs_t *p) { p->maps = "[\"<b>x</b>\",\"rollout\",\"random\"]"; }
+static void version2(fp_probs_t *p) {
+  p->meta = "{\"version\":2,\"maps\":[\"rollout\",\"random\"]}";
+}
+static void no_steps(fp_probs_t *p) {
+  p->meta = "{\"version\":1,\"maps\":[\"attention_last\",\"rollout\",\"random\"],"
+            "\"bins\":[10,50],\"steps\":[0,50,100]}";
+}
+static void negative_class(fp_probs_t *p) { p->target[1] = -1; }
 
 static const bad_t bads[] = {
     {"tensor faithfulness.p_kept: missing", no_kept},
@@ -267,6 +278,12 @@ static const bad_t bads[] = {
     {"metadata attnmap.faithfulness: missing", no_meta},
     {"metadata attnmap.faithfulness: not valid JSON", bad_json},
     {"faithfulness.tokens: example 2: 4, but the run's example has 3 tokens", too_many},
+    {"bins[0]: not strictly increasing", bin_text},
+    {"maps: not an array", maps_text},
+    {"maps: \"<b>x</b>\" is not a map of the run", html_map},
+    {"version: not 1", version2},
+    {"steps: not [0, 10, ..., 100]", no_steps},
+    {"faithfulness.target: example 1: class -1 is negative", negative_class},
 };
 
 Test(faithfulness, bad_probs_are_refused_in_one_line_and_run_is_untouched) {
@@ -369,4 +386,50 @@ Test(faithfulness, report_section_and_baseline_comparison) {
   /* pooled sd: both runs' m2 = 0.03125 over 3 + 3 examples: sqrt(0.0625 / 4) = 0.125 */
   NEAR(json_number_value(json_object_get(e, "z")), 1.0);
   json_decref(cmp);
+}
+
+/* A PROBS cut short or not a safetensors file, and a faithfulness run whose scores file was
+ * changed or removed (merge reads it back), are refused in one line naming the file. */
+Test(faithfulness, damaged_files_are_refused) {
+  const char *run, *probs = P("probs.safetensors"), *out = P("frun");
+  make_runs(&run, NULL, NULL);
+  fp_probs_t p;
+  fp_default(&p);
+  cr_assert_eq(fp_write(&p, run, 0, FP_N, probs), 0);
+  size_t n = 0;
+  char *bytes = dsb_read_file(probs, &n);
+  cr_assert_not_null(bytes);
+  const char *cut = P("cut.safetensors"), *junk = P("junk.safetensors");
+  cr_assert_eq(dsb_write_bytes(cut, bytes, n / 2), 0);
+  cr_assert_eq(dsb_write_bytes(junk, "{\"not\": \"safetensors\"}", 24), 0);
+  const char *bad[2] = {cut, junk};
+  cli_result_t r;
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, bad[i], "-o", out, NULL), 0);
+    cr_expect_eq(r.exit_code, 2, "%s: exit %d: %s", bad[i], r.exit_code, r.err);
+    cr_expect(cli_count_lines(r.err) == 1 && strstr(r.err, bad[i]), "%s: %s", bad[i], r.err);
+    cr_expect(!dsb_exists(out));
+    cli_result_free(&r);
+  }
+  faith_ok(run, probs, out);
+  char path[600];
+  dsb_join(path, sizeof path, out, "faithfulness.safetensors");
+  char *scores = dsb_read_file(path, &n);
+  cr_assert_not_null(scores);
+  scores[n - 1] ^= 0x40; /* one bit of the last score */
+  cr_assert_eq(dsb_write_bytes(path, scores, n), 0);
+  const char *m1 = P("m1"), *m2 = P("m2");
+  cr_assert_eq(cli_run(&r, NULL, "merge", out, "-o", m1, NULL), 0);
+  cr_expect_eq(r.exit_code, 2, "a changed scores file was merged: %s", r.err);
+  cr_expect(strstr(r.err, "faithfulness.safetensors") && strstr(r.err, "was changed"), "%s",
+            r.err);
+  cli_result_free(&r);
+  cr_assert_eq(remove(path), 0);
+  cr_assert_eq(cli_run(&r, NULL, "merge", out, "-o", m2, NULL), 0);
+  cr_expect_eq(r.exit_code, 2, "a missing scores file was merged: %s", r.err);
+  cr_expect(strstr(r.err, "cannot open") != NULL, "%s", r.err);
+  cr_expect(!dsb_exists(m1) && !dsb_exists(m2));
+  cli_result_free(&r);
+  free(bytes);
+  free(scores);
 }
