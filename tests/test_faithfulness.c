@@ -401,7 +401,8 @@ Test(faithfulness, damaged_files_are_refused) {
   cr_assert_not_null(bytes);
   const char *cut = P("cut.safetensors"), *junk = P("junk.safetensors");
   cr_assert_eq(dsb_write_bytes(cut, bytes, n / 2), 0);
-  cr_assert_eq(dsb_write_bytes(junk, "{\"not\": \"safetensors\"}", 24), 0);
+  static const char not_st[] = "{\"not\": \"safetensors\"}";
+  cr_assert_eq(dsb_write_bytes(junk, not_st, strlen(not_st)), 0);
   const char *bad[2] = {cut, junk};
   cli_result_t r;
   for (int i = 0; i < 2; i++) {
