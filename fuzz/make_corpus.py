@@ -186,17 +186,50 @@ def option_seeds(cli):
     put("options", "list_lookup", b"jaccard@k")
 
 
+def faith_seeds():
+    """PROBS.safetensors images for fuzz_faith's run (2 examples of 3 tokens, maps
+    attention_last and rollout): a valid one, one with an empty example, and a few refused."""
+    N, M, K, S = 2, 3, 2, 11
+    rng = np.random.default_rng(17)
+    meta = {"version": 1, "maps": ["attention_last", "rollout", "random"], "bins": [10, 50],
+            "steps": list(range(0, 101, 10)), "mode": "delete", "seed": 0,
+            "target": "predicted", "k_rounding": "ceil",
+            "run": {"N": N, "examples_bytes": 0, "examples_crc32c": "00000000"},
+            "model": "seed", "forwards": 0, "seconds": 0}
+
+    def probs(tokens=(3, 3), meta_over=None, drop=None):
+        t = {"faithfulness.p_full": rng.uniform(0, 1, N).astype(np.float32),
+             "faithfulness.p_removed": rng.uniform(0, 1, (N, M, K)).astype(np.float32),
+             "faithfulness.p_kept": rng.uniform(0, 1, (N, M, K)).astype(np.float32),
+             "faithfulness.deletion": rng.uniform(0, 1, (N, M, S)).astype(np.float32),
+             "faithfulness.insertion": rng.uniform(0, 1, (N, M, S)).astype(np.float32),
+             "faithfulness.target": np.array([0, 1], np.int32),
+             "faithfulness.tokens": np.array(tokens, np.int32)}
+        if drop:
+            del t[drop]
+        m = dict(meta, **(meta_over or {}))
+        return stbuild.st_bytes(t, metadata={"attnmap.faithfulness": json.dumps(m)})
+
+    put("faith", "valid", probs())
+    put("faith", "empty_example", probs(tokens=(0, 3)))
+    put("faith", "unknown_map", probs(meta_over={"maps": ["flow", "rollout", "random"]}))
+    put("faith", "bins_down", probs(meta_over={"bins": [50, 10]}))
+    put("faith", "no_kept", probs(drop="faithfulness.p_kept"))
+    put("faith", "too_many_tokens", probs(tokens=(4, 3)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "attnmap"))
     args = ap.parse_args()
-    for h in ("safetensors", "npy", "dataset", "run", "report", "options"):
+    for h in ("safetensors", "npy", "dataset", "run", "report", "options", "faith"):
         shutil.rmtree(os.path.join(HERE, "corpus", h), ignore_errors=True)
     io_seeds()
     dataset_seeds()
     bad_corpus_seeds()
     run_seeds(args.cli)
     option_seeds(args.cli)
+    faith_seeds()
 
 
 if __name__ == "__main__":

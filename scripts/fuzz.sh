@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-40}
 shift || true
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(safetensors npy dataset run report options)
+((${#harnesses[@]})) || harnesses=(safetensors npy dataset run report options faith)
 
 probe=$(mktemp -d)
 scratch=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) # the harnesses' files

@@ -50,6 +50,10 @@ am_status am_faith_meta_read(am_ctx_t *ctx, const char *file, json_t *meta,
 struct am_run;
 am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const struct am_run *run,
                               am_faith_t *f, json_t **provenance);
+/* The same checks on an open file (the fuzzer's entry: check_run_file 0 skips the
+ * metadata's record of the run's examples file, which mutations would never match). */
+am_status am_faith_probs_check(am_ctx_t *ctx, const am_file_t *pf, const struct am_run *run,
+                               int check_run_file, am_faith_t *f, json_t **provenance);
 /* Scores of example i from its probabilities: p_removed/p_kept [M,K], del/ins [M,S]
  * already in f->del/f->ins. */
 void am_faith_score_row(am_faith_t *f, int64_t i, const float *p_removed,

@@ -173,17 +173,16 @@ static json_t *parse_meta(am_ctx_t *ctx, const am_file_t *pf, am_status *st) {
   return all;
 }
 
-am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const am_run_t *run,
-                              am_faith_t *f, json_t **provenance) {
+am_status am_faith_probs_check(am_ctx_t *ctx, const am_file_t *pf, const am_run_t *run,
+                               int check_run_file, am_faith_t *f, json_t **provenance) {
   *provenance = NULL;
-  am_file_t *pf = NULL;
+  const char *path = am_file_path(pf);
   json_t *all = NULL, *common = json_object(), *prov = json_object();
   const char *names[AM_MAX_MAPS];
   for (int m = 0; m < run->lay.nmaps && m < AM_MAX_MAPS; m++)
     names[m] = run->lay.maps[m].name;
-  am_status st = am_file_open(ctx, path, &pf);
-  if (st == AM_STATUS_OK)
-    all = parse_meta(ctx, pf, &st);
+  am_status st = AM_STATUS_OK;
+  all = parse_meta(ctx, pf, &st);
   if (st == AM_STATUS_OK) {
     const char *key;
     json_t *v;
@@ -195,7 +194,7 @@ am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const am_run_t *r
     }
     st = am_faith_meta_read(ctx, path, common, names, run->lay.nmaps, f);
   }
-  if (st == AM_STATUS_OK)
+  if (st == AM_STATUS_OK && check_run_file)
     st = check_run(ctx, path, all, run);
   if (st == AM_STATUS_OK) {
     f->N = run->lay.N;
@@ -203,14 +202,8 @@ am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const am_run_t *r
   }
   if (st == AM_STATUS_OK)
     st = read_rows(ctx, pf, run, f);
-  uint32_t crc = 0;
-  if (st == AM_STATUS_OK)
-    st = am_file_crc32c(ctx, path, &crc);
   if (st == AM_STATUS_OK) {
-    char hex[16];
-    snprintf(hex, sizeof hex, "%08x", crc);
     json_object_set_new(prov, "probs", json_string(path));
-    json_object_set_new(prov, "probs_crc32c", json_string(hex));
     json_object_set_new(prov, "run_dir", json_string(run->dir));
     *provenance = prov;
     prov = NULL;
@@ -218,6 +211,24 @@ am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const am_run_t *r
   json_decref(prov);
   json_decref(common);
   json_decref(all);
+  return st;
+}
+
+am_status am_faith_probs_read(am_ctx_t *ctx, const char *path, const am_run_t *run,
+                              am_faith_t *f, json_t **provenance) {
+  *provenance = NULL;
+  am_file_t *pf = NULL;
+  uint32_t crc = 0;
+  am_status st = am_file_open(ctx, path, &pf);
+  if (st == AM_STATUS_OK)
+    st = am_faith_probs_check(ctx, pf, run, 1, f, provenance);
+  if (st == AM_STATUS_OK)
+    st = am_file_crc32c(ctx, path, &crc);
+  if (st == AM_STATUS_OK) {
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", crc);
+    json_object_set_new(*provenance, "probs_crc32c", json_string(hex));
+  }
   am_file_close(pf);
   return st;
 }
