@@ -29,10 +29,18 @@ static am_run_t *make_run(am_ctx_t *ctx) {
   for (int i = 0; i < 6; i++)
     mask[i] = 1;
   am_named_tensor_t t[2] = {
-      {"attentions", {.dtype = AM_DTYPE_F32, .ndim = 5, .shape = {1, 2, 1, 3, 3},
-                      .data = att, .nbytes = sizeof att}},
+      {"attentions",
+       {.dtype = AM_DTYPE_F32,
+        .ndim = 5,
+        .shape = {1, 2, 1, 3, 3},
+        .data = att,
+        .nbytes = sizeof att}},
       {"attention_mask",
-       {.dtype = AM_DTYPE_I64, .ndim = 2, .shape = {2, 3}, .data = mask, .nbytes = sizeof mask}},
+       {.dtype = AM_DTYPE_I64,
+        .ndim = 2,
+        .shape = {2, 3},
+        .data = mask,
+        .nbytes = sizeof mask}},
   };
   am_dataset_t *ds = NULL;
   am_run_t *run = NULL;

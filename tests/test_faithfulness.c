@@ -65,7 +65,8 @@ static void make_runs(const char **whole, const char **a, const char **b) {
 
 static void faith_ok(const char *run, const char *probs, const char *out) {
   cli_result_t r;
-  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, "--quiet", NULL), 0);
+  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, "--quiet", NULL),
+               0);
   cr_assert_eq(r.exit_code, 0, "faithfulness: %s", r.err);
   cli_result_free(&r);
 }
@@ -90,7 +91,8 @@ static double at(const json_t *o, const char *path) {
   return json_number_value(v);
 }
 
-#define NEAR(x, want) cr_expect(fabs((x) - (want)) < 1e-6, "%s = %.9g, want %.9g", #x, (x), (want))
+#define NEAR(x, want)                                                                      \
+  cr_expect(fabs((x) - (want)) < 1e-6, "%s = %.9g, want %.9g", #x, (x), (want))
 
 Test(faithfulness, scores_and_aggregates_take_the_hand_worked_values) {
   const char *run, *probs = P("probs.safetensors"), *out = P("frun");
@@ -104,8 +106,9 @@ Test(faithfulness, scores_and_aggregates_take_the_hand_worked_values) {
   cr_assert_eq(am_ctx_create(&o, &ctx, NULL, 0), AM_STATUS_OK);
   char fp[600];
   am_file_t *f = NULL;
-  cr_assert_eq(am_file_open(ctx, dsb_join(fp, sizeof fp, out, "faithfulness.safetensors"), &f),
-               AM_STATUS_OK, "%s", am_last_error(ctx));
+  cr_assert_eq(
+      am_file_open(ctx, dsb_join(fp, sizeof fp, out, "faithfulness.safetensors"), &f),
+      AM_STATUS_OK, "%s", am_last_error(ctx));
   const am_tensor_t *comp = am_file_find(f, "faithfulness.comprehensiveness");
   const am_tensor_t *aopc = am_file_find(f, "faithfulness.aopc_comprehensiveness");
   const am_tensor_t *del = am_file_find(f, "faithfulness.deletion_area");
@@ -115,9 +118,10 @@ Test(faithfulness, scores_and_aggregates_take_the_hand_worked_values) {
   memcpy(c, comp->data, sizeof c);
   memcpy(a, aopc->data, sizeof a);
   memcpy(d, del->data, sizeof d);
-  NEAR((double)c[0], 0.25);             /* example 0, attention_last, bin 10% */
-  NEAR((double)c[1 * FP_M * FP_K + 1], 0.625); /* example 1, attention_last, 50%: 0.5+0.125 */
-  NEAR((double)a[2 * FP_M + 0], 0.25);  /* example 2, attention_last: (0.125+0.375)/2 */
+  NEAR((double)c[0], 0.25); /* example 0, attention_last, bin 10% */
+  NEAR((double)c[1 * FP_M * FP_K + 1],
+       0.625);                         /* example 1, attention_last, 50%: 0.5+0.125 */
+  NEAR((double)a[2 * FP_M + 0], 0.25); /* example 2, attention_last: (0.125+0.375)/2 */
   NEAR((double)a[0 * FP_M + 1], 0.1875);
   NEAR((double)d[0], 0.5125);
   NEAR((double)d[2], 0.75); /* random's deletion curve stays at 0.75 */
@@ -265,7 +269,8 @@ static const bad_t bads[] = {
     {"tensor faithfulness.p_removed: expected F32 [4,3,2]", three_bins},
     {"run.N: 5 examples", n_off},
     {"made from another run", crc_off},
-    {"faithfulness.p_kept: example 1, map random, bin 1: 1.5 is not a probability", above_one},
+    {"faithfulness.p_kept: example 1, map random, bin 1: 1.5 is not a probability",
+     above_one},
     {"faithfulness.deletion: example 2, map attention_last, step 4: nan", nan_prob},
     {"faithfulness.p_full: example 0: -0.25 is not a probability", negative},
     {"mode: \"blur\" is not", bad_mode},
@@ -307,7 +312,8 @@ Test(faithfulness, bad_probs_are_refused_in_one_line_and_run_is_untouched) {
     cr_expect_eq(cli_count_lines(r.err), 1, "case %zu: not one line: %s", i, r.err);
     cr_expect(strstr(r.err, bads[i].what) != NULL, "case %zu: want [%s] in: %s", i,
               bads[i].what, r.err);
-    cr_expect(strstr(r.err, probs) != NULL, "case %zu: the file is not named: %s", i, r.err);
+    cr_expect(strstr(r.err, probs) != NULL, "case %zu: the file is not named: %s", i,
+              r.err);
     cr_expect(!dsb_exists(out), "case %zu: %s was written", i, out);
     cr_expect_eq(dsb_count_prefixed(out, ".tmp-"), 0, "case %zu: temporaries left", i);
     cli_result_free(&r);
@@ -326,7 +332,8 @@ Test(faithfulness, output_checks_refuse_to_replace_the_run) {
   fp_default(&p);
   cr_assert_eq(fp_write(&p, run, 0, FP_N, probs), 0);
   cli_result_t r;
-  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", run, "--force", NULL), 0);
+  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", run, "--force", NULL),
+               0);
   cr_expect_neq(r.exit_code, 0, "OUT = RUN was accepted");
   cli_result_free(&r);
   const char *out = P("frun");
@@ -334,7 +341,8 @@ Test(faithfulness, output_checks_refuse_to_replace_the_run) {
   cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, NULL), 0);
   cr_expect_eq(r.exit_code, 2, "an existing OUT was replaced without --force: %s", r.err);
   cli_result_free(&r);
-  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, "--force", NULL), 0);
+  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, "--force", NULL),
+               0);
   cr_expect_eq(r.exit_code, 0, "--force over a faithfulness run: %s", r.err);
   cli_result_free(&r);
 }
@@ -374,14 +382,15 @@ Test(faithfulness, report_section_and_baseline_comparison) {
   cr_expect(strstr(html, "Where the most agreed-upon map is least faithful") != NULL);
   cr_expect(strstr(html, "<h3>Faithfulness</h3>") != NULL, "no comparison table");
   free(html);
-  json_t *cmp = json_load_file(dsb_join(path, sizeof path, out, "report/comparison.json"), 0,
-                               NULL);
+  json_t *cmp =
+      json_load_file(dsb_join(path, sizeof path, out, "report/comparison.json"), 0, NULL);
   cr_assert_not_null(cmp);
-  const json_t *e = json_array_get(json_object_get(json_object_get(cmp, "faithfulness"),
-                                                   "entries"),
-                                   0); /* attention_last, comprehensiveness.aopc */
+  const json_t *e =
+      json_array_get(json_object_get(json_object_get(cmp, "faithfulness"), "entries"),
+                     0); /* attention_last, comprehensiveness.aopc */
   cr_expect_str_eq(json_string_value(json_object_get(e, "map")), "attention_last");
-  cr_expect_str_eq(json_string_value(json_object_get(e, "quantity")), "comprehensiveness.aopc");
+  cr_expect_str_eq(json_string_value(json_object_get(e, "quantity")),
+                   "comprehensiveness.aopc");
   NEAR(json_number_value(json_object_get(e, "delta")), 0.125);
   /* pooled sd: both runs' m2 = 0.03125 over 3 + 3 examples: sqrt(0.0625 / 4) = 0.125 */
   NEAR(json_number_value(json_object_get(e, "z")), 1.0);
@@ -408,7 +417,8 @@ Test(faithfulness, damaged_files_are_refused) {
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, bad[i], "-o", out, NULL), 0);
     cr_expect_eq(r.exit_code, 2, "%s: exit %d: %s", bad[i], r.exit_code, r.err);
-    cr_expect(cli_count_lines(r.err) == 1 && strstr(r.err, bad[i]), "%s: %s", bad[i], r.err);
+    cr_expect(cli_count_lines(r.err) == 1 && strstr(r.err, bad[i]), "%s: %s", bad[i],
+              r.err);
     cr_expect(!dsb_exists(out));
     cli_result_free(&r);
   }

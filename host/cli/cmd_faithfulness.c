@@ -6,14 +6,15 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: attnmap faithfulness RUN PROBS.safetensors -o OUT [--force]\n"
-          "\n"
-          "Scores the faithfulness of RUN's maps from the target-class probabilities that\n"
-          "attnmap-faithfulness wrote for RUN (PROBS): comprehensiveness, sufficiency, AOPC,\n"
-          "deletion and insertion areas per example, and their means with 95%% intervals.\n"
-          "Writes a new run folder OUT (RUN's files, faithfulness.safetensors, summary.json\n"
-          "with a faithfulness section); RUN is not modified. docs/faithfulness.md.\n");
+  fprintf(
+      out,
+      "usage: attnmap faithfulness RUN PROBS.safetensors -o OUT [--force]\n"
+      "\n"
+      "Scores the faithfulness of RUN's maps from the target-class probabilities that\n"
+      "attnmap-faithfulness wrote for RUN (PROBS): comprehensiveness, sufficiency, AOPC,\n"
+      "deletion and insertion areas per example, and their means with 95%% intervals.\n"
+      "Writes a new run folder OUT (RUN's files, faithfulness.safetensors, summary.json\n"
+      "with a faithfulness section); RUN is not modified. docs/faithfulness.md.\n");
 }
 
 int am_cli_faithfulness(int argc, char **argv) {

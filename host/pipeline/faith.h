@@ -25,12 +25,12 @@ typedef struct am_faith {
   const char *maps[AM_FAITH_MAX_MAPS]; /* borrowed from meta */
   double bins[AM_FAITH_MAX_BINS];      /* percent, strictly increasing in (0, 100] */
   /* Rows, owned (aligned copies of the files' data): */
-  float *p_full;           /* [N] */
-  int32_t *target;         /* [N] the class c */
-  int32_t *tokens;         /* [N] rankable tokens; 0: every score is NaN */
-  float *comp, *suff;      /* [N,M,K] comprehensiveness, sufficiency */
-  float *aopc_c, *aopc_s;  /* [N,M] their means over the bins */
-  float *del, *ins;        /* [N,M,S] deletion and insertion curves */
+  float *p_full;              /* [N] */
+  int32_t *target;            /* [N] the class c */
+  int32_t *tokens;            /* [N] rankable tokens; 0: every score is NaN */
+  float *comp, *suff;         /* [N,M,K] comprehensiveness, sufficiency */
+  float *aopc_c, *aopc_s;     /* [N,M] their means over the bins */
+  float *del, *ins;           /* [N,M,S] deletion and insertion curves */
   float *del_area, *ins_area; /* [N,M] trapezoid areas, x in [0,1] */
 } am_faith_t;
 

@@ -15,12 +15,13 @@
 
 typedef struct slot {
   const char *name;
-  size_t off;  /* offsetof the row pointer in am_faith_t */
-  int dims;    /* 1: [N], 2: [N,M], 3: [N,M,K], 4: [N,M,S] */
+  size_t off; /* offsetof the row pointer in am_faith_t */
+  int dims;   /* 1: [N], 2: [N,M], 3: [N,M,K], 4: [N,M,S] */
   am_dtype dtype;
 } slot_t;
 
-#define SLOT(n, field, d, t) {"faithfulness." n, offsetof(am_faith_t, field), d, AM_DTYPE_##t}
+#define SLOT(n, field, d, t)                                                               \
+  { "faithfulness." n, offsetof(am_faith_t, field), d, AM_DTYPE_##t }
 static const slot_t slots[] = {
     SLOT("comprehensiveness", comp, 3, F32),
     SLOT("sufficiency", suff, 3, F32),
@@ -96,13 +97,14 @@ static am_status check_record(am_ctx_t *ctx, const char *dir, const char *path,
   json_t *have = NULL;
   am_status st = am_summary_file_record(ctx, path, &have);
   if (st == AM_STATUS_OK && !json_equal(have, want))
-    st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                 "%s: %lld bytes, CRC-32C %s, but %s/summary.json records %lld, %s: the file "
-                 "was changed",
-                 path, (long long)json_integer_value(json_object_get(have, "bytes")),
-                 json_string_value(json_object_get(have, "crc32c")), dir,
-                 (long long)json_integer_value(json_object_get(want, "bytes")),
-                 json_string_value(json_object_get(want, "crc32c")));
+    st = am_fail(
+        ctx, AM_STATUS_BAD_INPUT,
+        "%s: %lld bytes, CRC-32C %s, but %s/summary.json records %lld, %s: the file "
+        "was changed",
+        path, (long long)json_integer_value(json_object_get(have, "bytes")),
+        json_string_value(json_object_get(have, "crc32c")), dir,
+        (long long)json_integer_value(json_object_get(want, "bytes")),
+        json_string_value(json_object_get(want, "crc32c")));
   json_decref(have);
   return st;
 }
@@ -128,7 +130,8 @@ am_status am_faith_file_read(am_ctx_t *ctx, const char *dir, const json_t *summa
   for (int i = 0; i < NSLOTS && st == AM_STATUS_OK; i++) {
     am_tensor_t want = tensor_of(f, i);
     const am_tensor_t *t = am_file_find(file, slots[i].name);
-    int ok = t && t->dtype == want.dtype && t->ndim == want.ndim && t->nbytes == want.nbytes;
+    int ok =
+        t && t->dtype == want.dtype && t->ndim == want.ndim && t->nbytes == want.nbytes;
     for (int d = 0; ok && d < want.ndim; d++)
       ok = t->shape[d] == want.shape[d];
     if (!ok)

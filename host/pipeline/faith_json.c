@@ -57,12 +57,12 @@ static json_t *curve_json(const am_faith_t *f, const float *rows, const float *a
 }
 
 static json_t *map_json(const am_faith_t *f, int m) {
-  return json_pack(
-      "{s:{s:o,s:o},s:{s:o,s:o},s:o,s:o}", "comprehensiveness", "bins",
-      bins_json(f, f->comp, m), "aopc", stat_of(f, f->aopc_c, f->M, m, -1), "sufficiency",
-      "bins", bins_json(f, f->suff, m), "aopc", stat_of(f, f->aopc_s, f->M, m, -1),
-      "deletion", curve_json(f, f->del, f->del_area, m), "insertion",
-      curve_json(f, f->ins, f->ins_area, m));
+  return json_pack("{s:{s:o,s:o},s:{s:o,s:o},s:o,s:o}", "comprehensiveness", "bins",
+                   bins_json(f, f->comp, m), "aopc", stat_of(f, f->aopc_c, f->M, m, -1),
+                   "sufficiency", "bins", bins_json(f, f->suff, m), "aopc",
+                   stat_of(f, f->aopc_s, f->M, m, -1), "deletion",
+                   curve_json(f, f->del, f->del_area, m), "insertion",
+                   curve_json(f, f->ins, f->ins_area, m));
 }
 
 static int cmp_i32(const void *a, const void *b) {

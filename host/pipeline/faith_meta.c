@@ -115,14 +115,15 @@ static am_status check_bins(am_ctx_t *ctx, const char *file, const json_t *bins,
 am_status am_faith_meta_read(am_ctx_t *ctx, const char *file, json_t *meta,
                              const char *const *run_maps, int nrun_maps, am_faith_t *f) {
   if (!json_is_object(meta))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: metadata %s: missing or not a JSON object",
-                   file, AM_FAITH_META);
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: metadata %s: missing or not a JSON object", file, AM_FAITH_META);
   const json_t *v = json_object_get(meta, "version");
   if (!json_is_integer(v) || json_integer_value(v) != 1)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: metadata %s: version: not 1 (the only version this attnmap reads)",
                    file, AM_FAITH_META);
-  am_status st = check_maps(ctx, file, json_object_get(meta, "maps"), run_maps, nrun_maps, f);
+  am_status st =
+      check_maps(ctx, file, json_object_get(meta, "maps"), run_maps, nrun_maps, f);
   if (st == AM_STATUS_OK)
     st = check_bins(ctx, file, json_object_get(meta, "bins"), f);
   if (st != AM_STATUS_OK)
@@ -154,10 +155,13 @@ am_status am_faith_meta_read(am_ctx_t *ctx, const char *file, json_t *meta,
   if (!json_is_string(json_object_get(meta, "k_rounding")))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: metadata %s: k_rounding: not a string",
                    file, AM_FAITH_META);
-  const json_t *model = json_object_get(meta, "model");
-  if (model && !json_is_string(model))
-    return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: metadata %s: model: not a string", file,
-                   AM_FAITH_META);
+  static const char *const texts[] = {"model", "rank", "task"}; /* optional */
+  for (int k = 0; k < 3; k++) {
+    const json_t *v = json_object_get(meta, texts[k]);
+    if (v && !json_is_string(v))
+      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: metadata %s: %s: not a string", file,
+                     AM_FAITH_META, texts[k]);
+  }
   f->meta = json_incref(meta);
   return AM_STATUS_OK;
 }

@@ -13,15 +13,17 @@
 #include "pipeline/summary.h"
 
 /* The metadata keys that must be equal for runs to merge; the rest is provenance. */
-static const char *const common_keys[] = {"version", "maps", "bins", "steps", "mode",
-                                          "seed", "target", "k_rounding", "model", NULL};
+static const char *const common_keys[] = {"version", "maps", "bins",   "steps",
+                                          "mode",    "seed", "target", "k_rounding",
+                                          "model",   "rank", "task",   NULL};
 
 static const am_tensor_t *need(am_ctx_t *ctx, const am_file_t *pf, const char *name,
                                am_dtype dtype, int ndim, const int64_t *shape,
                                am_status *st) {
   const am_tensor_t *t = am_file_find(pf, name);
   if (!t) {
-    *st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing", am_file_path(pf), name);
+    *st =
+        am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing", am_file_path(pf), name);
     return NULL;
   }
   int ok = t->dtype == dtype && t->ndim == ndim;
@@ -44,9 +46,9 @@ static const am_tensor_t *need(am_ctx_t *ctx, const am_file_t *pf, const char *n
 static am_status check_run(am_ctx_t *ctx, const char *path, const json_t *meta,
                            const am_run_t *run) {
   const json_t *r = json_object_get(meta, "run");
-  const json_t *rec = json_object_get(
-      json_object_get(json_object_get(run->summary, "provenance"), "files"),
-      "examples.safetensors");
+  const json_t *rec =
+      json_object_get(json_object_get(json_object_get(run->summary, "provenance"), "files"),
+                      "examples.safetensors");
   const json_t *n = json_object_get(r, "N"), *bytes = json_object_get(r, "examples_bytes");
   const char *crc = json_string_value(json_object_get(r, "examples_crc32c"));
   if (!json_is_object(r) || !json_is_integer(n) || !json_is_integer(bytes) || !crc)
@@ -166,7 +168,9 @@ static json_t *parse_meta(am_ctx_t *ctx, const am_file_t *pf, am_status *st) {
   if (!all || !json_is_object(all)) {
     *st = am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: metadata %s: %s", am_file_path(pf),
                   AM_FAITH_META,
-                  !text ? "missing" : all ? "not a JSON object" : "not valid JSON");
+                  !text ? "missing"
+                  : all ? "not a JSON object"
+                        : "not valid JSON");
     json_decref(all);
     return NULL;
   }

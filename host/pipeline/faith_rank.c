@@ -46,10 +46,10 @@ json_t *am_faith_ranking(const am_faith_t *f) {
   qsort(e, (size_t)f->M, sizeof *e, cmp_entry);
   json_t *a = json_array();
   for (int r = 0; r < f->M; r++)
-    json_array_append_new(
-        a, json_pack("{s:i,s:s,s:o,s:o,s:o}", "rank", r + 1, "map", f->maps[e[r].m],
-                     "aopc_comprehensiveness", num(e[r].c), "aopc_sufficiency",
-                     num(e[r].s), "minus_random", num(e[r].c - random)));
+    json_array_append_new(a, json_pack("{s:i,s:s,s:o,s:o,s:o}", "rank", r + 1, "map",
+                                       f->maps[e[r].m], "aopc_comprehensiveness",
+                                       num(e[r].c), "aopc_sufficiency", num(e[r].s),
+                                       "minus_random", num(e[r].c - random)));
   return a;
 }
 
@@ -118,10 +118,9 @@ json_t *am_faith_most_agreed(const am_faith_t *f, const json_t *summary) {
   if (l)
     qsort(l, (size_t)n, sizeof *l, cmp_listed);
   for (int64_t k = 0; l && k < n && k < AM_FAITH_LISTED; k++)
-    json_array_append_new(
-        list, json_pack("{s:I,s:o,s:i,s:i}", "index", (json_int_t)l[k].i,
-                        "aopc_comprehensiveness", num(l[k].v), "rank",
-                        rank_in(f, l[k].i, best), "of", f->M - 1));
+    json_array_append_new(list, json_pack("{s:I,s:o,s:i,s:i}", "index", (json_int_t)l[k].i,
+                                          "aopc_comprehensiveness", num(l[k].v), "rank",
+                                          rank_in(f, l[k].i, best), "of", f->M - 1));
   free(l);
   return json_pack("{s:o,s:s,s:o,s:o}", "map",
                    best >= 0 ? json_string(f->maps[best]) : json_null(), "metric",

@@ -21,8 +21,8 @@
 #include "pipeline/summary.h"
 
 /* Copies dir/name to tmp/name when it exists (absent is not an error unless required). */
-static am_status copy_file(am_ctx_t *ctx, const char *dir, const char *tmp, const char *name,
-                           int required) {
+static am_status copy_file(am_ctx_t *ctx, const char *dir, const char *tmp,
+                           const char *name, int required) {
   char from[4200], to[4200];
   snprintf(from, sizeof from, "%s/%s", dir, name);
   snprintf(to, sizeof to, "%s/%s", tmp, name);
@@ -32,9 +32,9 @@ static am_status copy_file(am_ctx_t *ctx, const char *dir, const char *tmp, cons
   if (in < 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: cannot open: %s", from, strerror(errno));
   int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  am_status st = out < 0 ? am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", to,
-                                   strerror(errno))
-                         : AM_STATUS_OK;
+  am_status st =
+      out < 0 ? am_fail(ctx, AM_STATUS_IO, "%s: cannot create: %s", to, strerror(errno))
+              : AM_STATUS_OK;
   static char buf[1 << 16];
   uint64_t off = 0;
   while (st == AM_STATUS_OK) {
@@ -150,9 +150,10 @@ am_status am_faith_merge(am_ctx_t *ctx, const char *const *runs, const json_t *c
     N += Ns[r];
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++) {
     if (!json_object_get(sums[r], "faithfulness")) {
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: no faithfulness scores, but %s has some; such runs cannot be merged",
-                   runs[r], runs[r ? 0 : 1]);
+      st =
+          am_fail(ctx, AM_STATUS_BAD_INPUT,
+                  "%s: no faithfulness scores, but %s has some; such runs cannot be merged",
+                  runs[r], runs[r ? 0 : 1]);
       break;
     }
     st = am_faith_file_read(ctx, runs[r], sums[r], Ns[r], &part);
@@ -166,16 +167,17 @@ am_status am_faith_merge(am_ctx_t *ctx, const char *const *runs, const json_t *c
       memcpy(all.bins, part.bins, sizeof all.bins);
       st = am_faith_alloc(ctx, &all);
     } else if (st == AM_STATUS_OK && !json_equal(all.meta, part.meta)) {
-      st = am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/%s: metadata %s differs from %s's (maps, bins, mode, seed, target or "
-                   "model); such runs cannot be merged",
-                   runs[r], AM_FAITH_FILE, AM_FAITH_META, runs[0]);
+      st =
+          am_fail(ctx, AM_STATUS_BAD_INPUT,
+                  "%s/%s: metadata %s differs from %s's (maps, bins, mode, seed, target or "
+                  "model); such runs cannot be merged",
+                  runs[r], AM_FAITH_FILE, AM_FAITH_META, runs[0]);
     }
     if (st == AM_STATUS_OK) {
       append(&all, &part, row0);
       row0 += part.N;
-      json_array_extend(prov, json_object_get(json_object_get(sums[r], "faithfulness"),
-                                              "provenance"));
+      json_array_extend(
+          prov, json_object_get(json_object_get(sums[r], "faithfulness"), "provenance"));
     }
     am_faith_free(&part);
   }

@@ -44,19 +44,22 @@ static json_t *ranking(json_t *sec) {
 }
 
 json_t *am_compare_faithfulness(json_t *run, json_t *base, double thr, int64_t *drifted) {
-  json_t *a = json_object_get(run, "faithfulness"), *b = json_object_get(base, "faithfulness");
+  json_t *a = json_object_get(run, "faithfulness"),
+         *b = json_object_get(base, "faithfulness");
   *drifted = 0;
   if (!a && !b)
     return json_null();
   json_t *notes = json_array(), *entries = json_array(), *only = json_array();
   if (!a || !b)
-    json_array_append_new(notes, json_sprintf("only the %s has faithfulness scores",
-                                              a ? "run" : "baseline"));
-  static const char *const keys[] = {"mode", "bins", "target", "model", "k_rounding"};
+    json_array_append_new(
+        notes, json_sprintf("only the %s has faithfulness scores", a ? "run" : "baseline"));
+  static const char *const keys[] = {"mode",       "bins", "target", "model",
+                                     "k_rounding", "rank", "task"};
   for (size_t k = 0; a && b && k < sizeof keys / sizeof *keys; k++)
-    if (!json_equal(am_jget(a, "metadata", keys[k], NULL), am_jget(b, "metadata", keys[k], NULL)))
-      json_array_append_new(notes,
-                            json_sprintf("faithfulness %s differs from the baseline", keys[k]));
+    if (!json_equal(am_jget(a, "metadata", keys[k], NULL),
+                    am_jget(b, "metadata", keys[k], NULL)))
+      json_array_append_new(
+          notes, json_sprintf("faithfulness %s differs from the baseline", keys[k]));
   const char *map;
   json_t *rm;
   json_object_foreach(json_object_get(a, "maps"), map, rm) {
@@ -67,10 +70,10 @@ json_t *am_compare_faithfulness(json_t *run, json_t *base, double thr, int64_t *
     }
     for (int q = 0; q < 4; q++) {
       int drift = 0;
-      json_array_append_new(entries,
-                            entry(map, q, am_jget(rm, quantities[q][0], quantities[q][1], NULL),
-                                  am_jget(bm, quantities[q][0], quantities[q][1], NULL), thr,
-                                  &drift));
+      json_array_append_new(
+          entries,
+          entry(map, q, am_jget(rm, quantities[q][0], quantities[q][1], NULL),
+                am_jget(bm, quantities[q][0], quantities[q][1], NULL), thr, &drift));
       *drifted += drift;
     }
   }

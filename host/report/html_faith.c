@@ -1,9 +1,9 @@
 /* html_faith.c — the report's faithfulness section (docs/faithfulness.md, "Report"), drawn
  * from summary.json's `faithfulness` section alone: the ranking of the maps with 95%
- * intervals, comprehensiveness and sufficiency per bin with intervals, the mean deletion and
- * insertion curves of every map with the random ranking as the dashed reference line, the
- * AOPC per class, and the examples where the most agreed-upon map is least faithful. Every
- * string from the run (map names, model, mode) is escaped. */
+ * intervals, comprehensiveness and sufficiency per bin with intervals, the mean deletion
+ * and insertion curves of every map with the random ranking as the dashed reference line,
+ * the AOPC per class, and the examples where the most agreed-upon map is least faithful.
+ * Every string from the run (map names, model, mode) is escaped. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +45,8 @@ static void ranking_table(am_html_t *h, json_t *sec) {
   json_array_foreach(json_object_get(sec, "ranking"), i, e) {
     const char *map = am_jstr(json_object_get(e, "map"));
     json_t *m = am_jget(sec, "maps", map, NULL);
-    am_html_printf(h, "<tr><td class=\"num\">%.0f</td>", am_jnum(json_object_get(e, "rank")));
+    am_html_printf(h, "<tr><td class=\"num\">%.0f</td>",
+                   am_jnum(json_object_get(e, "rank")));
     name_cell(h, map);
     stat_cell(h, am_jget(m, "comprehensiveness", "aopc", NULL));
     stat_cell(h, am_jget(m, "sufficiency", "aopc", NULL));
@@ -61,9 +62,10 @@ static void ranking_table(am_html_t *h, json_t *sec) {
 
 static void bins_table(am_html_t *h, json_t *sec, const char *what) {
   json_t *bins = am_jget(sec, "metadata", "bins", NULL), *b;
-  am_html_printf(h, "<h3>%c%s by bin (top k%% of tokens)</h3><div style=\"overflow-x:auto\">"
-                    "<table class=\"sortable\">"
-                    "<thead><tr><th>map</th>",
+  am_html_printf(h,
+                 "<h3>%c%s by bin (top k%% of tokens)</h3><div style=\"overflow-x:auto\">"
+                 "<table class=\"sortable\">"
+                 "<thead><tr><th>map</th>",
                  what[0] - 32, what + 1);
   size_t k;
   json_array_foreach(bins, k, b) am_html_printf(h, "<th>%.4g%%</th>", am_jnum(b));
@@ -82,17 +84,20 @@ static void bins_table(am_html_t *h, json_t *sec, const char *what) {
   am_html_raw(h, "</tbody></table></div>");
 }
 
-/* Every map's mean curve (probability against % of tokens removed or kept), random dashed. */
+/* Every map's mean curve (probability against % of tokens removed or kept), random dashed.
+ */
 static void curves(am_html_t *h, json_t *sec, const char *what, const char *xlabel) {
   int left = 44, bottom = 30, pw = CURVE_W - left - 18, ph = CURVE_H - bottom - 8;
-  am_html_printf(h, "<div class=\"card\"><div>%s</div><svg width=\"%d\" height=\"%d\" "
-                    "role=\"img\"><path class=\"axis\" d=\"M%d 8V%dH%d\"/>",
+  am_html_printf(h,
+                 "<div class=\"card\"><div>%s</div><svg width=\"%d\" height=\"%d\" "
+                 "role=\"img\"><path class=\"axis\" d=\"M%d 8V%dH%d\"/>",
                  what, CURVE_W, CURVE_H, left, 8 + ph, left + pw);
   for (int t = 0; t <= 4; t++) {
     double y = 8 + ph - ph * t / 4.0;
-    am_html_printf(h, "<text x=\"%d\" y=\"%.1f\" class=\"tk\" text-anchor=\"end\">%.2g"
-                      "</text><text x=\"%.1f\" y=\"%d\" class=\"tk\" "
-                      "text-anchor=\"middle\">%d%%</text>",
+    am_html_printf(h,
+                   "<text x=\"%d\" y=\"%.1f\" class=\"tk\" text-anchor=\"end\">%.2g"
+                   "</text><text x=\"%.1f\" y=\"%d\" class=\"tk\" "
+                   "text-anchor=\"middle\">%d%%</text>",
                    left - 3, y + 3, t / 4.0, left + pw * t / 4.0, 8 + ph + 13, 25 * t);
   }
   size_t j;
@@ -124,8 +129,9 @@ static void curves(am_html_t *h, json_t *sec, const char *what, const char *xlab
     am_html_raw(h, "</title></path>");
     c += !random;
   }
-  am_html_printf(h, "<text x=\"%d\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">%s</text>"
-                    "</svg></div>",
+  am_html_printf(h,
+                 "<text x=\"%d\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">%s</text>"
+                 "</svg></div>",
                  left + pw / 2, CURVE_H - 2, xlabel);
 }
 
@@ -137,7 +143,8 @@ static void legend(am_html_t *h, json_t *sec) {
   json_array_foreach(am_jget(sec, "metadata", "maps", NULL), j, name) {
     const char *map = am_jstr(name);
     int random = strcmp(map, "random") == 0;
-    am_html_printf(h, "<span style=\"color:%s\">&#9644; ", random ? "#757575" : palette[c % 8]);
+    am_html_printf(h, "<span style=\"color:%s\">&#9644; ",
+                   random ? "#757575" : palette[c % 8]);
     am_html_text(h, map);
     am_html_raw(h, random ? " (reference, dashed)</span> " : "</span> ");
     c += !random;
@@ -162,7 +169,8 @@ static void classes_table(am_html_t *h, json_t *sec) {
   size_t i;
   json_array_foreach(classes, i, e) {
     am_html_printf(h, "<tr><td class=\"num\">%.0f</td><td class=\"num\">%.0f</td>",
-                   am_jnum(json_object_get(e, "class")), am_jnum(json_object_get(e, "count")));
+                   am_jnum(json_object_get(e, "class")),
+                   am_jnum(json_object_get(e, "count")));
     json_array_foreach(maps, j, name)
         stat_cell(h, am_jget(e, "maps", am_jstr(name), "aopc_comprehensiveness", NULL));
     am_html_raw(h, "</tr>");
@@ -180,11 +188,12 @@ static void listed(am_html_t *h, json_t *sec) {
   }
   am_html_raw(h, "The most agreed-upon map, <strong>");
   am_html_text(h, map);
-  am_html_printf(h, "</strong>, has the highest mean Spearman correlation with the other "
-                    "maps (%.4g, averaged over its pairs). Its examples with the lowest "
-                    "AOPC comprehensiveness:</p><table class=\"sortable\"><thead><tr>"
-                    "<th>example</th><th>AOPC comprehensiveness</th><th>its rank among the "
-                    "maps there</th></tr></thead><tbody>",
+  am_html_printf(h,
+                 "</strong>, has the highest mean Spearman correlation with the other "
+                 "maps (%.4g, averaged over its pairs). Its examples with the lowest "
+                 "AOPC comprehensiveness:</p><table class=\"sortable\"><thead><tr>"
+                 "<th>example</th><th>AOPC comprehensiveness</th><th>its rank among the "
+                 "maps there</th></tr></thead><tbody>",
                  am_jnum(json_object_get(ma, "agreement")));
   size_t i;
   json_array_foreach(json_object_get(ma, "examples"), i, e) {
@@ -212,8 +221,9 @@ am_status am_report_faithfulness(am_report_t *r) {
   am_html_text(h, am_jstr(json_object_get(meta, "target")));
   am_html_raw(h, "</code>, model <code>");
   am_html_text(h, am_jstr(json_object_get(meta, "model")));
-  am_html_printf(h, "</code>; %.0f of %.0f examples scored. Intervals: normal 95%%, "
-                    "mean &plusmn; 1.96&middot;sd/&radic;n over the examples.</p>",
+  am_html_printf(h,
+                 "</code>; %.0f of %.0f examples scored. Intervals: normal 95%%, "
+                 "mean &plusmn; 1.96&middot;sd/&radic;n over the examples.</p>",
                  am_jnum(json_object_get(sec, "scored")),
                  am_jnum(json_object_get(sec, "examples")));
   ranking_table(h, sec);
@@ -237,7 +247,8 @@ void am_report_faith_rankings(am_html_t *h, json_t *faith) {
                  "<tbody>");
   json_t *a = am_jget(faith, "ranking", sides[0], NULL);
   json_t *b = am_jget(faith, "ranking", sides[1], NULL);
-  size_t n = json_array_size(a) > json_array_size(b) ? json_array_size(a) : json_array_size(b);
+  size_t n =
+      json_array_size(a) > json_array_size(b) ? json_array_size(a) : json_array_size(b);
   for (size_t i = 0; i < n; i++) {
     am_html_printf(h, "<tr><td class=\"num\">%zu</td>", i + 1);
     name_cell(h, am_jstr(json_array_get(a, i)));

@@ -65,7 +65,8 @@ static am_tensor_t t1(const void *data, int n, am_dtype dt) {
   return t;
 }
 
-int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end, const char *path) {
+int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end,
+             const char *path) {
   int n = end - begin;
   char sp[600], meta[2048];
   json_t *sum = json_load_file(dsb_join(sp, sizeof sp, run_dir, "summary.json"), 0, NULL);
@@ -75,17 +76,18 @@ int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end, const
     json_decref(sum);
     return -1;
   }
-  snprintf(meta, sizeof meta,
-           "{\"version\":1,\"maps\":%s,\"bins\":%s,\"steps\":[0,10,20,30,40,50,60,70,80,"
-           "90,100],\"mode\":%s,\"seed\":0,\"target\":\"predicted\",\"k_rounding\":\"ceil\","
-           "\"run\":{\"N\":%lld,\"examples_bytes\":%lld,\"examples_crc32c\":\"%s\"},"
-           "\"model\":%s,\"forwards\":0,\"seconds\":0}",
-           p->maps ? p->maps : "[\"attention_last\",\"rollout\",\"random\"]",
-           p->bins ? p->bins : "[10,50]", p->mode ? p->mode : "\"delete\"",
-           (long long)(p->run_n >= 0 ? p->run_n : n),
-           (long long)json_integer_value(json_object_get(rec, "bytes")),
-           p->crc ? p->crc : json_string_value(json_object_get(rec, "crc32c")),
-           p->model ? p->model : "\"hand-made\"");
+  snprintf(
+      meta, sizeof meta,
+      "{\"version\":1,\"maps\":%s,\"bins\":%s,\"steps\":[0,10,20,30,40,50,60,70,80,"
+      "90,100],\"mode\":%s,\"seed\":0,\"target\":\"predicted\",\"k_rounding\":\"ceil\","
+      "\"run\":{\"N\":%lld,\"examples_bytes\":%lld,\"examples_crc32c\":\"%s\"},"
+      "\"model\":%s,\"forwards\":0,\"seconds\":0}",
+      p->maps ? p->maps : "[\"attention_last\",\"rollout\",\"random\"]",
+      p->bins ? p->bins : "[10,50]", p->mode ? p->mode : "\"delete\"",
+      (long long)(p->run_n >= 0 ? p->run_n : n),
+      (long long)json_integer_value(json_object_get(rec, "bytes")),
+      p->crc ? p->crc : json_string_value(json_object_get(rec, "crc32c")),
+      p->model ? p->model : "\"hand-made\"");
   json_decref(sum);
   int rk = p->removed_k > 0 ? p->removed_k : FP_K;
   float *removed = calloc((size_t)n * FP_M * rk, sizeof(float));
@@ -102,8 +104,8 @@ int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end, const
       {"faithfulness.p_kept", t3(p->p_kept[begin], n, FP_M, FP_K)},
       {"faithfulness.deletion", t3(p->del[begin], n, FP_M, FP_S)},
       {"faithfulness.insertion", t3(p->ins[begin], n, FP_M, FP_S)},
-      {"faithfulness.target", p->target_f32 ? t1(tf, n, AM_DTYPE_F32)
-                                            : t1(&p->target[begin], n, AM_DTYPE_I32)},
+      {"faithfulness.target",
+       p->target_f32 ? t1(tf, n, AM_DTYPE_F32) : t1(&p->target[begin], n, AM_DTYPE_I32)},
       {"faithfulness.tokens", t1(&p->tokens[begin], n, AM_DTYPE_I32)},
   };
   int count = 7;

@@ -34,6 +34,7 @@ typedef struct fp_probs {
 void fp_default(fp_probs_t *p);
 /* Writes rows [begin, end) of p for the run folder run_dir (its examples file's size and
  * CRC-32C from its summary.json) to path. 0 on success. */
-int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end, const char *path);
+int fp_write(const fp_probs_t *p, const char *run_dir, int begin, int end,
+             const char *path);
 
 #endif
