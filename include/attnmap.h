@@ -399,11 +399,12 @@ AM_API const char *am_run_pair_name(const am_run_t *run, int i); /* "rollout~sal
 typedef enum am_colormap {
   AM_COLORMAP_VIRIDIS = 0, /* non-negative values: matplotlib's viridis */
   AM_COLORMAP_MAGMA,       /* non-negative values: matplotlib's magma */
-  AM_COLORMAP_RDBU_R /* signed values: matplotlib's RdBu_r, negative blue, positive red */
+  AM_COLORMAP_RDBU_R, /* signed values: matplotlib's RdBu_r, negative blue, positive red */
+  AM_COLORMAP_JET     /* image overlays as vit-explain draws them: matplotlib's jet */
 } am_colormap;
 typedef enum am_upsample { AM_UPSAMPLE_NEAREST = 0, AM_UPSAMPLE_BILINEAR } am_upsample;
 
-/* "viridis", "magma", "RdBu_r"; NULL for other values. */
+/* "viridis", "magma", "RdBu_r", "jet"; NULL for other values. */
 AM_API const char *am_colormap_name(am_colormap cmap);
 /* The 8-bit colour of v between the limits as matplotlib draws it: entry
  * floor(256 (v - vmin) / (vmax - vmin)) of the 256-entry table, clipped to 0..255 (entry 0
@@ -440,6 +441,10 @@ typedef struct am_report_options {
   const char *out_dir; /* NULL: RUN/report */
   int stratify_length; /* 1: compare with the baseline within strata of similar length
                           (docs/report.md); reads both runs' examples.safetensors */
+  /* overlays of maps on the dataset's images (tensor images, with a patch grid) */
+  am_colormap overlay_colormap; /* non-negative maps; default viridis (jet: vit-explain) */
+  double overlay_alpha;         /* weight of the map's colour, 0..1 (default 0.5) */
+  int overlay_sheet;            /* worst-agreeing examples in the contact sheet (12) */
 } am_report_options_t;
 
 typedef struct am_report_result {
@@ -456,6 +461,14 @@ AM_API void am_report_options_init(am_report_options_t *opts);
  * cannot be found or no longer matches the run is not an error: the report says so. */
 AM_API am_status am_run_report(am_ctx_t *ctx, const char *run_dir,
                                const am_report_options_t *opts, am_report_result_t *result);
+/* Writes one example's map drawn over its image (the dataset's tensor images) as an RGB
+ * PNG at path, as the report's overlays are drawn (docs/report.md, "Overlays"): the run's
+ * patch grid without its prefix tokens, bilinearly upsampled to the image (half-pixel
+ * centres), opts->overlay_colormap, opts->overlay_alpha; the dataset is opts->dataset or
+ * the one summary.json records. opts may be NULL. */
+AM_API am_status am_run_write_overlay(am_ctx_t *ctx, const char *run_dir, int64_t example,
+                                      const char *map, const char *path,
+                                      const am_report_options_t *opts);
 /* Compares run_dir's summary.json against baseline_dir's: per head statistic (layer x
  * head) and per agreement pair and metric, the change of the mean in pooled standard
  * deviations; writes the comparison as JSON to json_path (NULL: not written) and the

@@ -14,6 +14,7 @@
 
 #include "attnmap.h"
 #include "fixtures/colormap_reference.h"
+#include "support/png_decode.h"
 #include "support/scratch_dir.h"
 
 static const am_colormap cmaps[3] = {AM_COLORMAP_VIRIDIS, AM_COLORMAP_MAGMA,
@@ -24,17 +25,9 @@ TestSuite(png, .init = setup, .fini = scratch_teardown, .timeout = 60);
 
 /* Decodes path as 8-bit RGB (malloc'd) with libpng's simplified API. */
 static unsigned char *decode(const char *path, int *w, int *h) {
-  png_image img;
-  memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  cr_assert(png_image_begin_read_from_file(&img, path), "%s: %s", path, img.message);
-  img.format = PNG_FORMAT_RGB;
-  unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
-  cr_assert_not_null(buf);
-  cr_assert(png_image_finish_read(&img, NULL, buf, 0, NULL), "%s: %s", path, img.message);
-  *w = (int)img.width;
-  *h = (int)img.height;
-  return buf;
+  unsigned char *px = png_decode_rgb(path, w, h);
+  cr_assert_not_null(px, "%s", path);
+  return px;
 }
 
 /* tEXt value of key in path (malloc'd), NULL when absent. */

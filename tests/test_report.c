@@ -15,6 +15,7 @@
 #include "fixtures/colormap_reference.h"
 #include "pipeline/summary.h"
 #include "support/dataset_builder.h"
+#include "support/png_decode.h"
 #include "support/report_dataset.h"
 
 static char work[128];
@@ -40,15 +41,7 @@ static const char *in(const char *dir, const char *name) {
 }
 
 static void analyze(const char *data, const char *run) {
-  am_dataset_t *ds = NULL;
-  cr_assert_eq(am_dataset_open(ctx, &data, 1, &ds), AM_STATUS_OK, "%s", am_last_error(ctx));
-  am_plan_t plan;
-  am_plan_init(&plan);
-  am_run_options_t o;
-  am_run_options_init(&o);
-  cr_assert_eq(am_run_analyze(ctx, ds, &plan, run, &o), AM_STATUS_OK, "%s",
-               am_last_error(ctx));
-  am_dataset_close(ds);
+  cr_assert_eq(rds_analyze(ctx, data, run), AM_STATUS_OK, "%s", am_last_error(ctx));
 }
 
 static const char *make(const rds_spec_t *spec, const char *name) {
@@ -127,16 +120,9 @@ Test(report, page_sections_images_and_escaped_tokens) {
 
 /* Decodes an RGB PNG (malloc'd). */
 static unsigned char *decode(const char *path, int *w, int *h) {
-  png_image img;
-  memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  cr_assert(png_image_begin_read_from_file(&img, path), "%s", path);
-  img.format = PNG_FORMAT_RGB;
-  unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
-  cr_assert(png_image_finish_read(&img, NULL, buf, 0, NULL));
-  *w = (int)img.width;
-  *h = (int)img.height;
-  return buf;
+  unsigned char *px = png_decode_rgb(path, w, h);
+  cr_assert_not_null(px, "%s", path);
+  return px;
 }
 
 Test(report, importance_grid_pixels_follow_summary) {

@@ -17,6 +17,7 @@ int am_cli_inspect(int argc, char **argv);
 int am_cli_merge(int argc, char **argv);
 int am_cli_faithfulness(int argc, char **argv);
 int am_cli_report(int argc, char **argv);
+int am_cli_overlay(int argc, char **argv);
 
 /* The closing line's note on the target the run read and where it came from. */
 void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *buf,

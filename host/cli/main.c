@@ -1,4 +1,5 @@
-/* main.c — the attnmap command: dispatches to analyze, inspect, merge, faithfulness, report. */
+/* main.c — the attnmap command: dispatches to analyze, inspect, merge, faithfulness, report,
+ * overlay. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ static void usage(FILE *out) {
       "  merge RUN... -o RUN         combine run folders made with the same options\n"
       "  faithfulness RUN PROBS -o OUT  score the maps' faithfulness (attnmap-faithfulness)\n"
       "  report RUN [--baseline B]   HTML report and PNGs in RUN/report, nightly drift\n"
+      "  overlay RUN --example N --map M -o F.png   a map over its image (vision runs)\n"
       "\n"
       "  attnmap COMMAND --help      options of a command\n"
       "  attnmap --version           version\n"
@@ -54,6 +56,8 @@ int main(int argc, char **argv) {
     return am_cli_faithfulness(argc - 1, argv + 1);
   if (strcmp(cmd, "report") == 0)
     return am_cli_report(argc - 1, argv + 1);
+  if (strcmp(cmd, "overlay") == 0)
+    return am_cli_overlay(argc - 1, argv + 1);
   fprintf(stderr, "attnmap: unknown command '%s' (try attnmap --help)\n", cmd);
   return AM_EXIT_USAGE;
 }

@@ -102,6 +102,14 @@ static const option_t options[] = {
     "examples with attention views (0: none)", "6"}, AT(report.views), F_INT},
   {{"topk_heads", AM_OPTION_INT, AM_SCOPE_REPORT, 0, 100000, 0, NULL, "K",
     "heads named beside each grid", "10"}, AT(report.topk_heads), F_INT},
+  {{"overlay_colormap", AM_OPTION_CHOICE, AM_SCOPE_REPORT, 0, 0, 0, "viridis,magma,RdBu_r,jet",
+    "C", "colormap of non-negative maps drawn over images (jet: vit-explain's)", "viridis"},
+   AT(report.overlay_colormap), F_ENUM},
+  {{"overlay_alpha", AM_OPTION_REAL, AM_SCOPE_REPORT, 0, 1, 0, NULL, "A",
+    "weight of the map's colour over the image", "0.5"}, AT(report.overlay_alpha), F_DOUBLE},
+  {{"overlay_sheet", AM_OPTION_INT, AM_SCOPE_REPORT, 0, 1000, 0, NULL, "K",
+    "worst-agreeing examples in the overlay contact sheet (0: none)", "12"},
+   AT(report.overlay_sheet), F_INT},
 };
 /* clang-format on */
 #define NOPTIONS ((int)(sizeof options / sizeof options[0]))

@@ -43,6 +43,8 @@ typedef struct am_shard {
   am_long_layers_t lc;
   const am_tensor_t *mask, *special, *ids, *labels, *predictions, *embeds, *embeds_grads;
   am_source_t mask_src, special_src, embeds_src;
+  const am_tensor_t *images; /* U8 [B,Hpx,Wpx,3] or NULL (images.c) */
+  am_source_t images_src;
   const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
   am_source_t *saliency_src;    /* [dataset nsaliency] */
   json_t *tokens; /* attnmap.tokens parsed: array of B arrays of strings, or NULL */

@@ -186,6 +186,11 @@ static const am_tensor_t *find(const am_shard_t *sh, const char *name, am_source
   return NULL;
 }
 
+const am_tensor_t *am_shard_tensor(const am_shard_t *sh, const char *name,
+                                   am_source_t *src) {
+  return find(sh, name, src);
+}
+
 /* Checks an optional per-example tensor: dims {B} or {B,T}; kind 'i' int, 'f' float. */
 static am_status check_aux(am_ctx_t *ctx, const am_shard_t *sh, const char *name,
                            const am_tensor_t **out, int ndim, char kind) {
@@ -312,7 +317,8 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
       (st = check_int32(ctx, sh, "labels", sh->labels)) ||
       (st = check_int32(ctx, sh, "predictions", sh->predictions)) ||
       (st = check_binary(ctx, sh, "attention_mask", sh->mask)) ||
-      (st = check_binary(ctx, sh, "special_tokens_mask", sh->special)))
+      (st = check_binary(ctx, sh, "special_tokens_mask", sh->special)) ||
+      (st = am_shard_find_images(ctx, sh)))
     return st;
   return am_shard_find_embeds(ctx, sh);
 }

@@ -24,6 +24,13 @@ am_status am_shard_find_long(am_ctx_t *ctx, am_shard_t *sh, int Lq, int *L, int 
 am_status am_long_same_as_first(am_ctx_t *ctx, const am_dataset_t *ds,
                                 const am_shard_t *sh);
 am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh);
+/* A tensor of the shard by exact name (src: where it came from; may be NULL), or NULL. */
+const am_tensor_t *am_shard_tensor(const am_shard_t *sh, const char *name,
+                                   am_source_t *src);
+/* The optional input images: U8 [B,Hpx,Wpx,3], 1..16384 pixels a side (images.c). */
+am_status am_shard_find_images(am_ctx_t *ctx, am_shard_t *sh);
+/* Example b's image [Hpx,Wpx,3] of shard sh, or NULL when the shard has none. */
+const uint8_t *am_shard_image(const am_shard_t *sh, int64_t b, int *height, int *width);
 /* Binds the saliency tensors named like the first shard's (names[i]: "given" or NAME). */
 am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, int n);
 /* The saliency names a shard holds, newly allocated. */

@@ -14,6 +14,8 @@ const char *am_colormap_name(am_colormap cmap) {
     return "magma";
   case AM_COLORMAP_RDBU_R:
     return "RdBu_r";
+  case AM_COLORMAP_JET:
+    return "jet";
   }
   return NULL;
 }
@@ -24,6 +26,8 @@ const unsigned char (*am_colormap_table(am_colormap cmap))[3] {
     return am_cmap_magma;
   case AM_COLORMAP_RDBU_R:
     return am_cmap_rdbu_r;
+  case AM_COLORMAP_JET:
+    return am_cmap_jet;
   default:
     return am_cmap_viridis;
   }

@@ -12,6 +12,7 @@
 extern const unsigned char am_cmap_viridis[256][3];
 extern const unsigned char am_cmap_magma[256][3];
 extern const unsigned char am_cmap_rdbu_r[256][3];
+extern const unsigned char am_cmap_jet[256][3];
 
 /* The NaN colour: a neutral grey that none of the three tables holds. */
 #define AM_NAN_R 128

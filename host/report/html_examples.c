@@ -221,6 +221,8 @@ static am_status block(am_report_t *r, const am_shown_t *s, int32_t *idx, float 
     token_view(r, ex, idx, vals, n);
   if (st == AM_STATUS_OK)
     st = am_report_grid_example(r, ex, idx, n);
+  if (st == AM_STATUS_OK && r->ds && am_report_source_matches(r, ex, idx, n))
+    st = am_report_overlays_example(r, ex, idx);
   if (st == AM_STATUS_OK && s->views && r->ds && am_report_source_matches(r, ex, idx, n))
     st = am_report_views(r, ex);
   am_html_raw(h, "</div>");
@@ -249,6 +251,9 @@ am_status am_report_examples(am_report_t *r) {
     am_html_printf(h, "<option value=\"ex-%lld\">%lld</option>",
                    (long long)r->shown[k].index, (long long)r->shown[k].index);
   am_html_raw(h, "</select> (or click an example in the tables)</p></div>");
+  am_status sheet = am_report_overlay_sheet(r);
+  if (sheet != AM_STATUS_OK)
+    return sheet;
   int32_t *idx = malloc((size_t)(r->run.T ? r->run.T : 1) * sizeof *idx);
   float *vals = malloc((size_t)(r->run.T ? r->run.T : 1) *
                        (r->run.nmaps ? r->run.nmaps : 1) * sizeof *vals);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_colormap_tables.py — dumps matplotlib's 256-entry colormap tables into C.
 
-Writes host/report/colormap_tables.c: viridis, magma and RdBu_r exactly as matplotlib
+Writes host/report/colormap_tables.c: viridis, magma, RdBu_r and jet exactly as matplotlib
 renders them into 8-bit images (`cmap(np.arange(256), bytes=True)`, which truncates
 `255 * rgba` the way `imsave` does), so that a PNG written by attnmap has the pixels a
 matplotlib figure of the same values would have.
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 
 NAMES = [("viridis", "am_cmap_viridis"), ("magma", "am_cmap_magma"),
-         ("RdBu_r", "am_cmap_rdbu_r")]
+         ("RdBu_r", "am_cmap_rdbu_r"), ("jet", "am_cmap_jet")]
 
 
 def table(name):

@@ -24,6 +24,9 @@ void am_report_options_init(am_report_options_t *opts) {
   opts->examples = 20;
   opts->views = 6;
   opts->topk_heads = 10;
+  opts->overlay_colormap = AM_COLORMAP_VIRIDIS;
+  opts->overlay_alpha = 0.5;
+  opts->overlay_sheet = 12;
 }
 
 const char *am_report_img_path(const am_report_t *r, char *buf, size_t len,

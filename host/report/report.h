@@ -95,6 +95,19 @@ struct am_grid;
 int am_report_grid(const am_report_t *r, struct am_grid *g);
 am_status am_report_grid_mean(am_report_t *r);
 am_status am_report_grid_example(am_report_t *r, int64_t ex, const int32_t *idx, int n);
+/* Overlays on the dataset's images (overlay_html.c, overlay_sheet.c): the image of
+ * example ex (NULL: none; *height, *width set), an example's R*C patch values of map m
+ * (0 when its valid tokens are not the grid's; idx: run.T entries of scratch), one map
+ * drawn over an image into out [H,W,3] and written to path unless NULL, an example's
+ * overlays (when it has an image), and the contact sheet. */
+const uint8_t *am_report_image(const am_report_t *r, int64_t ex, int *height, int *width);
+int am_report_patches(const am_report_t *r, const struct am_grid *g, int64_t ex, int m,
+                      int32_t *idx, float *v);
+am_status am_report_overlay_draw(am_report_t *r, const struct am_grid *g, const float *v,
+                                 const char *map, const uint8_t *img, int H, int W,
+                                 uint8_t *out, const char *path);
+am_status am_report_overlays_example(am_report_t *r, int64_t ex, int32_t *idx);
+am_status am_report_overlay_sheet(am_report_t *r);
 /* Model view and head view of one example (views.c); appends their markup. */
 am_status am_report_views(am_report_t *r, int64_t ex);
 

@@ -20,7 +20,7 @@ static void stops(am_html_t *h, am_colormap c) {
 void am_svg_gradients(am_html_t *h) {
   am_html_raw(h, "<svg width=\"0\" height=\"0\" style=\"position:absolute\" "
                  "aria-hidden=\"true\"><defs>");
-  for (int c = AM_COLORMAP_VIRIDIS; c <= AM_COLORMAP_RDBU_R; c++) {
+  for (int c = AM_COLORMAP_VIRIDIS; c <= AM_COLORMAP_JET; c++) {
     const char *n = am_colormap_name((am_colormap)c);
     am_html_printf(h, "<linearGradient id=\"g-%s-h\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"0\">",
                    n);

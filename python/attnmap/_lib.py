@@ -119,6 +119,9 @@ class ReportOptions(ctypes.Structure):
         ("ndataset", ctypes.c_int),
         ("out_dir", ctypes.c_char_p),
         ("stratify_length", ctypes.c_int),
+        ("overlay_colormap", ctypes.c_int),
+        ("overlay_alpha", ctypes.c_double),
+        ("overlay_sheet", ctypes.c_int),
     ]
 
 

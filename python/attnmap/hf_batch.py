@@ -178,6 +178,9 @@ class Job:
             special = torch.zeros(B, T, dtype=torch.uint8)
             special[:, :self.prefix] = 1
             out["attention_mask"], out["special_tokens_mask"] = mask, special
+            images = self.images(b)
+            if images is not None:
+                out["images"] = images
         else:
             mask = b["attention_mask"].cpu().to(torch.uint8)
             out["attention_mask"] = mask
@@ -207,6 +210,27 @@ class Job:
         out["target_class"] = res["target_class"].cpu().to(torch.int32)
         out["target_score"] = res["score"].cpu().float()
         return out
+
+    def images(self, b):
+        """`images` U8 [B,H,W,3] (docs/formats.md): the picture the model saw, i.e. the
+        processor's pixel_values (resized, cropped) de-normalised with its own image_mean,
+        image_std and rescale_factor, rounded to the nearest byte and clipped. None without
+        a processor that records them or for pixel_values that are not 3-channel."""
+        px, proc = b.get("pixel_values"), self.proc
+        mean, std = getattr(proc, "image_mean", None), getattr(proc, "image_std", None)
+        if px is None or px.dim() != 4 or px.shape[1] != 3 or mean is None or std is None:
+            return None
+        if not getattr(proc, "do_normalize", True):
+            mean, std = [0.0] * 3, [1.0] * 3
+        if isinstance(mean, (int, float)):
+            mean, std = [mean] * 3, [std] * 3
+        scale = getattr(proc, "rescale_factor", 1 / 255) if getattr(proc, "do_rescale",
+                                                                    True) else 1.0
+        x = px.detach().cpu().double()
+        x = x * torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1) + \
+            torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
+        x = (x / scale).round().clamp(0, 255).to(torch.uint8)
+        return x.permute(0, 2, 3, 1).contiguous()
 
     def attention_tensors(self, res):
         """attentions and attention_grads [L,B,H,T,T], or the long-context form's

@@ -177,6 +177,12 @@ def test_vit_grid(tmp_path, cli):
     assert meta["attnmap.grid"] == "4x4+1" and t["attentions"].shape[-1] == 17
     assert t["special_tokens_mask"][:, 0].all() and t["special_tokens_mask"][:, 1:].sum() == 0
     assert t["inputs_embeds"].shape == (5, 17, 16)
+    # images: the processor's input de-normalised; at the model's own 16 x 16 size the
+    # processor's resize keeps the pixels, so the bytes come back exactly
+    assert t["images"].dtype == np.uint8 and t["images"].shape == (5, 16, 16, 3)
+    folder = os.path.dirname(data)
+    for i in range(5):
+        np.testing.assert_array_equal(t["images"][i], np.load(os.path.join(folder, "img%d.npy" % i)))
     check_rows(t, 2e-3)
     p = run_cli(cli, "inspect", out)
     assert "grid: 4x4+1" in p.stdout

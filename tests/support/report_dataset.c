@@ -68,23 +68,69 @@ int rds_make(const rds_spec_t *spec, const char *path) {
   }
   int rc = -1;
   char *text = json_dumps(all, JSON_COMPACT);
+  uint8_t *img = NULL;
   if (ds && text) {
     int n = dsb_tensors(ds);
+    if (spec->img_h > 0 && spec->img_w > 0 && n < 64) {
+      int C = spec->img_bad == 2 ? 4 : 3, Bi = spec->img_bad == 3 ? B + 1 : B;
+      size_t cnt = (size_t)Bi * spec->img_h * spec->img_w * C;
+      img = malloc(cnt * (spec->img_bad == 1 ? 4 : 1));
+      for (size_t i = 0; img && i < cnt; i++) {
+        size_t px = i / C;
+        int k = (int)(i % C), x = (int)(px % spec->img_w),
+            y = (int)(px / spec->img_w % spec->img_h),
+            b = (int)(px / spec->img_w / spec->img_h);
+        uint8_t v = rds_pixel(b, y, x, k % 3);
+        if (spec->img_bad == 1)
+          ((float *)img)[i] = v;
+        else
+          img[i] = v;
+      }
+      am_named_tensor_t *t = &ds->list[n++];
+      t->name = "images";
+      t->tensor = (am_tensor_t){spec->img_bad == 1 ? AM_DTYPE_F32 : AM_DTYPE_U8,
+                                4,
+                                {Bi, spec->img_h, spec->img_w, C},
+                                img,
+                                cnt * (spec->img_bad == 1 ? 4 : 1)};
+    }
     const char *meta[6] = {"attnmap.tokens",      text,           "model",
                            "report test <model>", "attnmap.grid", spec->grid};
     rc = dsb_write_list(path, ds->list, n, meta, spec->grid ? 3 : 2);
   }
   free(text);
+  free(img);
   json_decref(all);
   dsb_free(ds);
   free(len);
   return rc;
 }
 
+uint8_t rds_pixel(int b, int y, int x, int k) {
+  return (uint8_t)((k == 0   ? 9 * x + 3 * b
+                    : k == 1 ? 7 * y + 5 * b
+                             : 4 * (x + y) + 40) %
+                   256);
+}
+
 float rds_known(int l, int h, int j) {
   (void)l;
   int m = h % 2 ? 17 - j : j;
   return j == 0 ? 8.0f / 264.0f : (float)(2 * m - 1) / 264.0f;
+}
+
+am_status rds_analyze(am_ctx_t *ctx, const char *data, const char *run) {
+  am_dataset_t *ds = NULL;
+  am_status st = am_dataset_open(ctx, &data, 1, &ds);
+  if (st != AM_STATUS_OK)
+    return st;
+  am_plan_t plan;
+  am_plan_init(&plan);
+  am_run_options_t o;
+  am_run_options_init(&o);
+  st = am_run_analyze(ctx, ds, &plan, run, &o);
+  am_dataset_close(ds);
+  return st;
 }
 
 char *rds_html_escape(const char *s) {

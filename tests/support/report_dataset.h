@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "attnmap.h"
+
 #define RDS_NHOSTILE 5
 /* <img src=x onerror=alert(1)>, an onerror that sets document.title to "pwned", a
  * </script> that would start a script setting it to "pwned2", quotes and ampersands,
@@ -19,6 +21,8 @@ typedef struct rds_spec {
   int varied;                  /* 1: example b has T - (b % 3) valid tokens */
   const char *grid;            /* "RxC+P" (then every example has T tokens) or NULL */
   int known;                   /* 1: row 0 of every head is rds_known's (with a grid) */
+  int img_h, img_w;            /* > 0: tensor images U8 [B,img_h,img_w,3] (rds_pixel) */
+  int img_bad;                 /* images written wrong: 1 F32, 2 four channels, 3 B+1 */
   uint64_t seed;
 } rds_spec_t;
 
@@ -28,9 +32,16 @@ typedef struct rds_spec {
  * colormap boundary (m/31 * 256 is never whole). */
 float rds_known(int l, int h, int j);
 
+/* Channel k of pixel (y, x) of example b's image: a smooth gradient per example. */
+uint8_t rds_pixel(int b, int y, int x, int k);
+
 /* Writes the dataset to path; 0 on success. Every example's valid tokens are [CLS], words
  * (the hostile strings among them, at least one per example when T >= 4) and [SEP]. */
 int rds_make(const rds_spec_t *spec, const char *path);
+
+/* attnmap analyze of the dataset at data into run with the default plan (the status; the
+ * message on ctx). */
+am_status rds_analyze(am_ctx_t *ctx, const char *data, const char *run);
 
 /* s with & < > " ' written as HTML entities (malloc'd): what a page must show. */
 char *rds_html_escape(const char *s);
