@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Screenshot of the report's head view for a ViT-style patch grid
-# (examples/report-vit-heads.png): a randomly initialised ViT with 12 layers and 12 heads on
+# Screenshots of the report's head view for a ViT-style patch grid
+# (examples/report-vit-heads.png) and of one example's maps drawn over its image
+# (examples/report-vit-overlay.png): a randomly initialised ViT with 12 layers and 12 heads on
 # 224 x 224 images in 16 x 16 patches (14x14+1 = 197 tokens; no download), exported from
 # smooth synthetic images, analysed and reported; each head's attention of the CLS row over
-# the 196 patches is a 14 x 14 tile. Usage: examples/make_vit_screenshot.sh
+# the 196 patches is a 14 x 14 tile; the exporter writes the images the model saw, over
+# which the report draws every map. Usage: examples/make_vit_screenshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 py=$(bash scripts/python-env.sh)
 cli=${ATTNMAP_CLI:-./build/attnmap}
 export HF_HUB_OFFLINE=1
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" # this checkout's exporter
 "$py" - "$work" <<'PY'
 import json, os, sys
 import numpy as np
@@ -33,14 +36,16 @@ PY
 "$cli" report "$work/run" --quiet
 page="$work/run/report/index.html"
 ex=$(grep -o 'id="ex-[0-9]*"' "$page" | head -1 | sed 's/id="\(.*\)"/\1/')
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1240,3000 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1240,4000 \
   --screenshot="$work/full.png" "file://$page?section=examples&ex=$ex" >/dev/null 2>&1
-"$py" - "$work/full.png" examples/report-vit-heads.png <<'PY'
+"$py" - "$work/full.png" examples/report-vit-heads.png examples/report-vit-overlay.png <<'PY'
 import sys
 from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB")
-im = im.crop((0, 2030, 1240, 2385))  # the head view's card, below the model view
-im.quantize(colors=256).save(sys.argv[2], optimize=True)
+heads = im.crop((0, 3248, 1240, 3603))  # the head view's card, below the model view
+heads.quantize(colors=256).save(sys.argv[2], optimize=True)
+over = im.crop((0, 1825, 1240, 2500))  # "Over the image", below the patch grids
+over.quantize(colors=256).save(sys.argv[3], optimize=True)
 PY
-ls -l examples/report-vit-heads.png
+ls -l examples/report-vit-heads.png examples/report-vit-overlay.png
 rm -rf "$work"
