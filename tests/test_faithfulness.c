@@ -99,6 +99,7 @@ Test(faithfulness, scores_and_aggregates_take_the_hand_worked_values) {
   make_runs(&run, NULL, NULL);
   fp_probs_t p;
   fp_default(&p);
+  p.p_full[3] = 0.5f; /* example 3 has no rankable token (only specials): p_full is kept */
   cr_assert_eq(fp_write(&p, run, 0, FP_N, probs), 0);
   faith_ok(run, probs, out);
   am_ctx_t *ctx = NULL;
@@ -112,7 +113,11 @@ Test(faithfulness, scores_and_aggregates_take_the_hand_worked_values) {
   const am_tensor_t *comp = am_file_find(f, "faithfulness.comprehensiveness");
   const am_tensor_t *aopc = am_file_find(f, "faithfulness.aopc_comprehensiveness");
   const am_tensor_t *del = am_file_find(f, "faithfulness.deletion_area");
-  cr_assert(comp && aopc && del);
+  const am_tensor_t *full = am_file_find(f, "faithfulness.p_full");
+  cr_assert(comp && aopc && del && full);
+  float pf[FP_N];
+  memcpy(pf, full->data, sizeof pf);
+  NEAR((double)pf[3], 0.5);
   cr_expect(comp->shape[0] == FP_N && comp->shape[1] == FP_M && comp->shape[2] == FP_K);
   float c[FP_N * FP_M * FP_K], a[FP_N * FP_M], d[FP_N * FP_M];
   memcpy(c, comp->data, sizeof c);

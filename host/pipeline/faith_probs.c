@@ -143,8 +143,11 @@ static am_status read_rows(am_ctx_t *ctx, const am_file_t *pf, const am_run_t *r
                    "%s: tensor faithfulness.target: example %lld: class %d is negative",
                    am_file_path(pf), (long long)i, f->target[i]);
     if (st != AM_STATUS_OK || f->tokens[i] == 0) {
-      if (st == AM_STATUS_OK)
+      if (st == AM_STATUS_OK) { /* only special tokens: p_full may still be known */
+        float v = f32_at(full, (size_t)i);
+        f->p_full[i] = v >= 0 && v <= 1 ? v : NAN;
         am_faith_score_row(f, i, NULL, NULL);
+      }
       continue;
     }
     float *d = f->del + (size_t)i * ms, *s = f->ins + (size_t)i * ms;

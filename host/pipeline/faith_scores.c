@@ -20,8 +20,7 @@ void am_faith_score_row(am_faith_t *f, int64_t i, const float *p_removed,
   int M = f->M, K = f->K, S = f->S;
   float *comp = f->comp + (size_t)i * M * K, *suff = f->suff + (size_t)i * M * K;
   float *del = f->del + (size_t)i * M * S, *ins = f->ins + (size_t)i * M * S;
-  if (f->tokens[i] <= 0) { /* nothing to rank: every score is NaN */
-    f->p_full[i] = NAN;
+  if (f->tokens[i] <= 0) { /* nothing to rank: every score is NaN (p_full kept) */
     for (int j = 0; j < M * K; j++)
       comp[j] = suff[j] = NAN;
     for (int j = 0; j < M * S; j++)
