@@ -341,6 +341,13 @@ Test(faithfulness, output_checks_refuse_to_replace_the_run) {
                0);
   cr_expect_neq(r.exit_code, 0, "OUT = RUN was accepted");
   cli_result_free(&r);
+  char inner[600];
+  dsb_join(inner, sizeof inner, run, "sub/frun");
+  cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", inner, NULL), 0);
+  cr_expect_eq(r.exit_code, 2, "OUT inside RUN was accepted: %s", r.err);
+  cr_expect(strstr(r.err, "inside the run folder") != NULL, "%s", r.err);
+  cr_expect(!dsb_exists(inner), "%s was written", inner);
+  cli_result_free(&r);
   const char *out = P("frun");
   faith_ok(run, probs, out);
   cr_assert_eq(cli_run(&r, NULL, "faithfulness", run, probs, "-o", out, NULL), 0);
