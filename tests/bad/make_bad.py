@@ -278,6 +278,12 @@ def roles():
     st_case("ds_predictions_float.safetensors",
             with_tensor(lb, "predictions", np.zeros(2, np.float32)), lm,
             ["predictions", "dtype F32 is not an integer"])
+    st_case("ds_images_float.safetensors",
+            with_tensor(lb, "images", np.zeros((2, 4, 4, 3), np.float32)), lm,
+            ["images", "dtype F32 is not U8"])
+    st_case("ds_images_shape.safetensors",
+            with_tensor(lb, "images", np.zeros((2, 4, 4, 4), np.uint8)), lm,
+            ["images", "expected shape [B,Hpx,Wpx,3] with B=2", "found [2,4,4,4]"])
     sl, slm = base(saliency=True)
     st_case("ds_saliency_shape.safetensors",
             with_tensor(sl, "saliency.ig", np.zeros((2, 5), np.float32)), slm,
