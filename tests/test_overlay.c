@@ -3,8 +3,10 @@
  * px, 3x2 on 13x10 in jet, a signed 2x3 map with a NaN patch on 8x12), a bad `images`
  * tensor refused with one line naming file and tensor, and a report of a ViT-shaped
  * dataset with images showing every example's overlays and the contact sheet, with
- * `attnmap overlay` writing the same pixels as the report. */
+ * `attnmap overlay` writing the same pixels as the report, and the report's overlay options
+ * reaching the pixels (corner pixels against the run's patch values). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,4 +166,67 @@ Test(overlay, run_without_images_is_refused) {
   char *html = dsb_read_file(P("noimg/report/index.html"), NULL);
   cr_assert(html && !strstr(html, "Over the image") && !strstr(html, "sheet.png"));
   free(html);
+}
+
+/* The report's options reach the pixels, and the patches land where they belong: with
+ * jet at alpha 0.4, each corner pixel of an overlay is its corner patch's colour (the
+ * upsampling clamps there) blended with the dataset's pixel, for every example and map. */
+Test(overlay, report_corners_follow_patches_and_options) {
+  const char *data = P("jet.safetensors"), *run = P("jet");
+  cr_assert_eq(rds_make(&vit, data), 0);
+  cr_assert_eq(rds_analyze(ctx, data, run), AM_STATUS_OK, "%s", am_last_error(ctx));
+  am_report_options_t o;
+  am_report_options_init(&o);
+  o.overlay_colormap = AM_COLORMAP_JET;
+  o.overlay_alpha = 0.4;
+  cr_assert_eq(am_run_report(ctx, run, &o, NULL), AM_STATUS_OK, "%s", am_last_error(ctx));
+  am_run_t *rf = NULL;
+  cr_assert_eq(am_run_open(ctx, run, &rf), AM_STATUS_OK);
+  const am_file_t *ex = am_run_examples(rf);
+  int W = vit.img_w, H = vit.img_h, checked = 0;
+  for (int m = 0; m < am_run_map_count(rf); m++) {
+    const am_tensor_t *t = am_file_find(ex, am_run_map_name(rf, m));
+    cr_assert(t && t->dtype == AM_DTYPE_F32 && t->shape[1] == vit.T);
+    for (int b = 0; b < vit.B; b++) {
+      float v[4];
+      memcpy(v, (const float *)t->data + (size_t)b * vit.T + 1, sizeof v); /* prefix 1 */
+      double lo = INFINITY, hi = -INFINITY;
+      for (int i = 0; i < 4; i++) {
+        lo = v[i] < lo ? v[i] : lo;
+        hi = v[i] > hi ? v[i] : hi;
+      }
+      static const char *const nonneg[] = {"attention_last",   "rollout",
+                                           "grad_rollout",     "flow",
+                                           "saliency.grad_l2", "saliency.abs_grad_x_input"};
+      int is_signed = 1; /* docs/report.md: all maps but these may be negative */
+      for (int k = 0; k < 6; k++)
+        is_signed &= strcmp(am_run_map_name(rf, m), nonneg[k]) != 0;
+      am_colormap c = is_signed ? AM_COLORMAP_RDBU_R : AM_COLORMAP_JET;
+      if (is_signed) {
+        hi = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi);
+        lo = -hi;
+      }
+      char name[64];
+      snprintf(name, sizeof name, "jet/report/img/ex%d-ov-%d.png", b, m);
+      int w, h;
+      unsigned char *px = decode(P(name), &w, &h);
+      cr_assert(w == W && h == H);
+      static const int ys[4] = {0, 0, 1, 1}, xs[4] = {0, 1, 0, 1};
+      for (int i = 0; i < 4; i++) {
+        int y = ys[i] * (H - 1), x = xs[i] * (W - 1);
+        uint8_t rgb[3];
+        am_colormap_rgb(c, v[i], lo, hi > lo ? hi : lo + 1, rgb);
+        for (int k = 0; k < 3; k++) {
+          int want = (int)floor(0.6 * rds_pixel(b, y, x, k) + 0.4 * rgb[k] + 0.5);
+          cr_assert_eq(px[((size_t)y * W + x) * 3 + k], want,
+                       "map %s, example %d, corner %d, channel %d", am_run_map_name(rf, m),
+                       b, i, k);
+        }
+        checked++;
+      }
+      free(px);
+    }
+  }
+  cr_assert_geq(checked, 4 * vit.B * 4, "at least four maps");
+  am_run_close(rf);
 }
