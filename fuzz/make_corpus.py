@@ -218,6 +218,53 @@ def faith_seeds():
     put("faith", "too_many_tokens", probs(tokens=(4, 3)))
 
 
+def faith_report_seed(cli):
+    """fuzz_report: a faithfulness run (attnmap faithfulness over a run of the "full" small
+    dataset, PROBS written here) so that mutations reach the report's faithfulness section."""
+    work = tempfile.mkdtemp(prefix="attnmap-corpus-")
+    try:
+        t, meta = dict(small_datasets())["full"]
+        ds, run, frun = (os.path.join(work, n) for n in ("ds.safetensors", "run", "frun"))
+        with open(ds, "wb") as f:
+            f.write(stbuild.st_bytes(t, meta))
+        subprocess.run([cli, "analyze", ds, "-o", run, "--quiet", "--threads", "1"],
+                       check=True)
+        with open(os.path.join(run, "summary.json")) as f:
+            doc = json.load(f)
+        n = doc["dataset"]["examples"]
+        maps = doc["provenance"]["options"]["maps"][:3] + ["random"]
+        rec = doc["provenance"]["files"]["examples.safetensors"]
+        rng = np.random.default_rng(23)
+        m, k = len(maps), 3
+        u = lambda *shape: rng.uniform(0, 1, shape).astype(np.float32)  # noqa: E731
+        tensors = {"faithfulness.p_full": u(n), "faithfulness.p_removed": u(n, m, k),
+                   "faithfulness.p_kept": u(n, m, k), "faithfulness.deletion": u(n, m, 11),
+                   "faithfulness.insertion": u(n, m, 11),
+                   "faithfulness.target": (np.arange(n) % 2).astype(np.int32),
+                   "faithfulness.tokens": np.ones(n, np.int32)}
+        pmeta = {"version": 1, "maps": maps, "bins": [5, 20, 50],
+                 "steps": list(range(0, 101, 10)), "mode": "mask", "seed": 0,
+                 "target": "label", "k_rounding": "ceil", "model": "seed",
+                 "run": {"N": n, "examples_bytes": rec["bytes"],
+                         "examples_crc32c": rec["crc32c"]}}
+        probs = os.path.join(work, "probs.safetensors")
+        with open(probs, "wb") as f:
+            f.write(stbuild.st_bytes(tensors, {"attnmap.faithfulness": json.dumps(pmeta)}))
+        subprocess.run([cli, "faithfulness", run, probs, "-o", frun, "--quiet"], check=True)
+        with open(os.path.join(frun, "summary.json")) as f:
+            fdoc = json.load(f)
+        fdoc["faithfulness"]["provenance"] = []  # paths of this temporary folder
+        path = os.path.join(work, "fixed.json")
+        with open(path, "w") as f:
+            json.dump(fdoc, f)
+        summary = fixed_summary(path)
+        with open(os.path.join(frun, "examples.safetensors"), "rb") as f:
+            examples = f.read()
+        put("report", "faith_full", SEP.join([b"\0" + summary, b"\0" + examples]))
+    finally:
+        shutil.rmtree(work)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "attnmap"))
@@ -230,6 +277,7 @@ def main():
     run_seeds(args.cli)
     option_seeds(args.cli)
     faith_seeds()
+    faith_report_seed(args.cli)
 
 
 if __name__ == "__main__":
