@@ -42,9 +42,9 @@ chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1
 import sys
 from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB")
-heads = im.crop((0, 3248, 1240, 3603))  # the head view's card, below the model view
+heads = im.crop((0, 3273, 1240, 3628))  # the head view's card, below the model view
 heads.quantize(colors=256).save(sys.argv[2], optimize=True)
-over = im.crop((0, 1825, 1240, 2500))  # "Over the image", below the patch grids
+over = im.crop((0, 1850, 1240, 2525))  # "Over the image", below the patch grids
 over.quantize(colors=256).save(sys.argv[3], optimize=True)
 PY
 ls -l examples/report-vit-heads.png examples/report-vit-overlay.png

@@ -130,10 +130,21 @@ am_status am_report_overlay_sheet(am_report_t *r) {
     am_html_text(h, r->run.map_names[maps[0]]);
     am_html_raw(h, ", ");
     am_html_text(h, r->run.map_names[maps[1]]);
+    am_html_raw(h, " (each as in the examples' overlays).</p><div class=\"sheet\">");
+    for (int c = 0; c < 3; c++) { /* column heads over the tiles */
+      const char *name = c ? r->run.map_names[maps[c - 1]] : "image";
+      am_html_printf(h,
+                     "<span style=\"display:inline-block;width:%dpx;padding-left:%dpx;"
+                     "overflow:hidden;text-overflow:ellipsis;white-space:nowrap\" title=\"",
+                     tile, SHEET_GAP);
+      am_html_text(h, name);
+      am_html_raw(h, "\">");
+      am_html_text(h, name);
+      am_html_raw(h, "</span>");
+    }
     am_html_printf(h,
-                   " (each as in the examples' overlays).</p><img id=\"sheet-img\" "
-                   "src=\"img/sheet.png\" width=\"%d\" height=\"%d\" alt=\"contact "
-                   "sheet\">",
+                   "<br><img id=\"sheet-img\" src=\"img/sheet.png\" width=\"%d\" "
+                   "height=\"%d\" alt=\"contact sheet\"></div>",
                    SW, SH);
   }
   free(rows);
