@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--probe", help="embedding-probe: the linear probe (default: the file the "
                    "dataset's metadata names, next to DATA)")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch's CPU threads (default 0: torch's own setting, 1 with Debian's "
+                   "torch; more helps only on cores nobody else uses)")
     p.add_argument("--model-name", help="the `model` recorded (default: the dataset's)")
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -169,6 +172,8 @@ def load(args, meta):
         fail("task %s: only text models are supported (image_baseline is not implemented)"
              % task)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
     model = hf_tasks.load_model(args.model, task, device, eager=False)
     tok = tf.AutoTokenizer.from_pretrained(args.model)
     probe = None
@@ -250,11 +255,12 @@ def main(argv=None):
     maps = {m: [run.examples[m][i, r["pos"]] for i, r in enumerate(rows)] for m in names}
     forward, tok, task, device, model_name = load(args, meta)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    t1 = time.perf_counter()
     tensors, all_names, forwards = faith_inputs.probabilities(
         examples, maps, forward, bins=args.bins, mode=args.mode, seed=args.seed,
         replace_id=replacement(tok, args.mode), pad_id=pad_id, batch=args.batch,
         rank_by=args.rank, torch=torch, device=device)
-    seconds = time.perf_counter() - t0
+    seconds, model_s = time.perf_counter() - t0, time.perf_counter() - t1
     nbytes, crc = checksum(run)
     out_meta = {"version": 1, "maps": all_names, "bins": args.bins,
                 "steps": list(faith_inputs.STEPS), "mode": args.mode, "seed": args.seed,
@@ -262,14 +268,19 @@ def main(argv=None):
                 "rank": args.rank + " value descending, equal values to the lower position",
                 "run": {"N": len(rows), "examples_bytes": nbytes, "examples_crc32c": crc},
                 "model": model_name, "task": task, "device": str(device),
-                "forwards": int(forwards), "seconds": round(seconds, 3)}
+                "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                "forwards": int(forwards), "seconds": round(seconds, 3),
+                "model_seconds": round(model_s, 3)}
     write(args.out, tensors, out_meta, args.force)
     if not args.quiet:
         n = len(rows)
         print("%s: %d examples x %d maps (%s and random), bins %s, mode %s: %d forwards "
-              "(%.1f per example) in %.1f s (%.2f examples/s) on %s; wrote %s"
+              "(%.1f per example) in %.1f s, %.1f s of them running the model (%.2f "
+              "examples/s, %.0f forwards/s) on %s%s; wrote %s"
               % (WHAT, n, len(all_names), ", ".join(names), args.bins, args.mode, forwards,
-                 forwards / max(n, 1), seconds, n / seconds, device, args.out),
+                 forwards / max(n, 1), seconds, model_s, n / seconds, forwards / model_s,
+                 device, " with %d threads" % torch.get_num_threads()
+                 if device.type == "cpu" else "", args.out),
               file=sys.stderr)
 
 
