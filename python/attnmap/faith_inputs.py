@@ -5,7 +5,9 @@ them through a forward function in sorted, padded batches and fills the PROBS te
 
 A forward function takes (input_ids LongTensor [b,T], attention_mask LongTensor [b,T]) and
 returns logits [b,C]; the target probability is softmax(logits)[c]. attnmap.faithfulness
-wraps a Hugging Face model in one; the tests use hand-built ones.
+wraps a Hugging Face model in one; the tests use hand-built ones. With mode image_baseline
+the "ids" are token positions (0..n-1), a removed patch's is -1, and the forward function
+gets a third argument, the example index of each row [b], to build the pixels from.
 """
 import math
 from fractions import Fraction
@@ -13,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 STEPS = tuple(range(0, 101, 10))
-MODES = ("delete", "mask", "pad")
+MODES = ("delete", "mask", "pad", "image_baseline")
 K_ROUNDING = "ceil(n * percent / 100) tokens, n = the example's rankable tokens"
 
 
@@ -71,10 +73,11 @@ def perturb(ids, removed, mode, replace_id):
     return out
 
 
-def run_batches(forward, inputs, targets, batch, pad_id, torch, device):
+def run_batches(forward, inputs, targets, batch, pad_id, torch, device, owners=None):
     """Target-class probabilities [len(inputs)] (float64) of the id sequences `inputs`, sorted
     by length (longest first, ties by index), padded on the right with pad_id, `batch` rows at
-    a time. targets[i] < 0: the predicted class is taken (and returned in the second array)."""
+    a time. targets[i] < 0: the predicted class is taken (and returned in the second array).
+    owners: the example index of each input, passed to forward as a third argument."""
     order = sorted(range(len(inputs)), key=lambda i: (-len(inputs[i]), i))
     probs = np.full(len(inputs), np.nan)
     chosen = np.asarray(targets, np.int64).copy()
@@ -87,7 +90,10 @@ def run_batches(forward, inputs, targets, batch, pad_id, torch, device):
             for b, r in enumerate(rows):
                 ids[b, :len(inputs[r])] = inputs[r]
                 mask[b, :len(inputs[r])] = 1
-            logits = forward(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            args = (torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            if owners is not None:
+                args += (torch.tensor([owners[r] for r in rows], dtype=torch.long),)
+            logits = forward(*args)
             logp = torch.log_softmax(logits.double(), dim=-1)
             c = torch.from_numpy(chosen[rows]).to(logp.device)
             c = torch.where(c < 0, logp.argmax(-1), c)
@@ -111,6 +117,9 @@ def probabilities(examples, maps, forward, *, bins, mode, seed, replace_id=None,
         import torch
     if mode not in MODES:
         raise ValueError("mode %r is not one of %s" % (mode, ", ".join(MODES)))
+    image = mode == "image_baseline"
+    if image:
+        replace_id = -1
     if mode != "delete" and replace_id is None:
         raise ValueError("mode %s needs the token id to put in place of removed tokens" % mode)
     names = list(maps) + ["random"]
@@ -120,7 +129,7 @@ def probabilities(examples, maps, forward, *, bins, mode, seed, replace_id=None,
     live = [i for i in range(N) if len(full[i])]
     p_live, c_live = run_batches(forward, [full[i] for i in live],
                                  [int(examples[i]["target"]) for i in live], batch, pad_id,
-                                 torch, device)
+                                 torch, device, live if image else None)
     p_full = np.full(N, np.nan)
     target = np.array([max(int(e["target"]), 0) for e in examples], np.int64)
     p_full[live], target[live] = p_live, c_live
@@ -146,7 +155,7 @@ def probabilities(examples, maps, forward, *, bins, mode, seed, replace_id=None,
                     owners.append(i)
                 where.append((kind, i, m, j, key_of[key]))
     p_in, _ = run_batches(forward, inputs, target[owners] if owners else [], batch, pad_id,
-                          torch, device)
+                          torch, device, owners if image else None)
     out = {"removed": np.full((N, M, K), np.nan), "kept": np.full((N, M, K), np.nan),
            "deletion": np.full((N, M, S), np.nan), "insertion": np.full((N, M, S), np.nan)}
     for kind, i, m, j, at in where:

@@ -39,9 +39,11 @@ def parse_args(argv=None):
     p.add_argument("--bins", default=DEFAULT_BINS,
                    help="percentages of the rankable tokens, strictly increasing in (0,100] "
                    "(default %s, ERASER's)" % DEFAULT_BINS)
-    p.add_argument("--mode", choices=faith_inputs.MODES, default="delete",
-                   help="delete the removed tokens (default), or replace them by the mask "
-                   "or the pad token id (attention mask unchanged)")
+    p.add_argument("--mode", choices=faith_inputs.MODES,
+                   help="delete the removed tokens (default of text models), or replace "
+                   "them by the mask or the pad token id (attention mask unchanged); image "
+                   "models: "
+                   "image_baseline (the default: the patch set to 0 in normalised pixels)")
     p.add_argument("--rank", choices=("signed", "abs"), default="signed",
                    help="signed: top tokens by value (default); abs: by |value|, as the "
                    "agreement metrics' top-k")
@@ -98,14 +100,16 @@ def read_data(path):
         try:
             with safe_open(f, "numpy") as s:
                 names = set(s.keys())
-                if "input_ids" not in names or "attention_mask" not in names:
-                    fail("%s: needs input_ids and attention_mask (the token ids the model "
-                         "reads)" % f)
-                ids = s.get_tensor("input_ids").astype(np.int64)
+                if "attention_mask" not in names or not names & {"input_ids", "images"}:
+                    fail("%s: needs attention_mask and input_ids (text) or images (image "
+                         "models): what the model reads" % f)
                 mask = s.get_tensor("attention_mask") != 0
+                ids = (s.get_tensor("input_ids").astype(np.int64) if "input_ids" in names
+                       else np.zeros(mask.shape, np.int64))
                 special = (s.get_tensor("special_tokens_mask") != 0
                            if "special_tokens_mask" in names else np.zeros_like(mask))
                 labels = s.get_tensor("labels") if "labels" in names else None
+                images = s.get_tensor("images") if "images" in names else None
                 meta = meta or (s.metadata() or {})
         except (OSError, ValueError) as e:
             fail("%s: not a readable safetensors file (%s)" % (f, e))
@@ -114,7 +118,7 @@ def read_data(path):
         for b in range(ids.shape[0]):
             pos = np.flatnonzero(mask[b])
             rows.append({"ids": ids[b, pos], "rankable": ~special[b, pos], "pos": pos,
-                         "T": ids.shape[1],
+                         "T": ids.shape[1], "image": images[b] if images is not None else None,
                          "label": int(labels[b]) if labels is not None else None})
     return rows, meta, [(f, os.path.getsize(f)) for f in files]
 
@@ -158,8 +162,9 @@ def choose_maps(run, wanted):
 
 
 # ---- the model ------------------------------------------------------------------------
-def load(args, meta):
-    """(forward, tokenizer, task, device, model name) of the command line."""
+def load(args, meta, rows=None):
+    """(forward, tokenizer or image processor, task, device, model name) of the command
+    line; rows: read_data's (the images of --mode image_baseline)."""
     import torch
     import transformers as tf
 
@@ -168,13 +173,27 @@ def load(args, meta):
     exported = json.loads(meta.get("attnmap.exporter", "{}") or "{}")
     config = tf.AutoConfig.from_pretrained(args.model)
     task = args.task or exported.get("task") or hf_tasks.detect_task(config, args.probe)
-    if task not in ("seq-cls", "embedding-probe", "causal-lm"):
-        fail("task %s: only text models are supported (image_baseline is not implemented)"
-             % task)
+    args.mode = args.mode or ("image_baseline" if task == "image-cls" else "delete")
+    image = args.mode == "image_baseline"
+    if (task == "image-cls") != image:
+        fail("--mode %s does not fit the %s model %s (image models: --mode image_baseline; "
+             "text models: delete, mask or pad)" % (args.mode, task, args.model))
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu" and args.threads > 0:
         torch.set_num_threads(args.threads)
     model = hf_tasks.load_model(args.model, task, device, eager=False)
+    name = args.model_name or meta.get("model") or args.model
+    if image:
+        from . import faith_image
+
+        proc = tf.AutoImageProcessor.from_pretrained(args.model)
+        if rows is None or any(r["image"] is None for r in rows):
+            fail("--mode image_baseline: %s has no images tensor (the exporter writes it "
+                 "for image models)" % args.data)
+        grid = faith_image.parse_grid(meta.get("attnmap.grid"), args.data)
+        fwd = faith_image.forward_images(model, proc, rows, grid, config.patch_size, device,
+                                         torch)
+        return fwd, proc, task, device, name
     tok = tf.AutoTokenizer.from_pretrained(args.model)
     probe = None
     if task == "embedding-probe":
@@ -189,7 +208,6 @@ def load(args, meta):
         out = model(**batch)
         return hf_tasks.logits_of(model, task, out, batch, probe).float()
 
-    name = args.model_name or meta.get("model") or args.model
     return forward, tok, task, device, name
 
 
@@ -212,7 +230,7 @@ def load_probe(args, exported):
 
 
 def replacement(tok, mode, task):
-    if mode == "delete":
+    if mode in ("delete", "image_baseline"):
         return None
     if mode == "pad" and task == "seq-cls" and tok.pad_token_id == tok.eos_token_id:
         # GPT-2-style classifiers read the position before the first pad id: a pad in the
@@ -251,15 +269,16 @@ def main(argv=None):
     names = choose_maps(run, args.maps)
     rows, meta, files = read_data(args.data)
     check_match(run, rows, files, args.run, args.data)
+    forward, tok, task, device, model_name = load(args, meta, rows)
     examples = []
     for r in rows:
         if args.target == "label" and r["label"] is None:
             fail("--target label: %s has no labels" % args.data)
-        examples.append({"ids": r["ids"], "rankable": r["rankable"],
+        ids = np.arange(len(r["ids"])) if args.mode == "image_baseline" else r["ids"]
+        examples.append({"ids": ids, "rankable": r["rankable"],
                          "target": r["label"] if args.target == "label" else -1})
     maps = {m: [run.examples[m][i, r["pos"]] for i, r in enumerate(rows)] for m in names}
-    forward, tok, task, device, model_name = load(args, meta)
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    pad_id = getattr(tok, "pad_token_id", None) or 0
     t1 = time.perf_counter()
     tensors, all_names, forwards = faith_inputs.probabilities(
         examples, maps, forward, bins=args.bins, mode=args.mode, seed=args.seed,

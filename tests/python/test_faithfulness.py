@@ -216,8 +216,9 @@ def test_bundled_minilm_full_inputs_match_the_export(repo, cli, tmp_path):
     from attnmap import faithfulness
 
     data = os.path.join(repo, "examples", "data", "minilm-sentiment")
-    args = faithfulness.parse_args(["--run", "-", "--data", data, "--model", str(m.get_model_path()),
-                                    "-o", "-", "--device", "cpu", "-q"])
+    args = faithfulness.parse_args(["--run", "-", "--data", data, "--model",
+                                    str(m.get_model_path()), "-o", "-", "--device", "cpu",
+                                    "-q"])
     rows, meta, _ = faithfulness.read_data(data)
     forward, tok, task, device, name = faithfulness.load(args, meta)
     assert task == "embedding-probe" and name == "sentence-transformers/all-MiniLM-L6-v2"
@@ -228,3 +229,42 @@ def test_bundled_minilm_full_inputs_match_the_export(repo, cli, tmp_path):
     pred = np.concatenate([load_file(os.path.join(data, f))["predictions"]
                            for f in sorted(os.listdir(data))])
     assert np.array_equal(c, pred) and np.all((p > 0.5) & (p <= 1))
+
+
+def test_vit_image_baseline(tmp_path, cli):
+    """--mode image_baseline (the default for image models) on a tiny random ViT exported and
+    analysed here: every patch removed is the all-baseline image (pixel_values 0), the same
+    for every map and example; the C command accepts the file."""
+    pytest.importorskip("transformers")
+    import tiny_models
+    from attnmap import exporter, faithfulness
+    from safetensors import safe_open
+    from transformers import ViTForImageClassification
+
+    model = tiny_models.make_vit(str(tmp_path / "vit"))
+    data = tiny_models.write_images(str(tmp_path / "img"), n=4)
+    exporter.main(["--model", model, "--data", data, "--out", str(tmp_path / "shards"),
+                   "--progress", "off", "-q", "--dtype", "f32"])
+    run_cli(cli, "analyze", str(tmp_path / "shards"), "-o", str(tmp_path / "run"), "-q")
+    out = tmp_path / "p.safetensors"
+    faithfulness.main(["--run", str(tmp_path / "run"), "--data", str(tmp_path / "shards"),
+                       "--model", model, "-o", str(out), "-q", "--bins", "25,50"])
+    with safe_open(str(out), "numpy") as f:
+        meta = json.loads(f.metadata()["attnmap.faithfulness"])
+        ins, dele = f.get_tensor("faithfulness.insertion"), f.get_tensor("faithfulness.deletion")
+        target = f.get_tensor("faithfulness.target")
+        assert f.get_tensor("faithfulness.tokens").tolist() == [16] * 4
+    assert meta["mode"] == "image_baseline"
+    with safe_open(str(sorted((tmp_path / "shards").glob("*.safetensors"))[0]), "numpy") as f:
+        assert np.array_equal(f.get_tensor("predictions"), target)  # pixels from `images`
+    vit = ViTForImageClassification.from_pretrained(model).eval()
+    with torch.no_grad():
+        p0 = torch.softmax(vit(pixel_values=torch.zeros(1, 3, 16, 16)).logits.double(), -1)[0]
+    for i in range(4):
+        np.testing.assert_allclose(ins[i, :, 0], p0[target[i]].item(), rtol=1e-5)
+        np.testing.assert_allclose(dele[i, :, 10], p0[target[i]].item(), rtol=1e-5)
+    run_cli(cli, "faithfulness", str(tmp_path / "run"), str(out), "-o", str(tmp_path / "frun"))
+    with pytest.raises(SystemExit, match="--mode delete does not fit the image-cls model"):
+        faithfulness.main(["--run", str(tmp_path / "run"), "--data", str(tmp_path / "shards"),
+                           "--model", model, "-o", str(out), "-q", "--mode", "delete",
+                           "--force"])
