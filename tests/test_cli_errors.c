@@ -535,6 +535,29 @@ Test(cli_errors, merge_of_a_run_with_itself_or_of_two_runs_of_one_file) {
   merge_fails(a, again, again, "a.safetensors");
 }
 
+/* An output inside one of the runs (directly, or below a folder not made yet) would add a
+ * folder to an input run, which is never modified: refused, nothing written. */
+Test(cli_errors, merge_into_one_of_its_runs) {
+  char a[512], b[512], inside[600], deeper[600];
+  snprintf(a, sizeof a, "%s", analyzed("a", 2, 6));
+  snprintf(b, sizeof b, "%s", analyzed("c", 2, 7));
+  cli_result_t r;
+  snprintf(inside, sizeof inside, "%s/merged", b);
+  snprintf(deeper, sizeof deeper, "%s/x/y/merged", a);
+  const char *outs[2] = {inside, deeper};
+  for (int k = 0; k < 2; k++) {
+    cr_assert_eq(cli_run(&r, NULL, "merge", a, b, "-o", outs[k], NULL), 0);
+    check_failure(&r, outs[k], NULL, "inside the run folder");
+    check_no_run(outs[k]);
+    cli_result_free(&r);
+  }
+  struct stat sa, sb;
+  snprintf(inside, sizeof inside, "%s/x", a);
+  cr_expect(stat(inside, &sa) != 0, "a folder was made in %s", a);
+  snprintf(inside, sizeof inside, "%s/merged", b);
+  cr_expect(stat(inside, &sb) != 0, "a folder was made in %s", b);
+}
+
 /* A run folder edited by hand: summary.json says 2 tokens, examples.safetensors has 8. */
 Test(cli_errors, merge_of_a_run_whose_summary_disagrees_with_its_examples) {
   char a[512], b[512], sj[600];

@@ -15,6 +15,7 @@
 #include "core/ctx.h"
 #include "io/file.h"
 #include "pipeline/faith.h"
+#include "pipeline/replace.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_folder.h"
 #include "pipeline/run_tokens.h"
@@ -56,31 +57,6 @@ static am_status copy_file(am_ctx_t *ctx, const char *dir, const char *tmp,
   return st;
 }
 
-/* OUT inside RUN would add a folder to RUN: its deepest existing ancestor, resolved, must
- * not be RUN or under it. */
-static am_status check_outside(am_ctx_t *ctx, const char *run_dir, const char *out_dir) {
-  char *run = realpath(run_dir, NULL), probe[4096], *at = NULL;
-  snprintf(probe, sizeof probe, "%s", out_dir);
-  while (run && !(at = realpath(probe, NULL))) {
-    char *slash = strrchr(probe, '/');
-    if (!slash || slash == probe) {
-      snprintf(probe, sizeof probe, "%s", slash == probe ? "/" : ".");
-      at = realpath(probe, NULL);
-      break;
-    }
-    *slash = '\0';
-  }
-  size_t n = run ? strlen(run) : 0;
-  int inside = run && at && strncmp(at, run, n) == 0 && (at[n] == '\0' || at[n] == '/');
-  free(run);
-  free(at);
-  return inside ? am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
-                          "%s: inside the run folder %s, which is never modified; write "
-                          "the faithfulness run beside it",
-                          out_dir, run_dir)
-                : AM_STATUS_OK;
-}
-
 static am_status write_summary(am_ctx_t *ctx, const char *tmp, json_t *doc) {
   char path[4200];
   snprintf(path, sizeof path, "%s/summary.json", tmp);
@@ -104,7 +80,7 @@ am_status am_run_faithfulness(am_ctx_t *ctx, const char *run_dir, const char *pr
   char tmp[4096] = "";
   am_status st = am_run_open(ctx, run_dir, &run);
   if (st == AM_STATUS_OK)
-    st = check_outside(ctx, run_dir, out_dir);
+    st = am_out_outside(ctx, out_dir, run_dir, "write the faithfulness run beside it");
   if (st == AM_STATUS_OK)
     st = am_run_dir_check(ctx, out_dir, AM_OUT_RUN, force, &inputs);
   if (st == AM_STATUS_OK)

@@ -11,6 +11,7 @@
 #include "pipeline/aggregate.h"
 #include "pipeline/faith.h"
 #include "pipeline/merge_rows.h"
+#include "pipeline/replace.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_folder.h"
 #include "pipeline/summary.h"
@@ -281,6 +282,8 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     lay->nspecs = 0;
     st = am_layout_specs(ctx, lay);
   }
+  for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
+    st = am_out_outside(ctx, out_dir, runs[r], "write the merged run beside it");
   if (st == AM_STATUS_OK)
     st = am_run_dir_check(ctx, out_dir, AM_OUT_RUN, force, &inputs);
   if (st == AM_STATUS_OK)

@@ -19,8 +19,9 @@
 #include "io/file.h"
 #include "pipeline/resume.h"
 
-static const char *const run_names[] = {"summary.json", "examples.safetensors", "report",
-                                        "tokens.jsonl", "faithfulness.safetensors", NULL};
+static const char *const run_names[] = {
+    "summary.json", "examples.safetensors",     "report",
+    "tokens.jsonl", "faithfulness.safetensors", NULL};
 static const char *const report_names[] = {"index.html", "comparison.json", "img", NULL};
 static const char *const partial_names[] = {"progress.json", "examples.safetensors",
                                             "summary.json", "tokens.jsonl", NULL};
@@ -220,4 +221,28 @@ void am_out_inputs_free(am_out_inputs_t *in) {
   free((void *)in->path);
   in->path = NULL;
   in->n = 0;
+}
+
+am_status am_out_outside(am_ctx_t *ctx, const char *out, const char *dir,
+                         const char *advice) {
+  char *real_dir = realpath(dir, NULL), probe[4096], *at = NULL;
+  snprintf(probe, sizeof probe, "%s", out);
+  while (real_dir && !(at = realpath(probe, NULL))) {
+    char *slash = strrchr(probe, '/');
+    if (!slash || slash == probe) {
+      snprintf(probe, sizeof probe, "%s", slash == probe ? "/" : ".");
+      at = realpath(probe, NULL);
+      break;
+    }
+    *slash = '\0';
+  }
+  size_t n = real_dir ? strlen(real_dir) : 0;
+  int inside =
+      real_dir && at && strncmp(at, real_dir, n) == 0 && (at[n] == '\0' || at[n] == '/');
+  free(real_dir);
+  free(at);
+  return inside ? am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                          "%s: inside the run folder %s, which is never modified; %s", out,
+                          dir, advice)
+                : AM_STATUS_OK;
 }
