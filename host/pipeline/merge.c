@@ -282,10 +282,10 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
     lay->nspecs = 0;
     st = am_layout_specs(ctx, lay);
   }
+  if (st == AM_STATUS_OK) /* first: an input run itself is "never replaces its inputs" */
+    st = am_run_dir_check(ctx, out_dir, AM_OUT_RUN, force, &inputs);
   for (int r = 0; r < nruns && st == AM_STATUS_OK; r++)
     st = am_out_outside(ctx, out_dir, runs[r], "write the merged run beside it");
-  if (st == AM_STATUS_OK)
-    st = am_run_dir_check(ctx, out_dir, AM_OUT_RUN, force, &inputs);
   if (st == AM_STATUS_OK)
     st = am_agg_init(ctx, &agg, lay);
   am_merge_part_t *parts = calloc((size_t)(nruns > 0 ? nruns : 1), sizeof *parts);
