@@ -28,6 +28,12 @@ void am_cli_target_note(const am_dataset_t *ds, const char *target_arg, char *bu
  * run's); returns when it does not. */
 void am_cli_idle_threads_sleep(char **argv);
 
+/* -o OUT, --force, --quiet and --help of a command that writes one run folder from run
+ * folders (out_options.c): -1 to go on (the operands start at optind), else the exit
+ * code (--help printed with usage, or a usage error). */
+int am_cli_out_options(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+                       const char **out, am_run_options_t *opts, int *quiet);
+
 /* Prints "attnmap: MESSAGE" and returns the exit code for status. */
 int am_cli_fail(am_ctx_t *ctx, am_status status);
 /* Prints "attnmap CMD: MESSAGE" for a usage error and returns AM_EXIT_USAGE. */

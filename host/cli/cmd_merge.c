@@ -12,30 +12,12 @@ static void usage(FILE *out) {
 }
 
 int am_cli_merge(int argc, char **argv) {
-  static const struct option options[] = {{"output", required_argument, 0, 'o'},
-                                          {"force", no_argument, 0, 'f'},
-                                          {"quiet", no_argument, 0, 'q'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {0, 0, 0, 0}};
-  const char *out = NULL;
+  const char *out;
   am_run_options_t opts;
-  am_run_options_init(&opts);
-  int c, code = AM_EXIT_OK;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
-    if (c == 'h') {
-      usage(stdout);
-      return AM_EXIT_OK;
-    }
-    if (c == 'o')
-      out = optarg;
-    else if (c == 'f')
-      opts.force = 1;
-    else if (c != 'q')
-      return am_cli_usage_error("merge", "unknown option '%s'", argv[optind - 1]);
-  }
-  if (!out)
-    return am_cli_usage_error("merge", "-o OUT is required");
+  int quiet, code = am_cli_out_options("merge", argc, argv, usage, &out, &opts, &quiet);
+  if (code >= 0)
+    return code;
+  code = AM_EXIT_OK;
   if (optind >= argc)
     return am_cli_usage_error("merge", "no RUN given");
   am_ctx_t *ctx = am_cli_context("cpu", 1, &code);

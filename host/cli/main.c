@@ -1,5 +1,5 @@
-/* main.c — the attnmap command: dispatches to analyze, inspect, merge, faithfulness, report,
- * overlay. */
+/* main.c — the attnmap command: dispatches to analyze, inspect, merge, faithfulness,
+ * report, overlay. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +14,8 @@ static void usage(FILE *out) {
       "  analyze DATASET... -o RUN   compute every analysis, write a run folder\n"
       "  inspect FILE...             list tensors, roles and check attention rows\n"
       "  merge RUN... -o RUN         combine run folders made with the same options\n"
-      "  faithfulness RUN PROBS -o OUT  score the maps' faithfulness (attnmap-faithfulness)\n"
+      "  faithfulness RUN PROBS -o OUT  score the maps' faithfulness "
+      "(attnmap-faithfulness)\n"
       "  report RUN [--baseline B]   HTML report and PNGs in RUN/report, nightly drift\n"
       "  overlay RUN --example N --map M -o F.png   a map over its image (vision runs)\n"
       "\n"

@@ -28,7 +28,8 @@ am_status am_out_check(am_ctx_t *ctx, const char *out, am_out_kind kind, int rep
 /* OK when out is not inside the folder dir (an input run, which is never modified): out's
  * deepest existing ancestor, resolved, must not be dir or under it. The error names both
  * and ends with advice ("write the merged run beside it"). */
-am_status am_out_outside(am_ctx_t *ctx, const char *out, const char *dir, const char *advice);
+am_status am_out_outside(am_ctx_t *ctx, const char *out, const char *dir,
+                         const char *advice);
 
 /* Every file and shard folder of ds as inputs (the array is allocated, the paths are
  * borrowed from ds); am_out_inputs_free releases the array. */

@@ -196,8 +196,9 @@ am_status am_summary_file_record(am_ctx_t *ctx, const char *path, json_t **out) 
     return st;
   snprintf(hex, sizeof hex, "%08x", crc);
   *out = json_pack("{s:I,s:s}", "bytes", (json_int_t)sb.st_size, "crc32c", hex);
-  return *out ? AM_STATUS_OK
-              : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+  return *out
+             ? AM_STATUS_OK
+             : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
 }
 
 am_status am_summary_add_files(am_ctx_t *ctx, json_t *doc, const char *dir) {

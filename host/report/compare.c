@@ -89,7 +89,8 @@ static am_strata_input_t input(const am_report_run_t *r, const am_tensor_t *t,
 static void stratify_head(const strata_t *st, cmp_entry_t *e, double thr) {
   char name[96];
   snprintf(name, sizeof name, "head.%s", e->stat);
-  int64_t LH = (int64_t)st->run->L * st->run->H, at = (int64_t)e->layer * st->run->H + e->head;
+  int64_t LH = (int64_t)st->run->L * st->run->H,
+          at = (int64_t)e->layer * st->run->H + e->head;
   int64_t LHb = (int64_t)st->base->L * st->base->H,
           atb = (int64_t)e->layer * st->base->H + e->head;
   restratify(e, input(st->run, am_file_find(st->run->file, name), LH, at),
@@ -120,7 +121,8 @@ static void stratify_agreement(const strata_t *st, cmp_entry_t *e, double thr) {
   if (pa < 0 || pb < 0)
     return;
   restratify(e, input(st->run, metric_tensor(st->run, e->metric), st->run->npairs, pa),
-             input(st->base, metric_tensor(st->base, e->metric), st->base->npairs, pb), thr);
+             input(st->base, metric_tensor(st->base, e->metric), st->base->npairs, pb),
+             thr);
 }
 
 static double cell(json_t *obj, const char *key, int l, int h) {
@@ -128,8 +130,8 @@ static double cell(json_t *obj, const char *key, int l, int h) {
       json_array_get(json_array_get(json_object_get(obj, key), (size_t)l), (size_t)h));
 }
 
-static int compare_heads(json_t *run, json_t *base, double thr, cmp_list_t *l,
-                         json_t *only, const strata_t *st) {
+static int compare_heads(json_t *run, json_t *base, double thr, cmp_list_t *l, json_t *only,
+                         const strata_t *st) {
   json_t *ra = am_jget(run, "head_stats", NULL), *ba = am_jget(base, "head_stats", NULL);
   int L = (int)am_jnum(am_jget(run, "dataset", "layers", NULL));
   int H = (int)am_jnum(am_jget(run, "dataset", "heads", NULL));
@@ -313,10 +315,11 @@ am_status am_compare_summaries(am_ctx_t *ctx, json_t *run, json_t *base,
     *drifted += l.e[i].drift;
   json_t *mix = am_compare_length_mix(run, base, threshold);
   json_t *doc = json_pack(
-      "{s:i,s:s,s:s,s:f,s:s,s:b,s:I,s:b,s:O,s:o,s:o,s:o,s:o}", "format", 1, "run",
-      run_name, "baseline", base_name, "threshold", threshold, "measure",
+      "{s:i,s:s,s:s,s:f,s:s,s:b,s:I,s:b,s:O,s:o,s:o,s:o,s:o}", "format", 1, "run", run_name,
+      "baseline", base_name, "threshold", threshold, "measure",
       st ? "length-stratified: mean over strata of similar length (weights: both runs' "
-           "examples in the stratum) of (run mean - baseline mean), / pooled within-stratum "
+           "examples in the stratum) of (run mean - baseline mean), / pooled "
+           "within-stratum "
            "sample standard deviation"
          : "(run mean - baseline mean) / pooled sample standard deviation over examples",
       "stratified", st != NULL, "drifted", (json_int_t)*drifted, "heads_compared",

@@ -43,10 +43,11 @@ typedef struct am_strata_input {
 /* The length stratum of an example of n tokens: floor(2 log2 n) (strata a factor sqrt 2
  * wide), 0 for n <= 1. */
 int am_length_stratum(int64_t n);
-/* The change of a quantity stratified by length (compare_strata.c): the weighted mean of the
- * per-stratum differences over strata both runs hold, weights the strata's pooled counts;
- * sd the pooled within-stratum standard deviation; z = delta / sd (as am_compare_z for a
- * zero spread); mean_run and mean_base the weighted means. NaN when no stratum is shared. */
+/* The change of a quantity stratified by length (compare_strata.c): the weighted mean of
+ * the per-stratum differences over strata both runs hold, weights the strata's pooled
+ * counts; sd the pooled within-stratum standard deviation; z = delta / sd (as am_compare_z
+ * for a zero spread); mean_run and mean_base the weighted means. NaN when no stratum is
+ * shared. */
 void am_compare_stratified(const am_strata_input_t *run, const am_strata_input_t *base,
                            double *mean_run, double *mean_base, double *delta, double *sd,
                            double *z);

@@ -43,8 +43,9 @@ static void rows(am_html_t *h, json_t *list, int heads) {
       break;
     int drift = json_is_true(json_object_get(e, "drift"));
     am_html_printf(h, "<tr%s><td>", drift ? " class=\"drift\"" : "");
-    am_html_text(h, am_jstr(json_object_get(
-                        e, heads == 1 ? "statistic" : heads == 2 ? "map" : "pair")));
+    am_html_text(h, am_jstr(json_object_get(e, heads == 1   ? "statistic"
+                                               : heads == 2 ? "map"
+                                                            : "pair")));
     am_html_raw(h, "</td>");
     if (heads == 1) {
       am_html_printf(h, "<td class=\"num\">%.0f</td><td class=\"num\">%.0f</td>",

@@ -87,7 +87,8 @@ static int excluded_target(const am_report_t *r, int n) {
 /* Limits and colormap of one map over an example's valid tokens but the excluded target:
  * min..max for non-negative maps (the min-max scaling of Chefer et al.'s notebooks, so that
  * the 1/n the identity adds to every token under --target mean does not flatten the
- * strip), symmetric for signed ones. The target's own cell is drawn, clipped to the scale. */
+ * strip), symmetric for signed ones. The target's own cell is drawn, clipped to the scale.
+ */
 static am_colormap limits(const char *map, const float *v, int n, int excluded, double *lo,
                           double *hi) {
   am_colormap c = am_rr_map_signed(map) ? AM_COLORMAP_RDBU_R : AM_COLORMAP_VIRIDIS;

@@ -146,9 +146,9 @@ void am_report_page_begin(am_report_t *r) {
   am_html_raw(h, "</div></header>\n<nav><a href=\"#provenance\">Provenance</a>");
   if (r->opts.baseline)
     am_html_raw(h, "<a href=\"#comparison\">Comparison</a>");
-  am_html_raw(
-      h, "<a href=\"#heads\">Heads</a><a href=\"#positions\">Positions and tokens</a>"
-         "<a href=\"#agreement\">Agreement</a>");
+  am_html_raw(h,
+              "<a href=\"#heads\">Heads</a><a href=\"#positions\">Positions and tokens</a>"
+              "<a href=\"#agreement\">Agreement</a>");
   if (json_object_get(r->run.summary, "faithfulness"))
     am_html_raw(h, "<a href=\"#faithfulness\">Faithfulness</a>");
   am_html_raw(h, "<a href=\"#examples\">Examples</a></nav>\n");
