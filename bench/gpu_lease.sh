@@ -77,7 +77,7 @@ run_there() {
     ldd build-gpu/libattnmap-cuda.so build-gpu/tests/test_parity | grep 'not found' || echo "ldd: every library found"
   } >>"$LOG"
   local phase cap left
-  for spec in "parity 150" "bench 170" "analyze 60" "peer 60" "sanitize 100000"; do
+  for spec in "parity ${PARITY_CAP:-150}" "bench ${BENCH_CAP:-170}" "analyze 60" "peer 60" "sanitize 100000"; do
     read -r phase cap <<<"$spec"
     left=$((budget - (SECONDS - start) - 15))
     [ "$left" -lt "$cap" ] && cap=$left
