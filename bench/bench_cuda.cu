@@ -189,7 +189,10 @@ static void make_views(const am_dataset_t *ds, int count, views_t *v) {
                               v->ap + (size_t)e * L,
                               sh->grad.layer ? v->gp + (size_t)e * L : NULL,
                               idx,
-                              0};
+                              0,
+                              0,
+                              NULL,
+                              NULL};
       v->bytes += (double)L * H * sh->T * sh->T * am_dtype_size(ds->dtype) *
                   (sh->grad.layer ? 2 : 1);
       float *o = v->buf + (size_t)e * per;
@@ -203,7 +206,10 @@ static void make_views(const am_dataset_t *ds, int count, views_t *v) {
           NULL,
           NULL,
           o + 3 * T,
-          (g & AM_PASS_HEAD_IMPORTANCE) ? o + 3 * T + (size_t)AM_STAT_COUNT * L * H : NULL};
+          (g & AM_PASS_HEAD_IMPORTANCE) ? o + 3 * T + (size_t)AM_STAT_COUNT * L * H : NULL,
+          NULL,
+          NULL,
+          NULL};
     }
   }
   v->nex = e;

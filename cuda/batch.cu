@@ -118,6 +118,9 @@ am_status am_cu_submit(am_cu_state_t *s, const am_example_t *ex, int nex,
   *batch = NULL;
   if (nex < 0 || (nex > 0 && (!ex || !opt || !out)))
     return am_cuda_fail(AM_STATUS_INVALID_ARGUMENT, "invalid argument");
+  if (opt && (opt->want & am_pass_needing(AM_NEEDS_STEPS))) /* docs/generation.md */
+    return am_cuda_fail(AM_STATUS_UNSUPPORTED, "several targets (the *_STEPS outputs) are "
+                                               "not computed on the device yet");
   am_cu_batch_t *b = new (std::nothrow) am_cu_batch_t();
   if (!b)
     return am_cuda_fail(AM_STATUS_OUT_OF_MEMORY, "out of memory");

@@ -356,6 +356,9 @@ am_status am_cu_long_pass(void *state, const am_lc_example_t *ex, int nex,
                           const am_pass_options_t *opt, am_pass_output_t *out,
                           am_fault_t *fault, int *fault_example) {
   am_cu_state_t *s = (am_cu_state_t *)state;
+  if (opt && (opt->want & am_pass_needing(AM_NEEDS_STEPS)))
+    return am_fail(s->ctx, AM_STATUS_UNSUPPORTED,
+                   "cuda: several targets are not computed from the long-context form");
   if (opt && opt->device_pointers) /* the staging reads the rows on the host */
     return am_fail(s->ctx, AM_STATUS_INVALID_ARGUMENT,
                    "cuda: the long-context form (queries/keys/values) from device pointers "

@@ -57,8 +57,13 @@ static void run_case(int c, int target, am_fusion fusion, double discard,
       .want = 0x7Fu, .fusion = fusion, .discard = discard, .normalize = normalize};
   if (grid)
     opt.grid = *grid;
-  am_pass_output_t out = {o->last,  o->rollout, o->grad,      o->rrows,
-                          o->grows, o->stats,   o->importance};
+  am_pass_output_t out = {.attention_last = o->last,
+                          .rollout = o->rollout,
+                          .grad_rollout = o->grad,
+                          .rollout_rows = o->rrows,
+                          .grad_rollout_rows = o->grows,
+                          .head_stats = o->stats,
+                          .head_importance = o->importance};
   am_cpu_scratch_t scratch = {0};
   am_fault_t fault;
   am_status st = am_cpu_example_pass(&ex, &opt, &out, &scratch, &fault);

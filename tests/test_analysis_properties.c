@@ -96,11 +96,22 @@ static void run(const input_t *in, const am_pass_options_t *opt, am_cpu_scratch_
     grad[l] = in->grad ? (const unsigned char *)in->grad + l * layer : NULL;
   }
   /* L, H, T, n, dtype, att, grad, idx, target */
-  am_example_t ex = {
-      in->L,   in->H,     in->T, in->n, in->dtype, att, in->grad ? grad : NULL,
-      in->idx, in->target};
-  am_pass_output_t out = {r->last,  r->rollout, r->grad,      r->rrows,
-                          r->grows, r->stats,   r->importance};
+  am_example_t ex = {.L = in->L,
+                     .H = in->H,
+                     .T = in->T,
+                     .n = in->n,
+                     .dtype = in->dtype,
+                     .att = att,
+                     .grad = in->grad ? grad : NULL,
+                     .idx = in->idx,
+                     .target = in->target};
+  am_pass_output_t out = {.attention_last = r->last,
+                          .rollout = r->rollout,
+                          .grad_rollout = r->grad,
+                          .rollout_rows = r->rrows,
+                          .grad_rollout_rows = r->grows,
+                          .head_stats = r->stats,
+                          .head_importance = r->importance};
   am_cpu_scratch_t own = {0};
   r->st = am_cpu_example_pass(&ex, opt, &out, scratch ? scratch : &own, &r->fault);
   am_cpu_scratch_free(&own);

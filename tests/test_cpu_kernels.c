@@ -377,8 +377,22 @@ static void run_pass(const passcase_t *c, const am_pass_options_t *opt, int simd
     att[l] = c->att + 1 + l * layer;
     grad[l] = c->grad + 1 + l * layer;
   }
-  am_example_t ex = {c->L, c->H, c->T, c->n, c->dtype, att, grad, c->idx, c->target};
-  am_pass_output_t out = {o->last, o->roll, o->grad, o->rrows, o->grows, o->stats, o->imp};
+  am_example_t ex = {.L = c->L,
+                     .H = c->H,
+                     .T = c->T,
+                     .n = c->n,
+                     .dtype = c->dtype,
+                     .att = att,
+                     .grad = grad,
+                     .idx = c->idx,
+                     .target = c->target};
+  am_pass_output_t out = {.attention_last = o->last,
+                          .rollout = o->roll,
+                          .grad_rollout = o->grad,
+                          .rollout_rows = o->rrows,
+                          .grad_rollout_rows = o->grows,
+                          .head_stats = o->stats,
+                          .head_importance = o->imp};
   am_cpu_scratch_t scratch = {.kernels = simd ? am_cpu_kernels_for_this_cpu()
                                               : am_cpu_kernels_plain()};
   memset(o, 0, sizeof *o);

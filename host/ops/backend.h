@@ -80,7 +80,7 @@ typedef struct am_backend {
  * backend/module.c only when it is asked for) exports one function of this name: it
  * returns its table, or NULL when the caller was built against another version of this
  * table or of the context (abi, the sizes). */
-#define AM_BACKEND_ABI 1
+#define AM_BACKEND_ABI 2 /* 2: am_example_t's steps (several targets) */
 #define AM_BACKEND_ENTRY "attnmap_backend_entry"
 typedef const am_backend_t *(*am_backend_entry_fn)(int abi, size_t table_size,
                                                    size_t ctx_size);

@@ -78,6 +78,16 @@ am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *
       return AM_STATUS_INVALID_ARGUMENT;
   if (!am_ops_positions_ok(ex->idx, ex->n, ex->T, ex->target, w))
     return AM_STATUS_INVALID_ARGUMENT;
+  if (w & am_pass_needing(AM_NEEDS_STEPS)) {
+    if (ex->nsteps < 1 || !ex->steps)
+      return AM_STATUS_INVALID_ARGUMENT;
+    for (int s = 0; s < ex->nsteps; s++)
+      if (ex->steps[s] < 0 || ex->steps[s] >= ex->n)
+        return AM_STATUS_INVALID_ARGUMENT;
+    for (int l = 0; ex->step_grad && l < ex->L; l++)
+      if (!ex->step_grad[l])
+        return AM_STATUS_INVALID_ARGUMENT;
+  }
   if (w & am_pass_needing(AM_NEEDS_FUSED) && !(opt->discard >= 0.0 && opt->discard < 1.0))
     return AM_STATUS_INVALID_ARGUMENT;
   if (opt->fusion != AM_FUSION_MEAN && opt->fusion != AM_FUSION_MAX &&

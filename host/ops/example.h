@@ -24,6 +24,14 @@ typedef struct am_example {
   const void *const *grad; /* [L] like att, or NULL when there are no gradients */
   const int32_t *idx;      /* [n] valid positions, increasing, each < T */
   int target;              /* valid-token index in [0,n), or AM_ROW_MEAN */
+  /* Several targets (docs/generation.md): the *_STEPS outputs give one row per step,
+   * row s equal to the single-target output for target steps[s]. */
+  int nsteps; /* steps (0: none; the *_STEPS outputs need >= 1) */
+  const int32_t
+      *steps; /* [nsteps] valid-token indices in [0,n) (any order, repeats allowed) */
+  const void *const *step_grad; /* [L]: layer l's [nsteps,H,T,T] block of per-step gradients
+                                   (step s's own score; dtype as att), or NULL: every step
+                                   uses grad */
 } am_example_t;
 
 /* A ViT-style patch grid: `prefix` tokens (CLS, ...) then rows x cols patches. */
@@ -35,6 +43,7 @@ typedef struct am_grid {
 #define AM_NEEDS_TARGET 1u /* ex->target in range (or AM_ROW_MEAN) */
 #define AM_NEEDS_GRAD 2u   /* ex->grad */
 #define AM_NEEDS_FUSED 4u  /* the head fusion: discard in [0,1) */
+#define AM_NEEDS_STEPS 8u  /* ex->nsteps >= 1 and ex->steps[] in [0,n) */
 
 /* Every output of the pass, once, in bit order: its name (AM_PASS_<NAME> = 1u << its
  * place), its am_pass_output_t field, what it needs. check.c and am_pass_output_slot
@@ -46,7 +55,10 @@ typedef struct am_grid {
   X(ROLLOUT_ROWS, rollout_rows, AM_NEEDS_FUSED)                                            \
   X(GRAD_ROLLOUT_ROWS, grad_rollout_rows, AM_NEEDS_GRAD)                                   \
   X(HEAD_STATS, head_stats, 0u)                                                            \
-  X(HEAD_IMPORTANCE, head_importance, AM_NEEDS_GRAD)
+  X(HEAD_IMPORTANCE, head_importance, AM_NEEDS_GRAD)                                       \
+  X(ATTENTION_LAST_STEPS, attention_last_steps, AM_NEEDS_STEPS)                            \
+  X(ROLLOUT_STEPS, rollout_steps, AM_NEEDS_STEPS | AM_NEEDS_FUSED)                         \
+  X(GRAD_ROLLOUT_STEPS, grad_rollout_steps, AM_NEEDS_STEPS | AM_NEEDS_GRAD)
 
 enum {
 #define AM_PASS_PLACE_(name, field, needs) AM_PASS_PLACE_##name,
@@ -80,6 +92,11 @@ typedef struct am_pass_output {
   float *grad_rollout_rows; /* [n,n] */
   float *head_stats;        /* [AM_STAT_COUNT,L,H] */
   float *head_importance;   /* [L,H]: sum_i |sum_j a_ij g_ij| */
+  /* [nsteps, n]: row s as attention_last / rollout / grad_rollout with target steps[s]
+   * (normalised per row; grad_rollout_steps row s from step_grad's step s when given) */
+  float *attention_last_steps;
+  float *rollout_steps;
+  float *grad_rollout_steps;
 } am_pass_output_t;
 
 /* Where the input was found wrong. */
