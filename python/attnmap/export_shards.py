@@ -122,7 +122,7 @@ def finished(path, ids_json, extra):
     want = dict(extra)
     want.pop("tokens", None)
     if meta.get("attnmap.ids") != ids_json or rec != want or \
-            not keys & {"attentions", "queries.0"}:
+            not keys & {"attentions", "attentions.0", "queries.0"}:
         raise SystemExit("attnmap-export: %s holds other examples or options than this "
                          "export would write there; use another --out, or --force to start "
                          "afresh" % path)

@@ -28,6 +28,7 @@ import sys
 import numpy as np
 import torch
 
+from . import export_gen
 from . import export_shards as shards_mod
 from . import hf_batch, hf_data, hf_tasks
 from .export_shards import SHARD
@@ -59,11 +60,13 @@ def parse_args(argv=None):
     p.add_argument("--target-class", default="predicted",
                    help="whose logit is the target score: predicted (default), label, or "
                    "a class index (a token id for causal-lm)")
-    p.add_argument("--target", choices=("cls", "last", "mean"), default=None,
+    p.add_argument("--target", default=None,
                    help="the row the analysis should read, recorded in the shards' "
                    "metadata and printed as the analyze command: cls (classifiers), last "
                    "(default of causal-lm: decoders), mean (default of embedding-probe: "
-                   "the score reads the mean of all positions)")
+                   "the score reads the mean of all positions); generation: gen (default "
+                   "of --generate: the generated tokens) or A:B (valid positions A..B-1; "
+                   "0: is the default of seq2seq: every decoder row)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="f16",
                    help="storage dtype of attentions, gradients and embeddings")
     p.add_argument("--form", choices=FORMS, default="matrix",
@@ -88,11 +91,12 @@ def parse_args(argv=None):
     p.add_argument("--sort-by-length", action="store_true",
                    help="group texts of similar length into shards (less padding)")
     p.add_argument("--limit", type=int, default=0, help="first N examples only")
-    p.add_argument("--embeds", choices=("full", "saliency", "none"), default="full",
-                   help="full: write inputs_embeds and inputs_embeds_grads [B,T,D]; "
-                   "saliency: write only the [B,T] maps attnmap derives from them "
-                   "(saliency.grad_l2, saliency.grad_x_input, saliency.abs_grad_x_input), "
-                   "computed in float32; none: neither")
+    p.add_argument("--embeds", choices=("full", "saliency", "none"), default=None,
+                   help="full (default): write inputs_embeds and inputs_embeds_grads "
+                   "[B,T,D]; saliency (default of --generate): write only the [B,T] maps "
+                   "attnmap derives from them (saliency.grad_l2, saliency.grad_x_input, "
+                   "saliency.abs_grad_x_input; [B,S,T] per step with --step-grads), "
+                   "computed in float32; none: neither (seq2seq)")
     p.add_argument("--ig-steps", type=int, default=0,
                    help="> 0: integrated gradients (Captum) with this many steps, written "
                    "as saliency.ig")
@@ -113,9 +117,31 @@ def parse_args(argv=None):
                    "(0: after every batch), what --resume continues from")
     p.add_argument("--threads", type=int, default=0, help="--run: attnmap's CPU threads "
                    "(0: all cores)")
+    g = p.add_argument_group("generation (decoders and encoder-decoder models; "
+                             "docs/exporter.md, docs/generation.md)")
+    g.add_argument("--generate", action="store_true",
+                   help="greedy model.generate on each batch of prompts (causal-lm) or "
+                   "sources (seq2seq), then one forward over prompt + generated tokens with "
+                   "attentions: writes generation_start and one shard per --batch-size "
+                   "examples; seq2seq models without it are teacher-forced on "
+                   "--output-field")
+    g.add_argument("--max-new-tokens", type=int, default=20, help="tokens generated at most")
+    g.add_argument("--step-grads", action="store_true",
+                   help="also each step's own gradients: step_attention_grads.{l} "
+                   "[B,S,H,T,T] (seq2seq: and step_cross_attention_grads.{l}) and per-step "
+                   "saliency [B,S,T]; one backward per step")
+    g.add_argument("--padding-side", choices=("left", "right"), default="left",
+                   help="causal-lm: the layout written (generate itself pads prompts on "
+                   "the left): left keeps generate's (generation_start the same for a "
+                   "batch), right puts each row's tokens first")
+    g.add_argument("--output-field", default="output",
+                   help="seq2seq teacher forcing: the JSONL field of the output text")
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
+    # the generation mode has its own default (export_gen.GenJob); others write full
+    args.embeds_given = args.embeds is not None
+    args.embeds = args.embeds or ("saliency" if args.generate else "full")
     args.analyze_options = analyze_options(argv[cut + 1:], p)
     if args.analyze_options and not args.run:
         p.error("options after -- are attnmap analyze options of --run")
@@ -280,6 +306,12 @@ def export_shard(s, idx, job, recs, args, st):
 
 def main(argv=None):
     args = parse_args(argv)
+    if export_gen.wanted(args):
+        export_gen.run_args(args)
+        return
+    if args.target not in (None, "cls", "last", "mean"):
+        raise SystemExit("attnmap-export: --target %s: cls, last or mean (gen and A:B are "
+                         "for --generate and seq2seq models)" % args.target)
     job, recs = make_job(args)
     if args.run:
         from . import hf

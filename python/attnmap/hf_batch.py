@@ -71,6 +71,10 @@ class Job:
             raise SystemExit("%s: dtype %r is not one of %s" % (what, dtype, sorted(DTYPES)))
         if form not in FORMS:
             raise SystemExit("%s: form %r is not one of %s" % (what, form, FORMS))
+        if task == "seq2seq":
+            raise SystemExit("%s: encoder-decoder models are exported in the generation "
+                             "mode only (attnmap-export --generate or --output-field, "
+                             "attnmap.export_gen.export_model; docs/exporter.md)" % what)
         self.model, self.proc, self.task = model, proc, task
         self.target = target or default_target(task)
         self.target_class, self.dtype, self.embeds = target_class, dtype, embeds

@@ -8,8 +8,10 @@ import numpy as np
 
 
 def load_records(src, text_field="text", label_field="label", id_field="id",
-                 image_field="image", split_field="split", limit=0, what="attnmap-export"):
-    """[{text|image, label, id, split}] from a text file, a JSONL file or a datasets split."""
+                 image_field="image", split_field="split", limit=0, what="attnmap-export",
+                 output_field="output"):
+    """[{text|image, label, id, split, output}] from a text file, a JSONL file or a datasets
+    split (output: the output text of an encoder-decoder model's teacher forcing)."""
     recs = []
     if src.startswith("hf:"):
         try:
@@ -23,7 +25,8 @@ def load_records(src, text_field="text", label_field="label", id_field="id",
         config = parts[1] if len(parts) == 3 else None
         for i, row in enumerate(datasets.load_dataset(name, config, split=split)):
             recs.append({"text": row.get(text_field), "image": row.get(image_field),
-                         "label": row.get(label_field), "id": row.get(id_field, i)})
+                         "label": row.get(label_field), "id": row.get(id_field, i),
+                         "output": row.get(output_field)})
     elif src.endswith(".jsonl"):
         with open(src, encoding="utf-8") as f:
             for i, line in enumerate(f):
@@ -36,7 +39,8 @@ def load_records(src, text_field="text", label_field="label", id_field="id",
                 recs.append({"text": row.get(text_field), "image": image,
                              "label": row.get(label_field),
                              "id": row.get(id_field, i),
-                             "split": row.get(split_field)})
+                             "split": row.get(split_field),
+                             "output": row.get(output_field)})
     else:
         with open(src, encoding="utf-8") as f:
             recs = [{"text": t.rstrip("\n"), "id": i} for i, t in enumerate(f) if t.strip()]

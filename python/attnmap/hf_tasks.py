@@ -7,20 +7,23 @@ Kinds (--task): seq-cls (AutoModelForSequenceClassification: BERT family, and GP
 classifiers), image-cls (AutoModelForImageClassification: ViT), causal-lm
 (AutoModelForCausalLM: GPT-2 family, the next-token logit at the last valid token) and
 embedding-probe (AutoModel: mean-pooled, L2-normalised sentence embedding followed by a
-linear probe, e.g. sentence-transformers/all-MiniLM-L6-v2).
+linear probe, e.g. sentence-transformers/all-MiniLM-L6-v2); seq2seq
+(AutoModelForSeq2SeqLM: T5, BART family) in the generation mode only (attnmap.export_gen).
 The target score of every kind is one logit per example: the predicted class (argmax),
 the example's label, or a fixed class, as --target-class says.
 """
 import numpy as np
 import torch
 
-TASKS = ("seq-cls", "image-cls", "causal-lm", "embedding-probe")
+TASKS = ("seq-cls", "image-cls", "causal-lm", "embedding-probe", "seq2seq")
 
 
 def detect_task(config, probe):
     """The kind of a model from its config's architectures (or a probe given)."""
     if probe:
         return "embedding-probe"
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"  # T5, BART family: the exporter's generation mode (export_gen)
     arch = " ".join(getattr(config, "architectures", None) or [])
     if "ForImageClassification" in arch:
         return "image-cls"
@@ -39,7 +42,8 @@ def load_model(path, task, device, dtype=torch.float32, eager=True):
 
     cls = {"seq-cls": tf.AutoModelForSequenceClassification,
            "image-cls": tf.AutoModelForImageClassification,
-           "causal-lm": tf.AutoModelForCausalLM, "embedding-probe": tf.AutoModel}[task]
+           "causal-lm": tf.AutoModelForCausalLM, "embedding-probe": tf.AutoModel,
+           "seq2seq": tf.AutoModelForSeq2SeqLM}[task]
     impl = {"attn_implementation": "eager"} if eager else {}
     model = cls.from_pretrained(path, torch_dtype=dtype, **impl)
     model.eval().to(device)

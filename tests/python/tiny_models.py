@@ -146,3 +146,49 @@ def make_decoder(path, kind, layers=2, heads=4, kv_heads=2, hidden=32, seed=0):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def _seq2seq_tokenizer():
+    """A word-level tokenizer that ends every text with </s> (pad 0, </s> 1, as T5's)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>"] + list(WORDS))}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    t.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                     special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>",
+                                   model_input_names=["input_ids", "attention_mask"])
+
+
+def make_seq2seq(path, kind="t5", layers=2, heads=2, hidden=16, seed=0):
+    """A random T5 or BART model (encoder and decoder of `layers` layers) and a word-level
+    tokenizer; decoding starts with <pad> (T5) or </s> (BART)."""
+    import torch
+    import transformers as tf
+
+    os.makedirs(path, exist_ok=True)
+    tok = _seq2seq_tokenizer()
+    torch.manual_seed(seed)
+    n = len(WORDS) + 3
+    if kind == "t5":
+        cfg = tf.T5Config(vocab_size=n, d_model=hidden, d_kv=hidden // heads, d_ff=2 * hidden,
+                          num_layers=layers, num_heads=heads, pad_token_id=0, eos_token_id=1,
+                          decoder_start_token_id=0, architectures=["T5ForConditionalGeneration"])
+        model = tf.T5ForConditionalGeneration(cfg)
+    else:
+        cfg = tf.BartConfig(vocab_size=n, d_model=hidden, encoder_layers=layers,
+                            decoder_layers=layers, encoder_attention_heads=heads,
+                            decoder_attention_heads=heads, encoder_ffn_dim=2 * hidden,
+                            decoder_ffn_dim=2 * hidden, max_position_embeddings=64,
+                            pad_token_id=0, bos_token_id=1, eos_token_id=1,
+                            decoder_start_token_id=1, forced_bos_token_id=None,
+                            forced_eos_token_id=None,
+                            architectures=["BartForConditionalGeneration"])
+        model = tf.BartForConditionalGeneration(cfg)
+    _spread(model, torch)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
