@@ -35,10 +35,7 @@ class GenJob:
             self.fail("generation needs a causal-lm or seq2seq model, not %s" % task)
         if task == "causal-lm" and not generate:
             self.fail("a causal-lm model exports generations only (--generate)")
-        if embeds is None:
-            embeds = "saliency" if task == "causal-lm" else "none"
-        if task == "seq2seq" and embeds != "none":
-            self.fail("seq2seq: no embedding gradients are exported (--embeds none)")
+        embeds = embeds or "saliency"
         if step_grads and embeds == "full":
             self.fail("--step-grads writes per-step saliency maps: use --embeds saliency "
                       "(the default of generation) or none, not full")
@@ -102,11 +99,7 @@ class GenJob:
             t["step_attention_grads.%d" % l] = self.store(g, "step_attention_grads.%d" % l)
         t.update(self.common(ids, mask, rows, res))
         t["generation_start"] = start.to(torch.int32)
-        if "embeds" in res and self.embeds == "full":
-            t["inputs_embeds"] = self.store(res["embeds"], "inputs_embeds")
-            t["inputs_embeds_grads"] = self.store(res["embeds_grads"], "inputs_embeds_grads")
-        elif "embeds" in res:
-            t.update(gen_grads.saliency(res["embeds"], res["embeds_grads"], mask.to(dev)))
+        t.update(self.embed_tensors(res, mask))
         return t, {"tokens": self.tokens(ids, mask)}
 
     # ---- encoder-decoder models -------------------------------------------------------
@@ -126,7 +119,8 @@ class GenJob:
         rows = gen_grads.step_rows(mask, start, self.target)
         dev = self.device
         res = hf_seq2seq.run(self.model, src.to(dev), src_mask.to(dev), dec.to(dev),
-                             mask.to(dev), out.to(dev), rows.to(dev), self.step_grads)
+                             mask.to(dev), out.to(dev), rows.to(dev), self.step_grads,
+                             self.capture if self.embeds != "none" else None)
         t = {}
         for role in ("attentions", "attention_grads", "cross_attentions",
                      "cross_attention_grads", "step_attention_grads",
@@ -134,6 +128,7 @@ class GenJob:
             for l, x in enumerate(res.get(role, ())):
                 t["%s.%d" % (role, l)] = self.store(x, "%s.%d" % (role, l))
         t.update(self.common(dec, mask, rows, res))
+        t.update(self.embed_tensors(res, mask))
         t["encoder_attention_mask"] = src_mask.to(torch.uint8)
         t["encoder_input_ids"] = src.to(torch.int32)
         if self.generate:
@@ -144,6 +139,17 @@ class GenJob:
     # ---- shared -----------------------------------------------------------------------
     def store(self, x, name):
         return to_storage(x, DTYPES[self.dtype], name, self.what).cpu()
+
+    def embed_tensors(self, res, mask):
+        """--embeds full: the [B,T,D] embeddings of the (decoder) tokens and their gradients
+        (shared score); saliency: the three maps, [B,S,T] with step_grads."""
+        if "embeds" not in res:
+            return {}
+        if self.embeds == "full":
+            return {"inputs_embeds": self.store(res["embeds"], "inputs_embeds"),
+                    "inputs_embeds_grads": self.store(res["embeds_grads"],
+                                                      "inputs_embeds_grads")}
+        return gen_grads.saliency(res["embeds"], res["embeds_grads"], mask.to(self.device))
 
     def common(self, ids, mask, rows, res):
         """Masks, ids and the exporter's extras (ignored by attnmap): score_rows [B,S] the

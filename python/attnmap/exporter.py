@@ -96,7 +96,7 @@ def parse_args(argv=None):
                    "[B,T,D]; saliency (default of --generate): write only the [B,T] maps "
                    "attnmap derives from them (saliency.grad_l2, saliency.grad_x_input, "
                    "saliency.abs_grad_x_input; [B,S,T] per step with --step-grads), "
-                   "computed in float32; none: neither (seq2seq)")
+                   "computed in float32; none: neither")
     p.add_argument("--ig-steps", type=int, default=0,
                    help="> 0: integrated gradients (Captum) with this many steps, written "
                    "as saliency.ig")

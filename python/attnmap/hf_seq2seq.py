@@ -63,11 +63,14 @@ def decoder_inputs(model, out_ids, out_mask, pad):
     return torch.where(out_mask.bool(), ids, torch.full_like(ids, pad)), out_mask.clone()
 
 
-def run(model, src, src_mask, dec, dec_mask, out_ids, rows, per_step):
+def run(model, src, src_mask, dec, dec_mask, out_ids, rows, per_step, capture=None):
     """Forward with attentions (tensors on the model's device) and the gradients of the
     step scores (rows [B,S]: decoder positions). Returns per-layer lists attentions,
     attention_grads, cross_attentions, cross_attention_grads (and step_attention_grads,
-    step_cross_attention_grads [B,S,...] per step), score_ids and token_scores [B,Tdec]."""
+    step_cross_attention_grads [B,S,...] per step), score_ids and token_scores [B,Tdec];
+    with capture (hf_tasks.Capture of the decoder's token embeddings, which runs after the
+    encoder's where the module is shared): embeds [B,Tdec,D] and embeds_grads ([B,S,Tdec,D]
+    per step)."""
     out = model(input_ids=src, attention_mask=src_mask, decoder_input_ids=dec,
                 decoder_attention_mask=dec_mask, output_attentions=True)
     selfs, cross = list(out.decoder_attentions), list(out.cross_attentions)
@@ -79,8 +82,16 @@ def run(model, src, src_mask, dec, dec_mask, out_ids, rows, per_step):
     steps = gen_grads.step_scores(scores, rows)
     inputs = {("attentions", l): a for l, a in enumerate(selfs)}
     inputs.update({("cross_attentions", l): a for l, a in enumerate(cross)})
+    if capture is not None and capture.embeds is not None:
+        if capture.embeds.shape[:2] != dec.shape:
+            raise SystemExit("attnmap-export: the decoder's embeddings were not captured "
+                             "(%s); use --embeds none" % (tuple(capture.embeds.shape),))
+        inputs["embeds"] = capture.embeds
     shared, per = gen_grads.gradients(steps, inputs, per_step)
     res = {"score_ids": nxt, "token_scores": scores.detach()}
+    if "embeds" in inputs:
+        res["embeds"] = capture.embeds.detach()
+        res["embeds_grads"] = per["embeds"] if per is not None else shared["embeds"]
     for role, atts in (("attentions", selfs), ("cross_attentions", cross)):
         L = range(len(atts))
         grad = role[:-1] + "_grads"  # attention_grads, cross_attention_grads

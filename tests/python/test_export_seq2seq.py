@@ -3,7 +3,7 @@
 download): teacher forcing on the data's output texts and greedy generation; the tensors
 written, the decoder layout (start token, then the outputs but the last), cross-attention
 rows summing to 1 over the real source tokens, and each step's gradients against a separate
-backward of that step's own score."""
+backward of that step's own score (and the decoder tokens' per-step saliency likewise)."""
 import json
 import os
 
@@ -60,7 +60,10 @@ def test_tensors_and_layout(s2s):
                 "input_ids": ((B, T), np.int32), "encoder_attention_mask": ((B, Te), np.uint8),
                 "encoder_input_ids": ((B, Te), np.int32), "score_rows": ((B, S), np.int32),
                 "score_ids": ((B, T), np.int32), "token_scores": ((B, T), np.float32),
-                "target_score": ((B,), np.float32)}
+                "target_score": ((B,), np.float32),
+                "saliency.grad_l2": ((B, S, T), np.float32),
+                "saliency.grad_x_input": ((B, S, T), np.float32),
+                "saliency.abs_grad_x_input": ((B, S, T), np.float32)}
         for l in range(2):
             want.update({"attentions.%d" % l: ((B, 2, T, T), np.float32),
                          "attention_grads.%d" % l: ((B, 2, T, T), np.float32),
@@ -106,23 +109,23 @@ def test_cross_attention_rows_sum_to_one(s2s):
 
 def reference(model_path, t, b, row):
     """A separate backward of the score of decoder row `row` of example b: the
-    log-probability of output token `row`, w.r.t. the decoder's self- and
-    cross-attentions."""
+    log-probability of output token `row`, w.r.t. the decoder's self- and cross-attentions
+    and its input embeddings (grad x input summed over D)."""
     from transformers import AutoModelForSeq2SeqLM
 
     m = AutoModelForSeq2SeqLM.from_pretrained(model_path, attn_implementation="eager").eval()
     ten = {k: torch.from_numpy(t[k][b:b + 1].astype(np.int64)) for k in
            ("input_ids", "attention_mask", "encoder_input_ids", "encoder_attention_mask")}
-    emb = m.get_input_embeddings()
-    src = emb(ten["encoder_input_ids"]).detach().requires_grad_(True)
-    out = m(inputs_embeds=src, attention_mask=ten["encoder_attention_mask"],
-            decoder_input_ids=ten["input_ids"], decoder_attention_mask=ten["attention_mask"],
+    emb = m.get_decoder().embed_tokens(ten["input_ids"]).detach().requires_grad_(True)
+    out = m(input_ids=ten["encoder_input_ids"], attention_mask=ten["encoder_attention_mask"],
+            decoder_inputs_embeds=emb, decoder_attention_mask=ten["attention_mask"],
             output_attentions=True)
     atts = list(out.decoder_attentions) + list(out.cross_attentions)
     for a in atts:
         a.retain_grad()
     torch.log_softmax(out.logits[0, row], -1)[int(t["score_ids"][b, row])].backward()
-    return [a.grad[0].numpy() for a in atts]
+    gx = (emb.grad[0] * emb[0]).sum(-1).detach().numpy() * ten["attention_mask"][0].numpy()
+    return [a.grad[0].numpy() for a in atts], gx
 
 
 def test_step_gradients_equal_single_score_backward(s2s):
@@ -132,7 +135,9 @@ def test_step_gradients_equal_single_score_backward(s2s):
         n = t["attention_mask"].sum(1)
         for b in range(len(n)):
             for s in sorted({0, int(n[b]) - 1}):
-                ref = reference(model, t, b, s)
+                ref, gx = reference(model, t, b, s)
+                np.testing.assert_allclose(t["saliency.grad_x_input"][b, s], gx,
+                                           atol=1e-5 * np.abs(gx).max())
                 got = [t["step_attention_grads.%d" % l][b, s] for l in range(2)] + \
                       [t["step_cross_attention_grads.%d" % l][b, s] for l in range(2)]
                 scale = max(np.abs(r).max() for r in ref)
@@ -148,9 +153,14 @@ def test_step_gradients_equal_single_score_backward(s2s):
     assert checked >= 5
 
 
-def test_cli_inspect(s2s, cli):
-    p = run_cli(cli, "inspect", s2s[2])
-    assert "target: 0:" in p.stdout
+def test_cli_inspect(s2s, cli, tmp_path):
+    model, mode, out, _ = s2s
+    data = write_data(str(tmp_path / "data.jsonl"))
+    extra = ["--generate", "--max-new-tokens", "3"] if mode == "generate" else []
+    export_hf.main(["--model", model, "--data", data, "--out", str(tmp_path / "o"), "-q",
+                    "--progress", "off", "--limit", "2", *extra])  # [B,T] saliency, f16
+    p = run_cli(cli, "inspect", str(tmp_path / "o"))
+    assert "target: 0:" in p.stdout and "cross_attentions.1" in p.stdout
 
 
 def test_teacher_forcing_needs_outputs(tmp_path):
