@@ -39,6 +39,8 @@ class GenJob:
         if step_grads and embeds == "full":
             self.fail("--step-grads writes per-step saliency maps: use --embeds saliency "
                       "(the default of generation) or none, not full")
+        if generate and max_new_tokens < 1:
+            self.fail("--max-new-tokens %d: generate at least 1" % max_new_tokens)
         if dtype not in DTYPES:
             self.fail("dtype %r is not one of %s" % (dtype, sorted(DTYPES)))
         target = target or ("gen" if task == "causal-lm" else "0:")

@@ -103,7 +103,7 @@ def test_generation_start_left_and_right(gpt2):
                 np.testing.assert_allclose(a, c, atol=2e-6 * max(1.0, np.abs(c).max()))
 
 
-def reference(model_path, ids, mask, row, with_embeds):
+def reference(model_path, ids, mask, row):
     """A separate backward of one score: the log-probability at row `row` of the token after
     it (the next real token, else the argmax), w.r.t. the attentions and the embeddings."""
     from transformers import AutoModelForCausalLM
@@ -122,7 +122,7 @@ def reference(model_path, ids, mask, row, with_embeds):
     logp[nxt].backward()
     G = torch.stack([a.grad[0] for a in out.attentions]).numpy()
     gx = (emb.grad[0] * emb[0]).sum(-1).detach().numpy() * mask[0].numpy()
-    return G, gx, float(logp[nxt])
+    return G, gx, float(logp[nxt]), int(logp.argmax())
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -136,8 +136,11 @@ def test_step_gradients_equal_single_score_backward(gpt2, side):
         for b in range(len(steps)):
             for s in sorted({0, int(steps[b]) - 1}):  # the first step and the last (argmax)
                 row = int(t["score_rows"][b, s])
-                ref, gx, lp = reference(model, t["input_ids"][b], t["attention_mask"][b], row,
-                                        True)
+                ref, gx, lp, best = reference(model, t["input_ids"][b],
+                                              t["attention_mask"][b], row)
+                # greedy: the token generated after the row is the full forward's argmax
+                # there (generate and this forward count positions alike)
+                assert t["score_ids"][b, row] == best
                 scale = np.abs(ref).max()
                 assert scale > 0
                 np.testing.assert_allclose(G[b, s], ref, atol=1e-5 * scale)
