@@ -10,6 +10,7 @@
 #include "core/ctx.h"
 #include "cpu/agreement.h"
 #include "cpu/backend_cpu.h"
+#include "cpu/cross.h"
 #include "cpu/flow.h"
 #include "cpu/long_pass.h"
 #include "cpu/row_sweep.h"
@@ -164,6 +165,14 @@ static am_status cpu_long_pass(void *state, const am_lc_example_t *ex, int nex,
                              fault_example);
 }
 
+static am_status cpu_cross(void *state, const am_cross_example_t *ex, int nex,
+                           unsigned want, const am_pass_options_t *opt,
+                           am_cross_output_t *out, am_cross_fault_t *fault,
+                           int *fault_example) {
+  return am_cpu_cross_batch(ex, nex, want, opt, out, fault, fault_example,
+                            ((cpu_state_t *)state)->threads);
+}
+
 const am_backend_t am_backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -173,4 +182,5 @@ const am_backend_t am_backend_cpu = {
     .agreement = cpu_agreement,
     .saliency = cpu_saliency,
     .long_pass = cpu_long_pass,
+    .cross = cpu_cross,
 };

@@ -220,7 +220,8 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
                      "%s: tensor inputs_embeds: D=%lld differs from the first shard's %d",
                      sh->path, (long long)sh->embeds->shape[2], ds->embed_dim);
   }
-  if ((st = am_shard_find_saliency(ctx, sh, ds->saliency_names, ds->nsaliency)))
+  if ((st = am_shard_find_saliency(ctx, sh, ds->saliency_names, ds->nsaliency)) ||
+      (st = am_cross_same_as_first(ctx, ds, s)))
     return st;
   sh->first = ds->N;
   ds->N += sh->B;
@@ -324,6 +325,7 @@ void am_dataset_close(am_dataset_t *ds) {
     }
     free(sh->saliency);
     free(sh->saliency_src);
+    am_shard_cross_free(sh);
     json_decref(sh->tokens);
     json_decref(sh->ex_ids);
     free(sh->path);

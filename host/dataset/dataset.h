@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "attnmap.h"
+#include "ops/cross_example.h"
 #include "ops/example.h"
 #include "ops/long_example.h"
 
@@ -31,6 +32,19 @@ typedef struct am_long_layers {
   am_attention_spec_t attn; /* from __metadata__ attnmap.attention, defaults filled in */
 } am_long_layers_t;
 
+/* An encoder-decoder model's decoder→encoder inputs (cross.c; docs/generation.md): per
+ * decoder layer cross_attentions.{l} [B,H,T,Tenc] (T: the decoder's padded length) and
+ * optionally cross_attention_grads.{l} alike; encoder_attention_mask and encoder_input_ids
+ * [B,Tenc] (optional); __metadata__ attnmap.source_tokens. */
+typedef struct am_cross_set {
+  am_layers_t att, grad; /* att.layer == NULL: the shard has none; grad.layer likewise */
+  int Tenc;              /* padded source length of this shard */
+  am_dtype dtype;        /* of att and grad */
+  const am_tensor_t *mask, *ids; /* or NULL */
+  am_source_t mask_src, ids_src;
+  json_t *tokens; /* attnmap.source_tokens parsed: B arrays of strings, or NULL */
+} am_cross_set_t;
+
 typedef struct am_shard {
   char *path;        /* the .safetensors file, or the directory of .npy files */
   am_file_t **files; /* the files it was read from */
@@ -47,9 +61,10 @@ typedef struct am_shard {
   am_source_t images_src;
   const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
   am_source_t *saliency_src;    /* [dataset nsaliency] */
-  json_t *tokens; /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
-  json_t *ex_ids; /* attnmap.ids parsed: array of B strings, or NULL */
-  uint64_t bytes; /* file sizes */
+  json_t *tokens;       /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
+  json_t *ex_ids;       /* attnmap.ids parsed: array of B strings, or NULL */
+  am_cross_set_t cross; /* encoder-decoder inputs (cross.c) */
+  uint64_t bytes;       /* file sizes */
 } am_shard_t;
 
 struct am_dataset {
@@ -66,6 +81,11 @@ struct am_dataset {
   char *target, *target_file; /* attnmap.exporter's recorded target and where, or NULL */
   am_grid_t grid_parsed;
   int long_form; /* every shard holds the long-context form (shards[s].lc) */
+  /* encoder-decoder inputs, alike in every shard (cross.c): cross_attentions present,
+   * cross_attention_grads present, their dtype, the largest Tenc of a non-empty shard */
+  int cross, cross_grads;
+  am_dtype cross_dtype;
+  int Tenc_max;
 };
 
 /* The data of layer l of example b (shard row) of a layer set; NULL if absent. */
@@ -102,6 +122,30 @@ void am_shard_release_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t 
  * for chunk k+1 when it has read chunk k, so that a dataset not in the page cache is
  * read from disk while chunk k is computed. */
 void am_shard_prefetch_rows(const am_dataset_t *ds, int s, int64_t row0, int64_t n);
+
+/* ---- encoder-decoder inputs (cross.c) ---- */
+
+/* Finds and checks the cross tensors of a shard whose attentions gave L, H, B, T. */
+am_status am_shard_find_cross(am_ctx_t *ctx, am_shard_t *sh, int L, int H);
+/* Shard s > 0 holds the same cross tensors (and their dtype) as the first shard; for s == 0
+ * sets ds->cross, cross_grads, cross_dtype. Updates ds->Tenc_max. */
+am_status am_cross_same_as_first(am_ctx_t *ctx, am_dataset_t *ds, int s);
+/* Frees what am_shard_find_cross allocated. */
+void am_shard_cross_free(am_shard_t *sh);
+/* Example b's [H,T,Tenc] block of layer l of ls (sh->cross.att or .grad), or NULL. */
+const void *am_cross_layer_example(const am_layers_t *ls, const am_shard_t *sh, int H,
+                                   int l, int64_t b);
+/* Valid source positions of shard row b into idx (capacity sh->cross.Tenc); their count. */
+int am_shard_source_positions(const am_shard_t *sh, int64_t b, int32_t *idx);
+/* Source token string of position p (valid_rank among n valid ones) of row b, or NULL. */
+const char *am_shard_source_token(const am_shard_t *sh, int64_t b, int p, int valid_rank,
+                                  int n);
+/* The one-line error of a fault of the cross op on an example of shard sh (L layers; global
+ * index example): the file, the tensor, the example, layer, head, the padded decoder (and
+ * source) position and the problem. dec_idx, enc_idx: the example's valid positions. */
+am_status am_cross_report_fault(am_ctx_t *ctx, const am_shard_t *sh, int L, int64_t example,
+                                const int32_t *dec_idx, int n_dec, const int32_t *enc_idx,
+                                int n_enc, const am_cross_fault_t *f);
 
 /* Parses "14x14+1" / "14x14". Returns 0 on success. */
 int am_grid_parse(const char *text, am_grid_t *grid);

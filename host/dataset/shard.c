@@ -318,9 +318,9 @@ am_status am_shard_find_roles(am_ctx_t *ctx, am_shard_t *sh, int *L, int *H) {
       (st = check_int32(ctx, sh, "predictions", sh->predictions)) ||
       (st = check_binary(ctx, sh, "attention_mask", sh->mask)) ||
       (st = check_binary(ctx, sh, "special_tokens_mask", sh->special)) ||
-      (st = am_shard_find_images(ctx, sh)))
+      (st = am_shard_find_images(ctx, sh)) || (st = am_shard_find_embeds(ctx, sh)))
     return st;
-  return am_shard_find_embeds(ctx, sh);
+  return am_shard_find_cross(ctx, sh, *L, *H);
 }
 
 am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh) {

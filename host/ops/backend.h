@@ -7,6 +7,7 @@
 #define AM_OPS_BACKEND_H
 
 #include "attnmap.h"
+#include "ops/cross_example.h"
 #include "ops/example.h"
 #include "ops/lists.h"
 #include "ops/long_example.h"
@@ -74,6 +75,16 @@ typedef struct am_backend {
   am_status (*long_pass)(void *state, const am_lc_example_t *ex, int nex,
                          const am_pass_options_t *opt, am_pass_output_t *out,
                          am_fault_t *fault, int *fault_example);
+
+  /* ---- optional: the decoder→encoder maps of an encoder-decoder model (cross_example.h,
+   * docs/generation.md; NULL: the pipeline runs them on the CPU reference beside the
+   * device, ctx->reference) ---- */
+
+  /* out[e] receives example e's maps of want (AM_CROSS_* bits). Faults as example_pass,
+   * with the input they are in. */
+  am_status (*cross)(void *state, const am_cross_example_t *ex, int nex, unsigned want,
+                     const am_pass_options_t *opt, am_cross_output_t *out,
+                     am_cross_fault_t *fault, int *fault_example);
 } am_backend_t;
 
 /* A backend built as a module of its own (libattnmap-<name>.so, loaded with dlopen by

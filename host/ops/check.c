@@ -40,8 +40,24 @@ float **am_pass_output_slot(am_pass_output_t *out, unsigned bit) {
   return NULL;
 }
 
-static int valid_dtype(am_dtype d) {
+int am_ops_float_dtype(am_dtype d) {
   return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
+}
+
+const char *am_fault_text(am_fault_kind k) {
+  switch (k) {
+  case AM_FAULT_ATT_NOT_FINITE:
+    return "attention weight is not finite";
+  case AM_FAULT_ATT_NEGATIVE:
+    return "attention weight is negative";
+  case AM_FAULT_ATT_ROW_SUM:
+    return "attention row does not sum to 1 over the valid keys";
+  case AM_FAULT_GRAD_NOT_FINITE:
+    return "gradient is not finite";
+  case AM_FAULT_NONE:
+    break;
+  }
+  return "bad value";
 }
 
 int am_ops_outputs_present(unsigned want, const am_pass_output_t *out) {
@@ -64,7 +80,7 @@ int am_ops_positions_ok(const int32_t *idx, int n, int T, int target, unsigned w
 am_status am_ops_check_example(const am_example_t *ex, const am_pass_options_t *opt,
                                const am_pass_output_t *out) {
   if (!ex || !opt || !out || ex->L < 1 || ex->H < 1 || ex->n < 0 || ex->n > ex->T ||
-      !valid_dtype(ex->dtype))
+      !am_ops_float_dtype(ex->dtype))
     return AM_STATUS_INVALID_ARGUMENT;
   unsigned w = opt->want;
   if (!am_ops_outputs_present(w, out))

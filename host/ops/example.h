@@ -119,6 +119,11 @@ unsigned am_pass_needing(unsigned what);
 /* The field of out that receives the output of bit (one AM_PASS_* bit), or NULL. */
 float **am_pass_output_slot(am_pass_output_t *out, unsigned bit);
 
+/* 1 for the float dtypes attentions may be stored in: F32, F16, BF16, F64 (check.c). */
+int am_ops_float_dtype(am_dtype d);
+/* What a fault kind of the matrix form means, in words (static string; check.c). */
+const char *am_fault_text(am_fault_kind k);
+
 /* Tolerance on |row sum - 1| for attentions stored in dtype. */
 double am_row_sum_tolerance(am_dtype dtype);
 

@@ -10,22 +10,6 @@
 #include "core/half.h"
 #include "pipeline/chunk.h"
 
-static const char *fault_text(am_fault_kind k) {
-  switch (k) {
-  case AM_FAULT_ATT_NOT_FINITE:
-    return "attention weight is not finite";
-  case AM_FAULT_ATT_NEGATIVE:
-    return "attention weight is negative";
-  case AM_FAULT_ATT_ROW_SUM:
-    return "attention row does not sum to 1 over the valid keys";
-  case AM_FAULT_GRAD_NOT_FINITE:
-    return "gradient is not finite";
-  case AM_FAULT_NONE:
-    break;
-  }
-  return "bad value";
-}
-
 /* For a value found not finite in F32: the largest finite F64 value of that row that F32
  * cannot hold (1e300 reads as inf in F32), or 0 when the row holds none. */
 static double f64_overflow(const am_shard_t *sh, const am_layers_t *ls, int l, int64_t b,
@@ -93,7 +77,7 @@ am_status am_chunk_report_fault(am_ctx_t *ctx, const am_chunk_t *c, const am_fau
                  "%s: tensor %s: example %lld, layer %d, head %d, query position %d: %s "
                  "(value %g)",
                  ls->source[l].path, ls->source[l].name, (long long)(c->row0 + e), f->layer,
-                 f->head, row, fault_text(f->kind), f->value);
+                 f->head, row, am_fault_text(f->kind), f->value);
 }
 
 /* A map or head importance that overflowed (finite inputs whose products exceed F32, e.g.

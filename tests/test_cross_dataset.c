@@ -1,0 +1,229 @@
+/* test_cross_dataset.c — an encoder-decoder dataset's cross tensors (host/dataset/cross.c,
+ * docs/generation.md "Encoder-decoder models"): found and bound per example, and every bad
+ * shape, dtype, mask value, token list or shard mismatch refused with one line naming the
+ * file, the tensor and the problem. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "attnmap.h"
+#include "dataset/dataset.h"
+#include "support/dataset_builder.h"
+
+static char dir[128];
+static am_ctx_t *ctx;
+
+static void setup(void) {
+  cr_assert_eq(dsb_tempdir(dir, sizeof dir, "cross"), 0);
+  cr_assert_eq(am_ctx_create(NULL, &ctx, NULL, 0), AM_STATUS_OK);
+}
+
+static void teardown(void) {
+  am_ctx_destroy(ctx);
+  dsb_rmtree(dir);
+}
+
+TestSuite(cross_dataset, .init = setup, .fini = teardown);
+
+enum { L = 2, H = 2, B = 2, T = 5, TE = 6 };
+
+/* A decoder dataset (attentions.{l}) plus cross tensors: example b has 4 - b valid source
+ * tokens from position 1 (mask), rows uniform over them. */
+typedef struct xds {
+  dsb_t *ds;
+  float cross[L][B * H * T * TE], cgrad[L][B * H * T * TE];
+  int64_t emask[B * TE], eids[B * TE];
+  char names[2 * L][32];
+  int n;
+} xds_t;
+
+static void xds_make(xds_t *x) {
+  static const int lengths[B] = {5, 3};
+  dsb_spec_t spec = {.L = L,
+                     .H = H,
+                     .B = B,
+                     .T = T,
+                     .lengths = lengths,
+                     .grads = 1,
+                     .per_layer = 1,
+                     .seed = 7};
+  x->ds = dsb_build(&spec);
+  cr_assert(x->ds);
+  for (int b = 0; b < B; b++)
+    for (int p = 0; p < TE; p++) {
+      x->emask[b * TE + p] = p >= 1 && p < 1 + 4 - b;
+      x->eids[b * TE + p] = 100 + p;
+    }
+  for (int l = 0; l < L; l++)
+    for (int k = 0; k < B * H * T * TE; k++) {
+      int b = k / (H * T * TE), p = k % TE;
+      x->cross[l][k] = x->emask[b * TE + p] ? 1.0f / (float)(4 - b) : 0.0f;
+      x->cgrad[l][k] = 0.5f - (float)(k % 7) * 0.1f;
+    }
+  x->n = dsb_tensors(x->ds);
+  for (int l = 0; l < L; l++) {
+    snprintf(x->names[2 * l], 32, "cross_attentions.%d", l);
+    snprintf(x->names[2 * l + 1], 32, "cross_attention_grads.%d", l);
+    am_tensor_t t = {.dtype = AM_DTYPE_F32,
+                     .ndim = 4,
+                     .shape = {B, H, T, TE},
+                     .nbytes = sizeof x->cross[l]};
+    t.data = x->cross[l];
+    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l], t};
+    t.data = x->cgrad[l];
+    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l + 1], t};
+  }
+  am_tensor_t m = {.dtype = AM_DTYPE_I64,
+                   .ndim = 2,
+                   .shape = {B, TE},
+                   .data = x->emask,
+                   .nbytes = sizeof x->emask};
+  x->ds->list[x->n++] = (am_named_tensor_t){"encoder_attention_mask", m};
+  m.data = x->eids;
+  x->ds->list[x->n++] = (am_named_tensor_t){"encoder_input_ids", m};
+}
+
+static const char *TOKENS_META[2] = {"attnmap.source_tokens",
+                                     "[[\"a\",\"b\",\"c\",\"d\"],[\"x\",\"y\",\"z\"]]"};
+
+static const char *write(xds_t *x, const char *name, const char *const *meta, int nmeta) {
+  static char path[256];
+  dsb_join(path, sizeof path, dir, name);
+  cr_assert_eq(dsb_write_list(path, x->ds->list, x->n, meta, nmeta), 0);
+  return path;
+}
+
+/* Opens path expecting failure; the message must hold each of the needles. */
+static void expect_refused(const char *path, const char *n1, const char *n2) {
+  am_dataset_t *ds = NULL;
+  const char *p[1] = {path};
+  cr_assert_eq(am_dataset_open(ctx, p, 1, &ds), AM_STATUS_BAD_INPUT, "opened %s", path);
+  const char *msg = am_last_error(ctx);
+  cr_expect(strstr(msg, n1) && (!n2 || strstr(msg, n2)), "message: %s", msg);
+  cr_expect(!strchr(msg, '\n'), "one line: %s", msg);
+}
+
+Test(cross_dataset, found_and_bound) {
+  xds_t x;
+  xds_make(&x);
+  const char *path = write(&x, "ok.safetensors", TOKENS_META, 1);
+  am_dataset_t *ds = NULL;
+  const char *p[1] = {path};
+  cr_assert_eq(am_dataset_open(ctx, p, 1, &ds), AM_STATUS_OK, "%s", am_last_error(ctx));
+  cr_expect(ds->cross && ds->cross_grads && ds->cross_dtype == AM_DTYPE_F32);
+  cr_expect_eq(ds->Tenc_max, TE);
+  const am_shard_t *sh = &ds->shards[0];
+  int32_t idx[TE];
+  cr_expect_eq(am_shard_source_positions(sh, 1, idx), 3);
+  cr_expect(idx[0] == 1 && idx[2] == 3);
+  cr_expect_str_eq(am_shard_source_token(sh, 1, 2, 1, 3), "y");
+  size_t blk = sizeof(float) * H * T * TE; /* one example's [H,T,TE] */
+  cr_expect(!memcmp(am_cross_layer_example(&sh->cross.att, sh, H, 1, 1),
+                    (const char *)x.cross[1] + blk, blk));
+  cr_expect(!memcmp(am_cross_layer_example(&sh->cross.grad, sh, H, 0, 1),
+                    (const char *)x.cgrad[0] + blk, blk));
+  /* a fault in words: file, tensor, example, padded positions */
+  am_cross_fault_t f = {
+      .f = {.kind = AM_FAULT_ATT_ROW_SUM, .layer = 1, .head = 0, .row = 2, .value = 0.9},
+      .input = AM_CROSS_IN_CROSS_ATTENTIONS,
+      .key = -1};
+  int32_t dec[3] = {0, 1, 2}, enc[3] = {1, 2, 3};
+  cr_expect_eq(am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f),
+               AM_STATUS_BAD_INPUT);
+  const char *msg = am_last_error(ctx);
+  cr_expect(strstr(msg, "ok.safetensors: tensor cross_attentions.1: example 1, layer 1, "
+                        "head 0, decoder position 2") &&
+                strstr(msg, "valid source tokens"),
+            "%s", msg);
+  f = (am_cross_fault_t){.f = {.kind = AM_FAULT_GRAD_NOT_FINITE, .layer = 0, .row = 1},
+                         .input = AM_CROSS_IN_CROSS_ATTENTION_GRADS,
+                         .key = 2};
+  am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f);
+  cr_expect(strstr(am_last_error(ctx), "cross_attention_grads.0") &&
+                strstr(am_last_error(ctx), "source position 3"),
+            "%s", am_last_error(ctx));
+  am_dataset_close(ds);
+  dsb_free(x.ds);
+}
+
+Test(cross_dataset, without_cross_nothing_changes) {
+  static const int lengths[B] = {5, 3};
+  dsb_spec_t spec = {.L = L, .H = H, .B = B, .T = T, .lengths = lengths, .per_layer = 1};
+  char path[256];
+  dsb_join(path, sizeof path, dir, "plain.safetensors");
+  cr_assert_eq(dsb_make(&spec, path), 0);
+  am_dataset_t *ds = NULL;
+  const char *p[1] = {path};
+  cr_assert_eq(am_dataset_open(ctx, p, 1, &ds), AM_STATUS_OK);
+  cr_expect(!ds->cross && !ds->cross_grads && ds->Tenc_max == 0);
+  am_dataset_close(ds);
+}
+
+/* Each bad input: one edit of the good dataset, the words the message must hold. */
+Test(cross_dataset, refused) {
+  xds_t x;
+  xds_make(&x);
+  int n0 = x.n;
+  am_named_tensor_t keep[64];
+  memcpy(keep, x.ds->list, sizeof keep);
+  int c1 = dsb_find(x.ds, x.n, "cross_attentions.1");
+  int g0 = dsb_find(x.ds, x.n, "cross_attention_grads.0");
+  int em = dsb_find(x.ds, x.n, "encoder_attention_mask");
+
+  x.ds->list[c1].tensor.shape[1] = 1; /* H = 1 */
+  x.ds->list[c1].tensor.nbytes /= 2;
+  expect_refused(write(&x, "h.safetensors", NULL, 0), "cross_attentions.1",
+                 "[B,H,Tdec,Tenc]");
+  memcpy(x.ds->list, keep, sizeof keep);
+
+  x.ds->list[g0].tensor.dtype = AM_DTYPE_I32;
+  expect_refused(write(&x, "dt.safetensors", NULL, 0), "cross_attention_grads.0", "dtype");
+  memcpy(x.ds->list, keep, sizeof keep);
+
+  x.n = dsb_remove(x.ds, x.n, c1); /* one layer missing */
+  expect_refused(write(&x, "layers.safetensors", NULL, 0), "cross_attentions.N",
+                 "1 layers");
+  memcpy(x.ds->list, keep, sizeof keep);
+  x.n = n0;
+
+  x.emask[3] = 2;
+  expect_refused(write(&x, "mask.safetensors", NULL, 0), "encoder_attention_mask",
+                 "not 0 or 1");
+  x.emask[3] = 1;
+
+  x.ds->list[em].tensor.shape[1] = TE - 1;
+  x.ds->list[em].tensor.nbytes = sizeof(int64_t) * B * (TE - 1);
+  expect_refused(write(&x, "mshape.safetensors", NULL, 0), "encoder_attention_mask",
+                 "[B,Tenc]");
+  memcpy(x.ds->list, keep, sizeof keep);
+
+  const char *bad_tokens[2] = {"attnmap.source_tokens", "[[\"a\"],[\"x\",\"y\",\"z\"]]"};
+  expect_refused(write(&x, "tok.safetensors", bad_tokens, 1), "attnmap.source_tokens",
+                 "entry 0");
+
+  for (int k = n0 - 1; k >= 0; k--) /* a source mask without any cross-attention */
+    if (strncmp(x.ds->list[k].name, "cross_", 6) == 0)
+      x.n = dsb_remove(x.ds, x.n, k);
+  expect_refused(write(&x, "alone.safetensors", NULL, 0), "encoder_attention_mask",
+                 "without cross_attentions");
+  memcpy(x.ds->list, keep, sizeof keep);
+  x.n = n0;
+
+  /* two shards: the second without the cross-attention gradients */
+  char sub[256], a[256], b[256];
+  dsb_join(sub, sizeof sub, dir, "shards");
+  cr_assert_eq(mkdir(sub, 0700), 0);
+  cr_assert_eq(
+      dsb_write_list(dsb_join(a, sizeof a, sub, "a.safetensors"), x.ds->list, x.n, NULL, 0),
+      0);
+  for (int k = n0 - 1; k >= 0; k--)
+    if (strncmp(x.ds->list[k].name, "cross_attention_grads.", 22) == 0)
+      x.n = dsb_remove(x.ds, x.n, k);
+  cr_assert_eq(
+      dsb_write_list(dsb_join(b, sizeof b, sub, "b.safetensors"), x.ds->list, x.n, NULL, 0),
+      0);
+  expect_refused(sub, "b.safetensors: tensor cross_attention_grads.N: missing here", NULL);
+  dsb_free(x.ds);
+}
