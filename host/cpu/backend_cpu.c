@@ -68,8 +68,6 @@ static am_status cpu_example_pass(void *state, const am_example_t *ex, int nex,
                                   const am_pass_options_t *opt, am_pass_output_t *out,
                                   am_fault_t *fault, int *fault_example) {
   cpu_state_t *s = state;
-  if (opt && (opt->want & am_pass_needing(AM_NEEDS_STEPS))) /* docs/generation.md */
-    return AM_STATUS_UNSUPPORTED; /* until the CPU computes them */
   int first_bad = nex;
   am_status bad_status = AM_STATUS_OK;
   am_fault_t bad_fault = {0};
@@ -160,7 +158,7 @@ static am_status cpu_long_pass(void *state, const am_lc_example_t *ex, int nex,
                                am_fault_t *fault, int *fault_example) {
   cpu_state_t *s = state;
   if (opt && (opt->want & am_pass_needing(AM_NEEDS_STEPS)))
-    return AM_STATUS_UNSUPPORTED; /* until the CPU computes them */
+    return AM_STATUS_UNSUPPORTED; /* the pipeline falls back to a pass per step */
   return am_cpu_lc_pass_with(s->kernels, ex, nex, opt, out, s->threads, fault,
                              fault_example);
 }

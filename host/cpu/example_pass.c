@@ -27,11 +27,13 @@ void am_cpu_scratch_free(am_cpu_scratch_t *s) {
   if (!s)
     return;
   free(s->buf);
+  free(s->steps);
   s->buf = NULL;
-  s->cap = 0;
+  s->steps = NULL;
+  s->cap = s->steps_cap = 0;
 }
 
-#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)
+#define WANT_FUSED (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS | AM_PASS_ROLLOUT_STEPS)
 
 /* The next `count` elements at *cursor when `wanted`, else NULL. */
 static double *take_d(double **cursor, size_t count, unsigned wanted) {
@@ -100,7 +102,7 @@ static am_status plan_scratch(pass_t *p, am_cpu_scratch_t *s) {
   p->tg = take_f(&f, nn, w & AM_PASS_GRAD_ROLLOUT_ROWS);
   p->pr = p->out->rollout_rows;
   p->pg = p->out->grad_rollout_rows;
-  return AM_STATUS_OK;
+  return am_pass_steps_plan(p, s);
 }
 
 /* Reads layer l (every head, every valid row) once, checking and using each row. */
@@ -139,7 +141,7 @@ static pass_rc read_layer(pass_t *p, int l) {
                             : am_pass_plain_row(p, l, h, i, att, grad, acc, &importance);
       if (rc != PASS_OK)
         return rc;
-      if (p->sweep && p->ug && ((i & 15) == 15 || i == n - 1))
+      if (p->sweep && (p->ug || p->sug) && ((i & 15) == 15 || i == n - 1))
         am_pass_flush_uf(p);
     }
     if (p->want & AM_PASS_HEAD_STATS)
@@ -152,6 +154,8 @@ static pass_rc read_layer(pass_t *p, int l) {
   for (int j = 0; p->sweep && p->ug && j < n; j++)
     if (!isfinite(p->ug[j]))
       return PASS_REDO_PLAIN;
+  if (p->sweep)
+    am_pass_steps_overflow(p);
   return PASS_OK;
 }
 
@@ -163,10 +167,11 @@ static void finish_layer(pass_t *p, int l) {
     am_rollout_discard(p->fused, n, p->opt->discard);
     if (p->vr)
       am_rollout_step(p->fused, n, p->vr, p->wr);
-    if (p->tr) {
-      am_rollout_hat(p->fused, n);
-      am_rows_mul(&p->pr, &p->tr, p->fused, n, first);
-    }
+  }
+  am_pass_steps_layer(p, l); /* before the fused matrix becomes A^ in place */
+  if (p->tr) {
+    am_rollout_hat(p->fused, n);
+    am_rows_mul(&p->pr, &p->tr, p->fused, n, first);
   }
   if (p->vg)
     am_grad_rollout_step(p->vg, p->ug, n, H);
@@ -229,6 +234,7 @@ static pass_rc run_layers(pass_t *p) {
   }
   if (p->last)
     memset(p->last, 0, (size_t)p->n * sizeof *p->last);
+  am_pass_steps_start(p);
   for (int l = ex->L - 1; l >= 0; l--) {
     pass_rc rc = read_layer(p, l);
     if (rc != PASS_OK)
@@ -236,7 +242,23 @@ static pass_rc run_layers(pass_t *p) {
     finish_layer(p, l);
   }
   write_outputs(p);
+  am_pass_steps_write(p);
   return PASS_OK;
+}
+
+pass_rc am_pass_run(pass_t *p) {
+  pass_rc rc = run_layers(p);
+  if (rc == PASS_REDO_HEADS) { /* a row near a limit: head by head, checked exactly */
+    p->layer_sweep = NULL;
+    rc = run_layers(p);
+  }
+  if (rc == PASS_REDO_PLAIN) {
+    p->sweep = NULL;
+    p->head_sweep = NULL;
+    p->layer_sweep = NULL;
+    rc = run_layers(p);
+  }
+  return rc;
 }
 
 am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *opt,
@@ -270,16 +292,9 @@ am_status am_cpu_example_pass(const am_example_t *ex, const am_pass_options_t *o
   st = plan_scratch(&p, scratch);
   if (st != AM_STATUS_OK)
     return st;
-  pass_rc rc = run_layers(&p);
-  if (rc == PASS_REDO_HEADS) { /* a row near a limit: head by head, checked exactly */
-    p.layer_sweep = NULL;
-    rc = run_layers(&p);
-  }
-  if (rc == PASS_REDO_PLAIN) {
-    p.sweep = NULL;
-    p.head_sweep = NULL;
-    p.layer_sweep = NULL;
-    rc = run_layers(&p);
-  }
+  int whole = am_pass_head_mode(&p); /* before any fallback: per-step passes keep it */
+  pass_rc rc = am_pass_run(&p);
+  if (rc == PASS_OK)
+    rc = am_pass_steps_grads(&p, whole, scratch->kernels);
   return rc == PASS_OK ? AM_STATUS_OK : AM_STATUS_BAD_INPUT;
 }

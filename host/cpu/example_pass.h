@@ -15,7 +15,9 @@
  * free with am_cpu_scratch_free. */
 typedef struct am_cpu_scratch {
   float *buf;
-  size_t cap; /* floats */
+  size_t cap;       /* floats */
+  double *steps;    /* several targets' rows (step_rows.c) */
+  size_t steps_cap; /* doubles */
   const struct am_cpu_kernels *kernels;
 } am_cpu_scratch_t;
 void am_cpu_scratch_free(am_cpu_scratch_t *s);

@@ -48,7 +48,7 @@ pass_rc am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att, const
     job.a = (const unsigned char *)att + (size_t)first * es;
     job.g = grad ? (const unsigned char *)grad + (size_t)first * es : NULL;
     job.arow = p->arow; /* a store per 8 keys: cheaper than reading single weights */
-    job.grow = p->abar ? p->grow : NULL;
+    job.grow = p->abar || p->svg ? p->grow : NULL;
   } else {
     am_pass_load_row(p, att, h, i, p->arow);
     if (grad)
@@ -73,6 +73,8 @@ pass_rc am_pass_sweep_row(pass_t *p, int l, int h, int i, const void *att, const
       return PASS_REDO_PLAIN;
   }
   use_sums(p, &job, &s, l, h, i, acc, importance);
+  if (grad)
+    am_pass_steps_sweep_row(p, i);
   return PASS_OK;
 }
 
@@ -98,7 +100,12 @@ pass_rc am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void 
                        .last = l == ex->L - 1 ? p->last : NULL,
                        .last_row = ex->target,
                        .dist_mid = p->dist_mid,
-                       .tol = p->tol - 1e-6};
+                       .tol = p->tol - 1e-6,
+                       .nsv = p->svg ? p->S : 0,
+                       .sv = p->svg,
+                       .suf = p->suf,
+                       .grow = p->grow,
+                       .sug = p->sug};
   while (job.first < p->n) {
     int k = p->head_sweep(&job);
     if (k >= p->n)
@@ -142,21 +149,29 @@ pass_rc am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad)
                         .dist_mid = p->dist_mid,
                         .tol = p->tol - 1e-6,
                         .acc = p->hacc,
-                        .importance = p->hacc + (size_t)ex->H * AM_STAT_COUNT};
+                        .importance = p->hacc + (size_t)ex->H * AM_STAT_COUNT,
+                        .nsv = p->svg ? p->S : 0,
+                        .sv = p->svg,
+                        .suf = p->suf,
+                        .sug = p->sug};
   return p->layer_sweep(&job) ? PASS_OK : PASS_REDO_HEADS;
 }
 
 /* Can the whole-head sweep do every head of this example? */
 int am_pass_head_mode(const pass_t *p) {
   int mean = p->opt->fusion != AM_FUSION_MAX && p->opt->fusion != AM_FUSION_MIN;
-  return p->head_sweep && p->contiguous && p->ex->dtype != AM_DTYPE_F64 && !p->geo.active &&
-         !p->abar && (mean || !p->fused);
+  return !p->no_whole && p->head_sweep && p->contiguous && p->ex->dtype != AM_DTYPE_F64 &&
+         !p->geo.active && !p->abar && (mean || !p->fused);
 }
 
 /* ug += uf, uf = 0: the sweep's float sums of at most 16 rows go into double. */
 void am_pass_flush_uf(pass_t *p) {
-  for (int j = 0; j < p->n; j++) {
+  for (int j = 0; p->ug && j < p->n; j++) {
     p->ug[j] += p->uf[j];
     p->uf[j] = 0.0f;
+  }
+  for (size_t k = 0; p->sug && k < (size_t)p->S * p->n; k++) {
+    p->sug[k] += p->suf[k];
+    p->suf[k] = 0.0f;
   }
 }

@@ -27,6 +27,33 @@ INLINE void flush_u(float *uf, double *ug, int n) {
   }
 }
 
+/* uf[s] += (float)v[s,i] max(0, a g) for the S step rows (v, uf: [S,n]): the fused
+ * multiply-add of step8, per row vector, so each equals the sweep of that vector alone. */
+INLINE void steps_update(const float *a, const float *g, int n, const double *v, int i,
+                         int S, float *uf) {
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 t = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(g + j)),
+                             _mm256_setzero_ps());
+    for (int s = 0; s < S; s++) {
+      float *u = uf + (size_t)s * n + j;
+      _mm256_storeu_ps(u, _mm256_fmadd_ps(_mm256_set1_ps((float)v[(size_t)s * n + i]), t,
+                                          _mm256_loadu_ps(u)));
+    }
+  }
+  for (; j < n; j++) {
+    float t = a[j] * g[j];
+    t = t > 0.0f ? t : 0.0f;
+    for (int s = 0; s < S; s++)
+      uf[(size_t)s * n + j] = fmaf((float)v[(size_t)s * n + i], t, uf[(size_t)s * n + j]);
+  }
+}
+
+AVX2 void am_steps_update_avx2(const float *a, const float *g, int n, const double *v,
+                               int i, int S, float *uf) {
+  steps_update(a, g, n, v, i, S, uf);
+}
+
 /* Row i's terms, as am_head_stats_row_from_sums and example_pass.c's use_sums add them:
  * a the widened row, acc and importance its head's sums. */
 INLINE void add_row(const float *a, int n, int i, const am_row_sums_t *s, double *acc,
@@ -65,6 +92,7 @@ INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, cons
                        .i = i,
                        .arow = hj->arow,
                        .fuse = opts & OPT_FUSE ? hj->fuse + (size_t)i * n : NULL,
+                       .grow = has_g && hj->nsv ? hj->grow : NULL,
                        .u = has_u ? hj->uf : NULL,
                        .vi = has_u ? (float)hj->v[i] : 0.0f,
                        .dist = hj->dist_mid - i};
@@ -73,6 +101,11 @@ INLINE int head_core(am_head_job_t *hj, const am_dtype dt, const int has_g, cons
     add_row(hj->arow, n, i, &s, hj->acc, &hj->importance, hj->last, hj->last_row);
     if (has_u && ((i & 15) == 15 || i == n - 1))
       flush_u(hj->uf, hj->ug, n);
+    if (has_g && hj->nsv) {
+      steps_update(hj->arow, hj->grow, n, hj->sv, i, hj->nsv, hj->suf);
+      for (int k = 0; ((i & 15) == 15 || i == n - 1) && k < hj->nsv; k++)
+        flush_u(hj->suf + (size_t)k * n, hj->sug + (size_t)k * n, n);
+    }
     if (stops(&s, hj->tol, has_g)) {
       hj->stop = s;
       return i;
@@ -127,10 +160,14 @@ INLINE int layer_core(am_layer_job_t *lj, const am_dtype dt, const int has_g,
         if (stops(&s, lj->tol, has_g))
           return 0;
       }
-    if (has_u) {
+    for (int k = -1; has_u && k < lj->nsv; k++) { /* k = -1: v; then the step rows */
+      if (k < 0 && !lj->v)
+        continue;
+      const double *v = k < 0 ? lj->v : lj->sv + (size_t)k * n;
+      float *uf = k < 0 ? lj->uf : lj->suf + (size_t)k * n;
       for (int i = i0; i < i1; i++)
-        add_scaled(lj->uf, lj->trow + (size_t)(i - i0) * n, (float)lj->v[i], n);
-      flush_u(lj->uf, lj->ug, n);
+        add_scaled(uf, lj->trow + (size_t)(i - i0) * n, (float)v[i], n);
+      flush_u(uf, k < 0 ? lj->ug : lj->sug + (size_t)k * n, n);
     }
   }
   return 1;
@@ -187,7 +224,8 @@ static const layer_fn layers[3][2][6] = {LAYER_ROW(head_f32), LAYER_ROW(head_f16
 
 int am_layer_sweep_avx2(am_layer_job_t *lj) {
   int d = lj->dtype == AM_DTYPE_F16 ? 1 : (lj->dtype == AM_DTYPE_BF16 ? 2 : 0);
-  int g = lj->g != NULL, u = g && lj->v && lj->uf && lj->ug, f = lj->fuse != NULL;
+  int g = lj->g != NULL, u = g && ((lj->v && lj->uf && lj->ug) || lj->nsv > 0);
+  int f = lj->fuse != NULL;
   return layers[d][lj->stats != 0][(g ? 2 + 2 * u : 0) + f](lj);
 }
 
@@ -200,4 +238,8 @@ int am_head_sweep_avx2(am_head_job_t *hj) {
 #else /* not x86-64: never selected (am_cpu_head_sweep returns NULL) */
 int am_head_sweep_avx2(am_head_job_t *hj) { return hj ? hj->n : 0; }
 int am_layer_sweep_avx2(am_layer_job_t *lj) { return lj ? 0 : 0; }
+void am_steps_update_avx2(const float *a, const float *g, int n, const double *v, int i,
+                          int S, float *uf) {
+  (void)a, (void)g, (void)n, (void)v, (void)i, (void)S, (void)uf;
+}
 #endif

@@ -69,6 +69,7 @@ static void use_row(pass_t *p, int l, int h, int i, double acc[AM_STAT_COUNT],
   if (p->vg || p->abar)
     am_grad_rollout_row(a, g, n, p->vg ? p->vg[i] : 0.0, p->ug,
                         p->abar ? p->abar + (size_t)i * n : NULL);
+  am_pass_steps_plain_row(p, i);
 }
 
 /* The plain path of one row: widen, check, then hand it to every analysis. */

@@ -32,6 +32,18 @@ typedef struct pass {
   float *trow;                   /* [block rows, n] the layer sweep's scratch rows */
   double *hacc;    /* [H][AM_STAT_COUNT + 1] its per-head sums, importance last */
   float *dist_mid; /* dist_mid[k] = |k| for k in (-n, n), for the sweeps */
+  /* several targets (step_rows.c): S = ex->nsteps rows, each advanced as the single row
+   * above is, or NULL */
+  int S;
+  double *svr, *swr;    /* [S,n] rollout rows and scratch (ROLLOUT_STEPS) */
+  double *svg, *sug;    /* [S,n] grad rollout rows and their layer sums (shared gradient) */
+  float *suf;           /* [S,n] the sweep's float part of sug */
+  double *slast;        /* [n] one step's attention_last sum (ATTENTION_LAST_STEPS) */
+  double *sgv, *sgu;    /* [n] per-step gradients: the per-step passes' vg and ug */
+  const void **sgrad;   /* [L] the per-step passes' layer pointers */
+  unsigned char *sredo; /* [S] 1: the step's sweep sums overflowed, a pass of its own */
+  int no_whole; /* 1: never the whole-head or layer sweeps (a per-step pass keeps the
+                   choice its example's pass made) */
 } pass_t;
 
 /* What a step of the pass answers; never leaves host/cpu (am_cpu_example_pass turns it
@@ -63,7 +75,37 @@ pass_rc am_pass_sweep_head(pass_t *p, int l, int h, const void *att, const void 
 pass_rc am_pass_sweep_layer(pass_t *p, int l, const void *att, const void *grad);
 /* Can the whole-head sweep do every head of this example? */
 int am_pass_head_mode(const pass_t *p);
-/* ug += uf, uf = 0. */
+/* ug += uf, uf = 0 (and the step rows' sug += suf). */
 void am_pass_flush_uf(pass_t *p);
+
+/* example_pass.c: every layer, then the outputs, with the fallbacks to the head by head
+ * sweep and to the plain loops. */
+pass_rc am_pass_run(pass_t *p);
+
+/* step_rows.c: the *_STEPS outputs (docs/generation.md, "Several targets"). */
+#define AM_PASS_STEP_BITS                                                                  \
+  (AM_PASS_ATTENTION_LAST_STEPS | AM_PASS_ROLLOUT_STEPS | AM_PASS_GRAD_ROLLOUT_STEPS)
+/* Carves the step rows' scratch from s (S = 0 and NULLs when no step is wanted). */
+am_status am_pass_steps_plan(pass_t *p, am_cpu_scratch_t *s);
+/* Starts every step row (e_steps[s]) before the top layer. */
+void am_pass_steps_start(pass_t *p);
+/* Valid row i of the layer being read (p->arow, p->grow): the step rows' gradient-rollout
+ * terms, by the plain loops or after the row sweep. */
+void am_pass_steps_plain_row(pass_t *p, int i);
+void am_pass_steps_sweep_row(pass_t *p, int i);
+/* Marks the step rows whose layer sums are not finite (the sweep's float sums
+ * overflowed, where a single-target pass goes to the plain loops) for a pass of their own.
+ */
+void am_pass_steps_overflow(pass_t *p);
+/* Layer l, now read and checked: attention_last rows (top layer), rollout and gradient
+ * rollout steps. */
+void am_pass_steps_layer(pass_t *p, int l);
+/* The rows into the outputs, normalised as the single rows are. */
+void am_pass_steps_write(pass_t *p);
+/* After the example's pass: the rows of GRAD_ROLLOUT_STEPS that need a pass of their own
+ * over the attention and their gradient, as a single-target pass computes them: every
+ * step with per-step gradients (ex->step_grad), else the marked ones (plain loops);
+ * whole: what am_pass_head_mode said before the example's pass. */
+pass_rc am_pass_steps_grads(pass_t *p, int whole, const am_cpu_kernels_t *kernels);
 
 #endif

@@ -131,6 +131,30 @@ void am_rollout_step(const float *fused, int n, double *v, double *w) {
   }
 }
 
+void am_rollout_step_rows(const float *fused, int n, int S, double *v, double *w) {
+  enum { BLOCK = 8 }; /* rows of v per read of the matrix: 8 x n doubles stay in L1 */
+  size_t sn = (size_t)S * n;
+  for (int i = 0; i < n; i++) {
+    double sum = hat_row_sum(fused + (size_t)i * n, n);
+    for (int s = 0; s < S; s++)
+      w[(size_t)s * n + i] = v[(size_t)s * n + i] / sum;
+  }
+  memcpy(v, w, sn * sizeof *v);
+  for (int s0 = 0; s0 < S; s0 += BLOCK) {
+    int s1 = S - s0 < BLOCK ? S : s0 + BLOCK;
+    for (int i = 0; i < n; i++) {
+      const float *row = fused + (size_t)i * n;
+      for (int s = s0; s < s1; s++) {
+        double wi = w[(size_t)s * n + i], *vs = v + (size_t)s * n;
+        if (wi == 0.0)
+          continue;
+        for (int j = 0; j < n; j++)
+          vs[j] += wi * row[j];
+      }
+    }
+  }
+}
+
 void am_rollout_hat(float *fused, int n) {
   for (int i = 0; i < n; i++) {
     float *row = fused + (size_t)i * n;

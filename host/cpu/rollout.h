@@ -18,6 +18,9 @@ void am_rollout_fuse_finish(float *fused, int n, int H, am_fusion fusion);
 void am_rollout_discard(float *fused, int n, double ratio);
 /* v <- v * rownorm(fused + I); v, w: [n] (w is scratch). */
 void am_rollout_step(const float *fused, int n, double *v, double *w);
+/* am_rollout_step for the S rows of v [S,n] at once (w: [S,n] scratch), each row's
+ * arithmetic exactly that of am_rollout_step: a block of rows per read of a fused row. */
+void am_rollout_step_rows(const float *fused, int n, int S, double *v, double *w);
 /* fused <- rownorm(fused + I), in place. */
 void am_rollout_hat(float *fused, int n);
 

@@ -68,6 +68,12 @@ typedef struct am_head_job {
                             dist_mid - i */
   double tol;            /* rows with |sum - 1| > tol, a negative weight or a non-finite
                             importance stop the sweep (the caller checks them exactly) */
+  /* several targets (step_rows.c): nsv more gradient-rollout row vectors, each updated
+   * as v is (sv, suf, sug: [nsv,n]); grow [n] scratch for the widened g; nsv 0: none */
+  int nsv;
+  const double *sv;
+  float *suf, *grow;
+  double *sug;
   double acc[AM_STAT_COUNT]; /* the head's statistics sums (as am_head_stats_row); the
                                 linear distance, as no grid is active */
   double importance;         /* sum_i |sum_j a_ij g_ij| */
@@ -117,6 +123,10 @@ typedef struct am_layer_job {
   double tol;            /* as am_head_job_t */
   double *acc;           /* [H][AM_STAT_COUNT] each head's statistics sums */
   double *importance;    /* [H] */
+  int nsv;               /* as am_head_job_t: step vectors sharing trow, or 0 */
+  const double *sv;
+  float *suf;
+  double *sug;
 } am_layer_job_t;
 
 /* Sweeps the layer; 1 when every row passed, 0 when a row stopped it (the caller then
@@ -140,6 +150,12 @@ const am_cpu_kernels_t *am_cpu_kernels_plain(void);
 /* The fastest this CPU runs: the AVX2 + FMA + F16C sweeps where the CPU and the OS support
  * them, else the plain loops. */
 const am_cpu_kernels_t *am_cpu_kernels_for_this_cpu(void);
+
+/* Several targets (step_rows.c): uf[s] += (float)v[s,i] max(0, a g) over n keys for
+ * each of the S rows v [S,n] (uf [S,n]), a, g the widened row: the u update of the sweep,
+ * bit for bit, for S row vectors at once. */
+void am_steps_update_avx2(const float *a, const float *g, int n, const double *v, int i,
+                          int S, float *uf);
 
 /* The AVX2 sweep itself, and its ln of 8 floats applied to n values (tests). Call only
  * where am_cpu_simd_supported() is 1. */

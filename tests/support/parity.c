@@ -28,7 +28,8 @@ static double gauss(uint64_t *s) {
   return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-static void store_bits(unsigned char *p, am_dtype dt, float v) {
+void par_store_value(void *at, am_dtype dt, float v) {
+  unsigned char *p = at;
   switch (dt) {
   case AM_DTYPE_F16: {
     uint16_t h = am_f32_to_f16(v);
@@ -58,7 +59,7 @@ void *par_at(par_data_t *d, int grad, int l, int e, int h, int i, int j) {
 }
 
 void par_store(par_data_t *d, int grad, int l, int e, int h, int i, int j, float v) {
-  store_bits((unsigned char *)par_at(d, grad, l, e, h, i, j), d->c.dtype, v);
+  par_store_value((unsigned char *)par_at(d, grad, l, e, h, i, j), d->c.dtype, v);
 }
 
 /* Valid positions of example e; returns n. */
@@ -124,9 +125,9 @@ static void fill(par_data_t *d, uint64_t *rng) {
   const size_t es = am_dtype_size(c->dtype);
   double *z = malloc((size_t)c->T * sizeof *z);
   for (size_t k = 0; k < cells; k++) {
-    store_bits(d->att + k * es, c->dtype, NAN);
+    par_store_value(d->att + k * es, c->dtype, NAN);
     if (d->grad)
-      store_bits(d->grad + k * es, c->dtype, NAN);
+      par_store_value(d->grad + k * es, c->dtype, NAN);
   }
   for (int l = 0; l < c->L; l++)
     for (int e = 0; e < c->nex; e++) {

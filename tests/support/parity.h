@@ -59,6 +59,8 @@ void par_free(par_data_t *d);
 void *par_at(par_data_t *d, int grad, int l, int e, int h, int i, int j);
 /* Stores v there in the batch's dtype. */
 void par_store(par_data_t *d, int grad, int l, int e, int h, int i, int j, float v);
+/* Stores v at `at` in dtype dt (F32, F16, BF16 or F64). */
+void par_store_value(void *at, am_dtype dt, float v);
 
 /* Outputs of a batch, each array fenced by guards and pre-filled with poison. */
 typedef struct par_out {
