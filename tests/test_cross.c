@@ -271,3 +271,63 @@ Test(cross, faults) {
   outs_free(&o);
   fx_free(&f);
 }
+
+/* Per-step gradients: step s's own blocks. Every step given the shared gradient gives the
+ * shared maps; a step given zero gradients gets zero gradient rows; a bad value in a
+ * step's block is reported with its step. */
+Test(cross, per_step_gradients) {
+  const cross_case_t *c = &cross_cases[0];
+  fx_t f;
+  fx_make(&f, c);
+  int S = c->nsteps, count = S * c->n_enc;
+  size_t self = (size_t)c->H * c->T * c->T, cr = (size_t)c->H * c->T * c->Tenc;
+  float *sg = malloc(sizeof(float) * c->L * S * self);
+  float *scg = malloc(sizeof(float) * c->L * S * cr);
+  cr_assert(sg && scg);
+  const void *psg[8], *pscg[8];
+  for (int l = 0; l < c->L; l++) {
+    for (int s = 0; s < S; s++) {
+      memcpy(sg + ((size_t)l * S + s) * self, f.grad + l * self, self * sizeof(float));
+      memcpy(scg + ((size_t)l * S + s) * cr, f.cgrad + l * cr, cr * sizeof(float));
+    }
+    psg[l] = sg + (size_t)l * S * self;
+    pscg[l] = scg + (size_t)l * S * cr;
+  }
+  am_cross_example_t ex = f.ex;
+  ex.dec.step_grad = psg;
+  ex.step_cross_grad = pscg;
+  ex.dec.grad = NULL; /* not needed when every side has per-step gradients */
+  ex.cross_grad = NULL;
+  outs_t o;
+  outs_make(&o, count);
+  am_pass_options_t opt = options(AM_FUSION_MEAN, AM_NORMALIZE_NONE);
+  am_cross_fault_t fault;
+  cr_assert_eq(am_cpu_cross(&ex, ALL, &opt, &o.o, &fault), AM_STATUS_OK);
+  expect_close("grad_rollout (steps)", c->name, o.o.grad_rollout, c->grad_rollout, count);
+  expect_close("grad_x_attention (steps)", c->name, o.o.grad_x_attention,
+               c->grad_x_attention, count);
+  expect_close("rollout (steps)", c->name, o.o.rollout, c->rollout, count);
+  for (int l = 0; l < c->L; l++) { /* step 1: zero gradients */
+    memset(sg + ((size_t)l * S + 1) * self, 0, self * sizeof(float));
+    memset(scg + ((size_t)l * S + 1) * cr, 0, cr * sizeof(float));
+  }
+  cr_assert_eq(am_cpu_cross(&ex, ALL, &opt, &o.o, &fault), AM_STATUS_OK);
+  int m = c->n_enc;
+  for (int j = 0; j < m; j++) {
+    cr_expect_eq(o.o.grad_rollout[m + j], 0.0f);
+    cr_expect_eq(o.o.grad_x_attention[m + j], 0.0f);
+  }
+  expect_close("grad_rollout step 2", c->name, o.o.grad_rollout + 2 * m,
+               c->grad_rollout + 2 * m, m);
+  scg[((size_t)1 * S + 2) * cr + (size_t)c->dec[0] * c->Tenc + (size_t)c->enc[1]] = NAN;
+  cr_assert_eq(am_cpu_cross(&ex, AM_CROSS_GRAD_X_ATTENTION, &opt, &o.o, &fault),
+               AM_STATUS_BAD_INPUT);
+  cr_expect(fault.step == 2 && fault.input == AM_CROSS_IN_CROSS_ATTENTION_GRADS &&
+                fault.f.layer == 1 && fault.f.row == 0 && fault.key == 1,
+            "step %d input %d layer %d", fault.step, fault.input, fault.f.layer);
+  cr_expect_eq(am_cpu_cross(&ex, AM_CROSS_ROLLOUT, &opt, &o.o, &fault), AM_STATUS_OK);
+  outs_free(&o);
+  free(sg);
+  free(scg);
+  fx_free(&f);
+}

@@ -35,7 +35,8 @@ typedef struct xds {
   dsb_t *ds;
   float cross[L][B * H * T * TE], cgrad[L][B * H * T * TE];
   int64_t emask[B * TE], eids[B * TE];
-  char names[2 * L][32];
+  float sgrad[L][B * 2 * H * T * TE]; /* step_cross_attention_grads.{l}, S_in = 2 */
+  char names[3 * L][32];
   int n;
 } xds_t;
 
@@ -74,6 +75,17 @@ static void xds_make(xds_t *x) {
     x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l], t};
     t.data = x->cgrad[l];
     x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l + 1], t};
+  }
+  for (int l = 0; l < L; l++) {
+    for (int k = 0; k < B * 2 * H * T * TE; k++)
+      x->sgrad[l][k] = (float)(k % 5) * 0.25f;
+    snprintf(x->names[2 * L + l], 32, "step_cross_attention_grads.%d", l);
+    am_tensor_t t = {.dtype = AM_DTYPE_F32,
+                     .ndim = 5,
+                     .shape = {B, 2, H, T, TE},
+                     .data = x->sgrad[l],
+                     .nbytes = sizeof x->sgrad[l]};
+    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * L + l], t};
   }
   am_tensor_t m = {.dtype = AM_DTYPE_I64,
                    .ndim = 2,
@@ -128,7 +140,8 @@ Test(cross_dataset, found_and_bound) {
   am_cross_fault_t f = {
       .f = {.kind = AM_FAULT_ATT_ROW_SUM, .layer = 1, .head = 0, .row = 2, .value = 0.9},
       .input = AM_CROSS_IN_CROSS_ATTENTIONS,
-      .key = -1};
+      .key = -1,
+      .step = 1}; /* a step only counts in a per-step gradient */
   int32_t dec[3] = {0, 1, 2}, enc[3] = {1, 2, 3};
   cr_expect_eq(am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f),
                AM_STATUS_BAD_INPUT);
@@ -139,10 +152,25 @@ Test(cross_dataset, found_and_bound) {
             "%s", msg);
   f = (am_cross_fault_t){.f = {.kind = AM_FAULT_GRAD_NOT_FINITE, .layer = 0, .row = 1},
                          .input = AM_CROSS_IN_CROSS_ATTENTION_GRADS,
-                         .key = 2};
+                         .key = 2,
+                         .step = -1};
   am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f);
   cr_expect(strstr(am_last_error(ctx), "cross_attention_grads.0") &&
                 strstr(am_last_error(ctx), "source position 3"),
+            "%s", am_last_error(ctx));
+  /* per-step gradients: bound, and a fault in one names the tensor and the step */
+  cr_expect(ds->cross_step_grads && sh->cross.S_in == 2);
+  size_t sblk = sizeof(float) * 2 * H * T * TE;
+  cr_expect(!memcmp(am_cross_step_grad_example(sh, H, 1, 1),
+                    (const char *)x.sgrad[1] + sblk, sblk));
+  f.step = 1;
+  am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f);
+  cr_expect(
+      strstr(am_last_error(ctx), "tensor step_cross_attention_grads.0: example 1, step 1,"),
+      "%s", am_last_error(ctx));
+  f.input = AM_CROSS_IN_ATTENTION_GRADS;
+  am_cross_report_fault(ctx, sh, L, 1, dec, 3, enc, 3, &f);
+  cr_expect(strstr(am_last_error(ctx), "tensor step_attention_grads.0: example 1, step 1,"),
             "%s", am_last_error(ctx));
   am_dataset_close(ds);
   dsb_free(x.ds);
@@ -178,6 +206,13 @@ Test(cross_dataset, refused) {
                  "[B,H,Tdec,Tenc]");
   memcpy(x.ds->list, keep, sizeof keep);
 
+  int s1 = dsb_find(x.ds, x.n, "step_cross_attention_grads.1");
+  x.ds->list[s1].tensor.shape[1] = 1; /* S differs between layers */
+  x.ds->list[s1].tensor.nbytes /= 2;
+  expect_refused(write(&x, "steps.safetensors", NULL, 0), "step_cross_attention_grads.1",
+                 "[B,S,H,Tdec,Tenc]");
+  memcpy(x.ds->list, keep, sizeof keep);
+
   x.ds->list[g0].tensor.dtype = AM_DTYPE_I32;
   expect_refused(write(&x, "dt.safetensors", NULL, 0), "cross_attention_grads.0", "dtype");
   memcpy(x.ds->list, keep, sizeof keep);
@@ -204,7 +239,7 @@ Test(cross_dataset, refused) {
                  "entry 0");
 
   for (int k = n0 - 1; k >= 0; k--) /* a source mask without any cross-attention */
-    if (strncmp(x.ds->list[k].name, "cross_", 6) == 0)
+    if (strstr(x.ds->list[k].name, "cross_"))
       x.n = dsb_remove(x.ds, x.n, k);
   expect_refused(write(&x, "alone.safetensors", NULL, 0), "encoder_attention_mask",
                  "without cross_attentions");

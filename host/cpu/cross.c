@@ -80,10 +80,11 @@ static void rules_free(rules_t *r) {
   free(r->hr);
 }
 
-/* out[s, :] <- src[steps[s], :] as float, then the readout normalisation when asked. */
+/* out[s, :] <- src[steps[s], :] as float for s in [s0, s1), then the readout
+ * normalisation when asked. */
 static void write_steps(const am_example_t *d, const double *src, int m, float *out,
-                        am_normalize normalize) {
-  for (int s = 0; s < d->nsteps; s++) {
+                        am_normalize normalize, int s0, int s1) {
+  for (int s = s0; s < s1; s++) {
     const double *row = src + (size_t)d->steps[s] * m;
     float *o = out + (size_t)s * m;
     for (int j = 0; j < m; j++)
@@ -96,15 +97,12 @@ static char fusion_code(am_fusion f) {
   return f == AM_FUSION_MAX ? 'x' : f == AM_FUSION_MIN ? 'n' : 'm';
 }
 
-am_status am_cpu_cross(const am_cross_example_t *ex, unsigned want,
-                       const am_pass_options_t *opt, am_cross_output_t *out,
-                       am_cross_fault_t *fault) {
-  am_status st = am_cross_check_example(ex, want, opt, out);
+/* The maps of want from the attentions and the gradients ex holds (dec.grad, cross_grad),
+ * written to the rows s0..s1-1 of the steps. */
+static am_status maps(const am_cross_example_t *ex, unsigned want,
+                      const am_pass_options_t *opt, am_cross_output_t *out, int s0,
+                      int s1) {
   const am_example_t *d = &ex->dec;
-  if (st != AM_STATUS_OK || d->n == 0 || d->nsteps == 0 || want == 0)
-    return st;
-  if (am_cross_check_values(ex, am_cross_inputs_read(want), opt, fault))
-    return AM_STATUS_BAD_INPUT;
   int n = d->n, m = ex->n_enc, L = d->L;
   int roll = (want & AM_CROSS_ROLLOUT) != 0, grad = (want & AM_CROSS_GRAD_ROLLOUT) != 0;
   int gxa = (want & AM_CROSS_GRAD_X_ATTENTION) != 0;
@@ -112,7 +110,7 @@ am_status am_cpu_cross(const am_cross_example_t *ex, unsigned want,
   rules_t rr = {0}, rg = {0};
   double *abar = malloc(nn * sizeof *abar), *cbar = malloc(nm * sizeof *cbar);
   double *gsum = gxa ? calloc(nm, sizeof *gsum) : NULL;
-  st = AM_STATUS_OUT_OF_MEMORY;
+  am_status st = AM_STATUS_OUT_OF_MEMORY;
   if (!abar || !cbar || (gxa && !gsum) || (roll && !rules_alloc(&rr, n, m)) ||
       (grad && !rules_alloc(&rg, n, m)))
     goto done;
@@ -134,14 +132,14 @@ am_status am_cpu_cross(const am_cross_example_t *ex, unsigned want,
   }
   if (want & AM_CROSS_ATTENTION_LAST) { /* head mean, as attention_last, whatever fusion */
     am_cross_fuse(ex, AM_CROSS_IN_CROSS_ATTENTIONS, L - 1, 'm', cbar);
-    write_steps(d, cbar, m, out->attention_last, AM_NORMALIZE_NONE);
+    write_steps(d, cbar, m, out->attention_last, AM_NORMALIZE_NONE, s0, s1);
   }
   if (gxa)
-    write_steps(d, gsum, m, out->grad_x_attention, AM_NORMALIZE_NONE);
+    write_steps(d, gsum, m, out->grad_x_attention, AM_NORMALIZE_NONE, s0, s1);
   if (roll)
-    write_steps(d, rr.rqs, m, out->rollout, opt->normalize);
+    write_steps(d, rr.rqs, m, out->rollout, opt->normalize, s0, s1);
   if (grad)
-    write_steps(d, rg.rqs, m, out->grad_rollout, opt->normalize);
+    write_steps(d, rg.rqs, m, out->grad_rollout, opt->normalize, s0, s1);
   st = AM_STATUS_OK;
 done:
   free(abar);
@@ -149,6 +147,66 @@ done:
   free(gsum);
   rules_free(&rr);
   rules_free(&rg);
+  return st;
+}
+
+/* ex with step s's own gradients as its shared ones (ptr: room for 2L pointers): the
+ * step's blocks where per-step gradients are given, else the shared gradients. */
+static am_cross_example_t step_example(const am_cross_example_t *ex, int s,
+                                       const void **ptr) {
+  const am_example_t *d = &ex->dec;
+  size_t self = (size_t)d->H * d->T * d->T * am_dtype_size(d->dtype);
+  size_t cross = (size_t)d->H * d->T * ex->Tenc * am_dtype_size(ex->dtype);
+  for (int l = 0; l < d->L; l++) {
+    ptr[l] = d->step_grad ? (const char *)d->step_grad[l] + (size_t)s * self
+                          : (d->grad ? d->grad[l] : NULL);
+    ptr[d->L + l] = ex->step_cross_grad
+                        ? (const char *)ex->step_cross_grad[l] + (size_t)s * cross
+                        : (ex->cross_grad ? ex->cross_grad[l] : NULL);
+  }
+  am_cross_example_t e = *ex;
+  e.dec.grad = ptr[0] ? ptr : NULL;
+  e.cross_grad = ptr[d->L] ? ptr + d->L : NULL;
+  return e;
+}
+
+am_status am_cpu_cross(const am_cross_example_t *ex, unsigned want,
+                       const am_pass_options_t *opt, am_cross_output_t *out,
+                       am_cross_fault_t *fault) {
+  am_status st = am_cross_check_example(ex, want, opt, out);
+  const am_example_t *d = &ex->dec;
+  if (st != AM_STATUS_OK || d->n == 0 || d->nsteps == 0 || want == 0)
+    return st;
+  int per_step = (want & AM_CROSS_GRAD_MAPS) && (d->step_grad || ex->step_cross_grad);
+  unsigned shared = per_step ? want & ~AM_CROSS_GRAD_MAPS : want;
+  /* inputs read: those in per-step gradients are checked step by step, after the rest */
+  unsigned read = am_cross_inputs_read(want), stepwise = 0;
+  if (per_step && d->step_grad)
+    stepwise |= read & 1u << AM_CROSS_IN_ATTENTION_GRADS;
+  if (per_step && ex->step_cross_grad)
+    stepwise |= read & 1u << AM_CROSS_IN_CROSS_ATTENTION_GRADS;
+  fault->step = -1;
+  if (am_cross_check_values(ex, read & ~stepwise, opt, fault))
+    return AM_STATUS_BAD_INPUT;
+  if (!per_step)
+    return maps(ex, want, opt, out, 0, d->nsteps);
+  const void **ptr = malloc(2 * (size_t)d->L * sizeof *ptr);
+  if (!ptr)
+    return AM_STATUS_OUT_OF_MEMORY;
+  for (int s = 0; s < d->nsteps && st == AM_STATUS_OK; s++) {
+    am_cross_example_t e = step_example(ex, s, ptr);
+    if (am_cross_check_values(&e, stepwise, opt, fault)) {
+      fault->step = s;
+      st = AM_STATUS_BAD_INPUT;
+    }
+  }
+  if (st == AM_STATUS_OK && shared)
+    st = maps(ex, shared, opt, out, 0, d->nsteps);
+  for (int s = 0; s < d->nsteps && st == AM_STATUS_OK; s++) {
+    am_cross_example_t e = step_example(ex, s, ptr);
+    st = maps(&e, want & AM_CROSS_GRAD_MAPS, opt, out, s, s + 1);
+  }
+  free(ptr);
   return st;
 }
 

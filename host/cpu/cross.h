@@ -10,7 +10,10 @@
  * valid value of the inputs the wanted maps read is checked first (cross_load.c); on a
  * bad value AM_STATUS_BAD_INPUT with *fault filled and the outputs unspecified.
  * AM_STATUS_OUT_OF_MEMORY when its matrices cannot be had. nsteps == 0 or n == 0: nothing
- * is read or written. */
+ * is read or written. With per-step gradients (dec.step_grad, step_cross_grad) the gradient
+ * maps run the rules once per step on that step's gradients (S times the work) and take
+ * its row; those gradients are checked after the other inputs, step by step
+ * (fault->step). */
 am_status am_cpu_cross(const am_cross_example_t *ex, unsigned want,
                        const am_pass_options_t *opt, am_cross_output_t *out,
                        am_cross_fault_t *fault);

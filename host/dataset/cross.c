@@ -136,6 +136,45 @@ static am_status read_source_tokens(am_ctx_t *ctx, am_shard_t *sh) {
   return st;
 }
 
+/* step_cross_attention_grads.{l} [B,S_in,H,T,Tenc] (docs/generation.md, "Gradients per
+ * step"): every layer, per layer, S_in >= 1 alike, the cross-attention's Tenc and dtype. */
+static am_status find_step_grads(am_ctx_t *ctx, am_shard_t *sh, int L, int H) {
+  am_cross_set_t *c = &sh->cross;
+  int Ls = 0;
+  am_status st =
+      am_shard_collect_layers(ctx, sh, "step_cross_attention_grads", &c->step_grad, &Ls);
+  if (st != AM_STATUS_OK || Ls == 0)
+    return st;
+  const am_source_t *src0 = &c->step_grad.source[0];
+  if (!c->att.layer)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: found without cross_attentions.0 ...", src0->path,
+                   src0->name);
+  if (Ls != L || c->step_grad.stacked)
+    return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                   "%s: tensor %s: expected one [B,S,H,Tdec,Tenc] tensor per decoder layer "
+                   "(%d layers), found %d%s",
+                   src0->path, src0->name, L, Ls, c->step_grad.stacked ? " stacked" : "");
+  for (int l = 0; l < L; l++) {
+    const am_tensor_t *t = c->step_grad.layer[l];
+    const am_source_t *src = &c->step_grad.source[l];
+    char found[128];
+    am_shape_text(t, found, sizeof found);
+    if (l == 0 && t->ndim == 5)
+      c->S_in = (int)(t->shape[1] < (1 << 20) ? t->shape[1] : 0);
+    if (t->ndim != 5 || t->shape[0] != sh->B || t->shape[1] != c->S_in || c->S_in < 1 ||
+        t->shape[2] != H || t->shape[3] != sh->T || t->shape[4] != c->Tenc ||
+        t->dtype != c->dtype)
+      return am_fail(
+          ctx, AM_STATUS_BAD_INPUT,
+          "%s: tensor %s: expected [B,S,H,Tdec,Tenc] = [%lld,S,%d,%d,%d] %s (S >= 1 "
+          "alike in every layer; the rest as cross_attentions), found %s %s",
+          src->path, src->name, (long long)sh->B, H, sh->T, c->Tenc,
+          am_dtype_name(c->dtype), found, am_dtype_name(t->dtype));
+  }
+  return AM_STATUS_OK;
+}
+
 am_status am_shard_find_cross(am_ctx_t *ctx, am_shard_t *sh, int L, int H) {
   am_cross_set_t *c = &sh->cross;
   int Lc = 0, Lg = 0;
@@ -170,6 +209,8 @@ am_status am_shard_find_cross(am_ctx_t *ctx, am_shard_t *sh, int L, int H) {
   if (Lg && (st = check_set(ctx, sh, &c->grad, L, H, &Tenc, &c->dtype)) != AM_STATUS_OK)
     return st;
   c->Tenc = Lc ? (int)Tenc : 0;
+  if ((st = find_step_grads(ctx, sh, L, H)) != AM_STATUS_OK)
+    return st;
   if ((st = find_aux(ctx, sh, "encoder_attention_mask", 1, &c->mask, &c->mask_src)) ||
       (st = find_aux(ctx, sh, "encoder_input_ids", 0, &c->ids, &c->ids_src)))
     return st;
@@ -183,13 +224,16 @@ am_status am_cross_same_as_first(am_ctx_t *ctx, am_dataset_t *ds, int s) {
     ds->cross_grads = c->grad.layer != NULL;
     ds->cross_dtype = ds->cross ? c->dtype : AM_DTYPE_F32;
   }
-  const char *names[4] = {"cross_attentions.N", "cross_attention_grads.N",
-                          "encoder_attention_mask", "encoder_input_ids"};
-  int here[4] = {c->att.layer != NULL, c->grad.layer != NULL, c->mask != NULL,
-                 c->ids != NULL};
-  int first[4] = {c0->att.layer != NULL, c0->grad.layer != NULL, c0->mask != NULL,
-                  c0->ids != NULL};
-  for (int k = 0; k < 4; k++)
+  const char *names[5] = {"cross_attentions.N", "cross_attention_grads.N",
+                          "encoder_attention_mask", "encoder_input_ids",
+                          "step_cross_attention_grads.N"};
+  int here[5] = {c->att.layer != NULL, c->grad.layer != NULL, c->mask != NULL,
+                 c->ids != NULL, c->step_grad.layer != NULL};
+  int first[5] = {c0->att.layer != NULL, c0->grad.layer != NULL, c0->mask != NULL,
+                  c0->ids != NULL, c0->step_grad.layer != NULL};
+  if (s == 0)
+    ds->cross_step_grads = here[4];
+  for (int k = 0; k < 5; k++)
     if (here[k] != first[k])
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: %s here but %s in %s",
                      ds->shards[s].path, names[k], here[k] ? "present" : "missing",
@@ -209,6 +253,8 @@ void am_shard_cross_free(am_shard_t *sh) {
   free(sh->cross.att.source);
   free(sh->cross.grad.layer);
   free(sh->cross.grad.source);
+  free(sh->cross.step_grad.layer);
+  free(sh->cross.step_grad.source);
   json_decref(sh->cross.tokens);
   memset(&sh->cross, 0, sizeof sh->cross);
 }
@@ -220,6 +266,16 @@ const void *am_cross_layer_example(const am_layers_t *ls, const am_shard_t *sh, 
   const am_tensor_t *t = ls->layer[l];
   size_t per_ex =
       (size_t)H * (size_t)sh->T * (size_t)sh->cross.Tenc * am_dtype_size(t->dtype);
+  return (const unsigned char *)t->data + (size_t)b * per_ex;
+}
+
+const void *am_cross_step_grad_example(const am_shard_t *sh, int H, int l, int64_t b) {
+  const am_cross_set_t *c = &sh->cross;
+  if (!c->step_grad.layer)
+    return NULL;
+  const am_tensor_t *t = c->step_grad.layer[l];
+  size_t per_ex =
+      (size_t)c->S_in * H * (size_t)sh->T * (size_t)c->Tenc * am_dtype_size(t->dtype);
   return (const unsigned char *)t->data + (size_t)b * per_ex;
 }
 
@@ -253,6 +309,17 @@ am_status am_cross_report_fault(am_ctx_t *ctx, const am_shard_t *sh, int L, int6
   const am_layers_t *ls = sets[in];
   int l = f->f.layer >= 0 && f->f.layer < L ? f->f.layer : 0;
   const am_source_t *src = ls->layer ? &ls->source[l] : NULL;
+  char name[64] = "?", step[32] = "";
+  int stepped = f->step >= 0 &&
+                (in == AM_CROSS_IN_ATTENTION_GRADS || in == AM_CROSS_IN_CROSS_ATTENTION_GRADS);
+  if (stepped && in == AM_CROSS_IN_CROSS_ATTENTION_GRADS && sh->cross.step_grad.layer)
+    src = &sh->cross.step_grad.source[l];
+  else if (stepped) { /* the decoder's own per-step gradients: named by the role */
+    snprintf(name, sizeof name, "step_attention_grads.%d", l);
+    src = NULL;
+  }
+  if (stepped)
+    snprintf(step, sizeof step, ", step %d", f->step);
   int row = f->f.row >= 0 && f->f.row < n_dec ? dec_idx[f->f.row] : f->f.row;
   int cross = in >= AM_CROSS_IN_CROSS_ATTENTIONS;
   char key[64] = "";
@@ -261,10 +328,10 @@ am_status am_cross_report_fault(am_ctx_t *ctx, const am_shard_t *sh, int L, int6
              cross ? enc_idx[f->key] : dec_idx[f->key]);
   return am_fail(
       ctx, AM_STATUS_BAD_INPUT,
-      "%s: tensor %s: example %lld, layer %d, head %d, decoder position %d%s: %s "
+      "%s: tensor %s: example %lld%s, layer %d, head %d, decoder position %d%s: %s "
       "(value %g)",
-      src ? src->path : sh->path, src ? src->name : "?", (long long)example, f->f.layer,
-      f->f.head, row, key,
+      src ? src->path : sh->path, src ? src->name : name, (long long)example, step,
+      f->f.layer, f->f.head, row, key,
       f->f.kind == AM_FAULT_ATT_ROW_SUM && cross
           ? "cross-attention row does not sum to 1 over the valid source tokens"
           : am_fault_text(f->f.kind),

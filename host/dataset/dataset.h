@@ -39,6 +39,8 @@ typedef struct am_long_layers {
 typedef struct am_cross_set {
   am_layers_t att, grad; /* att.layer == NULL: the shard has none; grad.layer likewise */
   int Tenc;              /* padded source length of this shard */
+  am_layers_t step_grad; /* step_cross_attention_grads.{l} [B,S_in,H,T,Tenc], or none */
+  int S_in;              /* its steps (0: none) */
   am_dtype dtype;        /* of att and grad */
   const am_tensor_t *mask, *ids; /* or NULL */
   am_source_t mask_src, ids_src;
@@ -83,7 +85,7 @@ struct am_dataset {
   int long_form; /* every shard holds the long-context form (shards[s].lc) */
   /* encoder-decoder inputs, alike in every shard (cross.c): cross_attentions present,
    * cross_attention_grads present, their dtype, the largest Tenc of a non-empty shard */
-  int cross, cross_grads;
+  int cross, cross_grads, cross_step_grads;
   am_dtype cross_dtype;
   int Tenc_max;
 };
@@ -135,6 +137,8 @@ void am_shard_cross_free(am_shard_t *sh);
 /* Example b's [H,T,Tenc] block of layer l of ls (sh->cross.att or .grad), or NULL. */
 const void *am_cross_layer_example(const am_layers_t *ls, const am_shard_t *sh, int H,
                                    int l, int64_t b);
+/* Example b's [S_in,H,T,Tenc] block of layer l of step_cross_attention_grads, or NULL. */
+const void *am_cross_step_grad_example(const am_shard_t *sh, int H, int l, int64_t b);
 /* Valid source positions of shard row b into idx (capacity sh->cross.Tenc); their count. */
 int am_shard_source_positions(const am_shard_t *sh, int64_t b, int32_t *idx);
 /* Source token string of position p (valid_rank among n valid ones) of row b, or NULL. */

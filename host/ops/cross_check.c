@@ -46,12 +46,13 @@ am_status am_cross_check_example(const am_cross_example_t *ex, unsigned want,
   if (d->n == 0 || d->nsteps == 0 || want == 0)
     return AM_STATUS_OK; /* nothing is read */
   if (!d->att || !ex->cross || !d->idx || (ex->n_enc > 0 && !ex->enc_idx) ||
-      ((needs & AM_CROSS_NEEDS_GRAD) && !d->grad) ||
-      ((needs & AM_CROSS_NEEDS_CROSS_GRAD) && !ex->cross_grad))
+      ((needs & AM_CROSS_NEEDS_GRAD) && !d->grad && !d->step_grad) ||
+      ((needs & AM_CROSS_NEEDS_CROSS_GRAD) && !ex->cross_grad && !ex->step_cross_grad))
     return AM_STATUS_INVALID_ARGUMENT;
   for (int l = 0; l < d->L; l++)
     if (!d->att[l] || !ex->cross[l] || (d->grad && !d->grad[l]) ||
-        (ex->cross_grad && !ex->cross_grad[l]))
+        (ex->cross_grad && !ex->cross_grad[l]) || (d->step_grad && !d->step_grad[l]) ||
+        (ex->step_cross_grad && !ex->step_cross_grad[l]))
       return AM_STATUS_INVALID_ARGUMENT;
   if (!am_ops_positions_ok(d->idx, d->n, d->T, 0, 0u) ||
       !am_ops_positions_ok(ex->enc_idx, ex->n_enc, ex->Tenc, 0, 0u))

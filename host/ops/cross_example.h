@@ -12,7 +12,7 @@
 
 typedef struct am_cross_example {
   /* the decoder: L, H, T = Tdec, n = valid decoder tokens, att/grad [L] x [H,Tdec,Tdec],
-   * idx, nsteps >= 1 and steps[] (valid decoder-token indices); target and step_grad are
+   * idx, nsteps and steps[] (valid decoder-token indices), step_grad (below); target is
    * not read */
   am_example_t dec;
   int Tenc;                      /* padded source length */
@@ -21,11 +21,16 @@ typedef struct am_cross_example {
   am_dtype dtype;                /* of cross and cross_grad: F32, F16, BF16 or F64 */
   const void *const *cross;      /* [L]: this example's [H,Tdec,Tenc] block of layer l */
   const void *const *cross_grad; /* [L] like cross, or NULL when there are no gradients */
+  /* Per-step gradients (docs/generation.md, "Gradients per step"): [L]: layer l's
+   * [nsteps,H,Tdec,Tenc] block, step s's own gradient in row s, or NULL. With them (or with
+   * dec.step_grad, [L] x [nsteps,H,Tdec,Tdec]) the gradient maps' row s is computed from
+   * step s's own gradients, each side falling back to the shared one when it has none. */
+  const void *const *step_cross_grad;
 } am_cross_example_t;
 
 /* What a cross output needs besides the attentions. */
-#define AM_CROSS_NEEDS_GRAD 1u       /* dec.grad (the decoder's self-attention gradients) */
-#define AM_CROSS_NEEDS_CROSS_GRAD 2u /* cross_grad */
+#define AM_CROSS_NEEDS_GRAD 1u       /* dec.grad or dec.step_grad (self-attention) */
+#define AM_CROSS_NEEDS_CROSS_GRAD 2u /* cross_grad or step_cross_grad */
 
 /* Every output, once, in bit order: name (AM_CROSS_<NAME>), field, needs. Each output is
  * [nsteps, n_enc], row s for decoder position steps[s], in valid source-token order. */
@@ -65,8 +70,12 @@ typedef enum am_cross_input {
 typedef struct am_cross_fault {
   am_fault_t f;         /* kind, layer, head, row (valid decoder index), value */
   am_cross_input input; /* where */
-  int key; /* valid key index (decoder or source token) of a bad value, or -1 */
+  int key;  /* valid key index (decoder or source token) of a bad value, or -1 */
+  int step; /* >= 0: the value is in that step's own gradient (step_*_grads), else -1 */
 } am_cross_fault_t;
+
+/* The outputs computed from gradients. */
+#define AM_CROSS_GRAD_MAPS (AM_CROSS_GRAD_X_ATTENTION | AM_CROSS_GRAD_ROLLOUT)
 
 /* The field of out for one AM_CROSS_* bit, or NULL (cross_check.c). */
 float **am_cross_output_slot(am_cross_output_t *out, unsigned bit);
