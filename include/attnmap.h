@@ -228,7 +228,11 @@ typedef enum am_target {
   AM_TARGET_CLS = 0, /* the first valid token */
   AM_TARGET_LAST,    /* the last valid token */
   AM_TARGET_INDEX,   /* plan.target_index-th valid token; negative counts from the end */
-  AM_TARGET_MEAN     /* the mean of all rows */
+  AM_TARGET_MEAN,    /* the mean of all rows */
+  AM_TARGET_RANGE,   /* several targets (docs/generation.md): the valid-token slice
+                        target_index:target_stop, Python's rules (plan.target_slice) */
+  AM_TARGET_GEN      /* several targets: the valid tokens at padded positions at or after
+                        generation_start[b] (the dataset's tensor) */
 } am_target;
 typedef enum am_normalize {
   AM_NORMALIZE_NONE = 0,
@@ -278,6 +282,10 @@ typedef struct am_plan {
   int include_target;     /* 1: the target token takes part in agreement and the per-token
                              rankings; 0 (default): it is left out, as the authors' code
                              leaves it out (docs/analyses.md, "The target's own mass") */
+  int target_stop;        /* with AM_TARGET_RANGE: the slice's stop (exclusive); its start
+                             is target_index */
+  int target_slice;       /* with AM_TARGET_RANGE: 1 = start given, 2 = stop given (bits;
+                             a bound not given is the slice's default: 0 or n) */
 } am_plan_t;
 
 /* Fills plan with the defaults (mean fusion, cls target, no discard, no normalisation,
@@ -290,7 +298,7 @@ typedef enum am_list {
   AM_LIST_STATS,       /* head statistics in the order of a run's head.* tensors */
   AM_LIST_METRICS,   /* agreement metrics; "@k" stands for the plan's topk ("jaccard@k") */
   AM_LIST_FUSIONS,   /* am_fusion value i: "mean", "max", "min" */
-  AM_LIST_TARGETS,   /* am_target value i: "cls", "last", "index", "mean" */
+  AM_LIST_TARGETS,   /* am_target value i: "cls", "last", "index", "mean", "range", "gen" */
   AM_LIST_NORMALIZE, /* am_normalize value i: "none", "max", "sum", "minmax" */
   AM_LIST_COUNT
 } am_list;

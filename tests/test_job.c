@@ -204,3 +204,28 @@ Test(job, a_part_asked_to_stop_stops_after_its_chunk) {
                AM_STATUS_INVALID_ARGUMENT);
   am_job_close(job, AM_STATUS_IO);
 }
+
+/* Several targets (docs/generation.md): the parts write the step tensors and the finish
+ * the steps section, as one process does. */
+Test(job, several_targets_give_the_single_process_folder) {
+  plan.target = AM_TARGET_RANGE; /* --target 1:-1 */
+  plan.target_index = 1;
+  plan.target_stop = -1;
+  plan.target_slice = 3;
+  dsb_rmtree(full);
+  cr_assert_eq(am_run_analyze(ctx, ds, &plan, full, &opts), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  am_job_t *job = NULL;
+  cr_assert_eq(am_job_open(ctx, ds, &plan, run, &opts, &job), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  for (int p = 2; p >= 0; p--)
+    run_part(job, 3, p);
+  cr_assert_eq(am_job_finish(job, "{\"engine\":\"test\"}"), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  am_job_close(job, AM_STATUS_OK);
+  expect_same_as_full("3 parts, several targets");
+  char path[512];
+  json_t *s = json_load_file(dsb_join(path, sizeof path, run, "summary.json"), 0, NULL);
+  cr_expect(json_is_object(json_object_get(s, "steps")), "no steps section");
+  json_decref(s);
+}

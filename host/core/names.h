@@ -5,7 +5,7 @@
 
 /* In the order of the enum values (am_fusion, am_target, am_normalize). */
 #define AM_FUSION_NAMES(X) X("mean") X("max") X("min")
-#define AM_TARGET_NAMES(X) X("cls") X("last") X("index") X("mean")
+#define AM_TARGET_NAMES(X) X("cls") X("last") X("index") X("mean") X("range") X("gen")
 #define AM_NORMALIZE_NAMES(X) X("none") X("max") X("sum") X("minmax")
 
 /* ",a,b,c": a comma list with one leading comma (skip it: NAMES_CSV(...) + 1). */

@@ -41,8 +41,9 @@ typedef struct option {
 
 /* clang-format off */
 static const option_t options[] = {
-  {{"target", AM_OPTION_CHOICE, AM_SCOPE_PLAN, -1000000, 1000000, 0, "cls,last,mean", "T",
-    "row read out: cls, last, mean, or a valid-token index (negative counts from the end)",
+  {{"target", AM_OPTION_CHOICE, AM_SCOPE_PLAN, -1000000, 1000000, 0, "cls,last,mean,gen", "T",
+    "row read out: cls, last, mean, a valid-token index (negative counts from the end); "
+    "several: a slice A:B of valid tokens, or gen (from generation_start; docs/generation.md)",
     "cls"}, AT(plan.target), F_TARGET},
   {{"include_target", AM_OPTION_FLAG, AM_SCOPE_PLAN, 0, 1, 0, NULL, NULL,
     "let the target token take part in agreement and the top tokens (docs/analyses.md)",
@@ -209,6 +210,66 @@ static int parse_int(const am_option_info_t *o, const char *text, long long *out
   return 0;
 }
 
+/* One bound of a slice: empty (not given) or an integer within the target's range. */
+static int slice_bound(const char *s, size_t len, int *out, int *given) {
+  char buf[32];
+  *given = len > 0;
+  if (!len)
+    return 0;
+  if (len >= sizeof buf)
+    return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  long long v = 0;
+  if (parse_int(&find("target")->info, buf, &v) != 0)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+int am_target_parse(const char *text, am_plan_t *plan) {
+  const option_t *o = find("target");
+  long long iv = 0;
+  if (!text)
+    return -1;
+  const char *colon = strchr(text, ':');
+  if (colon) {
+    int a = 0, b = 0, ga = 0, gb = 0;
+    if (strchr(colon + 1, ':') || slice_bound(text, (size_t)(colon - text), &a, &ga) ||
+        slice_bound(colon + 1, strlen(colon + 1), &b, &gb))
+      return -1;
+    plan->target = AM_TARGET_RANGE;
+    plan->target_index = a;
+    plan->target_stop = b;
+    plan->target_slice = (ga ? 1 : 0) | (gb ? 2 : 0);
+    return 0;
+  }
+  int i = am_choice_index(o->info.choices, text, strlen(text));
+  if (i < 0 && parse_int(&o->info, text, &iv) != 0)
+    return -1;
+  plan->target = i >= 0 ? (am_target)am_list_find(AM_LIST_TARGETS, text) : AM_TARGET_INDEX;
+  plan->target_index = i >= 0 ? plan->target_index : (int)iv;
+  return 0;
+}
+
+void am_target_text(const am_plan_t *plan, char *buf, size_t len) {
+  if (plan->target != AM_TARGET_RANGE) {
+    const char *name = am_list_name(AM_LIST_TARGETS, (int)plan->target);
+    snprintf(buf, len, "%s", name ? name : "?");
+    return;
+  }
+  char a[16] = "", b[16] = "";
+  if (plan->target_slice & 1)
+    snprintf(a, sizeof a, "%d", plan->target_index);
+  if (plan->target_slice & 2)
+    snprintf(b, sizeof b, "%d", plan->target_stop);
+  snprintf(buf, len, "%s:%s", a, b);
+}
+
+int am_target_several(const am_plan_t *plan) {
+  return plan->target == AM_TARGET_RANGE || plan->target == AM_TARGET_GEN;
+}
+
 static int parse_value(const option_t *opt, const char *text, void *field) {
   const am_option_info_t *o = &opt->info;
   long long iv = 0;
@@ -242,12 +303,8 @@ static int parse_value(const option_t *opt, const char *text, void *field) {
   }
   case F_TARGET: {
     am_plan_t *plan = (am_plan_t *)((char *)field - offsetof(am_plan_t, target));
-    int i = am_choice_index(o->choices, text, strlen(text));
-    if (i < 0 && parse_int(o, text, &iv) != 0)
+    if (am_target_parse(text, plan) != 0)
       return -1;
-    plan->target =
-        i >= 0 ? (am_target)am_list_find(AM_LIST_TARGETS, text) : AM_TARGET_INDEX;
-    plan->target_index = i >= 0 ? plan->target_index : (int)iv;
     plan->target_recorded = 0; /* a target given by name overrides the exporter's record */
     return 0;
   }
@@ -298,6 +355,9 @@ am_status am_settings_set(am_settings_t *settings, const char *name, const char 
   if (parse_value(o, value, (char *)settings + o->offset) == 0)
     return AM_STATUS_OK;
   describe(&o->info, want, sizeof want);
+  if (o->type == F_TARGET) /* the slice is not a choice of the table */
+    snprintf(want + strlen(want), sizeof want - strlen(want),
+             ", or a slice A:B of such integers (either may be left out)");
   printable(value, shown, sizeof shown);
   if (errbuf && errlen)
     snprintf(errbuf, errlen, "%s '%s': expected %s", o->info.name, shown, want);
@@ -340,13 +400,16 @@ static int check_field(const option_t *opt, const void *field, char *buf, size_t
     const am_plan_t *plan =
         (const am_plan_t *)((const char *)field - offsetof(am_plan_t, target));
     if (plan->target == AM_TARGET_CLS || plan->target == AM_TARGET_LAST ||
-        plan->target == AM_TARGET_MEAN ||
-        (plan->target == AM_TARGET_INDEX && in_range(o, plan->target_index)))
+        plan->target == AM_TARGET_MEAN || plan->target == AM_TARGET_GEN ||
+        (plan->target == AM_TARGET_INDEX && in_range(o, plan->target_index)) ||
+        (plan->target == AM_TARGET_RANGE && in_range(o, plan->target_index) &&
+         in_range(o, plan->target_stop) && plan->target_slice >= 0 &&
+         plan->target_slice <= 3))
       return 0;
     snprintf(buf, len,
-             "target = %d (index %d): expected cls, last, mean or an index in "
-             "[%.0f,%.0f]",
-             (int)plan->target, plan->target_index, o->min, o->max);
+             "target = %d (index %d, stop %d): expected cls, last, mean, gen, an index or "
+             "a slice with bounds in [%.0f,%.0f]",
+             (int)plan->target, plan->target_index, plan->target_stop, o->min, o->max);
     return -1;
   }
   case F_METHODS: {

@@ -179,11 +179,31 @@ const char *am_role_name(unsigned role) {
   return NULL;
 }
 
+/* generation_start and step_attention_grads in every shard or in none. */
+static am_status same_steps(am_ctx_t *ctx, const am_dataset_t *ds, const am_shard_t *sh) {
+  const char *name = NULL;
+  int here = 0;
+  if ((sh->gen_start != NULL) != ds->has_gen_start) {
+    name = "generation_start";
+    here = sh->gen_start != NULL;
+  } else if ((sh->step_grad.layer != NULL) != ds->has_step_grads) {
+    name = "step_attention_grads";
+    here = sh->step_grad.layer != NULL;
+  }
+  if (!name)
+    return AM_STATUS_OK;
+  return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: %s here but %s in %s", sh->path,
+                 name, here ? "present" : "missing", here ? "missing" : "present",
+                 ds->shards[0].path);
+}
+
 /* Checks shard s against the first shard and binds its saliency tensors. */
 static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
   am_shard_t *sh = &ds->shards[s];
   int L, H;
   am_status st = am_shard_find_roles(ctx, sh, &L, &H);
+  if (st == AM_STATUS_OK)
+    st = am_shard_find_steps(ctx, sh, L, H);
   if (st == AM_STATUS_OK)
     st = am_shard_read_metadata(ctx, sh);
   if (st != AM_STATUS_OK)
@@ -200,6 +220,10 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
     if (ds->nsaliency)
       ds->roles |= AM_ROLE_SALIENCY;
     ds->embed_dim = sh->embeds ? (int)sh->embeds->shape[2] : 0;
+    ds->has_gen_start = sh->gen_start != NULL;
+    ds->has_step_grads = sh->step_grad.layer != NULL;
+  } else if ((st = same_steps(ctx, ds, sh))) {
+    return st;
   } else if (L != ds->L || H != ds->H) {
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
                    "%s: tensor %s: %d layers x %d heads, but %s has %d x %d", sh->path,
@@ -223,6 +247,12 @@ static am_status check_shard(am_ctx_t *ctx, am_dataset_t *ds, int s) {
   if ((st = am_shard_find_saliency(ctx, sh, ds->saliency_names, ds->nsaliency)) ||
       (st = am_cross_same_as_first(ctx, ds, s)))
     return st;
+  for (int i = 0; s > 0 && i < ds->nsaliency; i++)
+    if ((sh->saliency_S[i] > 0) != (ds->shards[0].saliency_S[i] > 0))
+      return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: %s here but %s in %s",
+                     sh->path, sh->saliency_src[i].name,
+                     sh->saliency_S[i] ? "per step [B,S,T]" : "[B,T]",
+                     sh->saliency_S[i] ? "[B,T]" : "per step [B,S,T]", ds->shards[0].path);
   sh->first = ds->N;
   ds->N += sh->B;
   if (sh->B > 0 && sh->T > ds->Tmax) /* no data backs the T of an empty shard */
@@ -326,6 +356,9 @@ void am_dataset_close(am_dataset_t *ds) {
     free(sh->saliency);
     free(sh->saliency_src);
     am_shard_cross_free(sh);
+    free(sh->saliency_S);
+    free(sh->step_grad.layer);
+    free(sh->step_grad.source);
     json_decref(sh->tokens);
     json_decref(sh->ex_ids);
     free(sh->path);

@@ -63,6 +63,12 @@ typedef struct am_shard {
   am_source_t images_src;
   const am_tensor_t **saliency; /* [dataset nsaliency], same order as dataset names */
   am_source_t *saliency_src;    /* [dataset nsaliency] */
+  int *saliency_S; /* [dataset nsaliency]: S_in of a per-step [B,S_in,T] tensor, else 0 */
+  /* several targets (steps.c, docs/generation.md) */
+  const am_tensor_t *gen_start; /* generation_start [B], values in [0,T], or NULL */
+  am_source_t gen_start_src;
+  am_layers_t step_grad; /* step_attention_grads.{l} [B,S_in,H,T,T]; layer NULL: none */
+  int step_grad_S;       /* its S_in */
   json_t *tokens;       /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
   json_t *ex_ids;       /* attnmap.ids parsed: array of B strings, or NULL */
   am_cross_set_t cross; /* encoder-decoder inputs (cross.c) */
@@ -88,6 +94,7 @@ struct am_dataset {
   int cross, cross_grads, cross_step_grads;
   am_dtype cross_dtype;
   int Tenc_max;
+  int has_gen_start, has_step_grads; /* in every shard (steps.c) */
 };
 
 /* The data of layer l of example b (shard row) of a layer set; NULL if absent. */
@@ -150,6 +157,15 @@ const char *am_shard_source_token(const am_shard_t *sh, int64_t b, int p, int va
 am_status am_cross_report_fault(am_ctx_t *ctx, const am_shard_t *sh, int L, int64_t example,
                                 const int32_t *dec_idx, int n_dec, const int32_t *enc_idx,
                                 int n_enc, const am_cross_fault_t *f);
+/* Several targets (steps.c): the steps of shard row b, whose n valid positions are idx,
+ * under plan's AM_TARGET_RANGE or AM_TARGET_GEN, as valid-token indices into steps
+ * (capacity n), increasing; returns their count. */
+int am_shard_steps(const am_shard_t *sh, int64_t b, const am_plan_t *plan,
+                   const int32_t *idx, int n, int32_t *steps);
+/* 1 when saliency i of the dataset is per step ([B,S_in,T]). */
+static inline int am_dataset_saliency_per_step(const am_dataset_t *ds, int i) {
+  return ds->nshards > 0 && ds->shards[0].saliency_S && ds->shards[0].saliency_S[i] > 0;
+}
 
 /* Parses "14x14+1" / "14x14". Returns 0 on success. */
 int am_grid_parse(const char *text, am_grid_t *grid);

@@ -356,7 +356,8 @@ am_status am_shard_find_embeds(am_ctx_t *ctx, am_shard_t *sh) {
 am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, int n) {
   sh->saliency = calloc((size_t)(n > 0 ? n : 1), sizeof *sh->saliency);
   sh->saliency_src = calloc((size_t)(n > 0 ? n : 1), sizeof *sh->saliency_src);
-  if (!sh->saliency || !sh->saliency_src)
+  sh->saliency_S = calloc((size_t)(n > 0 ? n : 1), sizeof *sh->saliency_S);
+  if (!sh->saliency || !sh->saliency_src || !sh->saliency_S)
     return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   for (int i = 0; i < n; i++) {
     char name[512];
@@ -364,10 +365,14 @@ am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, in
       snprintf(name, sizeof name, "saliency");
     else
       snprintf(name, sizeof name, "saliency.%s", names[i]);
-    am_status st = check_aux(ctx, sh, name, &sh->saliency[i], 2, 'f');
-    find(sh, name, &sh->saliency_src[i]);
+    const am_tensor_t *t = find(sh, name, &sh->saliency_src[i]);
+    am_status st = t && t->ndim == 3 /* per step (docs/generation.md) */
+                       ? am_shard_check_step_saliency(ctx, sh, t, &sh->saliency_src[i],
+                                                      &sh->saliency_S[i])
+                       : check_aux(ctx, sh, name, &sh->saliency[i], 2, 'f');
     if (st != AM_STATUS_OK)
       return st;
+    sh->saliency[i] = t;
     if (!sh->saliency[i])
       return am_fail(ctx, AM_STATUS_BAD_INPUT,
                      "%s: tensor %s: missing here but present in the first shard", sh->path,

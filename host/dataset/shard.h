@@ -36,6 +36,13 @@ am_status am_shard_find_saliency(am_ctx_t *ctx, am_shard_t *sh, char **names, in
 /* The saliency names a shard holds, newly allocated. */
 am_status am_shard_saliency_names(am_ctx_t *ctx, const am_shard_t *sh, char ***names,
                                   int *n);
+/* generation_start and step_attention_grads.{l} of a shard whose attentions gave L and H
+ * (steps.c). */
+am_status am_shard_find_steps(am_ctx_t *ctx, am_shard_t *sh, int L, int H);
+/* A 3-D saliency tensor t: per step [B,S_in,T] in a float dtype; *S_in (steps.c). */
+am_status am_shard_check_step_saliency(am_ctx_t *ctx, const am_shard_t *sh,
+                                       const am_tensor_t *t, const am_source_t *src,
+                                       int *S_in);
 /* Reads attnmap.tokens / attnmap.ids metadata of the shard, checked against B and T. */
 am_status am_shard_read_metadata(am_ctx_t *ctx, am_shard_t *sh);
 

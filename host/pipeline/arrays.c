@@ -31,6 +31,10 @@ static am_status describe(am_ctx_t *ctx, const am_arrays_t *in, const am_plan_t 
     st = am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
   if (st == AM_STATUS_OK)
     st = am_layout_build(ctx, &(*ads)->ds, plan, &d->lay);
+  if (st == AM_STATUS_OK && d->lay.several)
+    st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT,
+                 "arrays: several targets (a slice A:B or gen) are written to run folders "
+                 "only: use attnmap analyze or am_run_analyze (docs/generation.md)");
   if (st != AM_STATUS_OK) {
     free(d);
     return st;

@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "ops/backend.h"
 #include "pipeline/chunk.h"
+#include "pipeline/steps.h"
 
 #define MAX3(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
 
@@ -57,10 +58,14 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
                    "out of memory for a chunk of %d examples of %d tokens (try --chunk)",
                    cap, Tcap);
   }
-  return AM_STATUS_OK;
+  am_status st = am_steps_alloc(ctx, c);
+  if (st != AM_STATUS_OK)
+    am_chunk_free(c);
+  return st;
 }
 
 void am_chunk_free(am_chunk_t *c) {
+  am_steps_free(c);
   free(c->ex);
   free(c->att_ptrs);
   free(c->grad_ptrs);
@@ -213,6 +218,8 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
     if (st != AM_STATUS_OK)
       return st;
     bind_outputs(c, e);
+    if (c->steps)
+      am_steps_load(c, e);
   }
   return AM_STATUS_OK;
 }
@@ -284,7 +291,7 @@ static am_status compute_saliency(am_ctx_t *ctx, am_chunk_t *c, const am_dataset
   const am_layout_t *lay = c->lay;
   const am_shard_t *sh = c->sh;
   for (int m = 0; m < lay->nmaps; m++) {
-    am_status st = lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN
+    am_status st = lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN && !lay->map_steps[m]
                        ? copy_given_saliency(ctx, c, m)
                        : AM_STATUS_OK;
     if (st != AM_STATUS_OK)
@@ -409,9 +416,13 @@ static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds
     }
   }
   st = compute_saliency(ctx, c, ds);
+  if (st == AM_STATUS_OK && c->steps)
+    st = am_steps_means(ctx, c);
   if (st == AM_STATUS_OK)
     st = am_chunk_check_finite(ctx, c);
-  return st != AM_STATUS_OK ? st : compute_agreement(ctx, c);
+  if (st == AM_STATUS_OK)
+    st = compute_agreement(ctx, c);
+  return st != AM_STATUS_OK || !c->steps ? st : am_steps_agreement(ctx, c);
 }
 
 /* The long-context form on a backend that does not compute it yet. */
@@ -430,7 +441,8 @@ am_status am_chunk_compute(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds)
   am_clear_error(ctx);
   if (ds->long_form && !ctx->backend->long_pass)
     return no_long_pass(ctx, c);
-  am_status st = ds->long_form
+  am_status st = c->steps ? am_steps_pass(ctx, c, ds, &fault, &bad)
+                 : ds->long_form
                      ? ctx->backend->long_pass(ctx->backend_state, c->lcex, c->nex,
                                                &c->lay->pass, c->out, &fault, &bad)
                      : ctx->backend->example_pass(ctx->backend_state, c->ex, c->nex,

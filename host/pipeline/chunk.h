@@ -35,8 +35,9 @@ typedef struct am_chunk {
   uint8_t *special; /* [cap, Tcap] special-token flags in valid-token order */
   /* padded results for writing, [*, Tout] */
   uint8_t *mask_out;
-  float *padded;      /* [cap, Tout] scratch for one map at a time */
-  float *padded_rows; /* [cap, Tout, Tout] when all_rows */
+  float *padded;                /* [cap, Tout] scratch for one map at a time */
+  float *padded_rows;           /* [cap, Tout, Tout] when all_rows */
+  struct am_chunk_steps *steps; /* several targets (steps.h), else NULL */
 } am_chunk_t;
 
 am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, int cap,
@@ -75,7 +76,8 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
                           const am_layout_t *lay);
 
 /* Opens dir/examples.safetensors for lay's tensors with the run's metadata (attnmap.pairs,
- * attnmap.version, model when not NULL); resume: reopens the file an interrupted run left. */
+ * attnmap.version, model when not NULL); resume: reopens the file an interrupted run left.
+ */
 am_status am_examples_writer_open(am_ctx_t *ctx, const char *dir, const am_layout_t *lay,
                                   const char *model, int resume, am_st_writer_t **out);
 

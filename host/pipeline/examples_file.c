@@ -8,9 +8,10 @@
 
 #include "core/ctx.h"
 #include "pipeline/chunk.h"
+#include "pipeline/steps.h"
 
-static int add_spec(am_layout_t *lay, const char *name, am_dtype dtype, int ndim,
-                    int64_t d0, int64_t d1, int64_t d2) {
+int am_layout_add_spec(am_layout_t *lay, const char *name, am_dtype dtype, int ndim,
+                       int64_t d0, int64_t d1, int64_t d2) {
   int i = lay->nspecs++;
   snprintf(lay->spec_names[i], sizeof lay->spec_names[i], "%s", name);
   am_tensor_spec_t *s = &lay->specs[i];
@@ -29,44 +30,50 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay) {
   lay->spec_rows_rollout = lay->spec_rows_grad = lay->spec_stat0 = -1;
   lay->spec_importance = lay->spec_metric0 = lay->spec_labels = lay->spec_predictions = -1;
   lay->spec_ids = lay->spec_special = -1;
-  lay->spec_mask = add_spec(lay, "mask", AM_DTYPE_U8, 2, N, T, 0);
-  lay->spec_lengths = add_spec(lay, "lengths", AM_DTYPE_I32, 1, N, 0, 0);
+  lay->spec_mask = am_layout_add_spec(lay, "mask", AM_DTYPE_U8, 2, N, T, 0);
+  lay->spec_lengths = am_layout_add_spec(lay, "lengths", AM_DTYPE_I32, 1, N, 0, 0);
   lay->spec_map0 = lay->nspecs;
   for (int m = 0; m < lay->nmaps; m++)
-    add_spec(lay, lay->maps[m].name, AM_DTYPE_F32, 2, N, T, 0);
+    am_layout_add_spec(lay, lay->maps[m].name, AM_DTYPE_F32, 2, N, T, 0);
   if (lay->pass.want & AM_PASS_ROLLOUT_ROWS)
-    lay->spec_rows_rollout = add_spec(lay, "rollout.rows", AM_DTYPE_F32, 3, N, T, T);
+    lay->spec_rows_rollout =
+        am_layout_add_spec(lay, "rollout.rows", AM_DTYPE_F32, 3, N, T, T);
   if (lay->pass.want & AM_PASS_GRAD_ROLLOUT_ROWS)
-    lay->spec_rows_grad = add_spec(lay, "grad_rollout.rows", AM_DTYPE_F32, 3, N, T, T);
+    lay->spec_rows_grad =
+        am_layout_add_spec(lay, "grad_rollout.rows", AM_DTYPE_F32, 3, N, T, T);
   if (lay->head_stats) {
     lay->spec_stat0 = lay->nspecs;
     for (int s = 0; s < AM_STAT_COUNT; s++) {
       char name[64];
       snprintf(name, sizeof name, "head.%s", am_stat_name((am_stat)s));
-      add_spec(lay, name, AM_DTYPE_F32, 3, N, lay->L, lay->H);
+      am_layout_add_spec(lay, name, AM_DTYPE_F32, 3, N, lay->L, lay->H);
     }
   }
   if (lay->head_importance)
     lay->spec_importance =
-        add_spec(lay, "head.importance", AM_DTYPE_F32, 3, N, lay->L, lay->H);
+        am_layout_add_spec(lay, "head.importance", AM_DTYPE_F32, 3, N, lay->L, lay->H);
   if (lay->npairs > 0) {
     lay->spec_metric0 = lay->nspecs;
     for (int k = 0; k < AM_METRIC_COUNT; k++) {
       char metric[48], name[64];
       am_layout_metric_name(lay, k, metric, sizeof metric);
       snprintf(name, sizeof name, "agreement.%s", metric);
-      add_spec(lay, name, AM_DTYPE_F32, 2, N, lay->npairs, 0);
+      am_layout_add_spec(lay, name, AM_DTYPE_F32, 2, N, lay->npairs, 0);
     }
   }
   if (lay->has_labels)
-    lay->spec_labels = add_spec(lay, "labels", AM_DTYPE_I32, 1, N, 0, 0);
+    lay->spec_labels = am_layout_add_spec(lay, "labels", AM_DTYPE_I32, 1, N, 0, 0);
   if (lay->has_predictions)
-    lay->spec_predictions = add_spec(lay, "predictions", AM_DTYPE_I32, 1, N, 0, 0);
+    lay->spec_predictions =
+        am_layout_add_spec(lay, "predictions", AM_DTYPE_I32, 1, N, 0, 0);
   /* The token-level inputs of the aggregates, so that a merge can recompute them. */
   if (lay->has_ids)
-    lay->spec_ids = add_spec(lay, "input_ids", AM_DTYPE_I32, 2, N, T, 0);
+    lay->spec_ids = am_layout_add_spec(lay, "input_ids", AM_DTYPE_I32, 2, N, T, 0);
   if (lay->has_special)
-    lay->spec_special = add_spec(lay, "special_tokens_mask", AM_DTYPE_U8, 2, N, T, 0);
+    lay->spec_special =
+        am_layout_add_spec(lay, "special_tokens_mask", AM_DTYPE_U8, 2, N, T, 0);
+  if (lay->several)
+    am_layout_step_specs(lay);
   return AM_STATUS_OK;
 }
 
@@ -195,6 +202,8 @@ am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
     st = put_rows(c, w, lay->spec_labels, c->labels, sizeof(int32_t));
   if (st == AM_STATUS_OK && lay->spec_predictions >= 0)
     st = put_rows(c, w, lay->spec_predictions, c->predictions, sizeof(int32_t));
+  if (st == AM_STATUS_OK && c->steps)
+    st = am_steps_write(ctx, c, w);
   return st;
 }
 

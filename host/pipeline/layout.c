@@ -117,7 +117,9 @@ static void build_maps(const am_dataset_t *ds, am_layout_t *lay) {
     }
     lay->derived_saliency |= def->kind == AM_MAP_SALIENCY_DERIVED;
     add_map(lay, def, def->sub, def->name);
-    lay->pass.want |= def->pass | (lay->plan.all_rows ? def->rows : 0);
+    /* several targets: the step rows, whose mean is the [n] map (docs/generation.md) */
+    lay->pass.want |= (am_target_several(&lay->plan) ? def->steps : def->pass) |
+                      (lay->plan.all_rows ? def->rows : 0);
   }
   lay->head_stats = (m & AM_METHOD_HEAD_STATS) != 0;
   lay->head_importance = (m & AM_METHOD_HEAD_IMPORTANCE) && grads;
@@ -154,24 +156,29 @@ static am_status long_form_refusal(am_ctx_t *ctx, const am_dataset_t *ds,
   return AM_STATUS_OK;
 }
 
-/* The exporter's recorded target ("cls", "last", "mean" or an index) into plan. */
+/* The exporter's recorded target (cls, last, mean, gen, an index or A:B) into plan. */
 static am_status recorded_target(am_ctx_t *ctx, const am_dataset_t *ds, am_plan_t *plan) {
-  char *end = NULL;
-  long v = strtol(ds->target, &end, 10);
-  if (!strcmp(ds->target, "cls"))
-    plan->target = AM_TARGET_CLS;
-  else if (!strcmp(ds->target, "last"))
-    plan->target = AM_TARGET_LAST;
-  else if (!strcmp(ds->target, "mean"))
-    plan->target = AM_TARGET_MEAN;
-  else if (end != ds->target && !*end && v > -1000000 && v < 1000000) {
-    plan->target = AM_TARGET_INDEX;
-    plan->target_index = (int)v;
-  } else
+  am_plan_t parsed = *plan;
+  if (am_target_parse(ds->target, &parsed) != 0)
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s: __metadata__ attnmap.exporter: target '%s' is not cls, last, mean "
-                   "or an index (pass --target)",
+                   "%s: __metadata__ attnmap.exporter: target '%s' is not cls, last, mean, "
+                   "gen, an index or a slice A:B (pass --target)",
                    ds->target_file, ds->target);
+  *plan = parsed;
+  return AM_STATUS_OK;
+}
+
+/* A per-step saliency [B,S,T] has no single row to read with one target. */
+static am_status single_target_steps(am_ctx_t *ctx, const am_dataset_t *ds,
+                                     const am_layout_t *lay) {
+  for (int m = 0; m < lay->nmaps; m++)
+    if (lay->maps[m].kind == AM_MAP_SALIENCY_GIVEN &&
+        am_dataset_saliency_per_step(ds, lay->maps[m].sub))
+      return am_fail(ctx, AM_STATUS_BAD_INPUT,
+                     "%s: tensor %s: per-step saliency [B,S,T] needs several targets "
+                     "(--target A:B or gen)",
+                     ds->shards[0].saliency_src[lay->maps[m].sub].path,
+                     ds->shards[0].saliency_src[lay->maps[m].sub].name);
   return AM_STATUS_OK;
 }
 
@@ -213,6 +220,10 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
     }
   }
   choose_worst_pair(lay);
+  st = am_target_several(&lay->plan) ? am_layout_steps(ctx, ds, lay)
+                                     : single_target_steps(ctx, ds, lay);
+  if (st != AM_STATUS_OK)
+    return st;
   if (ds->long_form && (st = long_form_refusal(ctx, ds, lay)) != AM_STATUS_OK)
     return st;
   return am_layout_specs(ctx, lay);
@@ -235,6 +246,9 @@ int am_layout_target(const am_layout_t *lay, int n) {
     return n - 1;
   case AM_TARGET_MEAN:
     return AM_ROW_MEAN;
+  case AM_TARGET_RANGE: /* several targets: the pass is asked for step rows only */
+  case AM_TARGET_GEN:
+    return 0;
   case AM_TARGET_INDEX: {
     int t =
         lay->plan.target_index < 0 ? n + lay->plan.target_index : lay->plan.target_index;
@@ -245,7 +259,8 @@ int am_layout_target(const am_layout_t *lay, int n) {
 }
 
 int am_layout_excluded(const am_layout_t *lay, int n) {
-  if (lay->plan.include_target || lay->plan.target == AM_TARGET_MEAN || n <= 0)
+  if (lay->plan.include_target || lay->plan.target == AM_TARGET_MEAN || n <= 0 ||
+      am_target_several(&lay->plan)) /* the mean of the steps: no single target token */
     return -1;
   int t = am_layout_target(lay, n);
   return t >= 0 ? t : -1;

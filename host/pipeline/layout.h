@@ -34,10 +34,20 @@ typedef struct am_layout {
   char pair_names[AM_MAX_PAIRS][164];
   int head_stats, head_importance, derived_saliency, has_labels, has_predictions;
   int worst_pair; /* pair ranked for "attention and gradients disagree most", or -1 */
+  /* several targets (--target A:B or gen; docs/generation.md, steps_layout.c) */
+  int several;                /* 1: plan.target is AM_TARGET_RANGE or AM_TARGET_GEN */
+  int S;                      /* the largest number of steps of an example, at least 1 */
+  int step_grads;             /* 1: grad_rollout.steps reads step_attention_grads */
+  int map_steps[AM_MAX_MAPS]; /* 1: map m has step rows ("<name>.steps" [N,S,T]) */
+  int step_slot[AM_MAX_MAPS]; /* map m's place among the maps with step rows, or -1 */
+  int nstep_maps;
+  int step_pairs; /* 1: some pair has step rows on both sides (agreement.steps.*) */
+  int spec_steps, spec_step_positions, spec_step_metric0;
+  int spec_step_map[AM_MAX_MAPS]; /* "<name>.steps" of map m, or -1 */
   /* examples.safetensors */
   int nspecs;
-  am_tensor_spec_t specs[16 + AM_MAX_MAPS + AM_STAT_COUNT + AM_METRIC_COUNT];
-  char spec_names[16 + AM_MAX_MAPS + AM_STAT_COUNT + AM_METRIC_COUNT][96];
+  am_tensor_spec_t specs[32 + 2 * AM_MAX_MAPS + AM_STAT_COUNT + 2 * AM_METRIC_COUNT];
+  char spec_names[32 + 2 * AM_MAX_MAPS + AM_STAT_COUNT + 2 * AM_METRIC_COUNT][96];
   int spec_mask, spec_lengths, spec_map0, spec_rows_rollout, spec_rows_grad;
   int spec_stat0, spec_importance, spec_metric0, spec_labels, spec_predictions;
   int spec_ids, spec_special;
@@ -61,4 +71,16 @@ int am_layout_excluded(const am_layout_t *lay, int n);
 
 /* Fills lay->specs: the tensors of examples.safetensors (examples_file.c). */
 am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay);
+/* Appends a tensor to lay->specs (shape d0[,d1[,d2]]); returns its index. */
+int am_layout_add_spec(am_layout_t *lay, const char *name, am_dtype dtype, int ndim,
+                       int64_t d0, int64_t d1, int64_t d2);
+
+/* Several targets (steps_layout.c): which maps and pairs have step rows and, from the
+ * dataset's masks and generation_start (read once), S; the per-step inputs checked to hold
+ * every example's steps. Called by am_layout_build when plan.target has several. */
+am_status am_layout_steps(am_ctx_t *ctx, const am_dataset_t *ds, am_layout_t *lay);
+/* Marks map_steps/step_slot/step_pairs from the maps (map_steps of given saliency set). */
+void am_layout_step_maps(am_layout_t *lay);
+/* The step tensors' specs: steps, step_positions, <map>.steps, agreement.steps.<metric>. */
+void am_layout_step_specs(am_layout_t *lay);
 #endif

@@ -26,6 +26,7 @@ typedef struct am_map_def {
   int worst_first;  /* the attention map ranked first for "disagree most" (rollout) */
   unsigned pass;    /* AM_PASS_* bit of its [n] output (am_pass_output_slot), or 0 */
   unsigned rows;    /* AM_PASS_* bit of its [n,n] all-rows form, or 0 */
+  unsigned steps;   /* AM_PASS_* bit of its [nsteps,n] form for several targets, or 0 */
 } am_map_def_t;
 
 /* The list, in the order a run makes its maps; the AM_MAP_SALIENCY_GIVEN entry stands for

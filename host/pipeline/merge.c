@@ -2,6 +2,7 @@
  * combined in the given order: examples concatenated (rows re-padded to the largest T),
  * aggregates recomputed from the rows in that order (merge_rows.c), so the result is the
  * same, bit for bit, as one run over all the inputs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,6 @@ typedef struct merge_input {
 
 static const json_t *options_of(const merge_input_t *in) {
   return json_object_get(json_object_get(in->run->summary, "provenance"), "options");
-}
-
-/* A tensor's dims after the first are token positions unless it is per head or pair. */
-static int has_token_dims(const char *name) {
-  return strncmp(name, "head.", 5) != 0 && strncmp(name, "agreement.", 10) != 0;
 }
 
 /* Run r holds the same tensors (names, order, dtypes, dims other than N and T), maps,
@@ -118,42 +114,57 @@ static int same_options(const json_t *a, const json_t *b) {
   json_object_del(y, "chunk");
   json_object_del(x, "target_source");
   json_object_del(y, "target_source");
+  /* runs of different numbers of steps merge, padded to the largest (docs/generation.md) */
+  json_object_del(json_object_get(x, "steps"), "max_steps");
+  json_object_del(json_object_get(y, "steps"), "max_steps");
   int same = json_equal(x, y);
   json_decref(x);
   json_decref(y);
   return same;
 }
 
-static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const char *name,
-                             const merge_input_t *in, int n, int T) {
+/* What a merge puts where a run's rows are narrower than the merged tensor's (a run of
+ * shorter T or fewer steps S): -1 in step_positions, NaN in agreement (undefined, as past
+ * an example's steps), 0 elsewhere (padding, as in any run). */
+static void fill_padding(const char *name, unsigned char *buf, size_t count, size_t es) {
+  memset(buf, 0, count * es);
+  if (strcmp(name, "step_positions") == 0)
+    memset(buf, 0xff, count * es); /* I32 -1 */
+  else if (strncmp(name, "agreement.steps.", 16) == 0)
+    for (size_t i = 0; i < count; i++) {
+      float v = NAN;
+      memcpy(buf + i * es, &v, sizeof v);
+    }
+}
+
+/* Tensor `spec` of the merged file from every run's rows, each row [d1,d2] placed at the
+ * start of the merged row [D1,D2]. */
+static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index,
+                             const am_tensor_spec_t *spec, const merge_input_t *in, int n) {
   uint64_t row0 = 0;
+  size_t D1 = spec->ndim > 1 ? (size_t)spec->shape[1] : 1;
+  size_t D2 = spec->ndim > 2 ? (size_t)spec->shape[2] : 1;
   for (int r = 0; r < n; r++) {
-    const am_tensor_t *t = am_file_find(in[r].run->examples, name);
+    const am_tensor_t *t = am_file_find(in[r].run->examples, spec->name);
     if (!t)
       return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: missing",
-                     am_file_path(in[r].run->examples), name);
+                     am_file_path(in[r].run->examples), spec->name);
     size_t es = am_dtype_size(t->dtype);
-    int pad = has_token_dims(name) && t->ndim >= 2 && t->shape[1] != T;
-    size_t in_row = es, out_row = es;
-    for (int d = 1; d < t->ndim; d++) {
-      in_row *= (size_t)t->shape[d];
-      out_row *= pad ? (size_t)T : (size_t)t->shape[d];
-    }
-    unsigned char *buf = calloc(1, out_row ? out_row : 1);
+    size_t d1 = t->ndim > 1 ? (size_t)t->shape[1] : 1,
+           d2 = t->ndim > 2 ? (size_t)t->shape[2] : 1;
+    if (t->ndim != spec->ndim || d1 > D1 || d2 > D2)
+      return am_fail(ctx, AM_STATUS_INTERNAL, "%s: tensor %s: wider than the merged run's",
+                     am_file_path(in[r].run->examples), spec->name);
+    size_t in_row = es * d1 * d2, out_row = es * D1 * D2;
+    unsigned char *buf = malloc(out_row ? out_row : 1);
     if (!buf)
       return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
+    fill_padding(spec->name, buf, D1 * D2, es); /* padded cells are never overwritten */
     am_status st = AM_STATUS_OK;
     for (int64_t i = 0; i < t->shape[0] && st == AM_STATUS_OK; i++) {
       const unsigned char *src = (const unsigned char *)t->data + (size_t)i * in_row;
-      if (!pad) {
-        memcpy(buf, src, in_row);
-      } else if (t->ndim == 2) {
-        memcpy(buf, src, in_row);
-      } else { /* [N,t,t] → [N,T,T] */
-        size_t tt = (size_t)t->shape[1];
-        for (size_t q = 0; q < tt; q++)
-          memcpy(buf + q * (size_t)T * es, src + q * tt * es, tt * es);
-      }
+      for (size_t q = 0; q < d1; q++)
+        memcpy(buf + q * D2 * es, src + q * d2 * es, d2 * es);
       st = am_st_writer_put(w, index, (row0 + (uint64_t)i) * out_row, buf, out_row);
     }
     free(buf);
@@ -164,20 +175,11 @@ static am_status copy_tensor(am_ctx_t *ctx, am_st_writer_t *w, int index, const 
   return AM_STATUS_OK;
 }
 
+/* The merged examples file: the merged layout's tensors (lay->specs: N examples, the
+ * largest T and S), the first run's metadata. */
 static am_status write_examples(am_ctx_t *ctx, const char *dir, const merge_input_t *in,
-                                int n, int64_t N, int T) {
+                                int n, const am_layout_t *lay) {
   const am_file_t *first = in[0].run->examples;
-  int nt = am_file_tensor_count(first);
-  am_tensor_spec_t *specs = calloc((size_t)nt, sizeof *specs);
-  if (!specs)
-    return am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory");
-  for (int i = 0; i < nt; i++) {
-    const am_tensor_t *t = am_file_tensor(first, i);
-    const char *name = am_file_tensor_name(first, i);
-    specs[i] = (am_tensor_spec_t){.name = name, .dtype = t->dtype, .ndim = t->ndim};
-    for (int d = 0; d < t->ndim; d++)
-      specs[i].shape[d] = d == 0 ? N : (has_token_dims(name) ? T : t->shape[d]);
-  }
   const char *meta[6];
   int nmeta = 0;
   for (int i = 0; i < am_file_metadata_count(first) && nmeta < 3; i++) {
@@ -188,11 +190,10 @@ static am_status write_examples(am_ctx_t *ctx, const char *dir, const merge_inpu
   char path[4200];
   snprintf(path, sizeof path, "%s/examples.safetensors", dir);
   am_st_writer_t *w = NULL;
-  am_status st = am_st_writer_open(ctx, path, specs, nt, meta, nmeta, &w);
-  for (int i = 0; i < nt && st == AM_STATUS_OK; i++)
-    st = copy_tensor(ctx, w, i, specs[i].name, in, n, T);
+  am_status st = am_st_writer_open(ctx, path, lay->specs, lay->nspecs, meta, nmeta, &w);
+  for (int i = 0; i < lay->nspecs && st == AM_STATUS_OK; i++)
+    st = copy_tensor(ctx, w, i, &lay->specs[i], in, n);
   am_status cs = am_st_writer_close(w, st != AM_STATUS_OK);
-  free(specs);
   return st != AM_STATUS_OK ? st : cs;
 }
 
@@ -218,6 +219,9 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   json_object_set_new(prov, "backend", json_string(am_ctx_backend_name(ctx)));
   json_object_set_new(ds, "examples", json_integer(lay->N));
   json_object_set_new(ds, "max_tokens", json_integer(lay->T));
+  if (lay->several) /* the largest S of the runs (shorter ones were padded) */
+    json_object_set_new(json_object_get(json_object_get(prov, "options"), "steps"),
+                        "max_steps", json_integer(lay->S));
   json_object_set_new(ds, "shards", json_integer(shards));
   json_object_set_new(doc, "provenance", prov);
   json_object_set_new(doc, "dataset", ds);
@@ -253,7 +257,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   json_t *doc = NULL;
   char tmp[4096] = "";
   int64_t N = 0;
-  int T = 0, began = 0;
+  int T = 0, S = 0, began = 0;
   am_status st = (in && lay) ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
   if (st == AM_STATUS_OK && nruns < 1)
     st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "merge: no run folders given");
@@ -274,11 +278,13 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                    runs[r], runs[0]);
     N += in[r].N;
     T = in[r].T > T ? in[r].T : T;
+    S = in[r].run && in[r].run->lay.S > S ? in[r].run->lay.S : S;
   }
   if (st == AM_STATUS_OK) { /* the first run's layout, over all the examples */
     *lay = in[0].run->lay;
     lay->N = N;
     lay->T = T;
+    lay->S = S;
     lay->nspecs = 0;
     st = am_layout_specs(ctx, lay);
   }
@@ -300,13 +306,15 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   if (st == AM_STATUS_OK && (st = am_run_dir_begin(ctx, out_dir, tmp, sizeof tmp)) == 0)
     began = 1;
   if (st == AM_STATUS_OK)
-    st = write_examples(ctx, tmp, in, nruns, N, T);
+    st = write_examples(ctx, tmp, in, nruns, lay);
   if (st == AM_STATUS_OK) {
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", tmp);
     doc = merged_summary(ctx, in, nruns, runs, &agg, lay);
-    st = doc ? am_summary_add_files(ctx, doc, tmp)
+    st = doc ? am_steps_summary_add(ctx, doc, tmp, lay)
              : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "out of memory building summary.json");
+    if (st == AM_STATUS_OK)
+      st = am_summary_add_files(ctx, doc, tmp);
     if (st == AM_STATUS_OK) /* the runs' faithfulness scores, when they have them */
       st = merge_faithfulness(ctx, in, nruns, runs, tmp, doc);
     if (st == AM_STATUS_OK)

@@ -36,6 +36,9 @@ int am_run_chunk_examples(const am_ctx_t *ctx, const am_dataset_t *ds,
   uint64_t LH = (uint64_t)ds->L * (uint64_t)ds->H;
   per += (AM_STAT_COUNT + 2) * LH * 4 + ((uint64_t)lay->nmaps + 8) * T * 4 +
          (uint64_t)lay->npairs * (AM_METRIC_COUNT * 8 + 2 * T * 4) + 64;
+  if (lay->several) /* step rows, their agreement and a padded copy (steps.h) */
+    per += (uint64_t)lay->S * (((uint64_t)lay->nstep_maps + 1) * T * 4 +
+                               (uint64_t)lay->npairs * (AM_METRIC_COUNT + 1) * 4 + 8);
   int hint = ctx->backend->chunk_examples /* a device sizes its own chunks */
                  ? ctx->backend->chunk_examples(ctx->backend_state, per)
                  : 0;
@@ -218,7 +221,9 @@ static void store_hand(store_thread_t *t, am_chunk_t *c) {
 am_status am_run_state_analyze(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds,
                                const am_run_options_t *opts) {
   /* the long-context form has no submit/wait halves: it runs synchronously */
-  if (ctx->backend->pass_submit && ctx->backend->pass_wait && !ds->long_form)
+  /* several targets run synchronously too: a chunk may take several passes (steps.h) */
+  if (ctx->backend->pass_submit && ctx->backend->pass_wait && !ds->long_form &&
+      !r->lay.several)
     return analyze_all_async(ctx, r, ds, opts);
   int cap = am_run_chunk_examples(ctx, ds, &r->lay), cur = 0;
   am_chunk_t *c[2] = {&r->chunk, &r->chunk2};
@@ -304,7 +309,8 @@ am_status am_run_state_finish(am_ctx_t *ctx, am_run_state_t *r, am_dataset_t *ds
     inputs = NULL;
     if (doc && r->provenance) /* a job's parts: ranks, hosts, devices */
       json_object_set(json_object_get(doc, "provenance"), "parts", r->provenance);
-    if (doc && (st = am_summary_add_files(ctx, doc, r->partial.dir)) != AM_STATUS_OK) {
+    if (doc && ((st = am_steps_summary_add(ctx, doc, r->partial.dir, &r->lay)) ||
+                (st = am_summary_add_files(ctx, doc, r->partial.dir)))) {
       json_decref(doc);
       doc = NULL;
       return st;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "core/ctx.h"
+#include "core/options.h"
 #include "pipeline/summary.h"
 
 #define SUMMARY_MAX_BYTES (1ull << 30)
@@ -201,19 +202,18 @@ static am_status read_plan(am_ctx_t *ctx, am_run_t *rf, const json_t *opt) {
   /* the target token left out of the per-token table again, as when the run was made */
   lay->plan.include_target = json_is_true(json_object_get(opt, "include_target"));
   const json_t *target = json_object_get(opt, "target");
-  int t = am_list_find(AM_LIST_TARGETS, json_string_value(target));
   double lo = 0, hi = 0;
   am_option_bounds("target", &lo, &hi);
   if (json_is_integer(target) && json_integer_value(target) >= lo &&
       json_integer_value(target) <= hi) {
     lay->plan.target = AM_TARGET_INDEX;
     lay->plan.target_index = (int)json_integer_value(target);
-  } else if (t >= 0 && t != AM_TARGET_INDEX)
-    lay->plan.target = (am_target)t;
-  else
+  } else if (!json_is_string(target) ||
+             am_target_parse(json_string_value(target), &lay->plan) != 0 ||
+             lay->plan.target == AM_TARGET_INDEX) /* an index is written as a number */
     return am_fail(ctx, AM_STATUS_BAD_INPUT,
-                   "%s/summary.json: provenance.options.target: not cls, last, mean or an "
-                   "index in [%.0f,%.0f]",
+                   "%s/summary.json: provenance.options.target: not cls, last, mean, gen, "
+                   "a slice A:B or an index in [%.0f,%.0f]",
                    rf->dir, lo, hi);
   lay->plan.all_rows = json_is_true(json_object_get(opt, "all_rows"));
   lay->head_stats = json_is_true(json_object_get(opt, "head_stats"));
@@ -345,6 +345,12 @@ static am_status read_layout(am_ctx_t *ctx, am_run_t *rf) {
       (st = read_pairs(ctx, rf, opt)) || (st = read_worst_pair(ctx, rf)))
     return st;
   read_roles(rf);
+  if (am_target_several(&lay->plan)) {
+    char where[4200];
+    snprintf(where, sizeof where, "%s/summary.json", rf->dir);
+    if ((st = am_steps_options_read(ctx, json_object_get(opt, "steps"), where, lay)))
+      return st;
+  }
   return am_layout_specs(ctx, lay);
 }
 
@@ -384,6 +390,8 @@ am_status am_run_open_checked(am_ctx_t *ctx, const char *dir, int with_checksum,
     st = check_tensors(ctx, rf);
   if (st == AM_STATUS_OK)
     st = check_mask(ctx, rf);
+  if (st == AM_STATUS_OK && rf->lay.several)
+    st = am_steps_check_file(ctx, rf->examples, &rf->lay);
   if (st == AM_STATUS_OK && with_checksum) /* a live run's token strings */
     st = am_run_tokens_check(ctx, rf);
   if (st != AM_STATUS_OK) {

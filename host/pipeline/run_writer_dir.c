@@ -8,6 +8,7 @@
 
 #include "core/ctx.h"
 #include "core/json_guard.h"
+#include "core/options.h"
 #include "pipeline/merge_rows.h"
 #include "pipeline/run_dir.h"
 #include "pipeline/run_writer.h"
@@ -39,7 +40,17 @@ am_status am_live_layout(am_run_writer_t *w) {
   w->shard0.lc.Hkv = w->shape.Hkv;
   w->shard0.lc.d = w->shape.d;
   w->shard0.lc.attn = w->shape.attn;
-  am_status st = am_layout_build(w->ctx, ds, &w->plan, &w->lay);
+  am_status st = am_target_several(&w->plan)
+                     ? AM_STATUS_OK
+                     : am_layout_build(w->ctx, ds, &w->plan, &w->lay);
+  if (st == AM_STATUS_OK && (am_target_several(&w->plan) || w->lay.several)) {
+    char target[48];
+    am_target_text(w->lay.several ? &w->lay.plan : &w->plan, target, sizeof target);
+    st = am_fail(w->ctx, AM_STATUS_INVALID_ARGUMENT,
+                 "live runs take one target; target %s gives several: write the batches as "
+                 "a dataset and run attnmap analyze (docs/generation.md)",
+                 target);
+  }
   w->lay.pass.device_pointers = w->device_pointers > 0;
   return st;
 }

@@ -12,6 +12,7 @@
 
 #include "core/crc32c.h"
 #include "core/ctx.h"
+#include "core/options.h"
 
 double am_now_seconds(void) {
   struct timespec ts;
@@ -28,24 +29,29 @@ static const char *normalize_name(am_normalize n) {
 json_t *am_plan_to_json(const am_layout_t *lay) {
   const am_plan_t *p = &lay->plan;
   json_t *target;
+  char text[48];
+  am_target_text(p, text, sizeof text); /* "cls", "gen", "2:5" */
   if (p->target == AM_TARGET_INDEX)
     target = json_integer(p->target_index);
   else
-    target = json_string(am_list_name(AM_LIST_TARGETS, p->target));
+    target = json_string(text);
   json_t *maps = json_array(), *pairs = json_array();
   for (int m = 0; m < lay->nmaps; m++)
     json_array_append_new(maps, json_string(lay->maps[m].name));
   for (int i = 0; i < lay->npairs; i++)
     json_array_append_new(pairs, json_string(lay->pair_names[i]));
-  return json_pack("{s:s,s:o,s:s,s:b,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}",
-                   "fusion", fusion_name(p->fusion), "target", target, "target_source",
-                   lay->target_from_exporter ? "exporter" : "options", "include_target",
-                   p->include_target, "discard", p->discard, "normalize",
-                   normalize_name(p->normalize), "topk", p->topk, "include_special",
-                   p->include_special, "all_rows", p->all_rows, "worst", p->worst,
-                   "histogram_bins", p->histogram_bins, "chunk", (json_int_t)p->chunk,
-                   "head_stats", lay->head_stats, "head_importance", lay->head_importance,
-                   "maps", maps, "pairs", pairs, "row_tolerance", p->row_tolerance);
+  json_t *doc = json_pack(
+      "{s:s,s:o,s:s,s:b,s:f,s:s,s:i,s:b,s:b,s:i,s:i,s:I,s:b,s:b,s:o,s:o,s:f}", "fusion",
+      fusion_name(p->fusion), "target", target, "target_source",
+      lay->target_from_exporter ? "exporter" : "options", "include_target",
+      p->include_target, "discard", p->discard, "normalize", normalize_name(p->normalize),
+      "topk", p->topk, "include_special", p->include_special, "all_rows", p->all_rows,
+      "worst", p->worst, "histogram_bins", p->histogram_bins, "chunk", (json_int_t)p->chunk,
+      "head_stats", lay->head_stats, "head_importance", lay->head_importance, "maps", maps,
+      "pairs", pairs, "row_tolerance", p->row_tolerance);
+  if (doc && lay->several) /* what the run reader needs to rebuild the step tensors */
+    json_object_set_new(doc, "steps", am_steps_options_json(lay));
+  return doc;
 }
 
 /* CRC-32C of the file's pieces on the context's threads (pread into a buffer per thread:

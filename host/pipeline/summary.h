@@ -13,6 +13,20 @@ typedef struct am_timings {
 /* The plan as JSON (every option that changes a number). */
 json_t *am_plan_to_json(const am_layout_t *lay);
 
+/* provenance.options.steps of a run with several targets (steps_summary.c): max_steps
+ * (S), gradients ("per_step" or "shared"), maps (the maps with step rows). */
+json_t *am_steps_options_json(const am_layout_t *lay);
+/* Reads provenance.options.steps back into lay (S, map_steps; run_folder.c). */
+am_status am_steps_options_read(am_ctx_t *ctx, const json_t *steps, const char *where,
+                                am_layout_t *lay);
+/* steps and step_positions of a run's examples file hold what they say: 0..S steps, each
+ * a valid position after the previous one, -1 past the steps (run_folder.c). */
+am_status am_steps_check_file(am_ctx_t *ctx, const am_file_t *f, const am_layout_t *lay);
+/* summary.json's "steps" section from dir/examples.safetensors as written (the same
+ * function for analyze, merge and live runs): added to doc when the run has steps. */
+am_status am_steps_summary_add(am_ctx_t *ctx, json_t *doc, const char *dir,
+                               const am_layout_t *lay);
+
 /* inputs: array of {path, bytes, crc32} (borrowed reference stolen by the result). */
 json_t *am_summary_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_layout_t *lay,
                          const am_aggregates_t *agg, json_t *inputs, const am_timings_t *t);

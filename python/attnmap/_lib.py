@@ -94,6 +94,8 @@ class Plan(ctypes.Structure):
         ("row_tolerance", ctypes.c_double),
         ("target_recorded", ctypes.c_int),
         ("include_target", ctypes.c_int),
+        ("target_stop", ctypes.c_int),
+        ("target_slice", ctypes.c_int),
     ]
 
 
