@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "support/dataset_builder.h"
+#include "support/long_dataset.h"
 #include "support/run_cli.h"
 
 static char work[128];
@@ -136,45 +137,55 @@ static json_t *summary_of(const char *run) {
   return root;
 }
 
-Test(target_steps, a_slice_gives_the_rows_of_single_target_runs_and_their_mean) {
-  const char *data = P("d.safetensors"), *run = P("r25");
-  write_dataset(data, NULL);
-  analyze_ok(data, run, "2:5", NULL);
-  const char *runs[3] = {P("r2"), P("r3"), P("r4")};
-  analyze_ok(data, runs[0], "2", NULL);
-  analyze_ok(data, runs[1], "3", NULL);
-  analyze_ok(data, runs[2], "4", NULL);
+/* Runs data with --target slice and with each of the three single targets, and expects
+ * every step row equal bit for bit to its single-target run and the [N,T] maps their mean
+ * (b examples of t positions). */
+static void expect_rows_of_single_runs(const char *data, const char *run, const char *slice,
+                                       const char *const *singles, int b_count,
+                                       int t_count) {
+  analyze_ok(data, run, slice, NULL);
+  const char *runs[3] = {P("single0"), P("single1"), P("single2")};
   am_file_t *f = open_run(run), *g[3];
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < 3; k++) {
+    analyze_ok(data, runs[k], singles[k], NULL);
     g[k] = open_run(runs[k]);
-  const char *maps[] = {"attention_last", "rollout", "grad_rollout"};
-  for (int b = 0; b < NB; b++) {
-    cr_expect_eq(i32(f, "steps", (size_t)b), 3);
-    for (int s = 0; s < 3; s++) /* left padding: valid index i sits at NT - len + i */
-      cr_expect_eq(i32(f, "step_positions", (size_t)(b * 3 + s)), NT - lens[b] + 2 + s);
   }
+  const char *maps[] = {"attention_last", "rollout", "grad_rollout"};
   for (int m = 0; m < 3; m++) {
     char steps[64];
     snprintf(steps, sizeof steps, "%s.steps", maps[m]);
-    for (int b = 0; b < NB; b++)
-      for (int t = 0; t < NT; t++) {
+    for (int b = 0; b < b_count; b++)
+      for (int t = 0; t < t_count; t++) {
         double sum = 0;
         for (int s = 0; s < 3; s++) {
-          float row = f32(f, steps, (size_t)((b * 3 + s) * NT + t));
-          float one = f32(g[s], maps[m], (size_t)(b * NT + t));
+          float row = f32(f, steps, (size_t)((b * 3 + s) * t_count + t));
+          float one = f32(g[s], maps[m], (size_t)(b * t_count + t));
           cr_expect(memcmp(&row, &one, 4) == 0,
-                    "%s example %d step %d position %d: %a vs %a", maps[m], b, s, t, row,
-                    one);
+                    "%s: %s example %d step %d position %d: %a vs %a", data, maps[m], b, s,
+                    t, row, one);
           sum += one;
         }
-        float mean = (float)(sum / 3), got = f32(f, maps[m], (size_t)(b * NT + t));
-        cr_expect(memcmp(&mean, &got, 4) == 0, "%s mean %d %d: %a vs %a", maps[m], b, t,
-                  got, mean);
+        float mean = (float)(sum / 3), got = f32(f, maps[m], (size_t)(b * t_count + t));
+        cr_expect(memcmp(&mean, &got, 4) == 0, "%s: %s mean %d %d: %a vs %a", data, maps[m],
+                  b, t, got, mean);
       }
   }
   am_file_close(f);
   for (int k = 0; k < 3; k++)
     am_file_close(g[k]);
+}
+
+Test(target_steps, a_slice_gives_the_rows_of_single_target_runs_and_their_mean) {
+  const char *data = P("d.safetensors"), *run = P("r25");
+  write_dataset(data, NULL);
+  expect_rows_of_single_runs(data, run, "2:5", (const char *[]){"2", "3", "4"}, NB, NT);
+  am_file_t *f = open_run(run);
+  for (int b = 0; b < NB; b++) {
+    cr_expect_eq(i32(f, "steps", (size_t)b), 3);
+    for (int s = 0; s < 3; s++) /* left padding: valid index i sits at NT - len + i */
+      cr_expect_eq(i32(f, "step_positions", (size_t)(b * 3 + s)), NT - lens[b] + 2 + s);
+  }
+  am_file_close(f);
   json_t *root = summary_of(run);
   json_t *opt = json_object_get(json_object_get(root, "provenance"), "options");
   cr_expect_str_eq(json_string_value(json_object_get(opt, "target")), "2:5");
@@ -484,4 +495,21 @@ Test(target_steps, per_step_gradients_give_each_step_its_own_gradient) {
       json_string_value(json_object_get(json_object_get(root, "steps"), "gradients")),
       "per_step");
   json_decref(root);
+}
+
+/* The long-context form has no step rows of its own: one single-target pass per step (the
+ * pipeline's fallback, steps_chunk.c), so the rows are the single runs' by definition. */
+Test(target_steps, the_long_context_form_takes_one_pass_per_step) {
+  const lc_case_t c = {.L = 2,
+                       .H = 4,
+                       .Hkv = 2,
+                       .T = 20,
+                       .d = 8,
+                       .attn = {0.35, 1, 0, 0},
+                       .dtype = AM_DTYPE_F32,
+                       .seed = 5};
+  const char *data = P("long.safetensors");
+  cr_assert_eq(lcd_write(&c, 3, 1, data, NULL), 0);
+  expect_rows_of_single_runs(data, P("rlong"), "-4:-1", (const char *[]){"-4", "-3", "-2"},
+                             3, 20);
 }

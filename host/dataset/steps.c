@@ -10,14 +10,11 @@
 #include "core/ctx.h"
 #include "core/half.h"
 #include "dataset/shard.h"
+#include "ops/example.h"
 
 static int int_dtype(am_dtype d) {
   return d == AM_DTYPE_I8 || d == AM_DTYPE_I16 || d == AM_DTYPE_I32 || d == AM_DTYPE_I64 ||
          d == AM_DTYPE_U8 || d == AM_DTYPE_U16 || d == AM_DTYPE_U32 || d == AM_DTYPE_U64;
-}
-
-static int float_dtype(am_dtype d) {
-  return d == AM_DTYPE_F32 || d == AM_DTYPE_F16 || d == AM_DTYPE_BF16 || d == AM_DTYPE_F64;
 }
 
 static am_status find_generation_start(am_ctx_t *ctx, am_shard_t *sh) {
@@ -116,7 +113,7 @@ am_status am_shard_check_step_saliency(am_ctx_t *ctx, const am_shard_t *sh,
                    "%s: tensor %s: expected shape [B,T]=[%lld,%d] or per step [B,S,T] with "
                    "S >= 1, found %s",
                    src->path, src->name, (long long)sh->B, sh->T, found);
-  if (!float_dtype(t->dtype))
+  if (!am_ops_float_dtype(t->dtype))
     return am_fail(ctx, AM_STATUS_BAD_INPUT, "%s: tensor %s: dtype %s is not a float type",
                    src->path, src->name, am_dtype_name(t->dtype));
   *S_in = (int)t->shape[1];
