@@ -57,9 +57,14 @@ TestSuite(resume, .init = setup, .fini = teardown, .timeout = 120);
 
 /* Starts analyze in the background and kills it with SIGKILL after delay_us unless it
  * finished before. Returns 1 when it was killed. */
+static const char *several; /* --target A:B for the several-targets test, else NULL */
+
 static int run_and_kill(long delay_us) {
-  const char *argv[] = {ATTNMAP_CLI, "analyze", data,           "-o", run, "-q",
-                        "--chunk",   "1",       "--checkpoint", "0",  NULL};
+  const char *argv[] = {ATTNMAP_CLI, "analyze", data, "-o",           run,
+                        "-q",        "--chunk", "1",  "--checkpoint", "0",
+                        "--target",  several,   NULL};
+  if (!several)
+    argv[10] = NULL;
   pid_t pid;
   cr_assert_eq(posix_spawn(&pid, ATTNMAP_CLI, NULL, NULL, (char *const *)argv, environ), 0);
   int status = 0;
@@ -312,4 +317,27 @@ Test(resume, edited_progress_or_rows_are_not_trusted) {
     cli_result_free(&r);
     expect_same_as_full(edit == 0 ? "done edited to 160" : "a stored row edited");
   }
+}
+
+/* Several targets (docs/generation.md): a run killed mid-way and resumed writes the step
+ * tensors and the summary's steps section of an uninterrupted run. */
+Test(resume, several_targets_resume_to_identical_outputs) {
+  several = "2:-1";
+  dsb_rmtree(full);
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", full, "-q", "--chunk", "3",
+                       "--target", several, NULL),
+               0);
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  leave_a_checkpoint();
+  cr_assert_eq(cli_run(&r, NULL, "analyze", data, "-o", run, "-q", "--resume", "--chunk",
+                       "1", "--target", several, NULL),
+               0);
+  cr_expect_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  expect_same_as_full("several targets");
+  json_t *s = summary_without_provenance(run);
+  cr_expect(json_is_object(json_object_get(s, "steps")), "no steps section");
+  json_decref(s);
 }

@@ -564,3 +564,28 @@ Test(run_writer, cuda_device_pointers_overlap_and_match_analyze) {
   ctx = cpu;
   am_ctx_destroy(gpu);
 }
+
+/* Several targets (docs/generation.md) are refused in one line: live batches carry no
+ * generation_start and a live run no step tensors; nothing is published. */
+Test(run_writer, several_targets_are_refused) {
+  lb_set_t s;
+  cr_assert_eq(lb_make(&s, &full, 2, 5), 0);
+  am_plan_t plan;
+  am_plan_init(&plan);
+  plan.target = AM_TARGET_RANGE;
+  plan.target_slice = 3;
+  plan.target_index = 0;
+  plan.target_stop = 2;
+  am_run_writer_t *w = NULL;
+  int64_t from = 0;
+  am_status st = open_writer(&s, &plan, 0, 2.0, &w, &from);
+  if (st == AM_STATUS_OK)
+    st = am_run_writer_add(w, &s.b[0].in, &s.b[0].extras);
+  cr_expect_eq(st, AM_STATUS_INVALID_ARGUMENT);
+  cr_expect(
+      strstr(am_last_error(ctx), "live runs take one target; target 0:2 gives several"),
+      "%s", am_last_error(ctx));
+  am_run_writer_abort(w);
+  cr_expect(!dsb_exists(run));
+  lb_free(&s);
+}
