@@ -11,7 +11,7 @@
  * window, soft-cap, F16, padding on either side; tests/support/long_dataset.c). And
  * attention flow, which a device backend may leave to the CPU reference beside it
  * (ctx->reference; the CUDA backend does until its solver passes a GPU run, docs/cuda.md):
- * the run must equal the reference's all the same. */
+ * the run must equal the reference's all the same. And several targets (--target 1:-1). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,15 +37,17 @@ static void analyze_cli(const char *data, const char *backend, const char *out,
   cli_result_free(&r);
 }
 
-/* What `attnmap analyze data -o out [--all-rows] [--methods ...]` does, on the reference
- * context (methods 0: the default). */
-static void analyze_reference(const char *data, const char *out, int all_rows,
-                              unsigned methods) {
+/* What `attnmap analyze data -o out [--all-rows] [--methods ...] [--target target]` does,
+ * on the reference context (methods 0: the default; target NULL: the recorded one). */
+static void analyze_reference_target(const char *data, const char *out, int all_rows,
+                                     unsigned methods, const char *target) {
   am_ctx_t *ref = par_reference();
   cr_assert_not_null(ref);
   am_settings_t set;
   am_settings_init(&set);
   set.plan.target_recorded = 1; /* as host/cli/cmd_analyze.c */
+  if (target)
+    cr_assert_eq(am_settings_set(&set, "target", target, NULL, 0), AM_STATUS_OK);
   set.plan.all_rows = all_rows;
   if (methods)
     set.plan.methods = methods;
@@ -57,6 +59,42 @@ static void analyze_reference(const char *data, const char *out, int all_rows,
   cr_assert_eq(st, AM_STATUS_OK, "reference: %s", am_last_error(ref));
   am_dataset_close(ds);
   am_ctx_destroy(ref);
+}
+
+static void analyze_reference(const char *data, const char *out, int all_rows,
+                              unsigned methods) {
+  analyze_reference_target(data, out, all_rows, methods, NULL);
+}
+
+/* Several targets (docs/generation.md): the step rows, their mean and agreement.steps,
+ * whether the backend computes the step rows or the pipeline runs one pass per step. */
+PAR_TEST(backend_analyze, several_targets_against_the_reference) {
+  setenv("AM_EMU_DEVICES", "2", 0);
+  am_ctx_destroy(par_backend_open(be, PAR_PLAIN));
+  if (!be->cli_spec)
+    cr_skip_test("%s: no --backend spec", be->name);
+  scratch_setup("backend-analyze-steps");
+  static const int lengths[5] = {16, 9, 13, 4, 11};
+  dsb_spec_t spec = {.L = 2,
+                     .H = 3,
+                     .B = 5,
+                     .T = 16,
+                     .lengths = lengths,
+                     .left_pad = 1,
+                     .grads = 1,
+                     .saliency = 1,
+                     .special = 1,
+                     .seed = 17};
+  const char *data = tmp_path("steps.safetensors");
+  char path[512];
+  snprintf(path, sizeof path, "%s", data);
+  cr_assert_eq(dsb_make(&spec, path), 0);
+  analyze_reference_target(path, tmp_path("ref"), 0, 0, "1:-1");
+  analyze_cli(path, be->cli_spec, tmp_path("got"), "--target", "1:-1");
+  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+               "%s: the several-targets run of --backend %s differs from the reference's",
+               be->name, be->cli_spec);
+  scratch_teardown();
 }
 
 PAR_TEST(backend_analyze, against_the_reference) {
