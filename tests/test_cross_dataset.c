@@ -3,14 +3,18 @@
  * shape, dtype, mask value, token list or shard mismatch refused with one line naming the
  * file, the tensor and the problem. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "attnmap.h"
+#include "cpu/cross.h"
 #include "dataset/dataset.h"
+#include "io/file.h"
 #include "support/dataset_builder.h"
+#include "support/run_cli.h"
 
 static char dir[128];
 static am_ctx_t *ctx;
@@ -260,5 +264,100 @@ Test(cross_dataset, refused) {
       dsb_write_list(dsb_join(b, sizeof b, sub, "b.safetensors"), x.ds->list, x.n, NULL, 0),
       0);
   expect_refused(sub, "b.safetensors: tensor cross_attention_grads.N: missing here", NULL);
+  dsb_free(x.ds);
+}
+
+/* attnmap analyze with one target (cls): source_mask, source_lengths, source_ids and
+ * cross.<name>.steps [N,1,Tenc] equal to the CPU op on the same example; a bad
+ * cross-attention value stops the run with one line. */
+Test(cross_dataset, analyze_single_target) {
+  xds_t x;
+  xds_make(&x);
+  const char *path = write(&x, "run-in.safetensors", TOKENS_META, 1);
+  char run[256];
+  dsb_join(run, sizeof run, dir, "run");
+  cli_result_t r;
+  cr_assert_eq(cli_run(&r, NULL, "analyze", path, "-o", run, "--quiet", NULL), 0);
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  cli_result_free(&r);
+  char ex[300];
+  am_file_t *f = NULL;
+  cr_assert_eq(am_file_open(ctx, dsb_join(ex, sizeof ex, run, "examples.safetensors"), &f),
+               AM_STATUS_OK);
+  const am_tensor_t *mask = am_file_find(f, "source_mask"),
+                    *ids = am_file_find(f, "source_ids");
+  const am_tensor_t *roll = am_file_find(f, "cross.rollout.steps");
+  const am_tensor_t *gr = am_file_find(f, "cross.grad_rollout.steps");
+  cr_assert(mask && ids && roll && gr && am_file_find(f, "source_lengths") &&
+            am_file_find(f, "cross.attention_last.steps") &&
+            am_file_find(f, "cross.grad_x_attention.steps"));
+  cr_expect(roll->ndim == 3 && roll->shape[0] == B && roll->shape[1] == 1 &&
+            roll->shape[2] == TE);
+  /* example 1: source tokens 1..3, decoder target cls (its first valid token) */
+  am_dataset_t *ds = NULL;
+  const char *p[1] = {path};
+  cr_assert_eq(am_dataset_open(ctx, p, 1, &ds), AM_STATUS_OK);
+  const am_shard_t *sh = &ds->shards[0];
+  int32_t dec[T], enc[TE];
+  int n = am_shard_valid_positions(sh, 1, dec), m = am_shard_source_positions(sh, 1, enc);
+  const void *att[L], *grad[L], *cr[L], *cg[L];
+  for (int l = 0; l < L; l++) {
+    att[l] = am_layers_example(&sh->att, sh, H, l, 1);
+    grad[l] = am_layers_example(&sh->grad, sh, H, l, 1);
+    cr[l] = am_cross_layer_example(&sh->cross.att, sh, H, l, 1);
+    cg[l] = am_cross_layer_example(&sh->cross.grad, sh, H, l, 1);
+  }
+  int32_t step = 0;
+  am_cross_example_t cx = {.dec = {.L = L,
+                                   .H = H,
+                                   .T = T,
+                                   .n = n,
+                                   .dtype = AM_DTYPE_F32,
+                                   .att = att,
+                                   .grad = grad,
+                                   .idx = dec,
+                                   .nsteps = 1,
+                                   .steps = &step},
+                           .Tenc = TE,
+                           .n_enc = m,
+                           .enc_idx = enc,
+                           .dtype = AM_DTYPE_F32,
+                           .cross = cr,
+                           .cross_grad = cg};
+  float want_r[TE], want_g[TE];
+  am_cross_output_t o = {.rollout = want_r, .grad_rollout = want_g};
+  am_pass_options_t opt = {.fusion = AM_FUSION_MEAN};
+  am_cross_fault_t fault;
+  cr_assert_eq(
+      am_cpu_cross(&cx, AM_CROSS_ROLLOUT | AM_CROSS_GRAD_ROLLOUT, &opt, &o, &fault),
+      AM_STATUS_OK);
+  float got_r[TE], got_g[TE];
+  uint8_t got_m[TE];
+  memcpy(got_r, (const char *)roll->data + sizeof got_r, sizeof got_r);
+  memcpy(got_g, (const char *)gr->data + sizeof got_g, sizeof got_g);
+  memcpy(got_m, (const char *)mask->data + TE, TE);
+  for (int j = 0, k = 0; j < TE; j++) {
+    int valid = k < m && enc[k] == j;
+    cr_expect_eq(got_m[j], valid);
+    cr_expect_eq(got_r[j], valid ? want_r[k] : 0.0f, "rollout at %d", j);
+    cr_expect_eq(got_g[j], valid ? want_g[k] : 0.0f, "grad_rollout at %d", j);
+    k += valid;
+  }
+  am_dataset_close(ds);
+  am_file_close(f);
+  /* a NaN in a valid cross-attention cell: one line naming file, tensor and place */
+  x.cross[1][((size_t)(1 * H + 1) * T + 0) * TE + 2] = NAN;
+  path = write(&x, "run-bad.safetensors", NULL, 0);
+  dsb_join(run, sizeof run, dir, "run-bad");
+  cr_assert_eq(cli_run(&r, NULL, "analyze", path, "-o", run, "--quiet", NULL), 0);
+  cr_expect_eq(r.exit_code, 2);
+  cr_expect(strstr(r.err,
+                   "run-bad.safetensors: tensor cross_attentions.1: example 1, layer "
+                   "1, head 1, decoder position 0, source position 2: attention "
+                   "weight is not finite") &&
+                cli_count_lines(r.err) == 1,
+            "%s", r.err);
+  cr_expect(!dsb_exists(run));
+  cli_result_free(&r);
   dsb_free(x.ds);
 }

@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "ops/backend.h"
 #include "pipeline/chunk.h"
+#include "pipeline/cross_run.h"
 #include "pipeline/steps.h"
 
 #define MAX3(a, b, c) ((a) > (b) ? ((a) > (c) ? (a) : (c)) : ((b) > (c) ? (b) : (c)))
@@ -59,6 +60,8 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
                    cap, Tcap);
   }
   am_status st = am_steps_alloc(ctx, c);
+  if (st == AM_STATUS_OK)
+    st = am_cross_chunk_alloc(ctx, c);
   if (st != AM_STATUS_OK)
     am_chunk_free(c);
   return st;
@@ -66,6 +69,7 @@ am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, i
 
 void am_chunk_free(am_chunk_t *c) {
   am_steps_free(c);
+  am_cross_chunk_free(c);
   free(c->ex);
   free(c->att_ptrs);
   free(c->grad_ptrs);
@@ -220,6 +224,8 @@ am_status am_chunk_load(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds, in
     bind_outputs(c, e);
     if (c->steps)
       am_steps_load(c, e);
+    if (c->cross && (st = am_cross_chunk_load(ctx, c, e)) != AM_STATUS_OK)
+      return st;
   }
   return AM_STATUS_OK;
 }
@@ -420,6 +426,8 @@ static am_status after_pass(am_ctx_t *ctx, am_chunk_t *c, const am_dataset_t *ds
     st = am_steps_means(ctx, c);
   if (st == AM_STATUS_OK)
     st = am_chunk_check_finite(ctx, c);
+  if (st == AM_STATUS_OK)
+    st = am_cross_chunk_compute(ctx, c);
   if (st == AM_STATUS_OK)
     st = compute_agreement(ctx, c);
   return st != AM_STATUS_OK || !c->steps ? st : am_steps_agreement(ctx, c);

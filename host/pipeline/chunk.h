@@ -38,6 +38,7 @@ typedef struct am_chunk {
   float *padded;                /* [cap, Tout] scratch for one map at a time */
   float *padded_rows;           /* [cap, Tout, Tout] when all_rows */
   struct am_chunk_steps *steps; /* several targets (steps.h), else NULL */
+  struct am_chunk_cross *cross; /* encoder-decoder maps (cross_run.h), else NULL */
 } am_chunk_t;
 
 am_status am_chunk_alloc(am_ctx_t *ctx, am_chunk_t *c, const am_layout_t *lay, int cap,

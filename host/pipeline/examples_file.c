@@ -8,6 +8,7 @@
 
 #include "core/ctx.h"
 #include "pipeline/chunk.h"
+#include "pipeline/cross_run.h"
 #include "pipeline/steps.h"
 
 int am_layout_add_spec(am_layout_t *lay, const char *name, am_dtype dtype, int ndim,
@@ -74,6 +75,7 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay) {
         am_layout_add_spec(lay, "special_tokens_mask", AM_DTYPE_U8, 2, N, T, 0);
   if (lay->several)
     am_layout_step_specs(lay);
+  am_layout_cross_specs(lay);
   return AM_STATUS_OK;
 }
 
@@ -204,6 +206,8 @@ am_status am_chunk_write(am_ctx_t *ctx, am_chunk_t *c, am_st_writer_t *w) {
     st = put_rows(c, w, lay->spec_predictions, c->predictions, sizeof(int32_t));
   if (st == AM_STATUS_OK && c->steps)
     st = am_steps_write(ctx, c, w);
+  if (st == AM_STATUS_OK && c->cross)
+    st = am_cross_chunk_write(ctx, c, w);
   return st;
 }
 

@@ -226,6 +226,8 @@ am_status am_layout_build(am_ctx_t *ctx, const am_dataset_t *ds, const am_plan_t
     return st;
   if (ds->long_form && (st = long_form_refusal(ctx, ds, lay)) != AM_STATUS_OK)
     return st;
+  if ((st = am_layout_cross(ctx, ds, lay)) != AM_STATUS_OK)
+    return st;
   return am_layout_specs(ctx, lay);
 }
 

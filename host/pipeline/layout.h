@@ -52,6 +52,13 @@ typedef struct am_layout {
   int spec_stat0, spec_importance, spec_metric0, spec_labels, spec_predictions;
   int spec_ids, spec_special;
   int has_ids, has_special;
+  /* encoder-decoder maps (cross_layout.c; docs/generation.md): the AM_CROSS_* maps written
+   * as cross.<name>.steps [N,S,Tenc] (S: lay->S with several targets, else 1) */
+  unsigned cross_want;
+  int Tenc;      /* the largest padded source length */
+  int cross_ids; /* 1: source_ids written (the dataset has encoder_input_ids) */
+  int spec_source_mask, spec_source_lengths, spec_source_ids;
+  int spec_cross[AM_CROSS_OUTPUT_COUNT]; /* cross.<name>.steps of each AM_CROSS_* place */
 } am_layout_t;
 
 /* Resolves plan against ds. Errors: a method asked for explicitly whose inputs are
@@ -74,6 +81,16 @@ am_status am_layout_specs(am_ctx_t *ctx, am_layout_t *lay);
 /* Appends a tensor to lay->specs (shape d0[,d1[,d2]]); returns its index. */
 int am_layout_add_spec(am_layout_t *lay, const char *name, am_dtype dtype, int ndim,
                        int64_t d0, int64_t d1, int64_t d2);
+
+/* Encoder-decoder maps (cross_layout.c): which ones the plan and dataset give (the plan's
+ * attention_last, rollout and grad_rollout methods; not with --target mean). */
+am_status am_layout_cross(am_ctx_t *ctx, const am_dataset_t *ds, am_layout_t *lay);
+/* Their specs: source_mask, source_lengths, source_ids, cross.<name>.steps. */
+void am_layout_cross_specs(am_layout_t *lay);
+/* "cross.<name>.steps" of AM_CROSS_* place k. */
+const char *am_cross_map_name(int k);
+/* Steps per example of the cross tensors: lay->S with several targets, else 1. */
+int am_layout_cross_S(const am_layout_t *lay);
 
 /* Several targets (steps_layout.c): which maps and pairs have step rows and, from the
  * dataset's masks and generation_start (read once), S; the per-step inputs checked to hold

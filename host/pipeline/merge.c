@@ -117,6 +117,8 @@ static int same_options(const json_t *a, const json_t *b) {
   /* runs of different numbers of steps merge, padded to the largest (docs/generation.md) */
   json_object_del(json_object_get(x, "steps"), "max_steps");
   json_object_del(json_object_get(y, "steps"), "max_steps");
+  json_object_del(json_object_get(x, "cross"), "max_source_tokens"); /* padded alike */
+  json_object_del(json_object_get(y, "cross"), "max_source_tokens");
   int same = json_equal(x, y);
   json_decref(x);
   json_decref(y);
@@ -219,6 +221,9 @@ static json_t *merged_summary(am_ctx_t *ctx, const merge_input_t *in, int n,
   json_object_set_new(prov, "backend", json_string(am_ctx_backend_name(ctx)));
   json_object_set_new(ds, "examples", json_integer(lay->N));
   json_object_set_new(ds, "max_tokens", json_integer(lay->T));
+  if (lay->cross_want) /* the largest source length of the runs (the others padded) */
+    json_object_set_new(json_object_get(json_object_get(prov, "options"), "cross"),
+                        "max_source_tokens", json_integer(lay->Tenc));
   if (lay->several) /* the largest S of the runs (shorter ones were padded) */
     json_object_set_new(json_object_get(json_object_get(prov, "options"), "steps"),
                         "max_steps", json_integer(lay->S));
@@ -257,7 +262,7 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
   json_t *doc = NULL;
   char tmp[4096] = "";
   int64_t N = 0;
-  int T = 0, S = 0, began = 0;
+  int T = 0, S = 0, Tenc = 0, began = 0;
   am_status st = (in && lay) ? AM_STATUS_OK : am_fail(ctx, AM_STATUS_OUT_OF_MEMORY, "oom");
   if (st == AM_STATUS_OK && nruns < 1)
     st = am_fail(ctx, AM_STATUS_INVALID_ARGUMENT, "merge: no run folders given");
@@ -278,13 +283,17 @@ am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                    runs[r], runs[0]);
     N += in[r].N;
     T = in[r].T > T ? in[r].T : T;
-    S = in[r].run && in[r].run->lay.S > S ? in[r].run->lay.S : S;
+    if (in[r].run) { /* NULL when the run could not be opened */
+      S = in[r].run->lay.S > S ? in[r].run->lay.S : S;
+      Tenc = in[r].run->lay.Tenc > Tenc ? in[r].run->lay.Tenc : Tenc;
+    }
   }
   if (st == AM_STATUS_OK) { /* the first run's layout, over all the examples */
     *lay = in[0].run->lay;
     lay->N = N;
     lay->T = T;
     lay->S = S;
+    lay->Tenc = Tenc;
     lay->nspecs = 0;
     st = am_layout_specs(ctx, lay);
   }

@@ -15,6 +15,7 @@
 
 #include "core/ctx.h"
 #include "core/options.h"
+#include "pipeline/cross_run.h"
 #include "pipeline/summary.h"
 
 #define SUMMARY_MAX_BYTES (1ull << 30)
@@ -351,6 +352,10 @@ static am_status read_layout(am_ctx_t *ctx, am_run_t *rf) {
     if ((st = am_steps_options_read(ctx, json_object_get(opt, "steps"), where, lay)))
       return st;
   }
+  char where[4200];
+  snprintf(where, sizeof where, "%s/summary.json", rf->dir);
+  if ((st = am_cross_options_read(ctx, json_object_get(opt, "cross"), where, lay)))
+    return st;
   return am_layout_specs(ctx, lay);
 }
 

@@ -1,5 +1,6 @@
 /* summary.c — RUN/summary.json: provenance (version, backend, device, options, input files
  * with sizes and CRC-32C checksums, timings), the dataset's shape and the aggregates. */
+#include "pipeline/cross_run.h"
 #include "pipeline/summary.h"
 
 #include <errno.h>
@@ -51,6 +52,8 @@ json_t *am_plan_to_json(const am_layout_t *lay) {
       "pairs", pairs, "row_tolerance", p->row_tolerance);
   if (doc && lay->several) /* what the run reader needs to rebuild the step tensors */
     json_object_set_new(doc, "steps", am_steps_options_json(lay));
+  if (doc && lay->cross_want) /* and the encoder-decoder maps' */
+    json_object_set_new(doc, "cross", am_cross_options_json(lay));
   return doc;
 }
 
