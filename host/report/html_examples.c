@@ -221,6 +221,8 @@ static am_status block(am_report_t *r, const am_shown_t *s, int32_t *idx, float 
   if (st == AM_STATUS_OK)
     token_view(r, ex, idx, vals, n);
   if (st == AM_STATUS_OK)
+    st = am_report_generation_example(r, ex, idx, n);
+  if (st == AM_STATUS_OK)
     st = am_report_grid_example(r, ex, idx, n);
   if (st == AM_STATUS_OK && r->ds && am_report_source_matches(r, ex, idx, n))
     st = am_report_overlays_example(r, ex, idx);

@@ -37,7 +37,9 @@ static const char *const css =
     ".hv svg text{font:11px monospace;fill:#222}.hv line{stroke:#1e88e5}"
     "ol.top{margin:4px 0;padding-left:22px;font-size:12px}"
     ".hgl{display:flex;flex-wrap:wrap;gap:8px;margin-top:4px}.hgl[hidden]{display:none}"
-    ".hg{font-size:11px}.hg svg{display:block}.hgp{font-family:monospace}";
+    ".hg{font-size:11px}.hg svg{display:block}.hgp{font-family:monospace}"
+    ".gen .tv th.vt{writing-mode:vertical-rl;font-family:monospace;font-size:11px}"
+    ".gen .tv td{min-width:12px;height:14px;padding:0}";
 
 /* Sorting, switching and the head view; DOM text is set with textContent only. */
 static const char *const js =

@@ -99,6 +99,7 @@ static am_status page(am_report_t *r) {
       (st = am_report_heads(r)) != AM_STATUS_OK ||
       (st = am_report_positions(r)) != AM_STATUS_OK ||
       (st = am_report_agreement(r)) != AM_STATUS_OK ||
+      (st = am_report_generation_summary(r)) != AM_STATUS_OK ||
       (st = am_report_faithfulness(r)) != AM_STATUS_OK ||
       (st = am_report_examples(r)) != AM_STATUS_OK)
     return st;

@@ -85,6 +85,11 @@ am_status am_report_heads(am_report_t *r);
 am_status am_report_positions(am_report_t *r);
 am_status am_report_agreement(am_report_t *r);
 am_status am_report_examples(am_report_t *r);
+/* A run with several targets (html_generation.c): the generation view of example ex
+ * (valid positions idx[0..n)) and the aggregates per step position; nothing otherwise. */
+am_status am_report_generation_example(am_report_t *r, int64_t ex, const int32_t *idx,
+                                       int n);
+am_status am_report_generation_summary(am_report_t *r);
 /* The faithfulness section (html_faith.c; nothing when the run has none) and the two
  * rankings of a comparison's faithfulness part. */
 am_status am_report_faithfulness(am_report_t *r);

@@ -69,6 +69,7 @@ int rds_make(const rds_spec_t *spec, const char *path) {
   int rc = -1;
   char *text = json_dumps(all, JSON_COMPACT);
   uint8_t *img = NULL;
+  int32_t *gen = NULL;
   if (ds && text) {
     int n = dsb_tensors(ds);
     if (spec->img_h > 0 && spec->img_w > 0 && n < 64) {
@@ -94,12 +95,20 @@ int rds_make(const rds_spec_t *spec, const char *path) {
                                 img,
                                 cnt * (spec->img_bad == 1 ? 4 : 1)};
     }
+    if (spec->gen_start > 0 && n < 64 && (gen = malloc((size_t)B * sizeof *gen))) {
+      for (int b = 0; b < B; b++)
+        gen[b] = (int32_t)(ds->start[b] + spec->gen_start);
+      am_named_tensor_t *t = &ds->list[n++];
+      t->name = "generation_start";
+      t->tensor = (am_tensor_t){AM_DTYPE_I32, 1, {B}, gen, (size_t)B * sizeof *gen};
+    }
     const char *meta[6] = {"attnmap.tokens",      text,           "model",
                            "report test <model>", "attnmap.grid", spec->grid};
     rc = dsb_write_list(path, ds->list, n, meta, spec->grid ? 3 : 2);
   }
   free(text);
   free(img);
+  free(gen);
   json_decref(all);
   dsb_free(ds);
   free(len);

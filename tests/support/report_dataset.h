@@ -23,6 +23,8 @@ typedef struct rds_spec {
   int known;                   /* 1: row 0 of every head is rds_known's (with a grid) */
   int img_h, img_w;            /* > 0: tensor images U8 [B,img_h,img_w,3] (rds_pixel) */
   int img_bad;                 /* images written wrong: 1 F32, 2 four channels, 3 B+1 */
+  int gen_start;               /* > 0: generation_start I32 [B], example b's valid token
+                                  gen_start (its first generated token) */
   uint64_t seed;
 } rds_spec_t;
 
