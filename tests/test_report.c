@@ -115,6 +115,8 @@ Test(report, page_sections_images_and_escaped_tokens) {
   cr_assert_gt(count(html, "class=\"example\""), 6);
   cr_assert_eq(count(html, "class=\"mv\""), 6, "a model view per example with views");
   cr_assert_eq(dsb_count_prefixed(in(run, "report"), ".tmp-"), 0);
+  cr_assert_null(strstr(html, "<h4>Generation</h4>"), "one target: no generation view");
+  cr_assert_null(strstr(html, "id=\"generation\""));
   free(html);
 }
 
@@ -333,4 +335,51 @@ Test(report, bad_run_folders_and_options) {
   json_decref(doc);
   cr_assert_eq(am_run_report(ctx, run2, NULL, NULL), AM_STATUS_BAD_INPUT);
   cr_assert(strstr(am_last_error(ctx), "tensor mask"), "%s", am_last_error(ctx));
+}
+
+/* A run with several targets (--target gen): per shown example a generation view whose
+ * first heatmap has one row per step (the example's valid tokens from generation_start
+ * on), the tokens before them across with markup escaped, and the per-step section. */
+Test(report, generation_view_rows_and_escaped_tokens) {
+  rds_spec_t spec = full;
+  spec.gen_start = 3; /* valid tokens 3.. of each example are its steps */
+  const char *data = P("gen.safetensors"), *run = P("gen");
+  cr_assert_eq(rds_make(&spec, data), 0);
+  am_plan_t plan;
+  am_plan_init(&plan);
+  plan.target = AM_TARGET_GEN;
+  cr_assert_eq(rds_analyze_plan(ctx, data, run, &plan), AM_STATUS_OK, "%s",
+               am_last_error(ctx));
+  am_report_result_t res;
+  char *html = report(run, NULL, &res);
+  cr_assert(strstr(html, "id=\"generation\""), "the per-step section");
+  int views = count(html, "<h4>Generation</h4>");
+  cr_assert_gt(views, 6, "a generation view per shown example");
+  /* the first shown example: its id, then its generation block up to the next example */
+  const char *ex = strstr(html, "<div class=\"example\" id=\"ex-");
+  cr_assert_not_null(ex);
+  long index = strtol(ex + strlen("<div class=\"example\" id=\"ex-"), NULL, 10);
+  const char *g = strstr(ex, "<h4>Generation</h4>");
+  const char *next = strstr(ex + 1, "<div class=\"example\"");
+  cr_assert(g && (!next || g < next));
+  size_t len = next ? (size_t)(next - g) : strlen(g);
+  char *block = strndup(g, len);
+  int n = full.T - (int)(index % 3); /* rds's varied lengths */
+  const char *table = strstr(block, "<tbody>"), *tend = strstr(block, "</tbody>");
+  cr_assert(table && tend);
+  int rows = 0;
+  for (const char *p = strstr(table, "<tr>"); p && p < tend; p = strstr(p + 1, "<tr>"))
+    rows++;
+  cr_assert_eq(rows, n - 3, "example %ld: %d valid tokens, steps from the 4th", index, n);
+  int escaped = 0;
+  for (int k = 0; k < RDS_NHOSTILE; k++) {
+    char *esc = rds_html_escape(rds_hostile[k]);
+    escaped += strstr(block, esc) != NULL;
+    free(esc);
+  }
+  cr_assert_gt(escaped, 0, "the example's hostile tokens appear, escaped");
+  cr_assert_null(strstr(block, "<img src=x"), "no token reaches the view as markup");
+  cr_assert_null(strstr(block, "<script"));
+  free(block);
+  free(html);
 }

@@ -205,8 +205,10 @@ am_status am_report_generation_example(am_report_t *r, int64_t ex, const int32_t
                      "position %d, not one of its valid tokens",
                      r->run.dir, (long long)ex, k, p);
   }
-  am_html_raw(h, "<p>Each row is a step (the target token, shown at left) explained over "
-                 "the tokens before it (across); hover a cell for its value.</p>");
+  am_html_raw(h, "<p>Each row is a step: its target row's token (left) explained over the "
+                 "tokens up to it (across; for an encoder-decoder map, the source tokens). "
+                 "attnmap-export's generation mode scores each row by the token generated "
+                 "after it (docs/exporter.md). Hover a cell for its value.</p>");
   int drawn = 0;
   for (size_t m = 0; m < sizeof step_maps / sizeof *step_maps; m++) {
     const am_tensor_t *t = shaped(r, step_maps[m].name, AM_DTYPE_F32, 3, S, -1);

@@ -129,12 +129,19 @@ float rds_known(int l, int h, int j) {
 }
 
 am_status rds_analyze(am_ctx_t *ctx, const char *data, const char *run) {
+  return rds_analyze_plan(ctx, data, run, NULL);
+}
+
+am_status rds_analyze_plan(am_ctx_t *ctx, const char *data, const char *run,
+                           const am_plan_t *given) {
   am_dataset_t *ds = NULL;
   am_status st = am_dataset_open(ctx, &data, 1, &ds);
   if (st != AM_STATUS_OK)
     return st;
   am_plan_t plan;
   am_plan_init(&plan);
+  if (given)
+    plan = *given;
   am_run_options_t o;
   am_run_options_init(&o);
   st = am_run_analyze(ctx, ds, &plan, run, &o);

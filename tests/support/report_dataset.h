@@ -44,6 +44,9 @@ int rds_make(const rds_spec_t *spec, const char *path);
 /* attnmap analyze of the dataset at data into run with the default plan (the status; the
  * message on ctx). */
 am_status rds_analyze(am_ctx_t *ctx, const char *data, const char *run);
+/* The same with plan (NULL: the default plan). */
+am_status rds_analyze_plan(am_ctx_t *ctx, const char *data, const char *run,
+                           const am_plan_t *plan);
 
 /* s with & < > " ' written as HTML entities (malloc'd): what a page must show. */
 char *rds_html_escape(const char *s);
