@@ -257,4 +257,5 @@ extern "C" const am_backend_t am_backend_cuda = {
     /* .device_copy    = */ am_cuda_device_copy,
     /* .device_free    = */ am_cuda_device_free,
     /* .long_pass      = */ am_cu_long_pass,
+    /* .cross          = */ NULL, /* the CPU reference beside the device (docs/cuda.md) */
 };
