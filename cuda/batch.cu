@@ -118,9 +118,10 @@ am_status am_cu_submit(am_cu_state_t *s, const am_example_t *ex, int nex,
   *batch = NULL;
   if (nex < 0 || (nex > 0 && (!ex || !opt || !out)))
     return am_cuda_fail(AM_STATUS_INVALID_ARGUMENT, "invalid argument");
-  if (opt && (opt->want & am_pass_needing(AM_NEEDS_STEPS))) /* docs/generation.md */
-    return am_cuda_fail(AM_STATUS_UNSUPPORTED, "several targets (the *_STEPS outputs) are "
-                                               "not computed on the device yet");
+  for (int e = 0; opt && (opt->want & AM_PASS_GRAD_ROLLOUT_STEPS) && e < nex; e++)
+    if (ex[e].step_grad) /* the pipeline then runs a single-target pass per step */
+      return am_cuda_fail(AM_STATUS_UNSUPPORTED, "per-step gradients (step_grad) are not "
+                                                 "computed on the device (docs/cuda.md)");
   am_cu_batch_t *b = new (std::nothrow) am_cu_batch_t();
   if (!b)
     return am_cuda_fail(AM_STATUS_OUT_OF_MEMORY, "out of memory");

@@ -61,11 +61,12 @@ typedef struct am_cu_plan {
   int grads;             /* gradients staged */
   unsigned any;          /* OR of the examples' flags */
   int nmax, nbmax[3];
+  int smax;   /* the most step rows of an example */
   int devptr; /* inputs are device pointers: gathered on the device */
   /* byte offsets into the slot's device buffer; the pinned input holds [pin_off,
    * in_bytes) of it (everything, or with device pointers the tables only), the pinned
    * output [off_out, dev_bytes) */
-  size_t off_grad, off_desc, off_idx, off_src, in_bytes, pin_off;
+  size_t off_grad, off_desc, off_idx, off_steps, off_src, in_bytes, pin_off;
   size_t off_work, off_mat, off_out, off_fault, dev_bytes;
   size_t out_bytes; /* [off_out, off_fault + 8 nex): what comes back */
 } am_cu_plan_t;

@@ -54,6 +54,10 @@ enum {
   AM_EXF_RROWS = 1u << 11,   /* rollout.rows */
   AM_EXF_GROWS = 1u << 12,   /* grad_rollout.rows */
   AM_EXF_DISCARD = 1u << 13, /* 0 < kdrop < n*n */
+  /* several targets (steps.cu): S step rows of each */
+  AM_EXF_LAST_STEPS = 1u << 14, /* attention_last */
+  AM_EXF_ROLL_STEPS = 1u << 15, /* rollout, from F */
+  AM_EXF_GRAD_STEPS = 1u << 16, /* gradient rollout, from Gbar */
 };
 
 /* One staged example (n >= 1; empty examples are never staged). Offsets: elements of
@@ -72,6 +76,9 @@ typedef struct am_cu_ex {
   long long o_imp;      /* [L, H] */
   long long o_last, o_roll, o_grad; /* [n] */
   long long o_rrows, o_grows;       /* [n,n] */
+  int S, steps; /* step rows (0: none) and the offset of their targets in the steps table */
+  long long rsteps, gsteps;               /* work: [RS n][V S n][W S n], [V S n][W S n] */
+  long long o_lsteps, o_rsteps, o_gsteps; /* [S,n] */
 } am_cu_ex_t;
 
 /* Everything a kernel of the slab needs, passed by value. */
@@ -88,6 +95,7 @@ typedef struct am_cu_args {
   double *work;
   float *mat;
   unsigned long long *fault; /* [nex] key of the first bad value, AM_CU_FAULT_NONE */
+  const int *steps; /* the slab's step targets (valid indices), by am_cu_ex_t.steps */
 } am_cu_args_t;
 
 __host__ __device__ inline int am_cu_nb(int n) { return (n + AM_CU_RB - 1) / AM_CU_RB; }
@@ -136,8 +144,10 @@ am_status am_cuda_attention_last(const am_cu_args_t *a, int dt, int nmax, cudaSt
 am_status am_cuda_head_stats(const am_cu_args_t *a, cudaStream_t s);
 /* discard.cu: zeroes the kdrop smallest entries of F of layer a->layer */
 am_status am_cuda_discard(const am_cu_args_t *a, cudaStream_t s);
-/* rollout.cu: start vectors, the matrix-form rollout step of one layer, final maps */
+/* rollout.cu: start vectors, the row sums 1 + sum_j F_ij of one layer (for the matrix
+ * form and the step rows), the matrix-form rollout step after them, final maps */
 am_status am_cuda_rollout_init(const am_cu_args_t *a, int nmax, cudaStream_t s);
+am_status am_cuda_rollout_rowsum(const am_cu_args_t *a, int nmax, cudaStream_t s);
 am_status am_cuda_rollout_step(const am_cu_args_t *a, int nmax, cudaStream_t s);
 am_status am_cuda_rollout_finish(const am_cu_args_t *a, cudaStream_t s);
 /* grad_rollout.cu: the matrix-form gradient rollout step; the hat I + Gbar/H */
@@ -146,6 +156,13 @@ am_status am_cuda_grad_rollout_hat(const am_cu_args_t *a, int nmax, cudaStream_t
 /* vecmat.cu: part[rc][j] = sum_{i in chunk rc} c_i M_ij, then out = base + scale * sum */
 enum { AM_VM_ROLLOUT = 0, AM_VM_GRAD = 1 };
 am_status am_cuda_vecmat(const am_cu_args_t *a, int which, int nmax, cudaStream_t s);
+/* steps.cu: several targets' rows (smax: the most steps of an example of the slab): the
+ * start rows; one layer's rollout and gradient rollout steps from F and Gbar (any: the
+ * slab's flags), before the all-rows hats change them; the rows into the outputs. */
+am_status am_cuda_steps_init(const am_cu_args_t *a, int nmax, int smax, cudaStream_t s);
+am_status am_cuda_steps_layer(const am_cu_args_t *a, unsigned any, int nmax, int smax,
+                              cudaStream_t s);
+am_status am_cuda_steps_finish(const am_cu_args_t *a, int dt, int smax, cudaStream_t s);
 /* rollout_rows.cu: rownorm(F + I) in place (the all-rows form's hat) */
 am_status am_cuda_rollout_hat(const am_cu_args_t *a, int nmax, cudaStream_t s);
 

@@ -23,20 +23,24 @@ __global__ void __launch_bounds__(256) rollout_init_kernel(am_cu_args_t a) {
     a.work[X.grad + j] = am_cu_start(X.target, n, j);
 }
 
+/* s_i = 1 + sum_j F_ij: w_i = v_i / s_i of the matrix form, and s_i itself for the step
+ * rows (steps.cu). */
 __global__ void __launch_bounds__(256) rollout_rowsum_kernel(am_cu_args_t a) {
   const am_cu_ex_t X = a.ex[blockIdx.y];
   const int n = X.n, lane = threadIdx.x & 31, i = blockIdx.x * 8 + (threadIdx.x >> 5);
-  if (!(X.flags & AM_EXF_ROLL_MAT) || i >= n)
+  if (!(X.flags & (AM_EXF_ROLL_MAT | AM_EXF_ROLL_STEPS)) || i >= n)
     return; /* whole warps */
   const float *Fr = a.mat + X.F + (size_t)i * n;
   double p = 0.0;
   for (int j = lane; j < n; j += 32)
     p += Fr[j];
   const double s = 1.0 + am_group_sum_d(p, 32); /* + 1: the identity */
-  if (lane == 0) {
+  if (lane == 0 && (X.flags & AM_EXF_ROLL_MAT)) {
     double *st = a.work + X.roll; /* [V n][w n] */
     st[n + i] = st[i] / s;
   }
+  if (lane == 0 && (X.flags & AM_EXF_ROLL_STEPS))
+    a.work[X.rsteps + i] = s;
 }
 
 /* The final row of one map into out[o..o+n), normalised. Every thread of the block runs it.
@@ -78,13 +82,16 @@ done:
   return st;
 }
 
-am_status am_cuda_rollout_step(const am_cu_args_t *a, int nmax, cudaStream_t s) {
+am_status am_cuda_rollout_rowsum(const am_cu_args_t *a, int nmax, cudaStream_t s) {
   am_status st = AM_STATUS_OK;
   AM_LAUNCH(rollout_rowsum_kernel, dim3((unsigned)((nmax + 7) / 8), (unsigned)a->nex),
             dim3(256), 0, s, *a);
-  st = am_cuda_vecmat(a, AM_VM_ROLLOUT, nmax, s);
 done:
   return st;
+}
+
+am_status am_cuda_rollout_step(const am_cu_args_t *a, int nmax, cudaStream_t s) {
+  return am_cuda_vecmat(a, AM_VM_ROLLOUT, nmax, s);
 }
 
 am_status am_cuda_rollout_finish(const am_cu_args_t *a, cudaStream_t s) {

@@ -34,7 +34,7 @@ unsigned am_cu_example_flags(const am_cu_batch_t *b, int e, unsigned long long *
     f |= AM_EXF_IMP;
   if (x->grad)
     f |= AM_EXF_GRADS;
-  if (w & (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS)) {
+  if (w & (AM_PASS_ROLLOUT | AM_PASS_ROLLOUT_ROWS | AM_PASS_ROLLOUT_STEPS)) {
     /* as vit-explain's int(n*n*d) and the CPU, in double */
     k = (unsigned long long)floor((double)nn * o->discard);
     if (k > 0 && k < nn)
@@ -56,14 +56,34 @@ unsigned am_cu_example_flags(const am_cu_batch_t *b, int e, unsigned long long *
     f |= AM_EXF_RROWS;
   if (w & AM_PASS_GRAD_ROLLOUT_ROWS)
     f |= AM_EXF_GROWS;
+  if (w & AM_PASS_ATTENTION_LAST_STEPS)
+    f |= AM_EXF_LAST_STEPS;
+  if (w & AM_PASS_ROLLOUT_STEPS)
+    f |= AM_EXF_ROLL_STEPS | AM_EXF_WRITE_F;
+  if (w & AM_PASS_GRAD_ROLLOUT_STEPS)
+    f |= AM_EXF_GRAD_STEPS | AM_EXF_WRITE_G;
   if (!(f & AM_EXF_DISCARD))
     k = 0;
   *kdrop = k;
   return f;
 }
 
-/* Doubles of work, floats of matrices and of outputs of an example of n tokens. */
-static void example_sizes(int L, int H, int n, unsigned f, size_t *work, size_t *mat,
+/* Step rows of example x the pass computes (0: none). */
+static int steps_of(const am_example_t *x, unsigned f) {
+  return (f & (AM_EXF_LAST_STEPS | AM_EXF_ROLL_STEPS | AM_EXF_GRAD_STEPS)) ? x->nsteps : 0;
+}
+
+/* Doubles of work of the step rows: [RS n][V S n][W S n] and [V S n][W S n]. */
+static size_t steps_work(int n, int S, unsigned f, int grad) {
+  const size_t sn = (size_t)S * n;
+  if (grad)
+    return (f & AM_EXF_GRAD_STEPS) ? 2 * sn : 0;
+  return (f & AM_EXF_ROLL_STEPS) ? n + 2 * sn : 0;
+}
+
+/* Doubles of work, floats of matrices and of outputs of an example of n tokens and S
+ * step rows. */
+static void example_sizes(int L, int H, int n, int S, unsigned f, size_t *work, size_t *mat,
                           size_t *out) {
   const size_t nn = (size_t)n * n, LH = (size_t)L * H;
   *work = (f & (AM_EXF_STATS | AM_EXF_IMP)) ? LH * am_cu_nb(n) * AM_CU_NSTAT : 0;
@@ -71,12 +91,16 @@ static void example_sizes(int L, int H, int n, unsigned f, size_t *work, size_t 
     *work += (size_t)am_cu_roll_doubles(n, (f & AM_EXF_ROLL_INK) != 0);
   if (f & (AM_EXF_GRAD_INK | AM_EXF_GRAD_MAT))
     *work += (size_t)am_cu_grad_doubles(n, (f & AM_EXF_GRAD_INK) != 0);
+  *work += steps_work(n, S, f, 0) + steps_work(n, S, f, 1);
   *mat = nn * (!!(f & AM_EXF_WRITE_F) + !!(f & AM_EXF_WRITE_G) + !!(f & AM_EXF_RROWS) +
                !!(f & AM_EXF_GROWS));
   *out = ((f & AM_EXF_STATS) ? AM_STAT_COUNT * LH : 0) + ((f & AM_EXF_IMP) ? LH : 0) +
          (size_t)n * (!!(f & AM_EXF_LAST) + !!(f & (AM_EXF_ROLL_INK | AM_EXF_ROLL_MAT)) +
                       !!(f & (AM_EXF_GRAD_INK | AM_EXF_GRAD_MAT))) +
-         nn * (!!(f & AM_EXF_RROWS) + !!(f & AM_EXF_GROWS));
+         nn * (!!(f & AM_EXF_RROWS) + !!(f & AM_EXF_GROWS)) +
+         (size_t)S * n *
+             (!!(f & AM_EXF_LAST_STEPS) + !!(f & AM_EXF_ROLL_STEPS) +
+              !!(f & AM_EXF_GRAD_STEPS));
 }
 
 void am_cu_example_bytes(const am_cu_batch_t *b, int e, size_t *dev, size_t *pin_in,
@@ -88,11 +112,13 @@ void am_cu_example_bytes(const am_cu_batch_t *b, int e, size_t *dev, size_t *pin
   unsigned long long kdrop;
   const unsigned f = am_cu_example_flags(b, e, &kdrop);
   size_t work, mat, out;
-  example_sizes(x->L, x->H, x->n, f, &work, &mat, &out);
+  const int S = steps_of(x, f);
+  example_sizes(x->L, x->H, x->n, S, f, &work, &mat, &out);
   const size_t in = (size_t)x->L * x->H * x->n * x->n *
                     (x->dtype == AM_DTYPE_F64 ? 4 : am_dtype_size(x->dtype)) *
                     (x->grad ? 2 : 1);
-  const size_t tables = sizeof(am_cu_ex_t) + 4 * (size_t)x->n + 16 * (size_t)x->L;
+  const size_t tables =
+      sizeof(am_cu_ex_t) + 4 * (size_t)x->n + 16 * (size_t)x->L + 4 * (size_t)S + 8;
   *pin_in = b->opt.device_pointers ? tables : in + tables;
   *pin_out = out * sizeof(float) + 8;
   *dev = in + tables + work * sizeof(double) + mat * sizeof(float) + *pin_out;
@@ -173,7 +199,7 @@ static am_status plan_arrays(am_cu_plan_t *p, int count) {
 /* Staged example s = batch example e: its descriptor, inputs, work and outputs placed
  * after what is already placed (in: elements, work: doubles, out: floats). */
 static void place_example(am_cu_plan_t *p, const am_cu_batch_t *b, int e, size_t *in,
-                          size_t *work, size_t *out, int *nidx) {
+                          size_t *work, size_t *out, int *nidx, int *nsteps) {
   const am_example_t *x = &b->ex[e];
   am_cu_ex_t *X = &p->ex[p->nex];
   memset(X, 0, sizeof *X);
@@ -207,12 +233,33 @@ static void place_example(am_cu_plan_t *p, const am_cu_batch_t *b, int e, size_t
     X->grad = (long long)*work;
     *work += (size_t)am_cu_grad_doubles(n, (f & AM_EXF_GRAD_INK) != 0);
   }
-  long long *outs[5] = {&X->o_stats, &X->o_imp, &X->o_last, &X->o_roll, &X->o_grad};
-  const size_t sizes[5] = {AM_STAT_COUNT * LH, LH, (size_t)n, (size_t)n, (size_t)n};
-  const unsigned bits[5] = {AM_EXF_STATS, AM_EXF_IMP, AM_EXF_LAST,
+  X->S = steps_of(x, f);
+  X->steps = *nsteps;
+  *nsteps += X->S;
+  p->smax = X->S > p->smax ? X->S : p->smax;
+  X->rsteps = X->gsteps = -1;
+  if (f & AM_EXF_ROLL_STEPS) {
+    X->rsteps = (long long)*work;
+    *work += steps_work(n, X->S, f, 0);
+  }
+  if (f & AM_EXF_GRAD_STEPS) {
+    X->gsteps = (long long)*work;
+    *work += steps_work(n, X->S, f, 1);
+  }
+  const size_t sn = (size_t)X->S * n;
+  long long *outs[8] = {&X->o_stats, &X->o_imp,    &X->o_last,   &X->o_roll,
+                        &X->o_grad,  &X->o_lsteps, &X->o_rsteps, &X->o_gsteps};
+  const size_t sizes[8] = {AM_STAT_COUNT * LH, LH, (size_t)n, (size_t)n,
+                           (size_t)n,          sn, sn,        sn};
+  const unsigned bits[8] = {AM_EXF_STATS,
+                            AM_EXF_IMP,
+                            AM_EXF_LAST,
                             AM_EXF_ROLL_INK | AM_EXF_ROLL_MAT,
-                            AM_EXF_GRAD_INK | AM_EXF_GRAD_MAT};
-  for (int q = 0; q < 5; q++) {
+                            AM_EXF_GRAD_INK | AM_EXF_GRAD_MAT,
+                            AM_EXF_LAST_STEPS,
+                            AM_EXF_ROLL_STEPS,
+                            AM_EXF_GRAD_STEPS};
+  for (int q = 0; q < 8; q++) {
     *outs[q] = (f & bits[q]) ? (long long)*out : -1;
     *out += (f & bits[q]) ? sizes[q] : 0;
   }
@@ -232,21 +279,24 @@ am_status am_cu_plan_build(const am_cu_batch_t *b, int e0, int e1, am_cu_plan_t 
   p->any = 0;
   p->nmax = 0;
   p->nbmax[0] = p->nbmax[1] = p->nbmax[2] = 0;
+  p->smax = 0;
   p->devptr = b->opt.device_pointers != 0;
   size_t in = 0, work = 0, mat = 0, out = 0; /* elements, doubles, floats, floats */
-  int nidx = 0;
+  int nidx = 0, nsteps = 0;
   for (int e = e0; e < e1; e++)
     if (b->ex[e].n >= 1)
-      place_example(p, b, e, &in, &work, &out, &nidx);
+      place_example(p, b, e, &in, &work, &out, &nidx, &nsteps);
   place_matrices(p, &mat, &out);
   const size_t att_bytes = in * p->es;
   p->off_grad = am_cu_align(att_bytes);
   p->off_desc = p->off_grad + (p->grads ? am_cu_align(att_bytes) : 0);
   p->off_idx = p->off_desc + (size_t)p->nex * sizeof(am_cu_ex_t);
-  p->in_bytes = p->off_idx;
+  /* the step targets; with device pointers after the valid positions */
+  p->off_steps = p->off_idx + (p->devptr ? 4 * (size_t)nidx : 0);
+  p->in_bytes = p->off_steps + 4 * (size_t)nsteps;
   p->pin_off = 0;
   if (p->devptr) { /* valid positions and the source pointers of every layer */
-    p->off_src = (p->off_idx + 4 * (size_t)nidx + 7) & ~(size_t)7;
+    p->off_src = (p->in_bytes + 7) & ~(size_t)7;
     p->in_bytes = p->off_src + 2 * (size_t)p->nex * x0->L * sizeof(void *);
     p->pin_off = p->off_desc;
   }

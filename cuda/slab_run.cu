@@ -101,6 +101,10 @@ void am_cu_stage(am_cu_pool_t *pool, const am_cu_batch_t *b, const am_cu_plan_t 
     am_cu_pool_run(pool, stage_job, &t, p->nex * t.L * t.nw * t.H);
   }
   memcpy(base + p->off_desc, p->ex, (size_t)p->nex * sizeof(am_cu_ex_t));
+  for (int s = 0; s < p->nex; s++)
+    if (p->ex[s].S > 0)
+      memcpy(base + p->off_steps + 4 * (size_t)p->ex[s].steps, b->ex[p->bidx[s]].steps,
+             4 * (size_t)p->ex[s].S);
 }
 
 /* ---- the device's work -----------------------------------------------------------------
@@ -131,6 +135,7 @@ static am_cu_args_t slab_args(const am_cu_plan_t *p, const am_cu_batch_t *b,
   a.mat = (float *)(dev + p->off_mat);
   a.out = (float *)(dev + p->off_out);
   a.fault = (unsigned long long *)(dev + p->off_fault);
+  a.steps = (const int *)(dev + p->off_steps);
   return a;
 }
 
@@ -184,10 +189,14 @@ static am_status one_layer(am_cu_dev_t *d, const am_cu_plan_t *p, am_cu_args_t *
   am_status st = am_cuda_fused_layer(a, p->dt, p->nbmax, d->compute);
   if (st == AM_STATUS_OK && (any & AM_EXF_DISCARD))
     st = am_cuda_discard(a, d->compute);
+  if (st == AM_STATUS_OK && (any & (AM_EXF_ROLL_MAT | AM_EXF_ROLL_STEPS)))
+    st = am_cuda_rollout_rowsum(a, p->nmax, d->compute);
   if (st == AM_STATUS_OK && (any & AM_EXF_ROLL_MAT))
     st = am_cuda_rollout_step(a, p->nmax, d->compute);
   if (st == AM_STATUS_OK && (any & AM_EXF_GRAD_MAT))
     st = am_cuda_grad_rollout_step(a, p->nmax, d->compute);
+  if (st == AM_STATUS_OK && (any & (AM_EXF_ROLL_STEPS | AM_EXF_GRAD_STEPS)))
+    st = am_cuda_steps_layer(a, any, p->nmax, p->smax, d->compute);
   if (st == AM_STATUS_OK && (any & AM_EXF_RROWS))
     st = am_cuda_rollout_hat(a, p->nmax, d->compute);
   if (st == AM_STATUS_OK && (any & AM_EXF_GROWS))
@@ -212,6 +221,9 @@ am_status am_cu_kernels(am_cu_dev_t *d, const am_cu_plan_t *p, const am_cu_batch
     if (st != AM_STATUS_OK)
       goto done;
   }
+  if ((p->any & (AM_EXF_ROLL_STEPS | AM_EXF_GRAD_STEPS)) &&
+      (st = am_cuda_steps_init(&a, p->nmax, p->smax, d->compute)) != AM_STATUS_OK)
+    goto done;
   for (int l = a.L - 1; l >= 0; l--) {
     st = one_layer(d, p, &a, l, in_tmp);
     if (st != AM_STATUS_OK)
@@ -222,6 +234,9 @@ am_status am_cu_kernels(am_cu_dev_t *d, const am_cu_plan_t *p, const am_cu_batch
     st = am_cuda_attention_last(&a, p->dt, p->nmax, d->compute);
   if (st == AM_STATUS_OK && (p->any & (AM_EXF_STATS | AM_EXF_IMP)))
     st = am_cuda_head_stats(&a, d->compute);
+  if (st == AM_STATUS_OK &&
+      (p->any & (AM_EXF_LAST_STEPS | AM_EXF_ROLL_STEPS | AM_EXF_GRAD_STEPS)))
+    st = am_cuda_steps_finish(&a, p->dt, p->smax, d->compute);
   if (st == AM_STATUS_OK &&
       (p->any & (AM_EXF_ROLL_INK | AM_EXF_ROLL_MAT | AM_EXF_GRAD_INK | AM_EXF_GRAD_MAT)))
     st = am_cuda_rollout_finish(&a, d->compute);
@@ -330,6 +345,9 @@ int am_cu_collect(const am_cu_batch_t *b, const am_cu_plan_t *p,
     put(o->grad_rollout, pin_out, X->o_grad, n);
     put(o->rollout_rows, pin_out, X->o_rrows, n * n);
     put(o->grad_rollout_rows, pin_out, X->o_grows, n * n);
+    put(o->attention_last_steps, pin_out, X->o_lsteps, (size_t)X->S * n);
+    put(o->rollout_steps, pin_out, X->o_rsteps, (size_t)X->S * n);
+    put(o->grad_rollout_steps, pin_out, X->o_gsteps, (size_t)X->S * n);
   }
   /* n == 0: statistics of no rows are undefined, importance sums to 0 (as the CPU) */
   for (int e = p->e0; e < p->e1; e++) {

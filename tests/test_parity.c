@@ -199,6 +199,71 @@ PAR_TEST(parity, long_rows) {
   check(be, &c);
 }
 
+/* Several targets (docs/generation.md): the *_STEPS rows beside every other output, on
+ * mixed masks (empty and one-token examples, holes), every dtype, fusion, discard and
+ * --normalize, rows past 512 (the matrix form) and more steps than 8 (two step blocks). */
+#define STEPS                                                                              \
+  (AM_PASS_ATTENTION_LAST_STEPS | AM_PASS_ROLLOUT_STEPS | AM_PASS_GRAD_ROLLOUT_STEPS)
+static const int step_lengths[] = {600, 9, 1};
+static const par_case_t step_cases[] = {
+    {.name = "steps f16 mixed, mean",
+     .L = 3,
+     .H = 3,
+     .T = 37,
+     .nex = 9,
+     .dtype = AM_DTYPE_F16,
+     .grads = 1,
+     .want = NO_ROWS | STEPS,
+     .normalize = AM_NORMALIZE_SUM,
+     .steps = 5,
+     .seed = 41},
+    {.name = "steps bf16, rows, max, discard",
+     .L = 2,
+     .H = 2,
+     .T = 20,
+     .nex = 7,
+     .dtype = AM_DTYPE_BF16,
+     .grads = 1,
+     .want = ALL | STEPS,
+     .fusion = AM_FUSION_MAX,
+     .discard = 0.2,
+     .normalize = AM_NORMALIZE_MINMAX,
+     .steps = 11,
+     .seed = 42},
+    {.name = "steps f32 alone, min, no gradients",
+     .L = 2,
+     .H = 2,
+     .T = 26,
+     .nex = 7,
+     .dtype = AM_DTYPE_F32,
+     .want = AM_PASS_ATTENTION_LAST_STEPS | AM_PASS_ROLLOUT_STEPS,
+     .fusion = AM_FUSION_MIN,
+     .normalize = AM_NORMALIZE_MAX,
+     .steps = 3,
+     .seed = 43},
+    {.name = "steps f64, long rows",
+     .L = 2,
+     .H = 2,
+     .T = 600,
+     .nex = 3,
+     .dtype = AM_DTYPE_F64,
+     .grads = 1,
+     .lengths = step_lengths,
+     .want = STEPS | AM_PASS_GRAD_ROLLOUT,
+     .steps = 9,
+     .seed = 44},
+};
+
+PAR_TEST(parity, several_targets) {
+  for (size_t k = 0; k < sizeof step_cases / sizeof *step_cases; k++)
+    check(be, &step_cases[k]);
+}
+
+/* Several slabs: each slab's step targets and rows at their own offsets. */
+PAR_TEST(parity, several_targets_in_small_slabs) {
+  check_on(open_dut(be, PAR_SMALL_WORK, 0), &step_cases[1]);
+}
+
 PAR_TEST(parity, discard_and_fusions) {
   static const int lengths[] = {700, 301, 5};
   const par_case_t cases[] = {
@@ -380,8 +445,9 @@ PAR_TEST(parity, device_pointers) {
                         .nex = 14,
                         .dtype = AM_DTYPE_BF16,
                         .grads = 1,
-                        .want = ALL,
-                        .seed = 19};
+                        .want = ALL | STEPS, /* step targets beside the position tables */
+                        .seed = 19,
+                        .steps = 4};
   par_data_t *d = par_make(&c);
   par_out_t *want = par_out_make(d), *got = par_out_make(d);
   am_fault_t fc, fg;

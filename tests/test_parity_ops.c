@@ -160,19 +160,21 @@ PAR_TEST(parity_ops, faults_across_slabs_and_devices) {
   expect_fault_on(all, &c, late, 1, AM_STATUS_BAD_INPUT);
 }
 
+/* The batch of the argument tests. */
+static const par_case_t args_case = {.name = "arguments",
+                                     .L = 2,
+                                     .H = 2,
+                                     .T = 12,
+                                     .nex = 6,
+                                     .dtype = AM_DTYPE_F32,
+                                     .grads = 1,
+                                     .no_empty = 1,
+                                     .want = ALL,
+                                     .seed = 18};
+
 PAR_TEST(parity_ops, argument_errors) {
   am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
-  const par_case_t c = {.name = "arguments",
-                        .L = 2,
-                        .H = 2,
-                        .T = 12,
-                        .nex = 6,
-                        .dtype = AM_DTYPE_F32,
-                        .grads = 1,
-                        .no_empty = 1,
-                        .want = ALL,
-                        .seed = 18};
-  par_data_t *d = par_make(&c);
+  par_data_t *d = par_make(&args_case);
   d->ex[4].target = d->ex[4].n; /* out of range */
   par_out_t *want = par_out_make(d), *got = par_out_make(d);
   am_fault_t f;
@@ -192,6 +194,59 @@ PAR_TEST(parity_ops, argument_errors) {
   par_out_free(want);
   par_out_free(got);
   par_free(d);
+}
+
+/* Several targets: a step out of range (or none) is the same argument error at the same
+ * example on every backend; per-step gradients are computed (the CPU) or refused with
+ * AM_STATUS_UNSUPPORTED (cuda: the pipeline then runs a pass per step). */
+PAR_TEST(parity_ops, step_argument_errors) {
+  am_ctx_t *ctx = open_dut(be, PAR_PLAIN);
+  par_case_t c = args_case;
+  c.want = AM_PASS_ROLLOUT_STEPS | AM_PASS_GRAD_ROLLOUT_STEPS;
+  c.steps = 3;
+  par_data_t *d = par_make(&c);
+  par_out_t *want = par_out_make(d), *got = par_out_make(d);
+  am_fault_t f;
+  int bc, bg;
+  for (int k = 0; k < 3; k++) {
+    int32_t *st = d->steps + 3 * c.steps; /* example 3's */
+    const int32_t keep = st[1];
+    if (k < 2)
+      st[1] = k == 0 ? d->ex[3].n : -1;
+    else
+      d->ex[3].nsteps = 0;
+    const am_status sc = par_pass(ref, d, want, &f, &bc),
+                    sg = par_pass(ctx, d, got, &f, &bg);
+    cr_expect_eq(sc, AM_STATUS_INVALID_ARGUMENT, "case %d", k);
+    cr_expect_eq(sg, sc, "case %d: %s", k, who);
+    cr_expect_eq(bg, 3, "case %d: %s", k, who);
+    cr_expect_eq(bc, 3, "case %d", k);
+    st[1] = keep;
+    d->ex[3].nsteps = c.steps;
+  }
+  /* every step's gradient the example's own: the rows of the shared gradient */
+  const void **sg_ptrs = calloc((size_t)c.nex * c.L, sizeof *sg_ptrs);
+  size_t block = (size_t)c.H * c.T * c.T * am_dtype_size(c.dtype);
+  unsigned char *copies = malloc((size_t)c.nex * c.L * c.steps * block);
+  for (int e = 0; e < c.nex; e++) {
+    for (int l = 0; l < c.L; l++) {
+      unsigned char *at = copies + ((size_t)e * c.L + l) * c.steps * block;
+      for (int s = 0; s < c.steps; s++)
+        memcpy(at + s * block, d->ex[e].grad[l], block);
+      sg_ptrs[(size_t)e * c.L + l] = at;
+    }
+    d->ex[e].step_grad = sg_ptrs + (size_t)e * c.L;
+  }
+  cr_assert_eq(par_pass(ref, d, want, &f, &bc), AM_STATUS_OK);
+  const am_status sg = par_pass(ctx, d, got, &f, &bg);
+  cr_expect(sg == AM_STATUS_OK || sg == AM_STATUS_UNSUPPORTED, "%s: %d", who, sg);
+  if (sg == AM_STATUS_OK)
+    cr_expect_eq(par_compare(d, got, want, 1e-5, 1e-4), 0, "%s: per-step gradients", who);
+  par_out_free(want);
+  par_out_free(got);
+  par_free(d);
+  free(sg_ptrs);
+  free(copies);
 }
 
 /* ---- agreement, saliency, widening ----------------------------------------------------

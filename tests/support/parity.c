@@ -12,7 +12,7 @@
 #define GUARD 4
 #define GUARD_BITS 0xDEADBEEFu
 #define POISON_BITS 0x7FC0DEADu
-#define NARRAYS 7
+#define NARRAYS 10
 
 uint64_t par_rand(uint64_t *s) { /* splitmix64 */
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -166,8 +166,9 @@ par_data_t *par_make(const par_case_t *c) {
   d->grad_ptrs = calloc((size_t)c->nex * c->L, sizeof *d->grad_ptrs);
   d->idx = calloc((size_t)c->nex * c->T + 1, sizeof *d->idx);
   d->ex = calloc((size_t)c->nex, sizeof *d->ex);
+  d->steps = calloc((size_t)c->nex * c->steps + 1, sizeof *d->steps);
   if (!d->att_buf || (c->grads && !d->grad_buf) || !d->att_ptrs || !d->grad_ptrs ||
-      !d->idx || !d->ex) {
+      !d->idx || !d->ex || !d->steps) {
     par_free(d);
     return NULL;
   }
@@ -188,7 +189,11 @@ par_data_t *par_make(const par_case_t *c) {
                               .att = d->att_ptrs + (size_t)e * c->L,
                               .grad = d->grad ? d->grad_ptrs + (size_t)e * c->L : NULL,
                               .idx = idx,
-                              .target = n > 0 ? target_of(c->target, n) : 0};
+                              .target = n > 0 ? target_of(c->target, n) : 0,
+                              .nsteps = c->steps,
+                              .steps = d->steps + (size_t)e * c->steps};
+    for (int s = 0; s < c->steps && n > 0; s++)
+      d->steps[(size_t)e * c->steps + s] = (7 * s + 3) % n;
   }
   uint64_t rng = c->seed;
   fill(d, &rng);
@@ -209,29 +214,36 @@ void par_free(par_data_t *d) {
   free(d->grad_ptrs);
   free(d->idx);
   free(d->ex);
+  free(d->steps);
   free(d);
 }
 
 /* ---- outputs --------------------------------------------------------------------- */
 
 static const char *const array_names[NARRAYS] = {
-    "attention_last",    "rollout",    "grad_rollout",   "rollout_rows",
-    "grad_rollout_rows", "head_stats", "head_importance"};
+    "attention_last",    "rollout",           "grad_rollout",    "rollout_rows",
+    "grad_rollout_rows", "head_stats",        "head_importance", "attention_last_steps",
+    "rollout_steps",     "grad_rollout_steps"};
 static const unsigned array_bits[NARRAYS] = {
-    AM_PASS_ATTENTION_LAST, AM_PASS_ROLLOUT,           AM_PASS_GRAD_ROLLOUT,
-    AM_PASS_ROLLOUT_ROWS,   AM_PASS_GRAD_ROLLOUT_ROWS, AM_PASS_HEAD_STATS,
-    AM_PASS_HEAD_IMPORTANCE};
+    AM_PASS_ATTENTION_LAST,    AM_PASS_ROLLOUT,
+    AM_PASS_GRAD_ROLLOUT,      AM_PASS_ROLLOUT_ROWS,
+    AM_PASS_GRAD_ROLLOUT_ROWS, AM_PASS_HEAD_STATS,
+    AM_PASS_HEAD_IMPORTANCE,   AM_PASS_ATTENTION_LAST_STEPS,
+    AM_PASS_ROLLOUT_STEPS,     AM_PASS_GRAD_ROLLOUT_STEPS};
 
 static float **slot(am_pass_output_t *o, int k) {
-  float **s[NARRAYS] = {&o->attention_last, &o->rollout,           &o->grad_rollout,
-                        &o->rollout_rows,   &o->grad_rollout_rows, &o->head_stats,
-                        &o->head_importance};
+  float **s[NARRAYS] = {&o->attention_last,    &o->rollout,
+                        &o->grad_rollout,      &o->rollout_rows,
+                        &o->grad_rollout_rows, &o->head_stats,
+                        &o->head_importance,   &o->attention_last_steps,
+                        &o->rollout_steps,     &o->grad_rollout_steps};
   return s[k];
 }
 
 static size_t array_len(const par_data_t *d, int e, int k) {
   const size_t n = (size_t)d->ex[e].n, LH = (size_t)d->c.L * d->c.H;
-  const size_t lens[NARRAYS] = {n, n, n, n * n, n * n, AM_STAT_COUNT * LH, LH};
+  const size_t sn = (size_t)d->c.steps * n;
+  const size_t lens[NARRAYS] = {n, n, n, n * n, n * n, AM_STAT_COUNT * LH, LH, sn, sn, sn};
   return (d->c.want & array_bits[k]) ? lens[k] : 0;
 }
 

@@ -40,6 +40,8 @@ typedef struct par_case {
   am_normalize normalize;
   am_grid_t grid;
   uint64_t seed;
+  int steps; /* several targets: steps per example (valid tokens (7s + 3) mod n, so
+                unordered and, where n is small, repeated), for the *_STEPS outputs */
 } par_case_t;
 
 typedef struct par_data {
@@ -47,7 +49,8 @@ typedef struct par_data {
   unsigned char *att_buf, *grad_buf; /* allocations; data starts 3 bytes in */
   unsigned char *att, *grad;         /* [L][nex][H][T][T] */
   const void **att_ptrs, **grad_ptrs;
-  int32_t *idx; /* [nex][T] */
+  int32_t *idx;   /* [nex][T] */
+  int32_t *steps; /* [nex][c.steps] */
   am_example_t *ex;
   am_pass_options_t opt;
 } par_data_t;
