@@ -100,3 +100,17 @@ def test_seq2seq_steps(tmp_path, cli):
     assert check_steps(run, shards) == 4  # target 0:, every decoder row a step
     summary = json.load(open(str(tmp_path / "run" / "summary.json")))
     assert summary["steps"]["target"] == "0:" and summary["steps"]["gradients"] == "per_step"
+    # cross-attention maps: the step's row of the last layer's head-mean cross-attention, and
+    # sum_l mean_h max(0, G ⊙ C) with step s's own cross-attention gradient
+    t = shards[0][0]
+    for b in range(len(run["steps"])):
+        e = t["encoder_attention_mask"][b].astype(bool)
+        se = run["source_mask"][b].astype(bool)
+        C = layers(t, "cross_attentions", b).astype(np.float64)  # [L,H,T,Te]
+        for s_ in range(int(run["steps"][b])):
+            np.testing.assert_allclose(run["cross.attention_last.steps"][b, s_][se],
+                                       C[-1][:, s_][:, e].mean(0), rtol=1e-5, atol=1e-7)
+            G = layers(t, "step_cross_attention_grads", b, s_).astype(np.float64)
+            want = np.maximum(0.0, G * C)[:, :, s_][..., e].mean(1).sum(0)  # [L,H,Te]
+            np.testing.assert_allclose(run["cross.grad_x_attention.steps"][b, s_][se], want,
+                                       rtol=1e-5, atol=1e-7)
