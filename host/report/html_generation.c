@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "dataset/dataset.h"
 #include "report/colormap.h"
 #include "report/report.h"
 #include "report/svg.h"
@@ -16,19 +17,13 @@
 #define GEN_MAX_ROWS 64  /* steps drawn per map; a note says when there are more */
 #define GEN_MAX_COLS 256 /* tokens drawn across */
 
-/* The maps a run may hold per step, source columns or not (encoder-decoder maps are over
- * the source tokens). */
-static const struct {
-  const char *name;
-  int source;
-} step_maps[] = {
-    {"rollout.steps", 0},
-    {"grad_rollout.steps", 0},
-    {"attention_last.steps", 0},
-    {"cross.rollout.steps", 1},
-    {"cross.grad_rollout.steps", 1},
-    {"cross.attention_last.steps", 1},
-    {"cross.grad_x_attention.steps", 1},
+/* An encoder-decoder run's maps over the source tokens, each non-negative by construction
+ * (docs/generation.md); a run's other per-step maps are "<map>.steps" of its [N,T] maps. */
+static const char *const source_maps[] = {
+    "cross.rollout.steps",
+    "cross.grad_rollout.steps",
+    "cross.attention_last.steps",
+    "cross.grad_x_attention.steps",
 };
 
 /* A tensor of dtype and shape [N, S, W], or NULL. */
@@ -54,15 +49,31 @@ static int run_steps(const am_report_t *r, const am_tensor_t **steps,
   return (int)(*pos)->shape[1];
 }
 
-/* The column labels of a source-side map: source token ids when the run has them, else
- * the source position. */
-static void source_label(const am_report_t *r, int64_t ex, int j, int64_t W, char *buf,
-                         size_t len) {
+/* The source token string of position p (valid rank among n) from the dataset's
+ * attnmap.source_tokens, or NULL. */
+static const char *dataset_source_token(const am_report_t *r, int64_t ex, int p, int rank,
+                                        int n) {
+  for (int s = 0; r->ds && s < r->ds->nshards; s++) {
+    const am_shard_t *sh = &r->ds->shards[s];
+    if (ex < sh->first || ex >= sh->first + sh->B)
+      continue;
+    return p < sh->cross.Tenc ? am_shard_source_token(sh, ex - sh->first, p, rank, n)
+                              : NULL;
+  }
+  return NULL;
+}
+
+/* The column label of a source-side map: the dataset's source token string, else the
+ * source token id when the run has them, else the source position. */
+static void source_label(am_report_t *r, int64_t ex, int p, int rank, int n, int64_t W) {
+  char buf[64], text[512];
+  const char *raw = dataset_source_token(r, ex, p, rank, n);
   const am_tensor_t *ids = shaped(r, "source_ids", AM_DTYPE_I32, 2, W, -1);
-  if (ids)
-    snprintf(buf, len, "[%lld]", (long long)am_rr_int(ids, ex * W + j));
-  else
-    snprintf(buf, len, "%d", j);
+  if (!raw && ids)
+    snprintf(buf, sizeof buf, "[%lld]", (long long)am_rr_int(ids, ex * W + p));
+  else if (!raw)
+    snprintf(buf, sizeof buf, "%d", p);
+  am_html_text(&r->html, raw ? am_token_display(raw, text, sizeof text) : buf);
 }
 
 static void token_cell_text(am_report_t *r, int64_t ex, int pos, int rank, int n) {
@@ -85,7 +96,7 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   int64_t W = t->shape[2];
   /* columns: padded positions */
   int32_t cols[GEN_MAX_COLS];
-  int ncols = 0, more_cols = 0;
+  int ncols = 0, more_cols = 0, nsource = 0;
   const am_tensor_t *smask =
       source ? shaped(r, "source_mask", AM_DTYPE_U8, 2, W, -1) : NULL;
   int last = -1;
@@ -96,6 +107,7 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   if (source) {
     for (int j = 0; j < W; j++)
       if (!smask || am_rr_int(smask, ex * W + j)) {
+        nsource++;
         if (ncols < GEN_MAX_COLS)
           cols[ncols++] = j;
         else
@@ -113,7 +125,8 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   /* one scale for the drawn cells: min..max (symmetric for signed maps) */
   char base[128];
   snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - 6), name);
-  am_colormap c = am_rr_map_signed(base) ? AM_COLORMAP_RDBU_R : AM_COLORMAP_VIRIDIS;
+  am_colormap c =
+      !source && am_rr_map_signed(base) ? AM_COLORMAP_RDBU_R : AM_COLORMAP_VIRIDIS;
   double lo = INFINITY, hi = -INFINITY;
   for (int k = 0; k < rows; k++) {
     int p = (int)am_rr_int(pos, ex * S + k);
@@ -146,9 +159,7 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   for (int j = 0; j < ncols; j++) {
     am_html_raw(h, "<th class=\"vt\">");
     if (source) {
-      char lab[32];
-      source_label(r, ex, cols[j], W, lab, sizeof lab);
-      am_html_text(h, lab);
+      source_label(r, ex, cols[j], j, nsource, W);
     } else {
       int rank = 0;
       while (rank < n && idx[rank] != cols[j])
@@ -210,13 +221,17 @@ am_status am_report_generation_example(am_report_t *r, int64_t ex, const int32_t
                  "attnmap-export's generation mode scores each row by the token generated "
                  "after it (docs/exporter.md). Hover a cell for its value.</p>");
   int drawn = 0;
-  for (size_t m = 0; m < sizeof step_maps / sizeof *step_maps; m++) {
-    const am_tensor_t *t = shaped(r, step_maps[m].name, AM_DTYPE_F32, 3, S, -1);
-    if (!t || (!step_maps[m].source && t->shape[2] != r->run.T))
-      continue;
-    heatmap(r, ex, step_maps[m].name, step_maps[m].source, t, S, nsteps, pos, idx, n,
-            drawn == 0);
-    drawn++;
+  for (int m = 0; m < r->run.nmaps; m++) { /* the run's order: attention maps first */
+    char name[160];
+    snprintf(name, sizeof name, "%s.steps", r->run.map_names[m]);
+    const am_tensor_t *t = shaped(r, name, AM_DTYPE_F32, 3, S, r->run.T);
+    if (t)
+      heatmap(r, ex, name, 0, t, S, nsteps, pos, idx, n, drawn++ == 0);
+  }
+  for (size_t m = 0; m < sizeof source_maps / sizeof *source_maps; m++) {
+    const am_tensor_t *t = shaped(r, source_maps[m], AM_DTYPE_F32, 3, S, -1);
+    if (t)
+      heatmap(r, ex, source_maps[m], 1, t, S, nsteps, pos, idx, n, drawn++ == 0);
   }
   return AM_STATUS_OK;
 }
