@@ -11,7 +11,8 @@
  * window, soft-cap, F16, padding on either side; tests/support/long_dataset.c). And
  * attention flow, which a device backend may leave to the CPU reference beside it
  * (ctx->reference; the CUDA backend does until its solver passes a GPU run, docs/cuda.md):
- * the run must equal the reference's all the same. And several targets (--target 1:-1). */
+ * the run must equal the reference's all the same. And several targets (--target 1:-1), and
+ * the encoder-decoder maps, which a device backend leaves to the CPU reference too. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "attnmap.h"
 #include "support/backends.h"
 #include "support/compare_runs.h"
+#include "support/cross_dataset.h"
 #include "support/dataset_builder.h"
 #include "support/long_dataset.h"
 #include "support/run_cli.h"
@@ -94,6 +96,30 @@ PAR_TEST(backend_analyze, several_targets_against_the_reference) {
   cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
                "%s: the several-targets run of --backend %s differs from the reference's",
                be->name, be->cli_spec);
+  scratch_teardown();
+}
+
+/* The encoder-decoder maps (docs/generation.md): a device backend leaves them to the CPU
+ * reference beside it (ctx->reference, docs/cuda.md); the run must equal the reference's,
+ * cross.<map>.steps and the source tensors included. */
+PAR_TEST(backend_analyze, cross_against_the_reference) {
+  setenv("AM_EMU_DEVICES", "2", 0);
+  am_ctx_destroy(par_backend_open(be, PAR_PLAIN));
+  if (!be->cli_spec)
+    cr_skip_test("%s: no --backend spec", be->name);
+  scratch_setup("backend-analyze-cross");
+  xds_t *x = calloc(1, sizeof *x);
+  cr_assert(x && xds_make(x) == 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s", tmp_path("cross.safetensors"));
+  cr_assert_eq(dsb_write_list(path, x->ds->list, x->n, NULL, 0), 0);
+  analyze_reference_target(path, tmp_path("ref"), 0, 0, "-2:");
+  analyze_cli(path, be->cli_spec, tmp_path("got"), "--target", "-2:");
+  cr_expect_eq(cmp_runs(ctx, tmp_path("got"), tmp_path("ref")), 0,
+               "%s: the encoder-decoder run of --backend %s differs from the reference's",
+               be->name, be->cli_spec);
+  dsb_free(x->ds);
+  free(x);
   scratch_teardown();
 }
 

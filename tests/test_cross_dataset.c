@@ -13,6 +13,7 @@
 #include "cpu/cross.h"
 #include "dataset/dataset.h"
 #include "io/file.h"
+#include "support/cross_dataset.h"
 #include "support/dataset_builder.h"
 #include "support/run_cli.h"
 
@@ -31,75 +32,9 @@ static void teardown(void) {
 
 TestSuite(cross_dataset, .init = setup, .fini = teardown);
 
-enum { L = 2, H = 2, B = 2, T = 5, TE = 6 };
+enum { L = XDS_L, H = XDS_H, B = XDS_B, T = XDS_T, TE = XDS_TE };
 
-/* A decoder dataset (attentions.{l}) plus cross tensors: example b has 4 - b valid source
- * tokens from position 1 (mask), rows uniform over them. */
-typedef struct xds {
-  dsb_t *ds;
-  float cross[L][B * H * T * TE], cgrad[L][B * H * T * TE];
-  int64_t emask[B * TE], eids[B * TE];
-  float sgrad[L][B * 2 * H * T * TE]; /* step_cross_attention_grads.{l}, S_in = 2 */
-  char names[3 * L][32];
-  int n;
-} xds_t;
-
-static void xds_make(xds_t *x) {
-  static const int lengths[B] = {5, 3};
-  dsb_spec_t spec = {.L = L,
-                     .H = H,
-                     .B = B,
-                     .T = T,
-                     .lengths = lengths,
-                     .grads = 1,
-                     .per_layer = 1,
-                     .seed = 7};
-  x->ds = dsb_build(&spec);
-  cr_assert(x->ds);
-  for (int b = 0; b < B; b++)
-    for (int p = 0; p < TE; p++) {
-      x->emask[b * TE + p] = p >= 1 && p < 1 + 4 - b;
-      x->eids[b * TE + p] = 100 + p;
-    }
-  for (int l = 0; l < L; l++)
-    for (int k = 0; k < B * H * T * TE; k++) {
-      int b = k / (H * T * TE), p = k % TE;
-      x->cross[l][k] = x->emask[b * TE + p] ? 1.0f / (float)(4 - b) : 0.0f;
-      x->cgrad[l][k] = 0.5f - (float)(k % 7) * 0.1f;
-    }
-  x->n = dsb_tensors(x->ds);
-  for (int l = 0; l < L; l++) {
-    snprintf(x->names[2 * l], 32, "cross_attentions.%d", l);
-    snprintf(x->names[2 * l + 1], 32, "cross_attention_grads.%d", l);
-    am_tensor_t t = {.dtype = AM_DTYPE_F32,
-                     .ndim = 4,
-                     .shape = {B, H, T, TE},
-                     .nbytes = sizeof x->cross[l]};
-    t.data = x->cross[l];
-    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l], t};
-    t.data = x->cgrad[l];
-    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * l + 1], t};
-  }
-  for (int l = 0; l < L; l++) {
-    for (int k = 0; k < B * 2 * H * T * TE; k++)
-      x->sgrad[l][k] = (float)(k % 5) * 0.25f;
-    snprintf(x->names[2 * L + l], 32, "step_cross_attention_grads.%d", l);
-    am_tensor_t t = {.dtype = AM_DTYPE_F32,
-                     .ndim = 5,
-                     .shape = {B, 2, H, T, TE},
-                     .data = x->sgrad[l],
-                     .nbytes = sizeof x->sgrad[l]};
-    x->ds->list[x->n++] = (am_named_tensor_t){x->names[2 * L + l], t};
-  }
-  am_tensor_t m = {.dtype = AM_DTYPE_I64,
-                   .ndim = 2,
-                   .shape = {B, TE},
-                   .data = x->emask,
-                   .nbytes = sizeof x->emask};
-  x->ds->list[x->n++] = (am_named_tensor_t){"encoder_attention_mask", m};
-  m.data = x->eids;
-  x->ds->list[x->n++] = (am_named_tensor_t){"encoder_input_ids", m};
-}
+static void xds_build(xds_t *x) { cr_assert_eq(xds_make(x), 0); }
 
 static const char *TOKENS_META[2] = {"attnmap.source_tokens",
                                      "[[\"a\",\"b\",\"c\",\"d\"],[\"x\",\"y\",\"z\"]]"};
@@ -123,7 +58,7 @@ static void expect_refused(const char *path, const char *n1, const char *n2) {
 
 Test(cross_dataset, found_and_bound) {
   xds_t x;
-  xds_make(&x);
+  xds_build(&x);
   const char *path = write(&x, "ok.safetensors", TOKENS_META, 1);
   am_dataset_t *ds = NULL;
   const char *p[1] = {path};
@@ -196,7 +131,7 @@ Test(cross_dataset, without_cross_nothing_changes) {
 /* Each bad input: one edit of the good dataset, the words the message must hold. */
 Test(cross_dataset, refused) {
   xds_t x;
-  xds_make(&x);
+  xds_build(&x);
   int n0 = x.n;
   am_named_tensor_t keep[64];
   memcpy(keep, x.ds->list, sizeof keep);
@@ -272,7 +207,7 @@ Test(cross_dataset, refused) {
  * cross-attention value stops the run with one line. */
 Test(cross_dataset, analyze_single_target) {
   xds_t x;
-  xds_make(&x);
+  xds_build(&x);
   const char *path = write(&x, "run-in.safetensors", TOKENS_META, 1);
   char run[256];
   dsb_join(run, sizeof run, dir, "run");
