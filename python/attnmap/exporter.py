@@ -66,7 +66,8 @@ def parse_args(argv=None):
                    "(default of causal-lm: decoders), mean (default of embedding-probe: "
                    "the score reads the mean of all positions); generation: gen (default "
                    "of --generate: the generated tokens) or A:B (valid positions A..B-1; "
-                   "0: is the default of seq2seq: every decoder row)")
+                   "0: is the default of seq2seq: every decoder row; a negative A is "
+                   "written --target=-3:)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="f16",
                    help="storage dtype of attentions, gradients and embeddings")
     p.add_argument("--form", choices=FORMS, default="matrix",

@@ -199,3 +199,27 @@ def test_refusals(gpt2, tmp_path):
     with pytest.raises(SystemExit, match="--run"):
         export_hf.main(["--model", model, "--data", data, "--run", str(tmp_path / "r"),
                         "--generate"])
+
+
+def test_target_slice_and_resume(gpt2, tmp_path):
+    model, data, _, _, _ = gpt2
+    out = str(tmp_path / "slice")
+    shards = export(model, data, out, "--step-grads", "--target=-3:", "--sort-by-length")
+    for t, meta in shards:
+        assert json.loads(meta["attnmap.exporter"])["target"] == "-3:"
+        for b in range(t["attention_mask"].shape[0]):
+            want = np.flatnonzero(t["attention_mask"][b])[-3:]  # the last three real rows
+            np.testing.assert_array_equal(t["score_rows"][b], want)
+            assert np.abs(t["step_attention_grads.0"][b]).max(axis=(1, 2, 3)).min() > 0
+    # --resume keeps a finished shard (the file untouched) and writes the missing one again,
+    # the same tensors and metadata (the safetensors package orders __metadata__ keys
+    # differently from one write to the next, so not byte for byte)
+    first = open(os.path.join(out, "shard-00000.safetensors"), "rb").read()
+    os.remove(os.path.join(out, "shard-00001.safetensors"))
+    again = export(model, data, out, "--step-grads", "--target=-3:", "--sort-by-length",
+                   "--resume")
+    assert open(os.path.join(out, "shard-00000.safetensors"), "rb").read() == first
+    (t, meta), (t2, meta2) = shards[1], again[1]
+    assert meta == meta2 and sorted(t) == sorted(t2)
+    for k in t:
+        np.testing.assert_array_equal(t[k], t2[k])

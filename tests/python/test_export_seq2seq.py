@@ -169,3 +169,15 @@ def test_teacher_forcing_needs_outputs(tmp_path):
     with pytest.raises(SystemExit, match="output text"):
         export_hf.main(["--model", model, "--data", data, "--out", str(tmp_path / "o"),
                         "-q", "--progress", "off"])
+
+
+def test_live_runs_refuse_seq2seq(tmp_path):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    import attnmap.hf
+
+    path = tiny_models.make_seq2seq(str(tmp_path / "m"), "bart")
+    m = AutoModelForSeq2SeqLM.from_pretrained(path, attn_implementation="eager")
+    with pytest.raises(SystemExit, match="generation mode only"):
+        attnmap.hf.analyze_model(m, SOURCES[:2], str(tmp_path / "run"),
+                                 processor=AutoTokenizer.from_pretrained(path))
