@@ -114,3 +114,32 @@ def test_seq2seq_steps(tmp_path, cli):
             want = np.maximum(0.0, G * C)[:, :, s_][..., e].mean(1).sum(0)  # [L,H,Te]
             np.testing.assert_allclose(run["cross.grad_x_attention.steps"][b, s_][se], want,
                                        rtol=1e-5, atol=1e-7)
+
+
+def test_early_end_pads_both_sides(tmp_path, cli):
+    """Left padding with a generation that ends early: padding before the prompt and after
+    the end token in one row; attnmap analyze reads its steps as the exporter wrote them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from attnmap import export_gen
+
+    path = tiny_models.make_gpt2(str(tmp_path / "m"))
+    m = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(path)
+    prompts = ["the film was very good", "loved it", "this movie is not bad", "hated it"]
+    opts = dict(max_new_tokens=5, quiet=True, progress="never", batch_size=4, step_grads=True)
+    (t, _), = attnmap.read_dataset(export_gen.export_model(m, tok, prompts,
+                                                           str(tmp_path / "a"), **opts))
+    g = t["generation_start"][0]
+    # make the third token generated for "loved it" the end token, where no row ends sooner
+    end = int(t["input_ids"][1, g + 2])
+    assert not (t["input_ids"][:, g:g + 2] == end).any()
+    m.generation_config.eos_token_id = end
+    out = export_gen.export_model(m, tok, prompts, str(tmp_path / "b"), **opts)
+    (t, _), = attnmap.read_dataset(out)
+    mask = t["attention_mask"][1]
+    assert mask[0] == 0 and mask[g:g + 3].all() and not mask[g + 3:].any()  # both sides
+    run_cli(cli, "analyze", out, "-o", str(tmp_path / "run"), "-q")
+    run = st.load_file(str(tmp_path / "run" / "examples.safetensors"))
+    assert run["steps"][1] == 3
+    assert check_steps(run, [(t, None)]) == 4
