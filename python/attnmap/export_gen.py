@@ -210,7 +210,8 @@ def export_model(model, tokenizer, data, out, *, task=None, batch_size=8,
     dicts with "text", optional "output" and "id") into out; returns out. options: GenJob's
     (generate, max_new_tokens, step_grads, padding_side, target, dtype, embeds,
     max_length). model: loaded with attn_implementation="eager"; it is put in eval mode
-    and its parameters kept from accumulating gradients for the call."""
+    and its parameters kept from accumulating gradients for the call. A tokenizer without
+    a pad token (GPT-2 family) gets its end token as pad token, as attnmap-export does."""
     from . import exporter, hf
 
     recs = hf_data.as_records(data)
