@@ -386,6 +386,61 @@ def shards():
         ["attention_mask", "expected shape [B,T]=[2,4]"])
 
 
+def cross_base(seed=40):
+    """An encoder-decoder dataset (docs/generation.md): the base decoder per layer plus
+    cross_attentions.{l}, cross_attention_grads.{l} [B,H,Tdec,Tenc=5] (source lengths 5, 3),
+    encoder_attention_mask and encoder_input_ids."""
+    t, meta = base(per_layer=True, seed=seed)
+    rng = np.random.default_rng(seed)
+    L, B, H, T, Te, src = 2, 2, 2, 4, 5, [5, 3]
+    em = np.zeros((B, Te), np.int64)
+    for b, n in enumerate(src):
+        em[b, :n] = 1
+    for l in range(L):
+        c = np.zeros((B, H, T, Te))
+        for b, n in enumerate(src):
+            z = np.exp(rng.normal(size=(H, T, n)))
+            c[b, :, :, :n] = z / z.sum(axis=-1, keepdims=True)
+        t["cross_attentions.%d" % l] = c.astype(np.float32)
+        t["cross_attention_grads.%d" % l] = (rng.normal(size=c.shape) * (c > 0)).astype(np.float32)
+    t["encoder_attention_mask"] = em
+    t["encoder_input_ids"] = (rng.integers(5, 50, size=(B, Te)) * em).astype(np.int64)
+    return t, meta
+
+
+def cross():
+    t, m = cross_base()
+    st_case("cross_heads_differ.safetensors",
+            with_tensor(t, "cross_attentions.1", t["cross_attentions.1"][:, :1].copy()), m,
+            ["cross_attentions.1", "expected [B,H,Tdec,Tenc]"])
+    st_case("cross_layer_missing.safetensors", with_tensor(t, "cross_attentions.1", None), m,
+            ["cross_attentions.N", "1 layers, but attentions has 2"])
+    alone = with_tensor(with_tensor(t, "cross_attentions.0", None), "cross_attentions.1", None)
+    st_case("cross_grads_without_cross.safetensors", alone, m,
+            ["cross_attention_grads.", "found without cross_attentions"])
+    stacked = with_tensor(with_tensor(alone, "cross_attention_grads.0", None),
+                          "cross_attention_grads.1", None)
+    stacked["cross_attentions"] = np.stack([t["cross_attentions.0"], t["cross_attentions.1"]])
+    st_case("cross_stacked.safetensors", stacked, m, ["cross_attentions", "one stacked tensor"])
+    em = t["encoder_attention_mask"].copy()
+    em[1, 0] = 2
+    st_case("cross_encoder_mask_value.safetensors", with_tensor(t, "encoder_attention_mask", em),
+            m, ["encoder_attention_mask", "not 0 or 1"])
+    st_case("cross_source_tokens_length.safetensors", t,
+            dict(m, **{"attnmap.source_tokens": json.dumps([["a", "b"]])}),
+            ["attnmap.source_tokens", "expected a JSON array of 2"])
+    c = t["cross_attentions.1"].copy()
+    c[1, 0, 2, :] *= 0.9
+    st_case("cross_row_sum.safetensors", with_tensor(t, "cross_attentions.1", c), m,
+            ["cross_attentions.1", "example 1, layer 1, head 0, decoder position 2",
+             "does not sum to 1 over the valid source tokens"], inspect=0)
+    g = t["cross_attention_grads.0"].copy()
+    g[0, 1, 3, 4] = np.nan
+    st_case("cross_grad_nan.safetensors", with_tensor(t, "cross_attention_grads.0", g), m,
+            ["cross_attention_grads.0", "source position 4", "gradient is not finite"],
+            inspect=0)
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -395,6 +450,7 @@ def main():
     values()
     metadata()
     shards()
+    cross()
     hostile.write_all(sys.modules[__name__])
     names = [c[0] for c in CASES]
     assert len(names) == len(set(names)), "duplicate case names"
