@@ -7,13 +7,19 @@
 #
 #   bash examples/generation.sh [OUT]            # default OUT: build/generation-example
 #   MODEL=DIR bash examples/generation.sh        # a Hugging Face causal LM folder of yours
+#   TRAIN_STEPS=30 bash examples/generation.sh   # train the default model briefly (tests)
 #   KIND=seq2seq bash examples/generation.sh     # an encoder-decoder model (T5): generates
 #                                                # from each text, cross-attention maps
 #
-# Without MODEL the model is a tiny RANDOMLY initialised one (tests/python/tiny_models.py:
-# 2 layers, 2 heads, a 30-word vocabulary), made on the spot: the machine this was written
-# on cannot reach the Hugging Face hub, and no pretrained generator ships with attnmap. Its
-# generations are word salad and its maps show the pipeline, not a model's behaviour.
+# Without MODEL the model is a tiny word-level GPT-2 (2 layers, 4 heads, 64 dimensions)
+# TRAINED on the spot by examples/train_tiny_lm.py on /usr/share/common-licenses/GPL-3
+# (TRAIN_STEPS steps, default 1200: about a minute of one CPU core), saved once in
+# OUT/tiny-lm-STEPS and reused, and the prompts default to examples/data/license-prompts.txt.
+# The machine this was written on cannot reach the Hugging Face hub and no pretrained
+# generator ships with attnmap: this is a toy that learnt one license text (it mostly
+# recites it), not a language model. TRAIN_STEPS=0 takes a tiny RANDOMLY initialised GPT-2
+# (tests/python/tiny_models.py; word salad, maps that show the pipeline only) and the
+# prompts of examples/data/generation-prompts.txt, as KIND=seq2seq does (a random T5).
 # PYTHON (default: the venv of scripts/python-env.sh), ATTNMAP_CLI (default build/attnmap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +30,18 @@ cli=${ATTNMAP_CLI:-build/attnmap}
 step() { echo "== $*" >&2; }
 mkdir -p "$out"
 model=${MODEL:-}
-if [ -z "$model" ]; then
+steps=${TRAIN_STEPS:-1200}
+data=examples/data/generation-prompts.txt
+if [ -z "$model" ] && [ "$kind" = causal-lm ] && [ "$steps" -gt 0 ]; then
+  model=$out/tiny-lm-$steps
+  data=examples/data/license-prompts.txt
+  if [ -f "$model/training.json" ]; then
+    step "reusing the trained model in $model"
+  else
+    step "training a tiny GPT-2 on the GPL-3 text, $steps steps, into $model (no download)"
+    "$py" examples/train_tiny_lm.py "$model" --steps "$steps"
+  fi
+elif [ -z "$model" ]; then
   model=$out/tiny-$kind
   step "making a tiny random $kind model in $model (no download)"
   PYTHONPATH=tests/python "$py" -c "
@@ -36,7 +53,7 @@ else:
 fi
 step "generating and exporting shards to $out/shards"
 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error PYTHONPATH=python "$py" examples/export_hf.py --model "$model" \
-  --data "${DATA:-examples/data/generation-prompts.txt}" --out "$out/shards" --force \
+  --data "${DATA:-$data}" --out "$out/shards" --force \
   --generate \
   --max-new-tokens "${MAX_NEW_TOKENS:-8}" --step-grads --dtype f32 --batch-size 3 \
   --progress never

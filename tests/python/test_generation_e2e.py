@@ -1,8 +1,9 @@
 """test_generation_e2e.py - generation from the exporter to the report: examples/generation.sh
-on a tiny random GPT-2 (export with --generate --step-grads, `attnmap analyze` with the
-recorded target gen, `attnmap report`), the run's per-step maps against the shards they came
-from (the number of steps, per-step saliency, and gradient-weighted rollout re-computed here
-from each step's own gradients with Chefer et al.'s rule), and an encoder-decoder export
+on its tiny word-level GPT-2 trained for 30 steps only (TRAIN_STEPS=30; export with
+--generate --step-grads, `attnmap analyze` with the recorded target gen, `attnmap report`),
+the run's per-step maps against the shards they came from (the number of steps, per-step
+saliency, and gradient-weighted rollout re-computed here from each step's own gradients with
+Chefer et al.'s rule), and an encoder-decoder export
 analysed with its recorded target 0: (cross-attention maps)."""
 import json
 import os
@@ -25,7 +26,8 @@ from conftest import run_cli  # noqa: E402
 @pytest.fixture(scope="module")
 def example(tmp_path_factory, repo, cli):
     out = str(tmp_path_factory.mktemp("genex") / "ex")
-    env = dict(os.environ, PYTHON=sys.executable, ATTNMAP_CLI=cli, MAX_NEW_TOKENS="5")
+    env = dict(os.environ, PYTHON=sys.executable, ATTNMAP_CLI=cli, MAX_NEW_TOKENS="5",
+               TRAIN_STEPS="30")
     p = subprocess.run(["bash", os.path.join(repo, "examples", "generation.sh"), out],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
