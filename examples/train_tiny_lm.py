@@ -43,19 +43,49 @@ def tokenizer_and_ids(text):
     return tok, ids
 
 
+def training_args(ap, steps, hidden, batch, lr):
+    """The options both toy trainers share (this one and train_tiny_vit.py)."""
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=hidden)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def train(model, a, loss_of_step, torch):
+    """a.steps AdamW steps (weight decay 0.01, lr a.lr with a 50-step warm-up, then cosine
+    to 0, gradients clipped at norm 1) on loss_of_step()'s loss; leaves the model in eval
+    mode and returns seconds, first loss and final loss (the mean of the last 50 steps)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    model.train()
+    losses, t0 = [], time.time()
+    for step in range(a.steps):
+        for group in opt.param_groups:  # short warm-up, then cosine to 0
+            group["lr"] = a.lr * min(1.0, (step + 1) / 50) * 0.5 * (
+                1 + math.cos(math.pi * step / max(1, a.steps)))
+        loss = loss_of_step()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    seconds = time.time() - t0
+    model.eval()
+    tail = losses[-50:]
+    return {"seconds": round(seconds, 1),
+            "first_loss": round(losses[0], 3) if losses else None,
+            "final_loss": round(sum(tail) / len(tail), 3) if tail else None}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
     ap.add_argument("--text", default="/usr/share/common-licenses/GPL-3")
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--context", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=1)
+    training_args(ap, steps=1200, hidden=64, batch=16, lr=3e-3)
     a = ap.parse_args(argv)
 
     import torch
@@ -70,34 +100,21 @@ def main(argv=None):
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      architectures=["GPT2LMHeadModel"])
     model = GPT2LMHeadModel(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     g = torch.Generator().manual_seed(a.seed)
-    model.train()
-    losses, t0 = [], time.time()
-    for step in range(a.steps):
-        for group in opt.param_groups:  # short warm-up, then cosine to 0
-            group["lr"] = a.lr * min(1.0, (step + 1) / 50) * 0.5 * (
-                1 + math.cos(math.pi * step / max(1, a.steps)))
+
+    def loss_of_step():
         start = torch.randint(0, len(data) - a.context - 1, (a.batch,), generator=g)
         x = torch.stack([data[s:s + a.context] for s in start.tolist()])
-        loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-    seconds = time.time() - t0
-    model.eval()
+        return model(input_ids=x, labels=x).loss
+
+    figures = train(model, a, loss_of_step, torch)
+    seconds = figures["seconds"]
     os.makedirs(a.out, exist_ok=True)
     model.save_pretrained(a.out)
     tok.save_pretrained(a.out)
-    tail = losses[-50:]
     info = {"text": a.text, "tokens": len(ids), "vocab": len(tok), "steps": a.steps,
             "seed": a.seed, "layers": a.layers, "heads": a.heads, "hidden": a.hidden,
-            "context": a.context, "batch": a.batch, "lr": a.lr,
-            "seconds": round(seconds, 1),
-            "first_loss": round(losses[0], 3) if losses else None,
-            "final_loss": round(sum(tail) / len(tail), 3) if tail else None}
+            "context": a.context, "batch": a.batch, "lr": a.lr, **figures}
     with open(os.path.join(a.out, "training.json"), "w") as f:
         json.dump(info, f, indent=1)
     print("trained %d steps in %.1f s: loss %s -> %s (vocab %d, %d tokens)" % (
