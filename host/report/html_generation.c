@@ -65,10 +65,10 @@ static const char *dataset_source_token(const am_report_t *r, int64_t ex, int p,
 
 /* The column label of a source-side map: the dataset's source token string, else the
  * source token id when the run has them, else the source position. */
-static void source_label(am_report_t *r, int64_t ex, int p, int rank, int n, int64_t W) {
+static void source_label(am_report_t *r, int64_t ex, int p, int rank, int n,
+                         const am_tensor_t *ids, int64_t W) {
   char buf[64], text[512];
   const char *raw = dataset_source_token(r, ex, p, rank, n);
-  const am_tensor_t *ids = shaped(r, "source_ids", AM_DTYPE_I32, 2, W, -1);
   if (!raw && ids)
     snprintf(buf, sizeof buf, "[%lld]", (long long)am_rr_int(ids, ex * W + p));
   else if (!raw)
@@ -99,6 +99,7 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   int ncols = 0, more_cols = 0, nsource = 0;
   const am_tensor_t *smask =
       source ? shaped(r, "source_mask", AM_DTYPE_U8, 2, W, -1) : NULL;
+  const am_tensor_t *ids = source ? shaped(r, "source_ids", AM_DTYPE_I32, 2, W, -1) : NULL;
   int last = -1;
   for (int k = 0; k < nsteps; k++) {
     int p = (int)am_rr_int(pos, ex * S + k);
@@ -159,7 +160,7 @@ static void heatmap(am_report_t *r, int64_t ex, const char *name, int source,
   for (int j = 0; j < ncols; j++) {
     am_html_raw(h, "<th class=\"vt\">");
     if (source) {
-      source_label(r, ex, cols[j], j, nsource, W);
+      source_label(r, ex, cols[j], j, nsource, ids, W);
     } else {
       int rank = 0;
       while (rank < n && idx[rank] != cols[j])
