@@ -177,14 +177,14 @@ typedef struct am_dataset_info {
   int layers, heads; /* L, H */
   int max_tokens;    /* largest padded T over shards */
   int shards;
-  unsigned roles;     /* AM_ROLE_* bits present in every shard */
-  am_dtype dtype;     /* of attentions (first shard) */
-  int saliency_count; /* precomputed saliency tensors */
-  const char *model;  /* __metadata__ "model" or NULL (borrowed) */
-  const char *grid;   /* __metadata__ "attnmap.grid" or NULL (borrowed) */
-  const char *target; /* the target the exporter recorded ("target" of __metadata__
-                         "attnmap.exporter": "cls", "last", "mean" or an index), or NULL;
-                         shards that record different targets do not open (borrowed) */
+  unsigned roles;          /* AM_ROLE_* bits present in every shard */
+  am_dtype dtype;          /* of attentions (first shard) */
+  int saliency_count;      /* precomputed saliency tensors */
+  const char *model;       /* __metadata__ "model" or NULL (borrowed) */
+  const char *grid;        /* __metadata__ "attnmap.grid" or NULL (borrowed) */
+  const char *target;      /* the target the exporter recorded ("target" of __metadata__
+                              "attnmap.exporter": "cls", "last", "mean" or an index), or NULL;
+                              shards that record different targets do not open (borrowed) */
   const char *target_file; /* the first file that records it, or NULL (borrowed) */
 } am_dataset_info_t;
 
@@ -345,9 +345,10 @@ AM_API am_status am_run_merge(am_ctx_t *ctx, const char *const *runs, int nruns,
                               const char *out_dir, const am_run_options_t *opts);
 
 /* Scores the faithfulness of run_dir's maps (docs/faithfulness.md) from probs, the target
- * probabilities attnmap-faithfulness wrote for that run, and writes out_dir: run_dir's files,
- * faithfulness.safetensors (per-example scores) and summary.json with a `faithfulness`
- * section; atomically, never modifying run_dir. opts may be NULL (only force is read). */
+ * probabilities attnmap-faithfulness wrote for that run, and writes out_dir: run_dir's
+ * files, faithfulness.safetensors (per-example scores) and summary.json with a
+ * `faithfulness` section; atomically, never modifying run_dir. opts may be NULL (only force
+ * is read). */
 AM_API am_status am_run_faithfulness(am_ctx_t *ctx, const char *run_dir, const char *probs,
                                      const char *out_dir, const am_run_options_t *opts);
 
@@ -371,7 +372,8 @@ AM_API am_status am_job_open(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *p
 /* The examples part `part` of `nparts` computes: ranges[2i], ranges[2i+1] = [begin, end),
  * the examples still to do cut into nparts runs of about equal input bytes, in input order.
  * Returns the number of ranges (at most cap are written), -1 on bad arguments. */
-AM_API int am_job_split(const am_job_t *job, int nparts, int part, int64_t *ranges, int cap);
+AM_API int am_job_split(const am_job_t *job, int nparts, int part, int64_t *ranges,
+                        int cap);
 /* Any process, after the coordinator's am_job_open: computes examples [begin, end) and
  * writes their rows at their offsets in the partial folder, with checkpoints of its own. */
 AM_API am_status am_job_rows(am_ctx_t *ctx, am_dataset_t *ds, const am_plan_t *plan,
@@ -397,9 +399,10 @@ typedef struct am_run am_run_t;
 AM_API am_status am_run_open(am_ctx_t *ctx, const char *run_dir, am_run_t **out);
 AM_API void am_run_close(am_run_t *run);
 AM_API const am_file_t *am_run_examples(const am_run_t *run); /* borrowed */
-AM_API const char *am_run_summary(const am_run_t *run);       /* summary.json's text, borrowed */
+AM_API const char *am_run_summary(const am_run_t *run); /* summary.json's text, borrowed */
 AM_API int am_run_map_count(const am_run_t *run);
-AM_API const char *am_run_map_name(const am_run_t *run, int i); /* borrowed; NULL out of range */
+AM_API const char *am_run_map_name(const am_run_t *run,
+                                   int i); /* borrowed; NULL out of range */
 AM_API int am_run_pair_count(const am_run_t *run);
 AM_API const char *am_run_pair_name(const am_run_t *run, int i); /* "rollout~saliency.ig" */
 
@@ -532,8 +535,8 @@ AM_API am_status am_option_bounds(const char *name, double *min, double *max);
 /* Sets option name in whichever part of settings holds it, from its text ("5", "0.1",
  * "max", "rollout,flow"); the value is checked against the option's range or choices.
  * AM_STATUS_INVALID_ARGUMENT with "NAME 'VALUE': expected ..." in errbuf otherwise. */
-AM_API am_status am_settings_set(am_settings_t *settings, const char *name, const char *value,
-                          char *errbuf, size_t errlen);
+AM_API am_status am_settings_set(am_settings_t *settings, const char *name,
+                                 const char *value, char *errbuf, size_t errlen);
 /* Fills settings with every default (am_plan_init, am_run_options_init, ...). */
 AM_API void am_settings_init(am_settings_t *settings);
 
@@ -608,7 +611,8 @@ AM_API void am_arrays_desc_destroy(am_arrays_desc_t *desc);
 AM_API int am_arrays_desc_count(const am_arrays_desc_t *desc, am_arrays_part part);
 AM_API const char *am_arrays_desc_name(const am_arrays_desc_t *desc, am_arrays_part part,
                                        int i); /* borrowed; NULL out of range */
-AM_API unsigned am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
+AM_API unsigned
+am_arrays_desc_flags(const am_arrays_desc_t *desc); /* AM_ARRAYS_HAS_* bits */
 
 /* Caller-allocated outputs, F32 unless said; padded positions hold 0 as in a run folder. */
 typedef struct am_arrays_result {
@@ -626,7 +630,6 @@ typedef struct am_arrays_result {
  * as AM_STATUS_BAD_INPUT naming the array, example, layer, head and position. */
 AM_API am_status am_analyze_arrays(am_ctx_t *ctx, const am_arrays_t *in,
                                    const am_plan_t *plan, const am_arrays_result_t *out);
-
 
 /* ---- live runs: a run folder written batch by batch (docs/live-runs.md) ------------- */
 /* A model's evaluation set analysed while its tensors are in memory: batches described by
@@ -676,8 +679,8 @@ typedef struct am_run_writer am_run_writer_t;
  * live run with this plan and info is left as it is: *resume_from = info->examples and
  * close does nothing (as am_run_analyze with resume). opts->checksums does not apply
  * (there are no input files). plan, opts and info are copied. */
-AM_API am_status am_run_writer_open(am_ctx_t *ctx, const char *run_dir, const am_plan_t *plan,
-                                    const am_run_options_t *opts,
+AM_API am_status am_run_writer_open(am_ctx_t *ctx, const char *run_dir,
+                                    const am_plan_t *plan, const am_run_options_t *opts,
                                     const am_stream_info_t *info, am_run_writer_t **out,
                                     int64_t *resume_from);
 /* Analyses one batch and writes its rows. The first batch fixes the layout (which maps and

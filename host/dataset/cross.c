@@ -310,8 +310,8 @@ am_status am_cross_report_fault(am_ctx_t *ctx, const am_shard_t *sh, int L, int6
   int l = f->f.layer >= 0 && f->f.layer < L ? f->f.layer : 0;
   const am_source_t *src = ls->layer ? &ls->source[l] : NULL;
   char name[64] = "?", step[32] = "";
-  int stepped = f->step >= 0 &&
-                (in == AM_CROSS_IN_ATTENTION_GRADS || in == AM_CROSS_IN_CROSS_ATTENTION_GRADS);
+  int stepped = f->step >= 0 && (in == AM_CROSS_IN_ATTENTION_GRADS ||
+                                 in == AM_CROSS_IN_CROSS_ATTENTION_GRADS);
   if (stepped && in == AM_CROSS_IN_CROSS_ATTENTION_GRADS && sh->cross.step_grad.layer)
     src = &sh->cross.step_grad.source[l];
   else if (stepped) { /* the decoder's own per-step gradients: named by the role */

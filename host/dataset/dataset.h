@@ -69,10 +69,10 @@ typedef struct am_shard {
   am_source_t gen_start_src;
   am_layers_t step_grad; /* step_attention_grads.{l} [B,S_in,H,T,T]; layer NULL: none */
   int step_grad_S;       /* its S_in */
-  json_t *tokens;       /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
-  json_t *ex_ids;       /* attnmap.ids parsed: array of B strings, or NULL */
-  am_cross_set_t cross; /* encoder-decoder inputs (cross.c) */
-  uint64_t bytes;       /* file sizes */
+  json_t *tokens;        /* attnmap.tokens parsed: array of B arrays of strings, or NULL */
+  json_t *ex_ids;        /* attnmap.ids parsed: array of B strings, or NULL */
+  am_cross_set_t cross;  /* encoder-decoder inputs (cross.c) */
+  uint64_t bytes;        /* file sizes */
 } am_shard_t;
 
 struct am_dataset {

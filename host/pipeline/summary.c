@@ -1,7 +1,7 @@
 /* summary.c — RUN/summary.json: provenance (version, backend, device, options, input files
  * with sizes and CRC-32C checksums, timings), the dataset's shape and the aggregates. */
-#include "pipeline/cross_run.h"
 #include "pipeline/summary.h"
+#include "pipeline/cross_run.h"
 
 #include <errno.h>
 #include <fcntl.h>

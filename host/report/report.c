@@ -12,8 +12,8 @@
 
 #include "core/ctx.h"
 #include "core/json_guard.h"
-#include "dataset/dataset.h"
 #include "core/options.h"
+#include "dataset/dataset.h"
 #include "pipeline/run_dir.h"
 #include "report/compare.h"
 #include "report/report.h"
