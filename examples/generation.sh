@@ -28,7 +28,13 @@ kind=${KIND:-causal-lm}
 py=${PYTHON:-$(bash scripts/python-env.sh)}
 cli=${ATTNMAP_CLI:-build/attnmap}
 step() { echo "== $*" >&2; }
-mkdir -p "$out"
+# OUT is this script's own folder: one that holds anything else is refused, so that the
+# runs it replaces below are only ever its own
+if [ -n "$(ls -A "$out" 2>/dev/null)" ] && [ ! -f "$out/.made-by-generation.sh" ]; then
+  echo "generation.sh: $out holds files this script did not make; give another folder" >&2
+  exit 2
+fi
+mkdir -p "$out" && touch "$out/.made-by-generation.sh"
 model=${MODEL:-}
 steps=${TRAIN_STEPS:-1200}
 data=examples/data/generation-prompts.txt

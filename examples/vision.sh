@@ -23,7 +23,13 @@ py=${PYTHON:-$(bash scripts/python-env.sh)}
 cli=${ATTNMAP_CLI:-build/attnmap}
 steps=${TRAIN_STEPS:-500}
 step() { echo "== $*" >&2; }
-mkdir -p "$out"
+# OUT is this script's own folder: one that holds anything else is refused, so that the
+# runs it replaces below are only ever its own
+if [ -n "$(ls -A "$out" 2>/dev/null)" ] && [ ! -f "$out/.made-by-vision.sh" ]; then
+  echo "vision.sh: $out holds files this script did not make; give another folder" >&2
+  exit 2
+fi
+mkdir -p "$out" && touch "$out/.made-by-vision.sh"
 model=$out/tiny-vit-$steps
 if [ -f "$model/training.json" ]; then
   step "reusing the trained model in $model"
